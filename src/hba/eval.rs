@@ -1,0 +1,263 @@
+//! Which rule a connection meets first, and whether a change to the file
+//! would leave the provider's own connection unable to log in.
+
+use std::net::IpAddr;
+
+use super::address::mask_ip;
+use super::{HbaFile, Rule};
+
+/// How the provider's session reaches the server, as the server sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// `None` for a Unix-domain socket.
+    pub addr: Option<IpAddr>,
+    pub ssl: bool,
+    pub database: String,
+    pub user: String,
+    /// Roles the user is a member of (for `+role` entries).
+    pub member_of: Vec<String>,
+}
+
+/// What the provider can present when it logs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub password: bool,
+    pub client_cert: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Match {
+    Yes,
+    No,
+    Maybe,
+}
+
+impl Match {
+    fn and(self, other: Match) -> Match {
+        match (self, other) {
+            (Match::No, _) | (_, Match::No) => Match::No,
+            (Match::Yes, Match::Yes) => Match::Yes,
+            _ => Match::Maybe,
+        }
+    }
+    fn of(b: bool) -> Match {
+        if b {
+            Match::Yes
+        } else {
+            Match::No
+        }
+    }
+}
+
+fn unquoted(item: &str) -> (&str, bool) {
+    match item.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) => (inner, true),
+        None => (item, false),
+    }
+}
+
+fn match_type(rule: &Rule, c: &ClientInfo) -> Match {
+    let tcp = c.addr.is_some();
+    Match::of(match rule.conn_type.as_str() {
+        "local" => !tcp,
+        "host" | "hostnogssenc" => tcp,
+        "hostssl" => tcp && c.ssl,
+        "hostnossl" => tcp && !c.ssl,
+        _ => false,
+    })
+}
+
+fn match_database(rule: &Rule, c: &ClientInfo) -> Match {
+    let mut result = Match::No;
+    for item in &rule.databases {
+        let (name, quoted) = unquoted(item);
+        let m = match (name, quoted) {
+            ("all", false) => Match::Yes,
+            ("sameuser", false) => Match::of(c.database == c.user),
+            ("samerole" | "samegroup", false) => Match::of(c.member_of.contains(&c.database) || c.database == c.user),
+            ("replication", false) => Match::No,
+            (n, false) if n.starts_with('@') => Match::Maybe,
+            (n, _) => Match::of(n == c.database),
+        };
+        if m == Match::Yes {
+            return Match::Yes;
+        }
+        if m == Match::Maybe {
+            result = Match::Maybe;
+        }
+    }
+    result
+}
+
+fn match_user(rule: &Rule, c: &ClientInfo) -> Match {
+    let mut result = Match::No;
+    for item in &rule.users {
+        let (name, quoted) = unquoted(item);
+        let m = match (name, quoted) {
+            ("all", false) => Match::Yes,
+            (n, false) if n.starts_with('+') => Match::of(c.member_of.iter().any(|r| r == &n[1..]) || c.user == n[1..]),
+            (n, false) if n.starts_with('@') => Match::Maybe,
+            (n, _) => Match::of(n == c.user),
+        };
+        if m == Match::Yes {
+            return Match::Yes;
+        }
+        if m == Match::Maybe {
+            result = Match::Maybe;
+        }
+    }
+    result
+}
+
+fn match_address(rule: &Rule, c: &ClientInfo) -> Match {
+    let (Some(addr), Some(client)) = (&rule.address, c.addr) else { return Match::Yes };
+    match addr.as_str() {
+        "all" => Match::Yes,
+        "samehost" | "samenet" => Match::Maybe,
+        a => match a.split_once('/') {
+            Some((ip, p)) => match (ip.parse::<IpAddr>(), p.parse::<u8>()) {
+                (Ok(net), Ok(prefix)) => {
+                    let client = match (client, net) {
+                        (IpAddr::V6(v6), IpAddr::V4(_)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(client),
+                        _ => client,
+                    };
+                    Match::of(client.is_ipv4() == net.is_ipv4() && mask_ip(client, prefix) == net)
+                }
+                _ => Match::Maybe,
+            },
+            None => Match::Maybe,
+        },
+    }
+}
+
+/// The first rule that certainly matches `client`, and whether some rule
+/// before it might match (host names, `samenet`, `@file` lists).
+pub fn first_match<'a>(rules: impl IntoIterator<Item = &'a Rule>, client: &ClientInfo) -> Option<(&'a Rule, bool)> {
+    let mut uncertain = false;
+    for r in rules {
+        let m = match_type(r, client).and(match_database(r, client)).and(match_user(r, client)).and(match_address(r, client));
+        match m {
+            Match::Yes => return Some((r, uncertain)),
+            Match::Maybe => uncertain = true,
+            Match::No => {}
+        }
+    }
+    None
+}
+
+/// Why a rule would not let the provider in, if it would not.
+fn refuses(rule: &Rule, creds: Credentials, client: &ClientInfo) -> Option<String> {
+    let needs_cert = rule.method == "cert" || rule.options.contains_key("clientcert");
+    match rule.method.as_str() {
+        "reject" => Some("its method is `reject`".into()),
+        "scram-sha-256" | "md5" | "password" if !creds.password => {
+            Some(format!("its method `{}` asks for a password and the provider has none configured", rule.method))
+        }
+        _ if needs_cert && !creds.client_cert => {
+            Some("it requires a client certificate and the provider connects without one".into())
+        }
+        "peer" | "ident" if client.addr.is_some() => Some(format!("method `{}` cannot work over TCP", rule.method)),
+        _ => None,
+    }
+}
+
+/// The verdict on a change of the file for the provider's own connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockoutCheck {
+    Safe,
+    /// After the change the provider could not log in; the text says why.
+    LockedOut(String),
+}
+
+impl LockoutCheck {
+    /// Compares the rule that admits the provider now with the one that
+    /// would admit it after the change. Only a change that makes things
+    /// worse is refused: a file that already refuses the provider (it got in
+    /// some other way) is not the change's fault.
+    pub fn evaluate(before: &HbaFile, after: &HbaFile, client: &ClientInfo, creds: Credentials) -> LockoutCheck {
+        let rules_before: Vec<Rule> = before.rules().into_iter().map(|f| f.rule).collect();
+        let rules_after: Vec<Rule> = after.rules().into_iter().map(|f| f.rule).collect();
+        let now = first_match(&rules_before, client).map(|(r, _)| r);
+        let then = first_match(&rules_after, client);
+        let who = format!(
+            "user {:?} to database {:?} {}",
+            client.user,
+            client.database,
+            match client.addr {
+                Some(a) => format!("from {a}{}", if client.ssl { " over SSL" } else { "" }),
+                None => "over a Unix-domain socket".to_string(),
+            }
+        );
+        match then {
+            None if now.is_some() => LockoutCheck::LockedOut(format!("no rule would match the provider's own connection ({who})")),
+            Some((rule, _)) => match refuses(rule, creds, client) {
+                Some(why) if now.is_none_or(|n| refuses(n, creds, client).is_none()) => LockoutCheck::LockedOut(format!(
+                    "the provider's own connection ({who}) would first match `{}`, and {why}",
+                    rule.render()
+                )),
+                _ => LockoutCheck::Safe,
+            },
+            None => LockoutCheck::Safe,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> ClientInfo {
+        ClientInfo {
+            addr: Some("127.0.0.1".parse().unwrap()),
+            ssl: false,
+            database: "postgres".into(),
+            user: "postgres".into(),
+            member_of: vec!["admins".into()],
+        }
+    }
+    const NO_CREDS: Credentials = Credentials { password: false, client_cert: false };
+
+    #[test]
+    fn finds_first_certain_match() {
+        let f = HbaFile::parse(
+            "host all all samenet trust\nhost sameuser +admins 127.0.0.0/8 md5\nhost all all all reject\n",
+        );
+        let rules: Vec<Rule> = f.rules().into_iter().map(|x| x.rule).collect();
+        let (r, uncertain) = first_match(&rules, &client()).unwrap();
+        assert_eq!(r.method, "md5");
+        assert!(uncertain);
+        let local = ClientInfo { addr: None, ..client() };
+        assert!(first_match(&rules, &local).is_none());
+    }
+
+    #[test]
+    fn refuses_a_change_that_locks_the_provider_out() {
+        let before = HbaFile::parse("host all all 127.0.0.1/32 trust\n");
+        let mut after = before.clone();
+        after.upsert(&Rule::new("host", &["all"], &["postgres"], Some("127.0.0.0/8"), "reject").unwrap(), 1);
+        assert!(matches!(LockoutCheck::evaluate(&before, &after, &client(), NO_CREDS), LockoutCheck::LockedOut(m) if m.contains("reject")));
+
+        let mut pw = before.clone();
+        pw.upsert(&Rule::new("host", &["all"], &["all"], Some("all"), "scram-sha-256").unwrap(), 1);
+        assert!(matches!(LockoutCheck::evaluate(&before, &pw, &client(), NO_CREDS), LockoutCheck::LockedOut(_)));
+        let with_pw = Credentials { password: true, client_cert: false };
+        assert_eq!(LockoutCheck::evaluate(&before, &pw, &client(), with_pw), LockoutCheck::Safe);
+
+        // a rule for some other address is fine
+        let mut other = before.clone();
+        other.upsert(&Rule::new("host", &["all"], &["all"], Some("192.0.2.0/24"), "reject").unwrap(), 1);
+        assert_eq!(LockoutCheck::evaluate(&before, &other, &client(), NO_CREDS), LockoutCheck::Safe);
+
+        // removing the only rule that lets the provider in
+        let empty = HbaFile::parse("# nothing\n");
+        assert!(matches!(LockoutCheck::evaluate(&before, &empty, &client(), NO_CREDS), LockoutCheck::LockedOut(_)));
+    }
+
+    #[test]
+    fn ipv4_rules_match_mapped_ipv6_clients() {
+        let f = HbaFile::parse("host all all 127.0.0.1/32 trust\n");
+        let rules: Vec<Rule> = f.rules().into_iter().map(|x| x.rule).collect();
+        let c = ClientInfo { addr: Some("::ffff:127.0.0.1".parse().unwrap()), ..client() };
+        assert!(first_match(&rules, &c).is_some());
+    }
+}

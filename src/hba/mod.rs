@@ -1,0 +1,246 @@
+//! pg_hba.conf as data: parse, normalise, render and edit, with no I/O.
+//!
+//! The file is kept as its original lines so that everything the provider
+//! does not manage survives byte for byte. Managed rules live in a block
+//! delimited by two marker comments, placed before the first rule of the
+//! file so that they take precedence; inside the block each rule carries its
+//! `position` as a short `(N)` prefix of its trailing comment, which keeps
+//! the order stable across edits and lets drift in order be read back.
+
+mod address;
+mod eval;
+mod rule;
+
+pub use address::normalize_address;
+pub use eval::{first_match, ClientInfo, Credentials, LockoutCheck};
+pub use rule::{Field, Rule, RuleKey, CONNECTION_TYPES, METHODS};
+
+/// First line of the managed block.
+pub const BEGIN_MARKER: &str = "# BEGIN terraform-provider-timescaledb managed rules: change them with Terraform";
+/// Last line of the managed block.
+pub const END_MARKER: &str = "# END terraform-provider-timescaledb managed rules";
+
+/// A rule found in the file, with where it stands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Found {
+    pub rule: Rule,
+    /// Index of the line in the file.
+    pub line_index: usize,
+    /// Present when the rule is inside the managed block.
+    pub position: Option<i64>,
+    /// The line exactly as it is in the file.
+    pub text: String,
+}
+
+/// A pg_hba.conf file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HbaFile {
+    lines: Vec<String>,
+    final_newline: bool,
+}
+
+impl HbaFile {
+    pub fn parse(text: &str) -> HbaFile {
+        let final_newline = text.ends_with('\n') || text.is_empty();
+        let body = text.strip_suffix('\n').unwrap_or(text);
+        let lines = if text.is_empty() { Vec::new() } else { body.split('\n').map(str::to_string).collect() };
+        HbaFile { lines, final_newline }
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = self.lines.join("\n");
+        if self.final_newline && !self.lines.is_empty() {
+            s.push('\n');
+        }
+        s
+    }
+
+    fn block(&self) -> Option<(usize, usize)> {
+        let begin = self.lines.iter().position(|l| l.trim_end() == BEGIN_MARKER)?;
+        let end = self.lines[begin..].iter().position(|l| l.trim_end() == END_MARKER)? + begin;
+        Some((begin, end))
+    }
+
+    /// Every rule in the file, in order, skipping lines that do not parse
+    /// (the server reports those itself).
+    pub fn rules(&self) -> Vec<Found> {
+        let block = self.block();
+        let mut out = Vec::new();
+        for (i, line) in self.lines.iter().enumerate() {
+            let Ok(Some(mut rule)) = Rule::parse_line(line) else { continue };
+            let in_block = block.is_some_and(|(b, e)| i > b && i < e);
+            let mut position = None;
+            if in_block {
+                let (pos, comment) = split_position(rule.comment.as_deref());
+                position = pos;
+                rule.comment = comment;
+            }
+            out.push(Found { rule, line_index: i, position, text: line.clone() });
+        }
+        out
+    }
+
+    /// The first rule with this match key; rules inside the managed block
+    /// are preferred.
+    pub fn find(&self, key: &RuleKey) -> Option<Found> {
+        let all = self.rules();
+        let mut matching = all.into_iter().filter(|f| &f.rule.key() == key);
+        let first = matching.next()?;
+        if first.position.is_some() {
+            return Some(first);
+        }
+        Some(matching.find(|f| f.position.is_some()).unwrap_or(first))
+    }
+
+    /// Puts `rule` in the file. A rule with the same key outside the managed
+    /// block (one adopted by import) is rewritten where it stands; otherwise
+    /// the rule goes into the managed block, ordered by `position`.
+    pub fn upsert(&mut self, rule: &Rule, position: i64) {
+        if let Some(found) = self.find(&rule.key()) {
+            if found.position.is_none() {
+                self.lines[found.line_index] = rule.render();
+                return;
+            }
+            self.lines.remove(found.line_index);
+        }
+        let (begin, end) = self.ensure_block();
+        let mut insert_at = end;
+        for i in begin + 1..end {
+            if let Ok(Some(r)) = Rule::parse_line(&self.lines[i]) {
+                if split_position(r.comment.as_deref()).0.unwrap_or(i64::MIN) > position {
+                    insert_at = i;
+                    break;
+                }
+            }
+        }
+        let mut placed = rule.clone();
+        placed.comment = Some(match &rule.comment {
+            Some(c) if !c.is_empty() => format!("({position}) {c}"),
+            _ => format!("({position})"),
+        });
+        self.lines.insert(insert_at, placed.render());
+    }
+
+    /// Removes the rule with this key; returns whether one was there. An
+    /// emptied managed block is removed too, so the file returns to what it
+    /// was before the provider touched it.
+    pub fn remove(&mut self, key: &RuleKey) -> bool {
+        let Some(found) = self.find(key) else { return false };
+        self.lines.remove(found.line_index);
+        if let Some((b, e)) = self.block() {
+            if self.lines[b + 1..e].iter().all(|l| l.trim().is_empty()) {
+                self.lines.drain(b..=e);
+            }
+        }
+        true
+    }
+
+    fn ensure_block(&mut self) -> (usize, usize) {
+        if let Some(b) = self.block() {
+            return b;
+        }
+        let at = self
+            .lines
+            .iter()
+            .position(|l| matches!(Rule::parse_line(l), Ok(Some(_)) | Err(_)))
+            .unwrap_or(self.lines.len());
+        self.lines.insert(at, END_MARKER.to_string());
+        self.lines.insert(at, BEGIN_MARKER.to_string());
+        if self.lines.len() == 2 {
+            self.final_newline = true;
+        }
+        (at, at + 1)
+    }
+}
+
+/// Splits a managed rule's comment `(N) text` into position and text.
+fn split_position(comment: Option<&str>) -> (Option<i64>, Option<String>) {
+    let Some(c) = comment else { return (None, None) };
+    if let Some(rest) = c.strip_prefix('(') {
+        if let Some((num, tail)) = rest.split_once(')') {
+            if let Ok(n) = num.parse::<i64>() {
+                let tail = tail.strip_prefix(' ').unwrap_or(tail);
+                return (Some(n), if tail.is_empty() { None } else { Some(tail.to_string()) });
+            }
+        }
+    }
+    (None, Some(c.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFAULT: &str = "# PostgreSQL Client Authentication Configuration File\n\
+# TYPE  DATABASE        USER            ADDRESS                 METHOD\n\
+\n\
+# \"local\" is for Unix domain socket connections only\n\
+local   all             all                                     trust\n\
+host    all             all             127.0.0.1/32            trust\n\
+host    all             all             ::1/128                 trust\n";
+
+    fn rule(addr: &str, method: &str) -> Rule {
+        Rule::new("host", &["all"], &["all"], Some(addr), method).unwrap()
+    }
+
+    #[test]
+    fn managed_block_goes_before_the_first_rule_and_keeps_everything_else() {
+        let mut f = HbaFile::parse(DEFAULT);
+        f.upsert(&rule("192.0.2.20/32", "trust"), 100);
+        let text = f.render();
+        let expected = DEFAULT.replacen(
+            "local   all",
+            &format!("{BEGIN_MARKER}\nhost all all 192.0.2.20/32 trust # (100)\n{END_MARKER}\nlocal   all"),
+            1,
+        );
+        assert_eq!(text, expected);
+        assert!(f.remove(&rule("192.0.2.20/32", "trust").key()));
+        assert_eq!(f.render(), DEFAULT, "destroy restores the file byte for byte");
+    }
+
+    #[test]
+    fn positions_order_rules_inside_the_block() {
+        let mut f = HbaFile::parse(DEFAULT);
+        f.upsert(&rule("10.0.0.3/32", "trust"), 30);
+        f.upsert(&rule("10.0.0.1/32", "trust"), 10);
+        f.upsert(&rule("10.0.0.2/32", "trust"), 20);
+        let managed: Vec<String> =
+            f.rules().into_iter().filter(|r| r.position.is_some()).map(|r| r.rule.address.unwrap()).collect();
+        assert_eq!(managed, ["10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32"]);
+        // moving a rule re-sorts it
+        f.upsert(&rule("10.0.0.1/32", "reject"), 40);
+        let found = f.find(&rule("10.0.0.1/32", "trust").key()).unwrap();
+        assert_eq!((found.position, found.rule.method.as_str()), (Some(40), "reject"));
+        assert_eq!(f.rules().iter().filter(|r| r.position.is_some()).last().unwrap().rule.method, "reject");
+    }
+
+    #[test]
+    fn adopted_rules_are_rewritten_in_place() {
+        let mut f = HbaFile::parse(DEFAULT);
+        f.upsert(&rule("127.0.0.1/32", "scram-sha-256"), 100);
+        let text = f.render();
+        assert!(!text.contains(BEGIN_MARKER));
+        assert!(text.contains("local   all             all                                     trust\nhost all all 127.0.0.1/32 scram-sha-256\n"));
+    }
+
+    #[test]
+    fn comments_and_positions_round_trip() {
+        let mut f = HbaFile::parse(DEFAULT);
+        let mut r = rule("192.0.2.0/24", "md5");
+        r.comment = Some("access (node) #1".into());
+        f.upsert(&r, 5);
+        let again = HbaFile::parse(&f.render());
+        let found = again.find(&r.key()).unwrap();
+        assert_eq!(found.position, Some(5));
+        assert_eq!(found.rule, r);
+    }
+
+    #[test]
+    fn empty_and_unterminated_files() {
+        let mut f = HbaFile::parse("");
+        f.upsert(&rule("10.0.0.1/32", "trust"), 1);
+        assert_eq!(f.render(), format!("{BEGIN_MARKER}\nhost all all 10.0.0.1/32 trust # (1)\n{END_MARKER}\n"));
+        let g = HbaFile::parse("local all all trust");
+        assert_eq!(g.render(), "local all all trust");
+    }
+}

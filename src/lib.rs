@@ -1,0 +1,46 @@
+//! A Terraform provider that manages TimescaleDB multi-node authentication
+//! on live PostgreSQL nodes.
+//!
+//! The crate is layered from the wire inwards:
+//! - [`plugin`]: the go-plugin handshake, AutoMTLS and the gRPC server.
+//! - [`server`]: one module per Terraform RPC; converts protocol messages
+//!   to [`value::Value`]s and enforces Terraform's planning rules.
+//! - [`value`], [`schema`], [`diag`]: Terraform's type system, schemas and
+//!   diagnostics as Rust data.
+//! - [`provider`]: provider configuration and the set of nodes it reaches.
+//! - [`node`]: access to one PostgreSQL node: pooled connections, SQL built
+//!   by [`sql`], files on the node read and written through SQL.
+//! - [`hba`], [`passfile`]: pure parsers and renderers.
+//! - [`resources`], [`data_sources`]: one module each.
+
+pub mod data_sources;
+pub mod diag;
+pub mod docs;
+pub mod hba;
+pub mod log;
+pub mod node;
+pub mod passfile;
+pub mod plugin;
+pub mod provider;
+pub mod resources;
+pub mod schema;
+pub mod secret;
+pub mod server;
+pub mod sql;
+pub mod value;
+
+/// Generated protocol bindings; only [`server`] and [`plugin`] use them.
+pub mod proto {
+    pub mod tfplugin6 {
+        tonic::include_proto!("tfplugin6");
+    }
+    pub mod plugin {
+        tonic::include_proto!("plugin");
+    }
+    pub mod health {
+        tonic::include_proto!("grpc.health.v1");
+    }
+}
+
+/// The provider's own version, as Terraform sees it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,127 @@
+//! How to reach one node, and opening a connection to it.
+
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use super::error::{ErrorKind, NodeError};
+use super::tls;
+use crate::log;
+use crate::secret::Secret;
+
+/// libpq's `sslmode` values this provider supports.
+pub const SSL_MODES: &[&str] = &["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn parse(s: &str) -> Option<SslMode> {
+        Some(match s {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+}
+
+/// Everything needed to open a session on a node.
+#[derive(Clone, Debug)]
+pub struct ConnSpec {
+    /// Host name, IP address, or a Unix-socket directory (starts with `/`).
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub password: Option<Secret>,
+    pub sslmode: SslMode,
+    pub sslrootcert: Option<String>,
+    /// Client certificate and key, each PEM text or a file path.
+    pub clientcert: Option<(String, Secret)>,
+    pub connect_timeout: Duration,
+}
+
+impl ConnSpec {
+    /// `host:port` (or the socket path) for messages.
+    pub fn address(&self) -> String {
+        if self.host.starts_with('/') {
+            format!("{}/.s.PGSQL.{}", self.host, self.port)
+        } else if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Opens a session. `node` names the node in errors.
+    pub async fn connect(&self, node: &str) -> Result<Client, NodeError> {
+        let doing = "connecting";
+        let fail = |kind, m: String| NodeError::new(node, &self.address(), kind, doing, m);
+        let mut cfg = tokio_postgres::Config::new();
+        let unix = self.host.starts_with('/');
+        if unix {
+            cfg.host_path(&self.host);
+        } else {
+            cfg.host(&self.host);
+        }
+        cfg.port(self.port)
+            .dbname(&self.database)
+            .user(&self.user)
+            .application_name("terraform-provider-timescaledb")
+            .connect_timeout(self.connect_timeout);
+        if let Some(p) = &self.password {
+            cfg.password(p.expose());
+        }
+        let mode = if unix { SslMode::Disable } else { self.sslmode };
+        let connected = if mode == SslMode::Disable {
+            cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let connect = cfg.connect(tokio_postgres::NoTls);
+            match tokio::time::timeout(self.connect_timeout, connect).await {
+                Ok(r) => r.map(|(client, conn)| {
+                    spawn_connection(node, conn);
+                    client
+                }),
+                Err(_) => return Err(fail(ErrorKind::Unreachable, format!("timed out after {:?}", self.connect_timeout))),
+            }
+        } else {
+            cfg.ssl_mode(if mode == SslMode::Prefer {
+                tokio_postgres::config::SslMode::Prefer
+            } else {
+                tokio_postgres::config::SslMode::Require
+            });
+            let cert = self.clientcert.as_ref().map(|(c, k)| (c.as_str(), k.expose()));
+            let tls_config = tls::client_config(mode, self.sslrootcert.as_deref(), cert)
+                .map_err(|m| fail(ErrorKind::Unreachable, format!("TLS set-up: {m}")))?;
+            let connect = cfg.connect(tls::MakeRustls(tls_config));
+            match tokio::time::timeout(self.connect_timeout, connect).await {
+                Ok(r) => r.map(|(client, conn)| {
+                    spawn_connection(node, conn);
+                    client
+                }),
+                Err(_) => return Err(fail(ErrorKind::Unreachable, format!("timed out after {:?}", self.connect_timeout))),
+            }
+        };
+        connected.map_err(|e| NodeError::from_pg(node, &self.address(), doing, &e))
+    }
+}
+
+fn spawn_connection<F>(node: &str, conn: F)
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    let node = node.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            log::debug("node connection ended", &[("node", &node), ("error", &e)]);
+        }
+    });
+}

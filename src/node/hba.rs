@@ -1,0 +1,171 @@
+//! Reading and changing pg_hba.conf on a node without ever locking the
+//! provider out.
+//!
+//! An edit runs as one unit that Terraform cannot interrupt halfway: take
+//! the node's edit lock (in process) and an advisory lock (across
+//! processes), read the file the server uses (`hba_file`), apply the change
+//! in memory, refuse it if the provider's own session would no longer get
+//! in, keep a backup, write, let the server validate the file on disk
+//! (`pg_hba_file_rules`), reload, and prove with a fresh session that the
+//! provider still gets in. Any failure after the write puts the previous
+//! content back and reloads again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::GenericClient;
+
+use super::error::{ErrorKind, NodeError};
+use super::{files, Node};
+use crate::hba::{HbaFile, LockoutCheck};
+use crate::{log, sql};
+
+/// Advisory lock key for pg_hba.conf edits ("tfhba" in ASCII).
+const HBA_LOCK_KEY: i64 = 0x7466_6862_61;
+
+/// The file as read from the node.
+#[derive(Clone, Debug)]
+pub struct HbaSnapshot {
+    pub path: String,
+    pub file: HbaFile,
+}
+
+impl Node {
+    async fn hba_path<C: GenericClient>(&self, c: &C) -> Result<String, NodeError> {
+        let row = c.query_one(sql::SHOW_SETTING, &[&"hba_file"]).await.map_err(|e| self.pg_err("locating pg_hba.conf", &e))?;
+        row.get::<_, Option<String>>(0).ok_or_else(|| self.err(ErrorKind::Sql, "locating pg_hba.conf", "hba_file is not set"))
+    }
+
+    async fn hba_load<C: GenericClient>(&self, c: &C) -> Result<HbaSnapshot, NodeError> {
+        let path = self.hba_path(c).await?;
+        let doing = format!("reading {path}");
+        let bytes = files::read(c, &path).await.map_err(|e| self.pg_err(&doing, &e))?;
+        let bytes = bytes.ok_or_else(|| self.err(ErrorKind::Sql, &doing, "the file does not exist"))?;
+        let text = String::from_utf8(bytes).map_err(|_| self.err(ErrorKind::Sql, &doing, "the file is not valid UTF-8; the provider will not edit it"))?;
+        Ok(HbaSnapshot { path, file: HbaFile::parse(&text) })
+    }
+
+    /// The pg_hba.conf the server uses now.
+    pub async fn hba_read(&self) -> Result<HbaSnapshot, NodeError> {
+        let mut s = self.session().await?;
+        self.hba_load(s.client()).await
+    }
+
+    /// Plans an edit without making it: fails when the edit would lock out
+    /// the provider's own session.
+    pub async fn hba_preview(&self, edit: impl FnOnce(&mut HbaFile)) -> Result<(), NodeError> {
+        let mut s = self.session().await?;
+        let snap = self.hba_load(s.client()).await?;
+        let info = self.session_info(s.client()).await?;
+        let mut after = snap.file.clone();
+        edit(&mut after);
+        match LockoutCheck::evaluate(&snap.file, &after, &info.client, self.credentials()) {
+            LockoutCheck::Safe => Ok(()),
+            LockoutCheck::LockedOut(why) => Err(self.err(ErrorKind::Lockout, format!("planning a change to {}", snap.path), why)),
+        }
+    }
+
+    /// Applies `edit` to pg_hba.conf as described in the module docs and
+    /// returns the file now in force. The work runs in its own task, so a
+    /// cancelled request cannot stop it between the write and the check.
+    pub async fn hba_edit<F>(self: &Arc<Self>, edit: F) -> Result<HbaSnapshot, NodeError>
+    where
+        F: FnOnce(&mut HbaFile) -> Result<(), String> + Send + 'static,
+    {
+        let node = self.clone();
+        let task = tokio::spawn(async move { node.hba_edit_inner(edit).await });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => Err(self.err(ErrorKind::Sql, "editing pg_hba.conf", format!("internal error: {e}"))),
+        }
+    }
+
+    async fn hba_edit_inner<F>(&self, edit: F) -> Result<HbaSnapshot, NodeError>
+    where
+        F: FnOnce(&mut HbaFile) -> Result<(), String>,
+    {
+        let _guard = self.edit_lock.lock().await;
+        let mut session = self.session().await?;
+        let tx = session.client().transaction().await.map_err(|e| self.pg_err("starting a transaction", &e))?;
+        tx.query_one(sql::ADVISORY_LOCK_XACT, &[&HBA_LOCK_KEY]).await.map_err(|e| self.pg_err("locking pg_hba.conf", &e))?;
+        let before = self.hba_load(&tx).await?;
+        let path = before.path.clone();
+        let info = self.session_info(&tx).await?;
+        let mut after = before.file.clone();
+        edit(&mut after).map_err(|m| self.err(ErrorKind::Rejected, format!("changing {path}"), m))?;
+        if after == before.file {
+            return Ok(before);
+        }
+        if let LockoutCheck::LockedOut(why) = LockoutCheck::evaluate(&before.file, &after, &info.client, self.credentials()) {
+            return Err(self.err(ErrorKind::Lockout, format!("changing {path}"), format!("{why}; nothing was changed")));
+        }
+        let old_text = before.file.render();
+        let new_text = after.render();
+        let doing = format!("writing {path}");
+        files::write(&tx, &format!("{path}.terraform-backup"), old_text.as_bytes()).await.map_err(|e| self.pg_err(format!("writing the backup of {path}"), &e))?;
+        files::write(&tx, &path, new_text.as_bytes()).await.map_err(|e| self.pg_err(&doing, &e))?;
+
+        let problems = match tx.query(sql::HBA_ERRORS, &[]).await {
+            Ok(rows) => rows
+                .iter()
+                .map(|r| {
+                    let line: Option<i32> = r.get(0);
+                    let error: Option<String> = r.get(1);
+                    let text = line.and_then(|n| new_text.lines().nth((n - 1).max(0) as usize)).unwrap_or("");
+                    format!("line {}: {} (`{}`)", line.unwrap_or(0), error.unwrap_or_default(), text.trim())
+                })
+                .collect::<Vec<_>>(),
+            Err(e) => vec![format!("could not validate the file: {}", self.pg_err("validating", &e).message)],
+        };
+        if !problems.is_empty() {
+            self.restore(&tx, &path, &old_text, false).await?;
+            return Err(self.err(
+                ErrorKind::Rejected,
+                format!("validating the new {path}"),
+                format!("PostgreSQL refused the new file, which was not put in force (the previous content is back): {}", problems.join("; ")),
+            ));
+        }
+        tx.query_one(sql::RELOAD, &[]).await.map_err(|e| self.pg_err("reloading the configuration", &e))?;
+        if let Err(why) = self.prove_login(info.conf_load_time).await {
+            self.restore(&tx, &path, &old_text, true).await?;
+            return Err(self.err(
+                ErrorKind::Lockout,
+                doing,
+                format!("after the reload the provider could not log in again ({why}); the previous file was restored and reloaded"),
+            ));
+        }
+        let _ = tx.rollback().await;
+        log::info("pg_hba.conf updated", &[("node", &self.name), ("path", &path)]);
+        Ok(HbaSnapshot { path, file: after })
+    }
+
+    async fn restore<C: GenericClient>(&self, c: &C, path: &str, old: &str, reload: bool) -> Result<(), NodeError> {
+        files::write(c, path, old.as_bytes()).await.map_err(|e| {
+            let mut err = self.pg_err(format!("restoring {path}"), &e);
+            err.message.push_str(&format!("; a copy of the previous content is in {path}.terraform-backup"));
+            err
+        })?;
+        if reload {
+            c.query_one(sql::RELOAD, &[]).await.map_err(|e| self.pg_err("reloading the restored configuration", &e))?;
+        }
+        Ok(())
+    }
+
+    /// Opens fresh sessions until one started after the reload, which
+    /// proves the new rules let the provider in.
+    async fn prove_login(&self, loaded_before: f64) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let client = self.spec.connect(&self.name).await.map_err(|e| e.message)?;
+            let row = client.query_one(sql::CONF_LOAD_TIME, &[]).await.map_err(|e| e.to_string())?;
+            let loaded: f64 = row.get(0);
+            if loaded > loaded_before {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err("the server did not pick up the new configuration within 10 seconds".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! One PostgreSQL node: its connection pool, what the provider learns about
+//! its own session there, files on the node read and written through SQL,
+//! and guarded edits of pg_hba.conf.
+
+mod conn;
+mod error;
+mod files;
+mod hba;
+mod pool;
+pub mod tls;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+pub use conn::{ConnSpec, SslMode, SSL_MODES};
+pub use error::{ErrorKind, NodeError};
+pub use hba::HbaSnapshot;
+pub use pool::{Pool, Pooled};
+
+use crate::hba::{ClientInfo, Credentials};
+use crate::sql;
+
+/// A node the provider manages: the access node or a data node.
+pub struct Node {
+    pub name: String,
+    pub spec: ConnSpec,
+    pool: Arc<Pool>,
+    /// Serialises edits of this node's files within the process; edits from
+    /// other processes are kept apart by an advisory lock on the node.
+    edit_lock: tokio::sync::Mutex<()>,
+}
+
+/// What the server says about the provider's own session.
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    pub client: ClientInfo,
+    pub superuser: bool,
+    pub server_version_num: i32,
+    pub conf_load_time: f64,
+}
+
+impl Node {
+    pub fn new(name: &str, spec: ConnSpec) -> Node {
+        Node { name: name.to_string(), pool: Pool::new(name, spec.clone()), spec, edit_lock: tokio::sync::Mutex::new(()) }
+    }
+
+    pub fn address(&self) -> String {
+        self.spec.address()
+    }
+
+    pub fn err(&self, kind: ErrorKind, doing: impl Into<String>, message: impl Into<String>) -> NodeError {
+        NodeError::new(&self.name, &self.address(), kind, doing, message)
+    }
+
+    pub fn pg_err(&self, doing: impl Into<String>, e: &tokio_postgres::Error) -> NodeError {
+        NodeError::from_pg(&self.name, &self.address(), doing, e)
+    }
+
+    pub async fn session(&self) -> Result<Pooled, NodeError> {
+        self.pool.get().await
+    }
+
+    /// What the provider presents when it logs in.
+    pub fn credentials(&self) -> Credentials {
+        Credentials { password: self.spec.password.is_some(), client_cert: self.spec.clientcert.is_some() }
+    }
+
+    /// Reads the current value of a server setting (None when unset).
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, NodeError> {
+        let mut s = self.session().await?;
+        let row = s.client().query_one(sql::SHOW_SETTING, &[&name]).await.map_err(|e| self.pg_err(format!("reading setting {name}"), &e))?;
+        Ok(row.get::<_, Option<String>>(0).filter(|v| !v.is_empty()))
+    }
+
+    pub async fn session_info<C: tokio_postgres::GenericClient>(&self, client: &C) -> Result<SessionInfo, NodeError> {
+        let row = client.query_one(sql::SESSION_INFO, &[]).await.map_err(|e| self.pg_err("reading session information", &e))?;
+        let addr: Option<String> = row.get(2);
+        Ok(SessionInfo {
+            client: ClientInfo {
+                user: row.get(0),
+                database: row.get(1),
+                addr: addr.and_then(|a| a.parse::<IpAddr>().ok()),
+                ssl: row.get(3),
+                member_of: row.get(4),
+            },
+            superuser: row.get::<_, Option<bool>>(5).unwrap_or(false),
+            server_version_num: row.get(6),
+            conf_load_time: row.get(7),
+        })
+    }
+
+    /// Closes pooled sessions.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}

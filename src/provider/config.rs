@@ -1,0 +1,233 @@
+//! The provider block: schema and typed configuration, with libpq's
+//! environment variables and password file as fallbacks.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::diag::{AttrPath, Diagnostics};
+use crate::node::{ConnSpec, SslMode, SSL_MODES};
+use crate::passfile;
+use crate::schema::{Attribute, Block, Fields, Mode, Schema};
+use crate::secret::Secret;
+use crate::value::{Type, Value};
+
+pub const HOST: &str = "host";
+pub const PORT: &str = "port";
+pub const DATABASE: &str = "database";
+pub const USERNAME: &str = "username";
+pub const PASSWORD: &str = "password";
+pub const SSLMODE: &str = "sslmode";
+pub const SSLROOTCERT: &str = "sslrootcert";
+pub const CLIENTCERT: &str = "clientcert";
+pub const CERT: &str = "cert";
+pub const KEY: &str = "key";
+pub const CONNECT_TIMEOUT: &str = "connect_timeout";
+pub const DATA_NODES: &str = "data_nodes";
+
+/// Keys a `data_nodes` entry may set.
+pub const DATA_NODE_KEYS: &[&str] = &["host", "port", "database", "username", "password", "sslmode"];
+
+pub fn schema() -> Schema {
+    Schema::new(
+        "Connects to the access node of a TimescaleDB multi-node cluster (or to any PostgreSQL node) and to its data nodes. \
+         Settings left out fall back to libpq's environment variables (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, \
+         `PGPASSWORD`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGCONNECT_TIMEOUT`) and the password file (`PGPASSFILE` or `~/.pgpass`).",
+        vec![
+            Attribute::new(HOST, Type::String, Mode::Optional, "Host name, IP address or Unix-socket directory of the access node. Falls back to `PGHOST`, then `localhost`."),
+            Attribute::new(PORT, Type::Number, Mode::Optional, "Port of the access node. Falls back to `PGPORT`, then `5432`."),
+            Attribute::new(DATABASE, Type::String, Mode::Optional, "Database to connect to on every node. Falls back to `PGDATABASE`, then `postgres`."),
+            Attribute::new(USERNAME, Type::String, Mode::Optional, "Role the provider logs in as; it must be a superuser to manage files and roles. Falls back to `PGUSER`, then `postgres`."),
+            Attribute::new(PASSWORD, Type::String, Mode::Optional, "Password of `username`. Falls back to `PGPASSWORD`, then the password file.").sensitive(),
+            Attribute::new(SSLMODE, Type::String, Mode::Optional, "TLS mode, as in libpq. Falls back to `PGSSLMODE`, then `prefer`.").one_of(SSL_MODES),
+            Attribute::new(SSLROOTCERT, Type::String, Mode::Optional, "CA certificate (PEM text or file path) that node certificates must chain to; needed for `verify-ca` and `verify-full`."),
+            Attribute::new(CONNECT_TIMEOUT, Type::Number, Mode::Optional, "Seconds to wait for a connection to a node. Falls back to `PGCONNECT_TIMEOUT`, then `15`."),
+            Attribute::new(
+                DATA_NODES,
+                Type::map(Type::map(Type::String)),
+                Mode::Optional,
+                "Data nodes by name, each a map with any of `host`, `port`, `database`, `username`, `password` and `sslmode`; \
+                 keys left out take the access node's value. When not set, the data nodes are discovered from \
+                 `timescaledb_information.data_nodes` on the access node.",
+            ),
+        ],
+    )
+    .with_block(Block {
+        name: CLIENTCERT,
+        description: "Client certificate the provider presents to the nodes.".into(),
+        attributes: vec![
+            Attribute::new(CERT, Type::String, Mode::Required, "Client certificate, PEM text or file path."),
+            Attribute::new(KEY, Type::String, Mode::Required, "Private key of the client certificate, PEM text or file path.").sensitive(),
+        ],
+    })
+}
+
+/// The provider block, decoded, with fallbacks applied.
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    pub access: ConnSpec,
+    /// Data nodes given in the configuration; empty means discover them.
+    pub data_nodes: BTreeMap<String, ConnSpec>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn password_from_passfile(host: &str, port: u16, database: &str, user: &str) -> Option<Secret> {
+    let path = env("PGPASSFILE").or_else(|| env("HOME").map(|h| format!("{h}/.pgpass")))?;
+    let text = std::fs::read_to_string(path).ok()?;
+    passfile::lookup(&text, host, &port.to_string(), database, user).map(Secret::new)
+}
+
+fn parse_port(s: &str, path: AttrPath, d: &mut Diagnostics) -> u16 {
+    match s.parse::<u16>() {
+        Ok(p) if p > 0 => p,
+        _ => {
+            d.push_error(Some(path), "Invalid port", format!("{s:?} is not a TCP port (1-65535)."));
+            5432
+        }
+    }
+}
+
+impl ProviderConfig {
+    /// Decodes a wholly known provider block.
+    pub fn from_value(v: &Value) -> Result<ProviderConfig, Diagnostics> {
+        let mut f = Fields::new(v);
+        let host = f.opt_string(HOST).or_else(|| env("PGHOST")).unwrap_or_else(|| "localhost".into());
+        let port_cfg = f.opt_i64(PORT);
+        let database = f.opt_string(DATABASE).or_else(|| env("PGDATABASE")).unwrap_or_else(|| "postgres".into());
+        let user = f.opt_string(USERNAME).or_else(|| env("PGUSER")).unwrap_or_else(|| "postgres".into());
+        let password = f.opt_string(PASSWORD).or_else(|| env("PGPASSWORD")).map(Secret::new);
+        let sslmode_text = f.opt_string(SSLMODE).or_else(|| env("PGSSLMODE")).unwrap_or_else(|| "prefer".into());
+        let sslrootcert = f.opt_string(SSLROOTCERT).or_else(|| env("PGSSLROOTCERT"));
+        let timeout_cfg = f.opt_i64(CONNECT_TIMEOUT);
+        let data_nodes_raw = f.object(DATA_NODES).cloned();
+        let clientcert = f.object(CLIENTCERT).cloned();
+        f.finish()?;
+
+        let mut d = Diagnostics::new();
+        let port = match port_cfg {
+            Some(p) => parse_port(&p.to_string(), AttrPath::attr(PORT), &mut d),
+            None => env("PGPORT").map(|p| parse_port(&p, AttrPath::attr(PORT), &mut d)).unwrap_or(5432),
+        };
+        let timeout = timeout_cfg.or_else(|| env("PGCONNECT_TIMEOUT").and_then(|t| t.parse().ok())).unwrap_or(15);
+        if timeout < 1 {
+            d.push_error(Some(AttrPath::attr(CONNECT_TIMEOUT)), "Invalid timeout", "`connect_timeout` must be at least 1 second.");
+        }
+        let sslmode = SslMode::parse(&sslmode_text).unwrap_or_else(|| {
+            d.push_error(Some(AttrPath::attr(SSLMODE)), "Invalid sslmode", format!("{sslmode_text:?} is not one of {}.", SSL_MODES.join(", ")));
+            SslMode::Prefer
+        });
+        if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && sslrootcert.is_none() {
+            d.push_error(Some(AttrPath::attr(SSLROOTCERT)), "Missing sslrootcert", format!("sslmode {sslmode_text:?} verifies the node's certificate and needs `sslrootcert`."));
+        }
+        let clientcert = clientcert.map(|c| {
+            let mut cf = Fields::nested(&c, AttrPath::attr(CLIENTCERT));
+            let pair = (cf.string(CERT), Secret::new(cf.string(KEY)));
+            if let Err(e) = cf.finish() {
+                d.extend(e);
+            }
+            pair
+        });
+        let password = password.or_else(|| password_from_passfile(&host, port, &database, &user));
+        let access = ConnSpec {
+            host,
+            port,
+            database,
+            user,
+            password,
+            sslmode,
+            sslrootcert,
+            clientcert,
+            connect_timeout: Duration::from_secs(timeout.max(1) as u64),
+        };
+
+        let mut data_nodes = BTreeMap::new();
+        if let Some(Value::Map(m)) = data_nodes_raw {
+            for (name, entry) in m {
+                let path = AttrPath::attr(DATA_NODES).key(&name);
+                let Value::Map(fields) = entry else { continue };
+                let get = |k: &str| fields.get(k).and_then(Value::as_str).map(str::to_string);
+                for k in fields.keys() {
+                    if !DATA_NODE_KEYS.contains(&k.as_str()) {
+                        d.push_error(Some(path.clone().key(k)), "Unknown data node setting", format!("{k:?} is not one of {}.", DATA_NODE_KEYS.join(", ")));
+                    }
+                }
+                let mut spec = access.clone();
+                if let Some(h) = get("host") {
+                    spec.host = h;
+                }
+                if let Some(p) = get("port") {
+                    spec.port = parse_port(&p, path.clone().key("port"), &mut d);
+                }
+                if let Some(db) = get("database") {
+                    spec.database = db;
+                }
+                if let Some(u) = get("username") {
+                    spec.user = u;
+                }
+                if let Some(m) = get("sslmode") {
+                    match SslMode::parse(&m) {
+                        Some(mode) => spec.sslmode = mode,
+                        None => d.push_error(Some(path.clone().key("sslmode")), "Invalid sslmode", format!("{m:?} is not one of {}.", SSL_MODES.join(", "))),
+                    }
+                }
+                spec.password = match get("password") {
+                    Some(p) => Some(Secret::new(p)),
+                    None => password_from_passfile(&spec.host, spec.port, &spec.database, &spec.user).or(spec.password),
+                };
+                if name == crate::provider::ACCESS_NODE {
+                    d.push_error(Some(path), "Reserved node name", format!("{:?} names the access node; pick another name for this data node.", crate::provider::ACCESS_NODE));
+                    continue;
+                }
+                data_nodes.insert(name, spec);
+            }
+        }
+        d.into_result()?;
+        Ok(ProviderConfig { access, data_nodes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::object;
+
+    fn config(pairs: Vec<(&'static str, Value)>) -> Value {
+        let mut v = object(schema().attributes.iter().map(|a| (a.name, Value::Null)));
+        v.set_attr(CLIENTCERT, Value::Null);
+        for (k, x) in pairs {
+            v.set_attr(k, x);
+        }
+        v
+    }
+
+    #[test]
+    fn data_nodes_inherit_the_access_node_settings() {
+        let v = config(vec![
+            (HOST, Value::string("10.0.0.1")),
+            (PORT, Value::int(6000)),
+            (USERNAME, Value::string("admin")),
+            (PASSWORD, Value::string("pw")),
+            (SSLMODE, Value::string("disable")),
+            (DATA_NODES, Value::Map(BTreeMap::from([("dn1".to_string(), Value::map_of_strings([("port", "6001")]))]))),
+        ]);
+        let c = ProviderConfig::from_value(&v).unwrap();
+        let dn = &c.data_nodes["dn1"];
+        assert_eq!((dn.host.as_str(), dn.port, dn.user.as_str()), ("10.0.0.1", 6001, "admin"));
+        assert_eq!(dn.password.as_ref().map(|p| p.expose()), Some("pw"));
+    }
+
+    #[test]
+    fn bad_settings_point_at_their_attribute() {
+        let v = config(vec![
+            (SSLMODE, Value::string("verify-full")),
+            (DATA_NODES, Value::Map(BTreeMap::from([("dn1".to_string(), Value::map_of_strings([("port", "x"), ("hots", "y")]))]))),
+        ]);
+        let d = ProviderConfig::from_value(&v).unwrap_err();
+        let paths: Vec<String> = d.0.iter().map(|x| x.path.clone().unwrap_or_default().to_string()).collect();
+        assert!(paths.contains(&"sslrootcert".to_string()), "{paths:?}");
+        assert!(paths.contains(&"data_nodes[\"dn1\"][\"port\"]".to_string()), "{paths:?}");
+        assert!(paths.contains(&"data_nodes[\"dn1\"][\"hots\"]".to_string()), "{paths:?}");
+    }
+}

@@ -1,0 +1,435 @@
+//! `timescaledb_hba_rule`: one pg_hba.conf record on one node.
+
+use std::collections::BTreeMap;
+
+use crate::diag::{AttrPath, Diagnostics};
+use crate::hba::{normalize_address, Field, HbaFile, Rule, CONNECTION_TYPES, METHODS};
+use crate::node::NodeError;
+use crate::provider::ACCESS_NODE;
+use crate::schema::{object, Attribute, Fields, Mode, Schema};
+use crate::value::{Type, Value};
+
+use super::{Ctx, Import, PlanInput, Resource};
+
+pub const NODE: &str = "node";
+pub const TYPE: &str = "type";
+pub const DATABASES: &str = "databases";
+pub const USERS: &str = "users";
+pub const ADDRESS: &str = "address";
+pub const NETMASK: &str = "netmask";
+pub const METHOD: &str = "method";
+pub const OPTIONS: &str = "options";
+pub const POSITION: &str = "position";
+pub const COMMENT: &str = "comment";
+pub const ID: &str = "id";
+pub const LINE: &str = "line";
+
+const DEFAULT_POSITION: i64 = 100;
+
+pub struct HbaRule;
+
+#[tonic::async_trait]
+impl Resource for HbaRule {
+    fn type_name(&self) -> &'static str {
+        "timescaledb_hba_rule"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    fn validate(&self, config: &Value) -> Diagnostics {
+        let known = [TYPE, DATABASES, USERS, ADDRESS, NETMASK, METHOD, OPTIONS, COMMENT].iter().all(|a| config.attr(a).is_wholly_known());
+        if !known {
+            return Diagnostics::new();
+        }
+        match Model::from_value(config, true) {
+            Ok(m) => m.rule().err().unwrap_or_default(),
+            Err(d) => d,
+        }
+    }
+
+    async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
+        if !plan.planned.is_wholly_known() {
+            return Ok(());
+        }
+        let m = Model::from_value(plan.planned, false)?;
+        let rule = m.rule()?;
+        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        if plan.prior.is_none() {
+            let snap = node.hba_read().await.map_err(|e| node_diag(&e))?;
+            if let Some(found) = snap.file.find(&rule.key()) {
+                match found.position {
+                    Some(_) => {
+                        return Err(Diagnostics::attr_error(
+                            AttrPath::attr(ADDRESS),
+                            "Rule already managed",
+                            format!(
+                                "{} on node {:?} already has a managed rule for `{}` (line {}). Another resource manages it, or it was left by an earlier apply: import it with `terraform import <address> '{}'`.",
+                                snap.path, m.node, rule.key(), found.line_index + 1, m.id(&rule)
+                            ),
+                        ))
+                    }
+                    None => plan.warnings.push_warning(
+                        None,
+                        "Existing line will be taken over",
+                        format!(
+                            "{} on node {:?} already has `{}` at line {}; applying rewrites that line in place to match this resource.",
+                            snap.path, m.node, found.text.trim(), found.line_index + 1
+                        ),
+                    ),
+                }
+            }
+        }
+        let position = m.position;
+        node.hba_preview(move |f| f.upsert(&rule, position)).await.map_err(|e| node_diag(&e))?;
+        Ok(())
+    }
+
+    async fn check_destroy(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
+        let m = Model::from_value(prior, false)?;
+        let key = m.rule()?.key();
+        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        node.hba_preview(move |f| {
+            f.remove(&key);
+        })
+        .await
+        .map_err(|e| node_diag(&e))
+    }
+
+    async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
+        let prior = Model::from_value(state, false)?;
+        let rule = prior.rule()?;
+        let node = ctx.provider.node(&prior.node).await.map_err(|e| node_diag(&e))?;
+        let snap = node.hba_read().await.map_err(|e| node_diag(&e))?;
+        let Some(found) = snap.file.find(&rule.key()) else { return Ok(None) };
+        let mut now = prior.clone();
+        now.method = found.rule.method.clone();
+        now.options = found.rule.options.clone();
+        now.comment = found.rule.comment.clone();
+        now.position = found.position.unwrap_or(prior.position);
+        if sorted(&found.rule.databases) != sorted(&prior.databases) {
+            now.databases = found.rule.databases.clone();
+        }
+        if sorted(&found.rule.users) != sorted(&prior.users) {
+            now.users = found.rule.users.clone();
+        }
+        Ok(Some(now.to_state(&found.rule, &found.text, state)))
+    }
+
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, Diagnostics> {
+        self.write(ctx, planned, true).await
+    }
+
+    async fn update(&self, ctx: &Ctx, _prior: &Value, planned: &Value) -> Result<Value, Diagnostics> {
+        self.write(ctx, planned, false).await
+    }
+
+    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
+        ctx.check_cancelled()?;
+        let m = Model::from_value(prior, false)?;
+        let key = m.rule()?.key();
+        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        node.hba_edit(move |f| {
+            f.remove(&key);
+            Ok(())
+        })
+        .await
+        .map_err(|e| node_diag(&e))?;
+        Ok(())
+    }
+
+    fn importer(&self) -> Option<&dyn Import> {
+        Some(self)
+    }
+}
+
+#[tonic::async_trait]
+impl Import for HbaRule {
+    fn id_format(&self) -> &'static str {
+        "<node> <type> <databases> <users> [<address>]"
+    }
+
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
+        let bad = |why: String| {
+            Diagnostics::error(
+                "Invalid import ID",
+                format!(
+                    "{why}. The ID is the node name followed by the rule's first fields as written in pg_hba.conf, \
+                     for example `dn1 host all all 192.0.2.20/32` or `access local all postgres`."
+                ),
+            )
+        };
+        let id = id.trim();
+        let (node_name, rest) = id.split_once(char::is_whitespace).ok_or_else(|| bad(format!("{id:?} has no rule fields")))?;
+        // Parse the fields with the file parser by completing them into a record.
+        let key_rule = Rule::parse_line(&format!("{} trust", rest.trim()))
+            .map_err(|e| bad(e))?
+            .ok_or_else(|| bad("the rule fields are empty".into()))?;
+        let node = ctx.provider.node(node_name).await.map_err(|e| node_diag(&e))?;
+        let snap = node.hba_read().await.map_err(|e| node_diag(&e))?;
+        let found = snap.file.find(&key_rule.key()).ok_or_else(|| {
+            Diagnostics::error("Rule not found", format!("{} on node {node_name:?} has no rule for `{}`.", snap.path, key_rule.key()))
+        })?;
+        let r = &found.rule;
+        let m = Model {
+            node: node_name.to_string(),
+            conn_type: r.conn_type.clone(),
+            databases: r.databases.clone(),
+            users: r.users.clone(),
+            address: r.address.clone(),
+            netmask: None,
+            method: r.method.clone(),
+            options: r.options.clone(),
+            position: found.position.unwrap_or(DEFAULT_POSITION),
+            comment: r.comment.clone(),
+        };
+        Ok(m.to_state(r, &found.text, &Value::Null))
+    }
+}
+
+impl HbaRule {
+    async fn write(&self, ctx: &Ctx, planned: &Value, creating: bool) -> Result<Value, Diagnostics> {
+        ctx.check_cancelled()?;
+        let m = Model::from_value(planned, false)?;
+        let rule = m.rule()?;
+        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let (to_write, position, id) = (rule.clone(), m.position, m.id(&rule));
+        let snap = node
+            .hba_edit(move |f: &mut HbaFile| {
+                if creating {
+                    if let Some(found) = f.find(&to_write.key()).filter(|x| x.position.is_some()) {
+                        return Err(format!(
+                            "a managed rule for `{}` already exists (line {}); import it with ID '{id}' instead of creating it again",
+                            to_write.key(),
+                            found.line_index + 1
+                        ));
+                    }
+                }
+                f.upsert(&to_write, position);
+                Ok(())
+            })
+            .await
+            .map_err(|e| node_diag(&e))?;
+        let found = snap.file.find(&rule.key()).ok_or_else(|| {
+            Diagnostics::error("Rule missing after write", format!("The rule for `{}` was written to {} but is not there when read back.", rule.key(), snap.path))
+        })?;
+        Ok(m.to_state(&rule, &found.text, planned))
+    }
+}
+
+fn node_diag(e: &NodeError) -> Diagnostics {
+    e.to_diagnostics(None)
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+/// The resource's attributes as Rust values.
+#[derive(Clone, Debug, PartialEq)]
+struct Model {
+    node: String,
+    conn_type: String,
+    databases: Vec<String>,
+    users: Vec<String>,
+    address: Option<String>,
+    netmask: Option<String>,
+    method: String,
+    options: BTreeMap<String, String>,
+    position: i64,
+    comment: Option<String>,
+}
+
+impl Model {
+    /// `config` is true for a raw configuration, where defaults are not
+    /// applied yet.
+    fn from_value(v: &Value, config: bool) -> Result<Model, Diagnostics> {
+        let mut f = Fields::new(v);
+        let m = Model {
+            node: f.opt_string(NODE).unwrap_or_else(|| ACCESS_NODE.to_string()),
+            conn_type: f.string(TYPE),
+            databases: f.strings(DATABASES),
+            users: f.strings(USERS),
+            address: f.opt_string(ADDRESS),
+            netmask: f.opt_string(NETMASK),
+            method: f.string(METHOD),
+            options: f.string_map(OPTIONS),
+            position: f.opt_i64(POSITION).unwrap_or(DEFAULT_POSITION),
+            comment: f.opt_string(COMMENT),
+        };
+        let _ = config;
+        f.finish()?;
+        Ok(m)
+    }
+
+    /// The record this model stands for, checked, with diagnostics on the
+    /// attribute at fault.
+    fn rule(&self) -> Result<Rule, Diagnostics> {
+        let address = match &self.address {
+            Some(a) => Some(normalize_address(a, self.netmask.as_deref()).map_err(|m| {
+                let path = if m.contains("mask") && self.netmask.is_some() { NETMASK } else { ADDRESS };
+                Diagnostics::attr_error(AttrPath::attr(path), "Invalid address", m)
+            })?),
+            None if self.netmask.is_some() => {
+                return Err(Diagnostics::attr_error(AttrPath::attr(NETMASK), "Netmask without address", "`netmask` needs an IP `address`."))
+            }
+            None => None,
+        };
+        if let Some(c) = &self.comment {
+            if c.starts_with('(') {
+                return Err(Diagnostics::attr_error(AttrPath::attr(COMMENT), "Invalid comment", "A comment cannot start with `(`: the provider keeps the rule's position there."));
+            }
+        }
+        let rule = Rule {
+            conn_type: self.conn_type.clone(),
+            databases: self.databases.clone(),
+            users: self.users.clone(),
+            address,
+            method: self.method.clone(),
+            options: self.options.clone(),
+            comment: self.comment.clone().filter(|c| !c.is_empty()),
+        };
+        rule.check_field().map_err(|(field, m)| {
+            let path = match field {
+                Field::Type => AttrPath::attr(TYPE),
+                Field::Databases => AttrPath::attr(DATABASES),
+                Field::Users => AttrPath::attr(USERS),
+                Field::Address => AttrPath::attr(ADDRESS),
+                Field::Method => AttrPath::attr(METHOD),
+                Field::Option(k) => AttrPath::attr(OPTIONS).key(&k),
+                Field::Comment => AttrPath::attr(COMMENT),
+            };
+            Diagnostics::attr_error(path, "Invalid pg_hba.conf rule", m)
+        })?;
+        Ok(rule)
+    }
+
+    fn id(&self, rule: &Rule) -> String {
+        let mut fields = rule.render();
+        // keep the match fields only: drop method, options and comment
+        let keep = if rule.address.is_some() { 4 } else { 3 };
+        let tokens: Vec<&str> = fields.split(' ').collect();
+        fields = tokens[..keep.min(tokens.len())].join(" ");
+        format!("{} {fields}", self.node)
+    }
+
+    /// The state value. `shape` is the planned or prior value, whose choice
+    /// between null and empty for optional attributes is kept.
+    fn to_state(&self, rule: &Rule, line: &str, shape: &Value) -> Value {
+        let options = if self.options.is_empty() && shape.attr(OPTIONS).is_null() {
+            Value::Null
+        } else {
+            Value::map_of_strings(self.options.clone())
+        };
+        let comment = match (&self.comment, shape.attr(COMMENT)) {
+            (None, Value::String(s)) if s.is_empty() => Value::string(""),
+            (c, _) => Value::opt_string(c.clone()),
+        };
+        object([
+            (NODE, Value::string(&self.node)),
+            (TYPE, Value::string(&self.conn_type)),
+            (DATABASES, Value::list_of_strings(self.databases.clone())),
+            (USERS, Value::list_of_strings(self.users.clone())),
+            (ADDRESS, Value::opt_string(self.address.clone())),
+            (NETMASK, Value::opt_string(self.netmask.clone())),
+            (METHOD, Value::string(&self.method)),
+            (OPTIONS, options),
+            (POSITION, Value::int(self.position)),
+            (COMMENT, comment),
+            (ID, Value::string(self.id(rule))),
+            (LINE, Value::string(line)),
+        ])
+    }
+}
+
+fn schema() -> Schema {
+    Schema::new(
+        "Manages one record of `pg_hba.conf` on one node. The file is read and written through SQL on the node, checked by \
+         PostgreSQL (`pg_hba_file_rules`) before the configuration is reloaded, and put back as it was if the check fails or \
+         the provider could no longer log in. Lines the provider does not manage are kept byte for byte; managed rules are kept \
+         together, ordered by `position`, in a marked block before the file's first rule.",
+        vec![
+            Attribute::new(NODE, Type::String, Mode::Optional, "Node whose `pg_hba.conf` holds the rule: `access` or the name of a data node.").default(Value::string(ACCESS_NODE)).force_new(),
+            Attribute::new(TYPE, Type::String, Mode::Required, "Connection type the rule matches.").one_of(CONNECTION_TYPES).force_new(),
+            Attribute::new(DATABASES, Type::list(Type::String), Mode::Required, "Databases the rule matches: names, or keywords such as `all`, `sameuser` and `replication`. A keyword in double quotes (`\"\\\"all\\\"\"`) is a literal name.").force_new(),
+            Attribute::new(USERS, Type::list(Type::String), Mode::Required, "Roles the rule matches: names, `all`, or `+role` for members of a role.").force_new(),
+            Attribute::new(ADDRESS, Type::String, Mode::Optional, "Client address for every type but `local`: a CIDR range (`192.0.2.0/24`, `2001:db8::/32`), a single IP address (taken as `/32` or `/128`), a host name, or `all`, `samehost`, `samenet`. An address with bits set outside its mask is refused.").force_new(),
+            Attribute::new(NETMASK, Type::String, Mode::Optional, "Netmask for an IP `address` written without a prefix (`255.255.255.0`); it is turned into the CIDR form.").force_new(),
+            Attribute::new(METHOD, Type::String, Mode::Required, "Authentication method.").one_of(METHODS),
+            Attribute::new(OPTIONS, Type::map(Type::String), Mode::Optional, "Authentication options, e.g. `{ clientcert = \"verify-full\" }`. Options are checked against the method; `clientcert=1`, which PostgreSQL 14 and later refuse, is rejected at plan time."),
+            Attribute::new(POSITION, Type::Number, Mode::Optional, "Order among the managed rules of the node; lower comes first, and the first matching rule wins.").default(Value::int(DEFAULT_POSITION)),
+            Attribute::new(COMMENT, Type::String, Mode::Optional, "Comment written at the end of the line."),
+            Attribute::new(ID, Type::String, Mode::Computed, "The node name followed by the rule's match fields (type, databases, users, address), which is also the import ID.").stable(),
+            Attribute::new(LINE, Type::String, Mode::Computed, "The line as it stands in `pg_hba.conf`."),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&'static str, Value)]) -> Value {
+        let mut v = object(schema().attributes.iter().map(|a| (a.name, Value::Null)));
+        for (k, x) in pairs {
+            v.set_attr(k, x.clone());
+        }
+        v
+    }
+
+    fn base() -> Vec<(&'static str, Value)> {
+        vec![
+            (TYPE, Value::string("host")),
+            (DATABASES, Value::list_of_strings(["all"])),
+            (USERS, Value::list_of_strings(["all"])),
+            (ADDRESS, Value::string("192.0.2.20")),
+            (METHOD, Value::string("scram-sha-256")),
+        ]
+    }
+
+    fn error_paths(d: &Diagnostics) -> Vec<String> {
+        d.0.iter().map(|x| x.path.clone().map(|p| p.to_string()).unwrap_or_default()).collect()
+    }
+
+    #[test]
+    fn valid_config_passes_and_ids_are_the_match_fields() {
+        let v = config(&base());
+        assert!(HbaRule.validate(&v).is_empty());
+        let m = Model::from_value(&v, true).unwrap();
+        assert_eq!(m.id(&m.rule().unwrap()), "access host all all 192.0.2.20/32");
+    }
+
+    #[test]
+    fn errors_point_at_the_attribute() {
+        let mut c = base();
+        c.push((OPTIONS, Value::map_of_strings([("clientcert", "1")])));
+        c[0] = (TYPE, Value::string("hostssl"));
+        assert_eq!(error_paths(&HbaRule.validate(&config(&c))), ["options[\"clientcert\"]"]);
+
+        let mut c = base();
+        c[3] = (ADDRESS, Value::string("192.0.2.20/24"));
+        assert_eq!(error_paths(&HbaRule.validate(&config(&c))), ["address"]);
+
+        let mut c = base();
+        c[0] = (TYPE, Value::string("local"));
+        assert_eq!(error_paths(&HbaRule.validate(&config(&c))), ["address"]);
+
+        let mut c = base();
+        c[4] = (METHOD, Value::string("cert"));
+        assert_eq!(error_paths(&HbaRule.validate(&config(&c))), ["method"]);
+
+        let mut c = base();
+        c.push((COMMENT, Value::string("(oops")));
+        assert_eq!(error_paths(&HbaRule.validate(&config(&c))), ["comment"]);
+    }
+
+    #[test]
+    fn unknown_values_defer_validation() {
+        let mut c = base();
+        c[3] = (ADDRESS, Value::Unknown);
+        assert!(HbaRule.validate(&config(&c)).is_empty());
+    }
+}

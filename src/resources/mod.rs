@@ -1,0 +1,99 @@
+//! Managed resources. Each resource is one module implementing
+//! [`Resource`]; optional capabilities are separate traits the server
+//! detects ([`Import`]).
+
+pub mod hba_rule;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::diag::Diagnostics;
+use crate::provider::Provider;
+use crate::schema::Schema;
+use crate::value::Value;
+
+/// What a resource operation gets to work with.
+#[derive(Clone)]
+pub struct Ctx {
+    pub provider: Arc<Provider>,
+    /// Cancelled when Terraform sends StopProvider.
+    pub cancel: CancellationToken,
+}
+
+impl Ctx {
+    /// Fails when Terraform asked the provider to stop; called before
+    /// starting a change so that no new change begins after a stop.
+    pub fn check_cancelled(&self) -> Result<(), Diagnostics> {
+        if self.cancel.is_cancelled() {
+            Err(Diagnostics::error("Operation cancelled", "Terraform asked the provider to stop before this change started; nothing was changed."))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The plan the server computed from Terraform's rules, for the resource to
+/// check against live nodes and adjust.
+pub struct PlanInput<'a> {
+    /// None when the resource is being created.
+    pub prior: Option<&'a Value>,
+    pub config: &'a Value,
+    /// The planned state; the resource may set computed attributes.
+    pub planned: &'a mut Value,
+    /// Warnings to show with the plan.
+    pub warnings: Diagnostics,
+}
+
+#[tonic::async_trait]
+pub trait Resource: Send + Sync {
+    /// The resource type name, e.g. `timescaledb_hba_rule`.
+    fn type_name(&self) -> &'static str;
+
+    fn schema(&self) -> Schema;
+
+    /// Checks a configuration that may hold unknown values. No I/O.
+    fn validate(&self, _config: &Value) -> Diagnostics {
+        Diagnostics::new()
+    }
+
+    /// Checks a create or update plan against the live node, when the
+    /// provider is configured. The default accepts every plan.
+    async fn check_plan(&self, _ctx: &Ctx, _plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
+        Ok(())
+    }
+
+    /// Checks a destroy plan (Terraform 1.3 and later send these).
+    async fn check_destroy(&self, _ctx: &Ctx, _prior: &Value) -> Result<(), Diagnostics> {
+        Ok(())
+    }
+
+    /// The resource as it is on the nodes now; `None` when it is gone.
+    async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics>;
+
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, Diagnostics>;
+
+    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, Diagnostics>;
+
+    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics>;
+
+    /// The import capability, when the resource has one.
+    fn importer(&self) -> Option<&dyn Import> {
+        None
+    }
+}
+
+/// Adopting an existing object by an ID a user can write.
+#[tonic::async_trait]
+pub trait Import: Send + Sync {
+    /// The ID's form, for the docs and for error messages.
+    fn id_format(&self) -> &'static str;
+
+    /// The state of the object named by `id`.
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics>;
+}
+
+/// Every resource the provider offers.
+pub fn all() -> Vec<Arc<dyn Resource>> {
+    vec![Arc::new(hba_rule::HbaRule)]
+}

@@ -1,0 +1,307 @@
+//! Schemas of the provider, its resources and data sources, and typed
+//! access to values shaped by them.
+//!
+//! A schema is data: attributes with their type, flags, Markdown
+//! description, default and allowed values. The server layer uses it to
+//! decode values, to apply defaults and replacement rules while planning, to
+//! validate allowed values, and the docs generator renders it.
+
+use std::collections::BTreeMap;
+
+use crate::diag::{AttrPath, Diagnostics};
+use crate::value::{Type, Value};
+
+/// How an attribute's value comes about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Required,
+    Optional,
+    /// Optional, and the provider fills it in (from a default or the node)
+    /// when the configuration leaves it out.
+    OptionalComputed,
+    /// Set by the provider only.
+    Computed,
+}
+
+#[derive(Clone, Debug)]
+pub struct Attribute {
+    pub name: &'static str,
+    pub ty: Type,
+    pub mode: Mode,
+    pub description: String,
+    pub sensitive: bool,
+    /// A change to this attribute replaces the resource.
+    pub force_new: bool,
+    /// Value planned when the configuration leaves the attribute out.
+    pub default: Option<Value>,
+    /// The only values a string attribute (or each element of a list or
+    /// set of strings, or each value of a map) may take.
+    pub one_of: Option<&'static [&'static str]>,
+    /// For computed attributes: the value does not change when the resource
+    /// is updated in place, so it is not shown as "known after apply".
+    pub stable: bool,
+}
+
+impl Attribute {
+    pub fn new(name: &'static str, ty: Type, mode: Mode, description: impl Into<String>) -> Attribute {
+        Attribute {
+            name,
+            ty,
+            mode,
+            description: description.into(),
+            sensitive: false,
+            force_new: false,
+            default: None,
+            one_of: None,
+            stable: false,
+        }
+    }
+    pub fn sensitive(mut self) -> Self {
+        self.sensitive = true;
+        self
+    }
+    pub fn force_new(mut self) -> Self {
+        self.force_new = true;
+        self
+    }
+    pub fn stable(mut self) -> Self {
+        self.stable = true;
+        self
+    }
+    /// Sets the default; the attribute becomes optional and computed, and
+    /// the description states the default.
+    pub fn default(mut self, v: Value) -> Self {
+        self.mode = Mode::OptionalComputed;
+        self.description = format!("{} Defaults to `{}`.", self.description, display_plain(&v));
+        self.default = Some(v);
+        self
+    }
+    /// Restricts the values; the description lists them from the same
+    /// constant the validator uses.
+    pub fn one_of(mut self, allowed: &'static [&'static str]) -> Self {
+        let list: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+        self.description = format!("{} One of {}.", self.description, list.join(", "));
+        self.one_of = Some(allowed);
+        self
+    }
+
+    pub fn required(&self) -> bool {
+        self.mode == Mode::Required
+    }
+    pub fn optional(&self) -> bool {
+        matches!(self.mode, Mode::Optional | Mode::OptionalComputed)
+    }
+    pub fn computed(&self) -> bool {
+        matches!(self.mode, Mode::Computed | Mode::OptionalComputed)
+    }
+}
+
+fn display_plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A nested block with at most one instance (`clientcert { ... }`).
+#[derive(Clone, Debug)]
+pub struct Block {
+    pub name: &'static str,
+    pub description: String,
+    pub attributes: Vec<Attribute>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Schema {
+    pub version: i64,
+    pub description: String,
+    pub attributes: Vec<Attribute>,
+    pub blocks: Vec<Block>,
+}
+
+impl Schema {
+    pub fn new(description: impl Into<String>, attributes: Vec<Attribute>) -> Schema {
+        Schema { version: 0, description: description.into(), attributes, blocks: Vec::new() }
+    }
+
+    pub fn with_block(mut self, b: Block) -> Schema {
+        self.blocks.push(b);
+        self
+    }
+
+    /// The object type of a value of this schema.
+    pub fn ty(&self) -> Type {
+        let mut attrs: BTreeMap<String, Type> =
+            self.attributes.iter().map(|a| (a.name.to_string(), a.ty.clone())).collect();
+        for b in &self.blocks {
+            let inner = b.attributes.iter().map(|a| (a.name.to_string(), a.ty.clone())).collect();
+            attrs.insert(b.name.to_string(), Type::Object(inner));
+        }
+        Type::Object(attrs)
+    }
+
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+
+    /// Checks allowed values of every known attribute in `config`.
+    pub fn validate(&self, config: &Value) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        check_attrs(&self.attributes, config, &AttrPath::default(), &mut d);
+        for b in &self.blocks {
+            let inner = config.attr(b.name);
+            if !inner.is_null() {
+                check_attrs(&b.attributes, inner, &AttrPath::attr(b.name), &mut d);
+            }
+        }
+        d
+    }
+}
+
+fn check_attrs(attrs: &[Attribute], config: &Value, base: &AttrPath, d: &mut Diagnostics) {
+    for a in attrs {
+        let Some(allowed) = a.one_of else { continue };
+        let v = config.attr(a.name);
+        let path = AttrPath(base.0.clone()).then_attr(a.name);
+        let mut check = |s: &str, p: AttrPath| {
+            if !allowed.contains(&s) {
+                let list: Vec<String> = allowed.iter().map(|x| format!("\"{x}\"")).collect();
+                d.push_error(
+                    Some(p),
+                    format!("Invalid value for {}", a.name),
+                    format!("{s:?} is not allowed here; use one of {}.", list.join(", ")),
+                );
+            }
+        };
+        match v {
+            Value::String(s) => check(s, path),
+            Value::List(items) | Value::Set(items) => {
+                for (i, x) in items.iter().enumerate() {
+                    if let Value::String(s) = x {
+                        check(s, path.clone().index(i));
+                    }
+                }
+            }
+            Value::Map(m) => {
+                for (k, x) in m {
+                    if let Value::String(s) = x {
+                        check(s, path.clone().key(k));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads typed fields out of an object value, collecting a diagnostic with
+/// the attribute's path for every field that is missing or unknown.
+pub struct Fields<'a> {
+    v: &'a Value,
+    base: AttrPath,
+    diags: Diagnostics,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(v: &'a Value) -> Fields<'a> {
+        Fields { v, base: AttrPath::default(), diags: Diagnostics::new() }
+    }
+
+    /// Fields of a nested object, with paths under `base`.
+    pub fn nested(v: &'a Value, base: AttrPath) -> Fields<'a> {
+        Fields { v, base, diags: Diagnostics::new() }
+    }
+
+    fn path(&self, name: &str) -> AttrPath {
+        AttrPath(self.base.0.clone()).then_attr(name)
+    }
+
+    fn get(&mut self, name: &str) -> Option<&'a Value> {
+        let v = self.v.attr(name);
+        if v.is_unknown() || !v.is_wholly_known() {
+            let p = self.path(name);
+            self.diags.push_error(
+                Some(p),
+                "Value not yet known",
+                format!("`{name}` must be known before this step; it depends on something that is only known after apply."),
+            );
+            return None;
+        }
+        if v.is_null() {
+            None
+        } else {
+            Some(v)
+        }
+    }
+
+    pub fn opt_string(&mut self, name: &str) -> Option<String> {
+        self.get(name).and_then(Value::as_str).map(str::to_string)
+    }
+
+    pub fn string(&mut self, name: &str) -> String {
+        match self.opt_string(name) {
+            Some(s) => s,
+            None => {
+                if !self.v.attr(name).is_unknown() {
+                    let p = self.path(name);
+                    self.diags.push_error(Some(p), "Missing value", format!("`{name}` must be set."));
+                }
+                String::new()
+            }
+        }
+    }
+
+    pub fn opt_i64(&mut self, name: &str) -> Option<i64> {
+        let v = self.get(name)?;
+        match v {
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Some(i),
+                None => {
+                    let p = self.path(name);
+                    self.diags.push_error(Some(p), "Invalid number", format!("`{name}` must be a whole number, not {n}."));
+                    None
+                }
+            },
+            _ => None,
+        }
+    }
+
+    pub fn bool_or(&mut self, name: &str, default: bool) -> bool {
+        match self.get(name) {
+            Some(Value::Bool(b)) => *b,
+            _ => default,
+        }
+    }
+
+    pub fn strings(&mut self, name: &str) -> Vec<String> {
+        match self.get(name) {
+            Some(Value::List(items) | Value::Set(items)) => {
+                items.iter().filter_map(Value::as_str).map(str::to_string).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn string_map(&mut self, name: &str) -> BTreeMap<String, String> {
+        match self.get(name) {
+            Some(Value::Map(m)) => {
+                m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect()
+            }
+            _ => BTreeMap::new(),
+        }
+    }
+
+    pub fn object(&mut self, name: &str) -> Option<&'a Value> {
+        self.get(name)
+    }
+
+    /// The collected diagnostics, as an error when there are any.
+    pub fn finish(self) -> Result<(), Diagnostics> {
+        self.diags.into_result()
+    }
+}
+
+/// Builds an object value from attribute/value pairs.
+pub fn object<I: IntoIterator<Item = (&'static str, Value)>>(pairs: I) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}

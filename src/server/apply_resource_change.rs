@@ -1,0 +1,83 @@
+//! ApplyResourceChange: create, update or delete, then hold the result to
+//! the plan (wholly known, equal wherever the plan was known).
+
+use tonic::Status;
+
+use super::{convert, ProviderServer};
+use crate::diag::{AttrPath, Diagnostics};
+use crate::proto::tfplugin6 as pb;
+use crate::value::Value;
+
+/// Differences between a new state and the plan it must honour.
+pub(super) fn check_against_plan(planned: &Value, new: &Value) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    if let (Value::Object(p), Value::Object(n)) = (planned, new) {
+        for (k, pv) in p {
+            let nv = n.get(k).unwrap_or(&Value::Null);
+            if !nv.is_wholly_known() {
+                d.push_error(Some(AttrPath::attr(k)), "Provider returned an unknown value", format!("`{k}` is still unknown after apply. This is a bug in the provider."));
+            } else if pv.is_wholly_known() && pv != nv {
+                d.push_error(
+                    Some(AttrPath::attr(k)),
+                    "Provider produced an inconsistent result",
+                    format!("`{k}` was planned as {pv} but is {nv} after apply. This is a bug in the provider."),
+                );
+            }
+        }
+    }
+    d
+}
+
+pub(super) async fn handle(server: &ProviderServer, req: pb::apply_resource_change::Request) -> Result<pb::apply_resource_change::Response, Status> {
+    let res = server.resource(&req.type_name)?.clone();
+    let ty = res.schema().ty();
+    let decoded = (|| {
+        Ok::<_, Diagnostics>((
+            convert::from_dynamic(req.prior_state.as_ref(), &ty)?,
+            convert::from_dynamic(req.planned_state.as_ref(), &ty)?,
+        ))
+    })();
+    let (prior, planned) = match decoded {
+        Ok(x) => x,
+        Err(d) => return Ok(pb::apply_resource_change::Response { new_state: req.prior_state, diagnostics: convert::diagnostics(d), ..Default::default() }),
+    };
+    let result = async {
+        let ctx = server.ctx()?.ok_or_else(|| {
+            Diagnostics::error("Provider configuration not known", "The provider block still holds unknown values at apply time. This is a bug in Terraform.")
+        })?;
+        if planned.is_null() {
+            ProviderServer::cancellable(&ctx, res.delete(&ctx, &prior)).await?;
+            return Ok(Value::Null);
+        }
+        let new = if prior.is_null() {
+            ProviderServer::cancellable(&ctx, res.create(&ctx, &planned)).await?
+        } else {
+            ProviderServer::cancellable(&ctx, res.update(&ctx, &prior, &planned)).await?
+        };
+        check_against_plan(&planned, &new).into_result()?;
+        Ok(new)
+    }
+    .await;
+    Ok(match result.and_then(|v| convert::to_dynamic(&v, &ty)) {
+        Ok(dv) => pb::apply_resource_change::Response { new_state: Some(dv), private: req.planned_private, ..Default::default() },
+        // Changes are all-or-nothing, so on failure the prior state is still
+        // what exists.
+        Err(d) => pb::apply_resource_change::Response { new_state: req.prior_state, diagnostics: convert::diagnostics(d), ..Default::default() },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::object;
+
+    #[test]
+    fn results_must_honour_the_plan() {
+        let planned = object([("a", Value::string("x")), ("b", Value::Unknown)]);
+        assert!(check_against_plan(&planned, &object([("a", Value::string("x")), ("b", Value::string("y"))])).is_empty());
+        let d = check_against_plan(&planned, &object([("a", Value::string("z")), ("b", Value::string("y"))]));
+        assert_eq!(d.0[0].path, Some(AttrPath::attr("a")));
+        let d = check_against_plan(&planned, &object([("a", Value::string("x")), ("b", Value::Unknown)]));
+        assert_eq!(d.0[0].path, Some(AttrPath::attr("b")));
+    }
+}

@@ -1,0 +1,71 @@
+//! Every SQL statement the provider sends, built from plain values.
+//!
+//! User input reaches the server either as a bind parameter or through
+//! [`ident`] / [`literal`], the only quoting helpers in the crate; nothing
+//! else formats user input into SQL.
+
+/// Quotes an identifier: `"` doubled, always quoted, so case and any
+/// character survive.
+pub fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Quotes a string literal. Backslashes are safe whatever
+/// `standard_conforming_strings` says because an `E''` literal is used
+/// when one is present.
+pub fn literal(s: &str) -> String {
+    if s.contains('\\') {
+        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+/// What the provider needs to know about its own session on a node.
+pub const SESSION_INFO: &str = "SELECT current_user::text, current_database()::text, host(inet_client_addr()), \
+     coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false), \
+     coalesce((SELECT array_agg(b.rolname::text) FROM pg_roles b WHERE pg_has_role(current_user, b.oid, 'member')), '{}'), \
+     (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), current_setting('server_version_num')::int, \
+     extract(epoch from pg_conf_load_time())::float8";
+
+/// `$1`: a setting name. Its value, or NULL when unset or unknown.
+pub const SHOW_SETTING: &str = "SELECT current_setting($1, true)";
+
+/// `$1`: path. The file's bytes, or NULL when it does not exist.
+pub const READ_FILE: &str = "SELECT CASE WHEN (pg_stat_file($1, true)).size IS NULL THEN NULL ELSE pg_read_binary_file($1) END";
+
+/// `$1`: bytes, `$2`: path. Writes the file as the server's OS user. Run
+/// inside a transaction that is rolled back, so the large object used as a
+/// vehicle disappears while the file stays.
+pub const WRITE_FILE: &str = "SELECT lo_export(lo_from_bytea(0, $1::bytea), $2)";
+
+/// Errors the server finds in the pg_hba.conf file now on disk.
+pub const HBA_ERRORS: &str =
+    "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL ORDER BY line_number";
+
+pub const RELOAD: &str = "SELECT pg_reload_conf()";
+
+/// Epoch seconds of the configuration load as seen by this session.
+pub const CONF_LOAD_TIME: &str = "SELECT extract(epoch from pg_conf_load_time())::float8";
+
+/// `$1`: lock key. Serialises edits of one file across provider
+/// processes until the transaction ends (also when the session dies).
+pub const ADVISORY_LOCK_XACT: &str = "SELECT pg_advisory_xact_lock($1)";
+
+/// TimescaleDB's catalog of data nodes, when the extension is there.
+pub const TIMESCALEDB_VERSION: &str = "SELECT extversion::text FROM pg_extension WHERE extname = 'timescaledb'";
+pub const DATA_NODES: &str = "SELECT node_name::text, coalesce(options, '{}')::text[] FROM timescaledb_information.data_nodes ORDER BY node_name";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(ident("Test \"Role\""), "\"Test \"\"Role\"\"\"");
+        assert_eq!(ident("ünï"), "\"ünï\"");
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal(r"a\'b"), r"E'a\\''b'");
+        assert_eq!(literal("'; DROP TABLE x; --"), "'''; DROP TABLE x; --'");
+    }
+}
