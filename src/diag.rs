@@ -79,18 +79,42 @@ impl Diagnostics {
     }
 
     /// A single error about one attribute.
-    pub fn attr_error(path: AttrPath, summary: impl Into<String>, detail: impl Into<String>) -> Diagnostics {
+    pub fn attr_error(
+        path: AttrPath,
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Diagnostics {
         let mut d = Diagnostics::new();
         d.push_error(Some(path), summary, detail);
         d
     }
 
-    pub fn push_error(&mut self, path: Option<AttrPath>, summary: impl Into<String>, detail: impl Into<String>) {
-        self.0.push(Diagnostic { severity: Severity::Error, summary: summary.into(), detail: detail.into(), path });
+    pub fn push_error(
+        &mut self,
+        path: Option<AttrPath>,
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
+        self.0.push(Diagnostic {
+            severity: Severity::Error,
+            summary: summary.into(),
+            detail: detail.into(),
+            path,
+        });
     }
 
-    pub fn push_warning(&mut self, path: Option<AttrPath>, summary: impl Into<String>, detail: impl Into<String>) {
-        self.0.push(Diagnostic { severity: Severity::Warning, summary: summary.into(), detail: detail.into(), path });
+    pub fn push_warning(
+        &mut self,
+        path: Option<AttrPath>,
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
+        self.0.push(Diagnostic {
+            severity: Severity::Warning,
+            summary: summary.into(),
+            detail: detail.into(),
+            path,
+        });
     }
 
     pub fn extend(&mut self, other: Diagnostics) {

@@ -16,15 +16,24 @@ struct Examples {
 
 fn examples(kind: &str, name: &str) -> Examples {
     match (kind, name) {
-        ("provider", _) => Examples { usage: include_str!("../examples/provider/provider.tf"), import: None },
+        ("provider", _) => Examples {
+            usage: include_str!("../examples/provider/provider.tf"),
+            import: None,
+        },
         ("resource", "timescaledb_hba_rule") => Examples {
             usage: include_str!("../examples/resources/timescaledb_hba_rule/resource.tf"),
-            import: Some(include_str!("../examples/resources/timescaledb_hba_rule/import.sh")),
+            import: Some(include_str!(
+                "../examples/resources/timescaledb_hba_rule/import.sh"
+            )),
         },
-        ("data-source", "timescaledb_data_nodes") => {
-            Examples { usage: include_str!("../examples/data-sources/timescaledb_data_nodes/data-source.tf"), import: None }
-        }
-        _ => Examples { usage: "", import: None },
+        ("data-source", "timescaledb_data_nodes") => Examples {
+            usage: include_str!("../examples/data-sources/timescaledb_data_nodes/data-source.tf"),
+            import: None,
+        },
+        _ => Examples {
+            usage: "",
+            import: None,
+        },
     }
 }
 
@@ -62,7 +71,11 @@ fn schema_section(s: &Schema) -> String {
     ];
     for (title, pick) in groups {
         let attrs: Vec<&Attribute> = s.attributes.iter().filter(|a| pick(a)).collect();
-        let blocks: Vec<_> = if title == "Optional" { s.blocks.iter().collect() } else { Vec::new() };
+        let blocks: Vec<_> = if title == "Optional" {
+            s.blocks.iter().collect()
+        } else {
+            Vec::new()
+        };
         if attrs.is_empty() && blocks.is_empty() {
             continue;
         }
@@ -71,11 +84,17 @@ fn schema_section(s: &Schema) -> String {
             out.push_str(&attr_line(a));
         }
         for b in &blocks {
-            out.push_str(&format!("- `{}` (Block, at most one) {} See [below for nested schema](#nestedblock--{}).\n", b.name, b.description, b.name));
+            out.push_str(&format!(
+                "- `{}` (Block, at most one) {} See [below for nested schema](#nestedblock--{}).\n",
+                b.name, b.description, b.name
+            ));
         }
     }
     for b in &s.blocks {
-        out.push_str(&format!("\n<a id=\"nestedblock--{}\"></a>\n### Nested Schema for `{}`\n\n", b.name, b.name));
+        out.push_str(&format!(
+            "\n<a id=\"nestedblock--{}\"></a>\n### Nested Schema for `{}`\n\n",
+            b.name, b.name
+        ));
         for a in &b.attributes {
             out.push_str(&attr_line(a));
         }
@@ -87,14 +106,24 @@ fn first_sentence(s: &str) -> &str {
     s.find(". ").map(|i| &s[..=i]).unwrap_or(s)
 }
 
-fn page(title: &str, subcategory: &str, heading: &str, s: &Schema, ex: &Examples, import_note: Option<&str>) -> String {
+fn page(
+    title: &str,
+    subcategory: &str,
+    heading: &str,
+    s: &Schema,
+    ex: &Examples,
+    import_note: Option<&str>,
+) -> String {
     let mut out = format!(
         "---\npage_title: \"{title}\"\nsubcategory: \"{subcategory}\"\ndescription: |-\n  {}\n---\n\n# {heading}\n\n{}\n",
         first_sentence(&s.description),
         s.description
     );
     if !ex.usage.is_empty() {
-        out.push_str(&format!("\n## Example Usage\n\n```terraform\n{}```\n", ex.usage));
+        out.push_str(&format!(
+            "\n## Example Usage\n\n```terraform\n{}```\n",
+            ex.usage
+        ));
     }
     out.push('\n');
     out.push_str(&schema_section(s));
@@ -114,7 +143,14 @@ pub fn render_all() -> BTreeMap<PathBuf, String> {
     let mut files = BTreeMap::new();
     files.insert(
         PathBuf::from("index.md"),
-        page("Provider: timescaledb", "", "timescaledb Provider", server.provider_schema(), &examples("provider", ""), None),
+        page(
+            "Provider: timescaledb",
+            "",
+            "timescaledb Provider",
+            server.provider_schema(),
+            &examples("provider", ""),
+            None,
+        ),
     );
     for r in server.resources() {
         let name = r.type_name();
@@ -122,7 +158,14 @@ pub fn render_all() -> BTreeMap<PathBuf, String> {
         let note = r.importer().map(|i| i.id_format());
         files.insert(
             PathBuf::from(format!("resources/{short}.md")),
-            page(&format!("{name} Resource - terraform-provider-timescaledb"), "", &format!("{name} (Resource)"), &r.schema(), &examples("resource", name), note),
+            page(
+                &format!("{name} Resource - terraform-provider-timescaledb"),
+                "",
+                &format!("{name} (Resource)"),
+                &r.schema(),
+                &examples("resource", name),
+                note,
+            ),
         );
     }
     for d in server.data_sources() {
@@ -130,7 +173,14 @@ pub fn render_all() -> BTreeMap<PathBuf, String> {
         let short = name.trim_start_matches("timescaledb_");
         files.insert(
             PathBuf::from(format!("data-sources/{short}.md")),
-            page(&format!("{name} Data Source - terraform-provider-timescaledb"), "", &format!("{name} (Data Source)"), &d.schema(), &examples("data-source", name), None),
+            page(
+                &format!("{name} Data Source - terraform-provider-timescaledb"),
+                "",
+                &format!("{name} (Data Source)"),
+                &d.schema(),
+                &examples("data-source", name),
+                None,
+            ),
         );
     }
     files
@@ -160,6 +210,9 @@ mod tests {
                 stale.push(rel.display().to_string());
             }
         }
-        assert!(stale.is_empty(), "docs are stale, run `make docs`: {stale:?}");
+        assert!(
+            stale.is_empty(),
+            "docs are stale, run `make docs`: {stale:?}"
+        );
     }
 }

@@ -31,7 +31,9 @@ impl Level {
 fn threshold() -> Level {
     static LEVEL: OnceLock<Level> = OnceLock::new();
     *LEVEL.get_or_init(|| {
-        let v = std::env::var("TF_LOG_PROVIDER").or_else(|_| std::env::var("TF_LOG")).unwrap_or_default();
+        let v = std::env::var("TF_LOG_PROVIDER")
+            .or_else(|_| std::env::var("TF_LOG"))
+            .unwrap_or_default();
         match v.to_ascii_lowercase().as_str() {
             "trace" | "json" => Level::Trace,
             "info" => Level::Info,
@@ -51,7 +53,12 @@ pub fn log(level: Level, message: &str, fields: &[(&str, &dyn Display)]) {
     m.insert("@level".into(), level.name().into());
     m.insert("@message".into(), message.into());
     m.insert("@module".into(), "provider.timescaledb".into());
-    m.insert("@timestamp".into(), humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string().into());
+    m.insert(
+        "@timestamp".into(),
+        humantime::format_rfc3339_micros(std::time::SystemTime::now())
+            .to_string()
+            .into(),
+    );
     for (k, v) in fields {
         m.insert((*k).to_string(), v.to_string().into());
     }

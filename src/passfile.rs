@@ -27,11 +27,17 @@ fn escape(s: &str) -> String {
 impl Entry {
     /// The entry as one line, escaped as libpq reads it.
     pub fn render(&self) -> String {
-        [&self.hostname, &self.port, &self.database, &self.username, &self.password]
-            .iter()
-            .map(|f| escape(f))
-            .collect::<Vec<_>>()
-            .join(":")
+        [
+            &self.hostname,
+            &self.port,
+            &self.database,
+            &self.username,
+            &self.password,
+        ]
+        .iter()
+        .map(|f| escape(f))
+        .collect::<Vec<_>>()
+        .join(":")
     }
 
     /// Parses a line the way libpq does; comments, blank lines and lines
@@ -61,21 +67,31 @@ impl Entry {
         fields.push(cur);
         let mut it = fields.into_iter();
         let mut next = || it.next().unwrap_or_default();
-        Some(Entry { hostname: next(), port: next(), database: next(), username: next(), password: next() })
+        Some(Entry {
+            hostname: next(),
+            port: next(),
+            database: next(),
+            username: next(),
+            password: next(),
+        })
     }
 
     /// Whether libpq would use this entry for a connection.
     pub fn matches(&self, host: &str, port: &str, database: &str, user: &str) -> bool {
         let m = |pat: &str, v: &str| pat == "*" || pat == v;
         // libpq treats the default socket directory as "localhost"
-        let host_ok = m(&self.hostname, host) || (host.starts_with('/') && self.hostname == "localhost");
+        let host_ok =
+            m(&self.hostname, host) || (host.starts_with('/') && self.hostname == "localhost");
         host_ok && m(&self.port, port) && m(&self.database, database) && m(&self.username, user)
     }
 }
 
 /// The password libpq would take from `text` for this connection.
 pub fn lookup(text: &str, host: &str, port: &str, database: &str, user: &str) -> Option<String> {
-    text.lines().filter_map(Entry::parse).find(|e| e.matches(host, port, database, user)).map(|e| e.password)
+    text.lines()
+        .filter_map(Entry::parse)
+        .find(|e| e.matches(host, port, database, user))
+        .map(|e| e.password)
 }
 
 #[cfg(test)]
@@ -99,9 +115,18 @@ mod tests {
     #[test]
     fn first_match_wins_and_comments_are_skipped() {
         let text = "# comment\nlocalhost:5432:*:postgres:first\n*:*:*:postgres:second\n*:*:*:*:any\nbroken:line\n";
-        assert_eq!(lookup(text, "localhost", "5432", "db", "postgres").as_deref(), Some("first"));
-        assert_eq!(lookup(text, "10.0.0.1", "5433", "db", "postgres").as_deref(), Some("second"));
-        assert_eq!(lookup(text, "10.0.0.1", "5433", "db", "other").as_deref(), Some("any"));
+        assert_eq!(
+            lookup(text, "localhost", "5432", "db", "postgres").as_deref(),
+            Some("first")
+        );
+        assert_eq!(
+            lookup(text, "10.0.0.1", "5433", "db", "postgres").as_deref(),
+            Some("second")
+        );
+        assert_eq!(
+            lookup(text, "10.0.0.1", "5433", "db", "other").as_deref(),
+            Some("any")
+        );
         assert_eq!(lookup("", "h", "1", "d", "u"), None);
     }
 

@@ -43,7 +43,12 @@ pub struct Attribute {
 }
 
 impl Attribute {
-    pub fn new(name: &'static str, ty: Type, mode: Mode, description: impl Into<String>) -> Attribute {
+    pub fn new(
+        name: &'static str,
+        ty: Type,
+        mode: Mode,
+        description: impl Into<String>,
+    ) -> Attribute {
         Attribute {
             name,
             ty,
@@ -121,7 +126,12 @@ pub struct Schema {
 
 impl Schema {
     pub fn new(description: impl Into<String>, attributes: Vec<Attribute>) -> Schema {
-        Schema { version: 0, description: description.into(), attributes, blocks: Vec::new() }
+        Schema {
+            version: 0,
+            description: description.into(),
+            attributes,
+            blocks: Vec::new(),
+        }
     }
 
     pub fn with_block(mut self, b: Block) -> Schema {
@@ -131,10 +141,17 @@ impl Schema {
 
     /// The object type of a value of this schema.
     pub fn ty(&self) -> Type {
-        let mut attrs: BTreeMap<String, Type> =
-            self.attributes.iter().map(|a| (a.name.to_string(), a.ty.clone())).collect();
+        let mut attrs: BTreeMap<String, Type> = self
+            .attributes
+            .iter()
+            .map(|a| (a.name.to_string(), a.ty.clone()))
+            .collect();
         for b in &self.blocks {
-            let inner = b.attributes.iter().map(|a| (a.name.to_string(), a.ty.clone())).collect();
+            let inner = b
+                .attributes
+                .iter()
+                .map(|a| (a.name.to_string(), a.ty.clone()))
+                .collect();
             attrs.insert(b.name.to_string(), Type::Object(inner));
         }
         Type::Object(attrs)
@@ -204,12 +221,20 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub fn new(v: &'a Value) -> Fields<'a> {
-        Fields { v, base: AttrPath::default(), diags: Diagnostics::new() }
+        Fields {
+            v,
+            base: AttrPath::default(),
+            diags: Diagnostics::new(),
+        }
     }
 
     /// Fields of a nested object, with paths under `base`.
     pub fn nested(v: &'a Value, base: AttrPath) -> Fields<'a> {
-        Fields { v, base, diags: Diagnostics::new() }
+        Fields {
+            v,
+            base,
+            diags: Diagnostics::new(),
+        }
     }
 
     fn path(&self, name: &str) -> AttrPath {
@@ -244,7 +269,11 @@ impl<'a> Fields<'a> {
             None => {
                 if !self.v.attr(name).is_unknown() {
                     let p = self.path(name);
-                    self.diags.push_error(Some(p), "Missing value", format!("`{name}` must be set."));
+                    self.diags.push_error(
+                        Some(p),
+                        "Missing value",
+                        format!("`{name}` must be set."),
+                    );
                 }
                 String::new()
             }
@@ -258,7 +287,11 @@ impl<'a> Fields<'a> {
                 Some(i) => Some(i),
                 None => {
                     let p = self.path(name);
-                    self.diags.push_error(Some(p), "Invalid number", format!("`{name}` must be a whole number, not {n}."));
+                    self.diags.push_error(
+                        Some(p),
+                        "Invalid number",
+                        format!("`{name}` must be a whole number, not {n}."),
+                    );
                     None
                 }
             },
@@ -275,18 +308,21 @@ impl<'a> Fields<'a> {
 
     pub fn strings(&mut self, name: &str) -> Vec<String> {
         match self.get(name) {
-            Some(Value::List(items) | Value::Set(items)) => {
-                items.iter().filter_map(Value::as_str).map(str::to_string).collect()
-            }
+            Some(Value::List(items) | Value::Set(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
             _ => Vec::new(),
         }
     }
 
     pub fn string_map(&mut self, name: &str) -> BTreeMap<String, String> {
         match self.get(name) {
-            Some(Value::Map(m)) => {
-                m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect()
-            }
+            Some(Value::Map(m)) => m
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect(),
             _ => BTreeMap::new(),
         }
     }

@@ -34,10 +34,14 @@ pub const SHOW_SETTING: &str = "SELECT current_setting($1, true)";
 /// `$1`: path. The file's bytes, or NULL when it does not exist.
 pub const READ_FILE: &str = "SELECT CASE WHEN (pg_stat_file($1, true)).size IS NULL THEN NULL ELSE pg_read_binary_file($1) END";
 
-/// `$1`: bytes, `$2`: path. Writes the file as the server's OS user. Run
-/// inside a transaction that is rolled back, so the large object used as a
-/// vehicle disappears while the file stays.
-pub const WRITE_FILE: &str = "SELECT lo_export(lo_from_bytea(0, $1::bytea), $2)";
+/// `$1`: bytes. Makes a large object to carry a file's content; run inside
+/// a transaction that is rolled back, so it disappears while the file
+/// written from it stays. (`lo_export` cannot see a large object created
+/// by the same statement, hence two statements.)
+pub const NEW_LARGE_OBJECT: &str = "SELECT lo_from_bytea(0, $1::bytea)";
+
+/// `$1`: large object, `$2`: path. Writes the file as the server's OS user.
+pub const EXPORT_LARGE_OBJECT: &str = "SELECT lo_export($1, $2)";
 
 /// Errors the server finds in the pg_hba.conf file now on disk.
 pub const HBA_ERRORS: &str =
@@ -53,7 +57,8 @@ pub const CONF_LOAD_TIME: &str = "SELECT extract(epoch from pg_conf_load_time())
 pub const ADVISORY_LOCK_XACT: &str = "SELECT pg_advisory_xact_lock($1)";
 
 /// TimescaleDB's catalog of data nodes, when the extension is there.
-pub const TIMESCALEDB_VERSION: &str = "SELECT extversion::text FROM pg_extension WHERE extname = 'timescaledb'";
+pub const TIMESCALEDB_VERSION: &str =
+    "SELECT extversion::text FROM pg_extension WHERE extname = 'timescaledb'";
 pub const DATA_NODES: &str = "SELECT node_name::text, coalesce(options, '{}')::text[] FROM timescaledb_information.data_nodes ORDER BY node_name";
 
 #[cfg(test)]

@@ -16,14 +16,24 @@ pub fn normalize_address(addr: &str, netmask: Option<&str>) -> Result<String, St
     }
     let (ip_text, prefix) = match (addr.split_once('/'), netmask) {
         (Some(_), Some(_)) => return Err("give either a CIDR prefix or a netmask, not both".into()),
-        (Some((ip, p)), None) => (ip, Some(p.parse::<u8>().map_err(|_| format!("invalid CIDR prefix in {addr:?}"))?)),
+        (Some((ip, p)), None) => (
+            ip,
+            Some(
+                p.parse::<u8>()
+                    .map_err(|_| format!("invalid CIDR prefix in {addr:?}"))?,
+            ),
+        ),
         (None, Some(mask)) => (addr, Some(mask_to_prefix(mask)?)),
         (None, None) => (addr, None),
     };
     let ip: IpAddr = match ip_text.parse() {
         Ok(ip) => ip,
         Err(_) if prefix.is_none() && is_hostname(addr) => return Ok(addr.to_ascii_lowercase()),
-        Err(_) => return Err(format!("{addr:?} is not an IP address, CIDR range, keyword or host name")),
+        Err(_) => {
+            return Err(format!(
+                "{addr:?} is not an IP address, CIDR range, keyword or host name"
+            ))
+        }
     };
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let prefix = prefix.unwrap_or(max);
@@ -52,7 +62,9 @@ fn is_hostname(s: &str) -> bool {
 }
 
 fn mask_to_prefix(mask: &str) -> Result<u8, String> {
-    let ip: IpAddr = mask.parse().map_err(|_| format!("invalid IP mask {mask:?}"))?;
+    let ip: IpAddr = mask
+        .parse()
+        .map_err(|_| format!("invalid IP mask {mask:?}"))?;
     let bits: u128 = match ip {
         IpAddr::V4(v) => u128::from(u32::from(v)) << 96,
         IpAddr::V6(v) => u128::from(v),
@@ -68,11 +80,19 @@ fn mask_to_prefix(mask: &str) -> Result<u8, String> {
 pub(crate) fn mask_ip(ip: IpAddr, prefix: u8) -> IpAddr {
     match ip {
         IpAddr::V4(v) => {
-            let m = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
             IpAddr::V4((u32::from(v) & m).into())
         }
         IpAddr::V6(v) => {
-            let m = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix))
+            };
             IpAddr::V6((u128::from(v) & m).into())
         }
     }
@@ -84,18 +104,35 @@ mod tests {
 
     #[test]
     fn canonical_forms() {
-        assert_eq!(normalize_address("192.0.2.20", None).unwrap(), "192.0.2.20/32");
-        assert_eq!(normalize_address("192.0.2.0", Some("255.255.255.0")).unwrap(), "192.0.2.0/24");
-        assert_eq!(normalize_address("2001:0db8:0000::/32", None).unwrap(), "2001:db8::/32");
+        assert_eq!(
+            normalize_address("192.0.2.20", None).unwrap(),
+            "192.0.2.20/32"
+        );
+        assert_eq!(
+            normalize_address("192.0.2.0", Some("255.255.255.0")).unwrap(),
+            "192.0.2.0/24"
+        );
+        assert_eq!(
+            normalize_address("2001:0db8:0000::/32", None).unwrap(),
+            "2001:db8::/32"
+        );
         assert_eq!(normalize_address("::1", None).unwrap(), "::1/128");
-        assert_eq!(normalize_address("DN1.Example.com", None).unwrap(), "dn1.example.com");
-        assert_eq!(normalize_address(".example.com", None).unwrap(), ".example.com");
+        assert_eq!(
+            normalize_address("DN1.Example.com", None).unwrap(),
+            "dn1.example.com"
+        );
+        assert_eq!(
+            normalize_address(".example.com", None).unwrap(),
+            ".example.com"
+        );
         assert_eq!(normalize_address("samenet", None).unwrap(), "samenet");
     }
 
     #[test]
     fn refusals() {
-        assert!(normalize_address("192.0.2.20/24", None).unwrap_err().contains("192.0.2.0/24"));
+        assert!(normalize_address("192.0.2.20/24", None)
+            .unwrap_err()
+            .contains("192.0.2.0/24"));
         assert!(normalize_address("10.0.0.0", Some("255.0.255.0")).is_err());
         assert!(normalize_address("10.0.0.0/33", None).is_err());
         assert!(normalize_address("not an address", None).is_err());

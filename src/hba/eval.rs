@@ -74,7 +74,9 @@ fn match_database(rule: &Rule, c: &ClientInfo) -> Match {
         let m = match (name, quoted) {
             ("all", false) => Match::Yes,
             ("sameuser", false) => Match::of(c.database == c.user),
-            ("samerole" | "samegroup", false) => Match::of(c.member_of.contains(&c.database) || c.database == c.user),
+            ("samerole" | "samegroup", false) => {
+                Match::of(c.member_of.contains(&c.database) || c.database == c.user)
+            }
             ("replication", false) => Match::No,
             (n, false) if n.starts_with('@') => Match::Maybe,
             (n, _) => Match::of(n == c.database),
@@ -95,7 +97,9 @@ fn match_user(rule: &Rule, c: &ClientInfo) -> Match {
         let (name, quoted) = unquoted(item);
         let m = match (name, quoted) {
             ("all", false) => Match::Yes,
-            (n, false) if n.starts_with('+') => Match::of(c.member_of.iter().any(|r| r == &n[1..]) || c.user == n[1..]),
+            (n, false) if n.starts_with('+') => {
+                Match::of(c.member_of.iter().any(|r| r == &n[1..]) || c.user == n[1..])
+            }
             (n, false) if n.starts_with('@') => Match::Maybe,
             (n, _) => Match::of(n == c.user),
         };
@@ -110,7 +114,9 @@ fn match_user(rule: &Rule, c: &ClientInfo) -> Match {
 }
 
 fn match_address(rule: &Rule, c: &ClientInfo) -> Match {
-    let (Some(addr), Some(client)) = (&rule.address, c.addr) else { return Match::Yes };
+    let (Some(addr), Some(client)) = (&rule.address, c.addr) else {
+        return Match::Yes;
+    };
     match addr.as_str() {
         "all" => Match::Yes,
         "samehost" | "samenet" => Match::Maybe,
@@ -118,7 +124,9 @@ fn match_address(rule: &Rule, c: &ClientInfo) -> Match {
             Some((ip, p)) => match (ip.parse::<IpAddr>(), p.parse::<u8>()) {
                 (Ok(net), Ok(prefix)) => {
                     let client = match (client, net) {
-                        (IpAddr::V6(v6), IpAddr::V4(_)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(client),
+                        (IpAddr::V6(v6), IpAddr::V4(_)) => {
+                            v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(client)
+                        }
                         _ => client,
                     };
                     Match::of(client.is_ipv4() == net.is_ipv4() && mask_ip(client, prefix) == net)
@@ -132,10 +140,16 @@ fn match_address(rule: &Rule, c: &ClientInfo) -> Match {
 
 /// The first rule that certainly matches `client`, and whether some rule
 /// before it might match (host names, `samenet`, `@file` lists).
-pub fn first_match<'a>(rules: impl IntoIterator<Item = &'a Rule>, client: &ClientInfo) -> Option<(&'a Rule, bool)> {
+pub fn first_match<'a>(
+    rules: impl IntoIterator<Item = &'a Rule>,
+    client: &ClientInfo,
+) -> Option<(&'a Rule, bool)> {
     let mut uncertain = false;
     for r in rules {
-        let m = match_type(r, client).and(match_database(r, client)).and(match_user(r, client)).and(match_address(r, client));
+        let m = match_type(r, client)
+            .and(match_database(r, client))
+            .and(match_user(r, client))
+            .and(match_address(r, client));
         match m {
             Match::Yes => return Some((r, uncertain)),
             Match::Maybe => uncertain = true,
@@ -150,13 +164,16 @@ fn refuses(rule: &Rule, creds: Credentials, client: &ClientInfo) -> Option<Strin
     let needs_cert = rule.method == "cert" || rule.options.contains_key("clientcert");
     match rule.method.as_str() {
         "reject" => Some("its method is `reject`".into()),
-        "scram-sha-256" | "md5" | "password" if !creds.password => {
-            Some(format!("its method `{}` asks for a password and the provider has none configured", rule.method))
-        }
+        "scram-sha-256" | "md5" | "password" if !creds.password => Some(format!(
+            "its method `{}` asks for a password and the provider has none configured",
+            rule.method
+        )),
         _ if needs_cert && !creds.client_cert => {
             Some("it requires a client certificate and the provider connects without one".into())
         }
-        "peer" | "ident" if client.addr.is_some() => Some(format!("method `{}` cannot work over TCP", rule.method)),
+        "peer" | "ident" if client.addr.is_some() => {
+            Some(format!("method `{}` cannot work over TCP", rule.method))
+        }
         _ => None,
     }
 }
@@ -174,7 +191,12 @@ impl LockoutCheck {
     /// would admit it after the change. Only a change that makes things
     /// worse is refused: a file that already refuses the provider (it got in
     /// some other way) is not the change's fault.
-    pub fn evaluate(before: &HbaFile, after: &HbaFile, client: &ClientInfo, creds: Credentials) -> LockoutCheck {
+    pub fn evaluate(
+        before: &HbaFile,
+        after: &HbaFile,
+        client: &ClientInfo,
+        creds: Credentials,
+    ) -> LockoutCheck {
         let rules_before: Vec<Rule> = before.rules().into_iter().map(|f| f.rule).collect();
         let rules_after: Vec<Rule> = after.rules().into_iter().map(|f| f.rule).collect();
         let now = first_match(&rules_before, client).map(|(r, _)| r);
@@ -189,12 +211,16 @@ impl LockoutCheck {
             }
         );
         match then {
-            None if now.is_some() => LockoutCheck::LockedOut(format!("no rule would match the provider's own connection ({who})")),
+            None if now.is_some() => LockoutCheck::LockedOut(format!(
+                "no rule would match the provider's own connection ({who})"
+            )),
             Some((rule, _)) => match refuses(rule, creds, client) {
-                Some(why) if now.is_none_or(|n| refuses(n, creds, client).is_none()) => LockoutCheck::LockedOut(format!(
-                    "the provider's own connection ({who}) would first match `{}`, and {why}",
-                    rule.render()
-                )),
+                Some(why) if now.is_none_or(|n| refuses(n, creds, client).is_none()) => {
+                    LockoutCheck::LockedOut(format!(
+                        "the provider's own connection ({who}) would first match `{}`, and {why}",
+                        rule.render()
+                    ))
+                }
                 _ => LockoutCheck::Safe,
             },
             None => LockoutCheck::Safe,
@@ -215,7 +241,10 @@ mod tests {
             member_of: vec!["admins".into()],
         }
     }
-    const NO_CREDS: Credentials = Credentials { password: false, client_cert: false };
+    const NO_CREDS: Credentials = Credentials {
+        password: false,
+        client_cert: false,
+    };
 
     #[test]
     fn finds_first_certain_match() {
@@ -226,7 +255,10 @@ mod tests {
         let (r, uncertain) = first_match(&rules, &client()).unwrap();
         assert_eq!(r.method, "md5");
         assert!(uncertain);
-        let local = ClientInfo { addr: None, ..client() };
+        let local = ClientInfo {
+            addr: None,
+            ..client()
+        };
         assert!(first_match(&rules, &local).is_none());
     }
 
@@ -234,30 +266,66 @@ mod tests {
     fn refuses_a_change_that_locks_the_provider_out() {
         let before = HbaFile::parse("host all all 127.0.0.1/32 trust\n");
         let mut after = before.clone();
-        after.upsert(&Rule::new("host", &["all"], &["postgres"], Some("127.0.0.0/8"), "reject").unwrap(), 1);
-        assert!(matches!(LockoutCheck::evaluate(&before, &after, &client(), NO_CREDS), LockoutCheck::LockedOut(m) if m.contains("reject")));
+        after.upsert(
+            &Rule::new(
+                "host",
+                &["all"],
+                &["postgres"],
+                Some("127.0.0.0/8"),
+                "reject",
+            )
+            .unwrap(),
+            1,
+        );
+        assert!(
+            matches!(LockoutCheck::evaluate(&before, &after, &client(), NO_CREDS), LockoutCheck::LockedOut(m) if m.contains("reject"))
+        );
 
         let mut pw = before.clone();
-        pw.upsert(&Rule::new("host", &["all"], &["all"], Some("all"), "scram-sha-256").unwrap(), 1);
-        assert!(matches!(LockoutCheck::evaluate(&before, &pw, &client(), NO_CREDS), LockoutCheck::LockedOut(_)));
-        let with_pw = Credentials { password: true, client_cert: false };
-        assert_eq!(LockoutCheck::evaluate(&before, &pw, &client(), with_pw), LockoutCheck::Safe);
+        pw.upsert(
+            &Rule::new("host", &["all"], &["all"], Some("all"), "scram-sha-256").unwrap(),
+            1,
+        );
+        assert!(matches!(
+            LockoutCheck::evaluate(&before, &pw, &client(), NO_CREDS),
+            LockoutCheck::LockedOut(_)
+        ));
+        let with_pw = Credentials {
+            password: true,
+            client_cert: false,
+        };
+        assert_eq!(
+            LockoutCheck::evaluate(&before, &pw, &client(), with_pw),
+            LockoutCheck::Safe
+        );
 
         // a rule for some other address is fine
         let mut other = before.clone();
-        other.upsert(&Rule::new("host", &["all"], &["all"], Some("192.0.2.0/24"), "reject").unwrap(), 1);
-        assert_eq!(LockoutCheck::evaluate(&before, &other, &client(), NO_CREDS), LockoutCheck::Safe);
+        other.upsert(
+            &Rule::new("host", &["all"], &["all"], Some("192.0.2.0/24"), "reject").unwrap(),
+            1,
+        );
+        assert_eq!(
+            LockoutCheck::evaluate(&before, &other, &client(), NO_CREDS),
+            LockoutCheck::Safe
+        );
 
         // removing the only rule that lets the provider in
         let empty = HbaFile::parse("# nothing\n");
-        assert!(matches!(LockoutCheck::evaluate(&before, &empty, &client(), NO_CREDS), LockoutCheck::LockedOut(_)));
+        assert!(matches!(
+            LockoutCheck::evaluate(&before, &empty, &client(), NO_CREDS),
+            LockoutCheck::LockedOut(_)
+        ));
     }
 
     #[test]
     fn ipv4_rules_match_mapped_ipv6_clients() {
         let f = HbaFile::parse("host all all 127.0.0.1/32 trust\n");
         let rules: Vec<Rule> = f.rules().into_iter().map(|x| x.rule).collect();
-        let c = ClientInfo { addr: Some("::ffff:127.0.0.1".parse().unwrap()), ..client() };
+        let c = ClientInfo {
+            addr: Some("::ffff:127.0.0.1".parse().unwrap()),
+            ..client()
+        };
         assert!(first_match(&rules, &c).is_some());
     }
 }

@@ -16,7 +16,8 @@ pub use eval::{first_match, ClientInfo, Credentials, LockoutCheck};
 pub use rule::{Field, Rule, RuleKey, CONNECTION_TYPES, METHODS};
 
 /// First line of the managed block.
-pub const BEGIN_MARKER: &str = "# BEGIN terraform-provider-timescaledb managed rules: change them with Terraform";
+pub const BEGIN_MARKER: &str =
+    "# BEGIN terraform-provider-timescaledb managed rules: change them with Terraform";
 /// Last line of the managed block.
 pub const END_MARKER: &str = "# END terraform-provider-timescaledb managed rules";
 
@@ -43,8 +44,15 @@ impl HbaFile {
     pub fn parse(text: &str) -> HbaFile {
         let final_newline = text.ends_with('\n') || text.is_empty();
         let body = text.strip_suffix('\n').unwrap_or(text);
-        let lines = if text.is_empty() { Vec::new() } else { body.split('\n').map(str::to_string).collect() };
-        HbaFile { lines, final_newline }
+        let lines = if text.is_empty() {
+            Vec::new()
+        } else {
+            body.split('\n').map(str::to_string).collect()
+        };
+        HbaFile {
+            lines,
+            final_newline,
+        }
     }
 
     pub fn render(&self) -> String {
@@ -56,8 +64,14 @@ impl HbaFile {
     }
 
     fn block(&self) -> Option<(usize, usize)> {
-        let begin = self.lines.iter().position(|l| l.trim_end() == BEGIN_MARKER)?;
-        let end = self.lines[begin..].iter().position(|l| l.trim_end() == END_MARKER)? + begin;
+        let begin = self
+            .lines
+            .iter()
+            .position(|l| l.trim_end() == BEGIN_MARKER)?;
+        let end = self.lines[begin..]
+            .iter()
+            .position(|l| l.trim_end() == END_MARKER)?
+            + begin;
         Some((begin, end))
     }
 
@@ -67,7 +81,9 @@ impl HbaFile {
         let block = self.block();
         let mut out = Vec::new();
         for (i, line) in self.lines.iter().enumerate() {
-            let Ok(Some(mut rule)) = Rule::parse_line(line) else { continue };
+            let Ok(Some(mut rule)) = Rule::parse_line(line) else {
+                continue;
+            };
             let in_block = block.is_some_and(|(b, e)| i > b && i < e);
             let mut position = None;
             if in_block {
@@ -75,7 +91,12 @@ impl HbaFile {
                 position = pos;
                 rule.comment = comment;
             }
-            out.push(Found { rule, line_index: i, position, text: line.clone() });
+            out.push(Found {
+                rule,
+                line_index: i,
+                position,
+                text: line.clone(),
+            });
         }
         out
     }
@@ -125,7 +146,9 @@ impl HbaFile {
     /// emptied managed block is removed too, so the file returns to what it
     /// was before the provider touched it.
     pub fn remove(&mut self, key: &RuleKey) -> bool {
-        let Some(found) = self.find(key) else { return false };
+        let Some(found) = self.find(key) else {
+            return false;
+        };
         self.lines.remove(found.line_index);
         if let Some((b, e)) = self.block() {
             if self.lines[b + 1..e].iter().all(|l| l.trim().is_empty()) {
@@ -155,12 +178,21 @@ impl HbaFile {
 
 /// Splits a managed rule's comment `(N) text` into position and text.
 fn split_position(comment: Option<&str>) -> (Option<i64>, Option<String>) {
-    let Some(c) = comment else { return (None, None) };
+    let Some(c) = comment else {
+        return (None, None);
+    };
     if let Some(rest) = c.strip_prefix('(') {
         if let Some((num, tail)) = rest.split_once(')') {
             if let Ok(n) = num.parse::<i64>() {
                 let tail = tail.strip_prefix(' ').unwrap_or(tail);
-                return (Some(n), if tail.is_empty() { None } else { Some(tail.to_string()) });
+                return (
+                    Some(n),
+                    if tail.is_empty() {
+                        None
+                    } else {
+                        Some(tail.to_string())
+                    },
+                );
             }
         }
     }
@@ -195,7 +227,11 @@ host    all             all             ::1/128                 trust\n";
         );
         assert_eq!(text, expected);
         assert!(f.remove(&rule("192.0.2.20/32", "trust").key()));
-        assert_eq!(f.render(), DEFAULT, "destroy restores the file byte for byte");
+        assert_eq!(
+            f.render(),
+            DEFAULT,
+            "destroy restores the file byte for byte"
+        );
     }
 
     #[test]
@@ -204,14 +240,30 @@ host    all             all             ::1/128                 trust\n";
         f.upsert(&rule("10.0.0.3/32", "trust"), 30);
         f.upsert(&rule("10.0.0.1/32", "trust"), 10);
         f.upsert(&rule("10.0.0.2/32", "trust"), 20);
-        let managed: Vec<String> =
-            f.rules().into_iter().filter(|r| r.position.is_some()).map(|r| r.rule.address.unwrap()).collect();
+        let managed: Vec<String> = f
+            .rules()
+            .into_iter()
+            .filter(|r| r.position.is_some())
+            .map(|r| r.rule.address.unwrap())
+            .collect();
         assert_eq!(managed, ["10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32"]);
         // moving a rule re-sorts it
         f.upsert(&rule("10.0.0.1/32", "reject"), 40);
         let found = f.find(&rule("10.0.0.1/32", "trust").key()).unwrap();
-        assert_eq!((found.position, found.rule.method.as_str()), (Some(40), "reject"));
-        assert_eq!(f.rules().iter().filter(|r| r.position.is_some()).last().unwrap().rule.method, "reject");
+        assert_eq!(
+            (found.position, found.rule.method.as_str()),
+            (Some(40), "reject")
+        );
+        assert_eq!(
+            f.rules()
+                .iter()
+                .filter(|r| r.position.is_some())
+                .last()
+                .unwrap()
+                .rule
+                .method,
+            "reject"
+        );
     }
 
     #[test]
@@ -239,7 +291,10 @@ host    all             all             ::1/128                 trust\n";
     fn empty_and_unterminated_files() {
         let mut f = HbaFile::parse("");
         f.upsert(&rule("10.0.0.1/32", "trust"), 1);
-        assert_eq!(f.render(), format!("{BEGIN_MARKER}\nhost all all 10.0.0.1/32 trust # (1)\n{END_MARKER}\n"));
+        assert_eq!(
+            f.render(),
+            format!("{BEGIN_MARKER}\nhost all all 10.0.0.1/32 trust # (1)\n{END_MARKER}\n")
+        );
         let g = HbaFile::parse("local all all trust");
         assert_eq!(g.render(), "local all all trust");
     }

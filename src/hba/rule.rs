@@ -5,7 +5,14 @@ use std::collections::BTreeMap;
 use super::address::normalize_address;
 
 /// Connection types a record can start with.
-pub const CONNECTION_TYPES: &[&str] = &["local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc"];
+pub const CONNECTION_TYPES: &[&str] = &[
+    "local",
+    "host",
+    "hostssl",
+    "hostnossl",
+    "hostgssenc",
+    "hostnogssenc",
+];
 
 /// Authentication methods PostgreSQL accepts.
 pub const METHODS: &[&str] = &[
@@ -65,7 +72,13 @@ pub struct RuleKey {
 
 impl std::fmt::Display for RuleKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {} {}", self.conn_type, self.databases.join(","), self.users.join(","))?;
+        write!(
+            f,
+            "{} {} {}",
+            self.conn_type,
+            self.databases.join(","),
+            self.users.join(",")
+        )?;
         if let Some(a) = &self.address {
             write!(f, " {a}")?;
         }
@@ -75,7 +88,13 @@ impl std::fmt::Display for RuleKey {
 
 impl Rule {
     /// Builds and checks a record from its parts.
-    pub fn new(conn_type: &str, databases: &[&str], users: &[&str], address: Option<&str>, method: &str) -> Result<Rule, String> {
+    pub fn new(
+        conn_type: &str,
+        databases: &[&str],
+        users: &[&str],
+        address: Option<&str>,
+        method: &str,
+    ) -> Result<Rule, String> {
         let r = Rule {
             conn_type: conn_type.to_string(),
             databases: databases.iter().map(|s| s.to_string()).collect(),
@@ -115,7 +134,8 @@ impl Rule {
     pub fn check_field(&self) -> Result<(), (Field, String)> {
         self.check_shape()?;
         for (name, value) in &self.options {
-            self.check_option(name, value).map_err(|m| (Field::Option(name.clone()), m))?;
+            self.check_option(name, value)
+                .map_err(|m| (Field::Option(name.clone()), m))?;
         }
         if let Some(c) = &self.comment {
             if c.contains('\n') || c.contains('\r') {
@@ -127,19 +147,38 @@ impl Rule {
 
     fn check_shape(&self) -> Result<(), (Field, String)> {
         if !CONNECTION_TYPES.contains(&self.conn_type.as_str()) {
-            return Err((Field::Type, format!("unknown connection type {:?}", self.conn_type)));
+            return Err((
+                Field::Type,
+                format!("unknown connection type {:?}", self.conn_type),
+            ));
         }
         if !METHODS.contains(&self.method.as_str()) {
-            return Err((Field::Method, format!("unknown authentication method {:?}", self.method)));
+            return Err((
+                Field::Method,
+                format!("unknown authentication method {:?}", self.method),
+            ));
         }
         let local = self.conn_type == "local";
         match (&self.address, local) {
-            (Some(_), true) => return Err((Field::Address, "`local` rules match Unix-domain sockets and take no address".into())),
-            (None, false) => return Err((Field::Address, format!("`{}` rules need an address", self.conn_type))),
+            (Some(_), true) => {
+                return Err((
+                    Field::Address,
+                    "`local` rules match Unix-domain sockets and take no address".into(),
+                ))
+            }
+            (None, false) => {
+                return Err((
+                    Field::Address,
+                    format!("`{}` rules need an address", self.conn_type),
+                ))
+            }
             _ => {}
         }
         if self.databases.is_empty() {
-            return Err((Field::Databases, "list at least one database (or `all`)".into()));
+            return Err((
+                Field::Databases,
+                "list at least one database (or `all`)".into(),
+            ));
         }
         if self.users.is_empty() {
             return Err((Field::Users, "list at least one user (or `all`)".into()));
@@ -151,18 +190,27 @@ impl Rule {
             check_item(item).map_err(|m| (Field::Users, m))?;
         }
         match self.method.as_str() {
-            "peer" if !local => Err((Field::Method, "method `peer` is only available for `local` rules".into())),
-            "cert" if self.conn_type != "hostssl" => {
-                Err((Field::Method, "method `cert` needs an SSL connection: use type `hostssl`".into()))
-            }
-            "sspi" => Err((Field::Method, "method `sspi` exists only on Windows servers".into())),
+            "peer" if !local => Err((
+                Field::Method,
+                "method `peer` is only available for `local` rules".into(),
+            )),
+            "cert" if self.conn_type != "hostssl" => Err((
+                Field::Method,
+                "method `cert` needs an SSL connection: use type `hostssl`".into(),
+            )),
+            "sspi" => Err((
+                Field::Method,
+                "method `sspi` exists only on Windows servers".into(),
+            )),
             _ => Ok(()),
         }
     }
 
     fn check_option(&self, name: &str, value: &str) -> Result<(), String> {
         if value.contains('"') || value.contains('\n') || value.contains('\r') {
-            return Err(format!("option `{name}` cannot contain a double quote or a line break"));
+            return Err(format!(
+                "option `{name}` cannot contain a double quote or a line break"
+            ));
         }
         let allowed: &[&str] = match self.method.as_str() {
             "ident" | "peer" => &["map"],
@@ -183,7 +231,12 @@ impl Rule {
                 "ldapsearchfilter",
                 "ldapurl",
             ],
-            "radius" => &["radiusservers", "radiussecrets", "radiusidentifiers", "radiusports"],
+            "radius" => &[
+                "radiusservers",
+                "radiussecrets",
+                "radiusidentifiers",
+                "radiusports",
+            ],
             _ => &[],
         };
         match name {
@@ -208,7 +261,10 @@ impl Rule {
                     return Err(format!("`clientname` must be `CN` or `DN`, not {value:?}"));
                 }
                 if self.method != "cert" && !self.options.contains_key("clientcert") {
-                    return Err("`clientname` only applies with method `cert` or a `clientcert` option".into());
+                    return Err(
+                        "`clientname` only applies with method `cert` or a `clientcert` option"
+                            .into(),
+                    );
                 }
                 Ok(())
             }
@@ -216,14 +272,23 @@ impl Rule {
             _ => Err(format!(
                 "option `{name}` is not valid for method `{}`{}",
                 self.method,
-                if allowed.is_empty() { String::new() } else { format!(" (valid: {})", allowed.join(", ")) }
+                if allowed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (valid: {})", allowed.join(", "))
+                }
             )),
         }
     }
 
     /// The record as one line, fields separated by single spaces.
     pub fn render(&self) -> String {
-        let mut s = format!("{} {} {}", self.conn_type, render_items(&self.databases), render_items(&self.users));
+        let mut s = format!(
+            "{} {} {}",
+            self.conn_type,
+            render_items(&self.databases),
+            render_items(&self.users)
+        );
         if let Some(a) = &self.address {
             s.push(' ');
             s.push_str(a);
@@ -253,12 +318,19 @@ impl Rule {
     /// `Ok(None)`; a line PostgreSQL would not accept gives `Err`.
     pub fn parse_line(line: &str) -> Result<Option<Rule>, String> {
         let (tokens, comment) = tokenize(line)?;
-        let Some(first) = tokens.first() else { return Ok(None) };
+        let Some(first) = tokens.first() else {
+            return Ok(None);
+        };
         if first.starts_with("include") {
             return Ok(None);
         }
         let conn_type = first.clone();
-        let need = |i: usize, what: &str| tokens.get(i).cloned().ok_or_else(|| format!("missing {what}"));
+        let need = |i: usize, what: &str| {
+            tokens
+                .get(i)
+                .cloned()
+                .ok_or_else(|| format!("missing {what}"))
+        };
         let databases = split_items(&need(1, "database field")?);
         let users = split_items(&need(2, "user field")?);
         let mut i = 3;
@@ -279,10 +351,20 @@ impl Rule {
         let method = need(i, "authentication method")?;
         let mut options = BTreeMap::new();
         for t in &tokens[i + 1..] {
-            let (k, v) = t.split_once('=').ok_or_else(|| format!("authentication option {t:?} is not in name=value form"))?;
+            let (k, v) = t
+                .split_once('=')
+                .ok_or_else(|| format!("authentication option {t:?} is not in name=value form"))?;
             options.insert(k.to_string(), unquote(v));
         }
-        let rule = Rule { conn_type, databases, users, address, method, options, comment };
+        let rule = Rule {
+            conn_type,
+            databases,
+            users,
+            address,
+            method,
+            options,
+            comment,
+        };
         if !CONNECTION_TYPES.contains(&rule.conn_type.as_str()) {
             return Err(format!("unknown connection type {:?}", rule.conn_type));
         }
@@ -297,19 +379,30 @@ fn check_item(item: &str) -> Result<(), String> {
     let inner = item.strip_prefix('"').and_then(|s| s.strip_suffix('"'));
     let bare = inner.unwrap_or(item);
     if bare.contains('"') || bare.contains('\n') || bare.contains('\r') {
-        return Err(format!("name {item:?} cannot contain a double quote or a line break"));
+        return Err(format!(
+            "name {item:?} cannot contain a double quote or a line break"
+        ));
     }
     Ok(())
 }
 
 fn is_plain(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '-' | '.' | '+' | '@' | '/'))
+    !s.is_empty()
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '-' | '.' | '+' | '@' | '/')
+        })
 }
 
 fn render_items(items: &[String]) -> String {
     items
         .iter()
-        .map(|i| if is_plain(i) || (i.starts_with('"') && i.ends_with('"') && i.len() >= 2) { i.clone() } else { format!("\"{i}\"") })
+        .map(|i| {
+            if is_plain(i) || (i.starts_with('"') && i.ends_with('"') && i.len() >= 2) {
+                i.clone()
+            } else {
+                format!("\"{i}\"")
+            }
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -335,16 +428,27 @@ fn split_items(field: &str) -> Vec<String> {
     items.push(cur);
     items
         .into_iter()
-        .map(|i| match i.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-            Some(inner) if KEYWORDS.contains(&inner) || inner.starts_with('+') || inner.starts_with('@') => i,
-            Some(inner) => inner.to_string(),
-            None => i,
-        })
+        .map(
+            |i| match i.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                Some(inner)
+                    if KEYWORDS.contains(&inner)
+                        || inner.starts_with('+')
+                        || inner.starts_with('@') =>
+                {
+                    i
+                }
+                Some(inner) => inner.to_string(),
+                None => i,
+            },
+        )
         .collect()
 }
 
 fn unquote(v: &str) -> String {
-    v.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(v).to_string()
+    v.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(v)
+        .to_string()
 }
 
 /// Splits a line into whitespace-separated tokens (double quotes group) and
@@ -365,7 +469,14 @@ fn tokenize(line: &str) -> Result<(Vec<String>, Option<String>), String> {
                     tokens.push(std::mem::take(&mut cur));
                 }
                 let text = line[idx + 1..].trim();
-                return Ok((tokens, if text.is_empty() { None } else { Some(text.to_string()) }));
+                return Ok((
+                    tokens,
+                    if text.is_empty() {
+                        None
+                    } else {
+                        Some(text.to_string())
+                    },
+                ));
             }
             c if c.is_whitespace() && !quoted => {
                 if !cur.is_empty() {
@@ -390,15 +501,24 @@ mod tests {
 
     #[test]
     fn parses_the_usual_shapes() {
-        let r = Rule::parse_line("host    all       all   192.0.2.20/32   scram-sha-256 # access node").unwrap().unwrap();
+        let r =
+            Rule::parse_line("host    all       all   192.0.2.20/32   scram-sha-256 # access node")
+                .unwrap()
+                .unwrap();
         assert_eq!(r.conn_type, "host");
         assert_eq!(r.address.as_deref(), Some("192.0.2.20/32"));
         assert_eq!(r.comment.as_deref(), Some("access node"));
-        let r = Rule::parse_line("host all all 192.168.12.0 255.255.255.0 md5").unwrap().unwrap();
+        let r = Rule::parse_line("host all all 192.168.12.0 255.255.255.0 md5")
+            .unwrap()
+            .unwrap();
         assert_eq!(r.address.as_deref(), Some("192.168.12.0/24"));
-        let r = Rule::parse_line("hostssl all all all cert clientcert=verify-full clientname=CN").unwrap().unwrap();
+        let r = Rule::parse_line("hostssl all all all cert clientcert=verify-full clientname=CN")
+            .unwrap()
+            .unwrap();
         assert_eq!(r.options.get("clientname").map(String::as_str), Some("CN"));
-        let r = Rule::parse_line(r#"local "My DB","all" +admins peer map=omicron"#).unwrap().unwrap();
+        let r = Rule::parse_line(r#"local "My DB","all" +admins peer map=omicron"#)
+            .unwrap()
+            .unwrap();
         assert_eq!(r.databases, ["My DB", "\"all\""]);
         assert_eq!(r.users, ["+admins"]);
         assert_eq!(Rule::parse_line("   # just a comment").unwrap(), None);
@@ -414,9 +534,18 @@ mod tests {
 
     #[test]
     fn render_then_parse_is_identity() {
-        let mut r = Rule::new("hostssl", &["app db", "\"all\""], &["testrole", "Ünïcode"], Some("2001:db8::/32"), "ldap").unwrap();
-        r.options.insert("ldapserver".into(), "ldap.example.com".into());
-        r.options.insert("ldapsearchfilter".into(), "(uid=$username) x".into());
+        let mut r = Rule::new(
+            "hostssl",
+            &["app db", "\"all\""],
+            &["testrole", "Ünïcode"],
+            Some("2001:db8::/32"),
+            "ldap",
+        )
+        .unwrap();
+        r.options
+            .insert("ldapserver".into(), "ldap.example.com".into());
+        r.options
+            .insert("ldapsearchfilter".into(), "(uid=$username) x".into());
         r.comment = Some("quoted \"comment\" # with hash".into());
         let line = r.render();
         assert_eq!(Rule::parse_line(&line).unwrap().unwrap(), r, "{line}");
@@ -427,15 +556,26 @@ mod tests {
         let bad = |t: &str, addr: Option<&str>, m: &str, opts: &[(&str, &str)]| {
             let mut r = Rule::new(t, &["all"], &["all"], addr, "trust").unwrap();
             r.method = m.into();
-            r.options = opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            r.options = opts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             r.check().unwrap_err()
         };
         assert!(bad("hostssl", Some("all"), "cert", &[("clientcert", "1")]).contains("verify-full"));
         assert!(bad("host", Some("all"), "cert", &[]).contains("hostssl"));
         assert!(bad("host", Some("all"), "peer", &[]).contains("local"));
         assert!(bad("host", Some("all"), "md5", &[("map", "x")]).contains("not valid for method"));
-        assert!(bad("host", Some("all"), "trust", &[("clientcert", "verify-ca")]).contains("hostssl"));
-        assert!(bad("hostssl", Some("all"), "cert", &[("clientcert", "verify-ca")]).contains("verify-full"));
+        assert!(
+            bad("host", Some("all"), "trust", &[("clientcert", "verify-ca")]).contains("hostssl")
+        );
+        assert!(bad(
+            "hostssl",
+            Some("all"),
+            "cert",
+            &[("clientcert", "verify-ca")]
+        )
+        .contains("verify-full"));
         assert!(Rule::new("local", &["all"], &["all"], Some("10.0.0.0/8"), "trust").is_err());
         assert!(Rule::new("host", &["all"], &["all"], None, "trust").is_err());
         assert!(Rule::new("host", &["all"], &["all"], Some("all"), "magic").is_err());

@@ -90,7 +90,12 @@ impl ConnSpec {
                     spawn_connection(node, conn);
                     client
                 }),
-                Err(_) => return Err(fail(ErrorKind::Unreachable, format!("timed out after {:?}", self.connect_timeout))),
+                Err(_) => {
+                    return Err(fail(
+                        ErrorKind::Unreachable,
+                        format!("timed out after {:?}", self.connect_timeout),
+                    ))
+                }
             }
         } else {
             cfg.ssl_mode(if mode == SslMode::Prefer {
@@ -98,7 +103,10 @@ impl ConnSpec {
             } else {
                 tokio_postgres::config::SslMode::Require
             });
-            let cert = self.clientcert.as_ref().map(|(c, k)| (c.as_str(), k.expose()));
+            let cert = self
+                .clientcert
+                .as_ref()
+                .map(|(c, k)| (c.as_str(), k.expose()));
             let tls_config = tls::client_config(mode, self.sslrootcert.as_deref(), cert)
                 .map_err(|m| fail(ErrorKind::Unreachable, format!("TLS set-up: {m}")))?;
             let connect = cfg.connect(tls::MakeRustls(tls_config));
@@ -107,7 +115,12 @@ impl ConnSpec {
                     spawn_connection(node, conn);
                     client
                 }),
-                Err(_) => return Err(fail(ErrorKind::Unreachable, format!("timed out after {:?}", self.connect_timeout))),
+                Err(_) => {
+                    return Err(fail(
+                        ErrorKind::Unreachable,
+                        format!("timed out after {:?}", self.connect_timeout),
+                    ))
+                }
             }
         };
         connected.map_err(|e| NodeError::from_pg(node, &self.address(), doing, &e))

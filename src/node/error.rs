@@ -33,17 +33,36 @@ pub struct NodeError {
 }
 
 impl NodeError {
-    pub fn new(node: &str, address: &str, kind: ErrorKind, doing: impl Into<String>, message: impl Into<String>) -> NodeError {
-        NodeError { node: node.to_string(), address: address.to_string(), kind, doing: doing.into(), message: message.into() }
+    pub fn new(
+        node: &str,
+        address: &str,
+        kind: ErrorKind,
+        doing: impl Into<String>,
+        message: impl Into<String>,
+    ) -> NodeError {
+        NodeError {
+            node: node.to_string(),
+            address: address.to_string(),
+            kind,
+            doing: doing.into(),
+            message: message.into(),
+        }
     }
 
     /// Builds the error from a driver error, reading its kind from SQLSTATE.
-    pub fn from_pg(node: &str, address: &str, doing: impl Into<String>, e: &tokio_postgres::Error) -> NodeError {
+    pub fn from_pg(
+        node: &str,
+        address: &str,
+        doing: impl Into<String>,
+        e: &tokio_postgres::Error,
+    ) -> NodeError {
         use tokio_postgres::error::SqlState;
         let (kind, message) = match e.as_db_error() {
             Some(db) => {
                 let code = db.code();
-                let kind = if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION || *code == SqlState::INVALID_PASSWORD {
+                let kind = if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                    || *code == SqlState::INVALID_PASSWORD
+                {
                     ErrorKind::Authentication
                 } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
                     ErrorKind::Permission
@@ -62,7 +81,10 @@ impl NodeError {
                 }
                 (kind, m)
             }
-            None if e.is_closed() => (ErrorKind::Unreachable, "the connection was closed".to_string()),
+            None if e.is_closed() => (
+                ErrorKind::Unreachable,
+                "the connection was closed".to_string(),
+            ),
             None => {
                 let mut m = e.to_string();
                 let mut src = std::error::Error::source(e);
@@ -81,14 +103,22 @@ impl NodeError {
     pub fn to_diagnostics(&self, path: Option<AttrPath>) -> Diagnostics {
         let summary = match self.kind {
             ErrorKind::Unreachable => format!("Cannot reach node {:?}", self.node),
-            ErrorKind::Authentication => format!("Node {:?} refused the provider's credentials", self.node),
+            ErrorKind::Authentication => {
+                format!("Node {:?} refused the provider's credentials", self.node)
+            }
             ErrorKind::Permission => format!("Missing privilege on node {:?}", self.node),
             ErrorKind::Rejected => format!("Node {:?} rejected the change", self.node),
-            ErrorKind::Lockout => format!("Change refused: it would lock the provider out of node {:?}", self.node),
+            ErrorKind::Lockout => format!(
+                "Change refused: it would lock the provider out of node {:?}",
+                self.node
+            ),
             ErrorKind::Sql => format!("Error on node {:?}", self.node),
             ErrorKind::Cancelled => "Operation cancelled".to_string(),
         };
-        let mut detail = format!("While {} on node {:?} ({}): {}", self.doing, self.node, self.address, self.message);
+        let mut detail = format!(
+            "While {} on node {:?} ({}): {}",
+            self.doing, self.node, self.address, self.message
+        );
         match self.kind {
             ErrorKind::Permission => detail.push_str("\n\nThe provider's role needs to be a superuser on every node it manages."),
             ErrorKind::Unreachable => detail.push_str("\n\nCheck that the node is running and that the provider's host, port and sslmode settings are right."),
@@ -102,7 +132,11 @@ impl NodeError {
 
 impl fmt::Display for NodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "node {:?} ({}): {}: {}", self.node, self.address, self.doing, self.message)
+        write!(
+            f,
+            "node {:?} ({}): {}: {}",
+            self.node, self.address, self.doing, self.message
+        )
     }
 }
 

@@ -32,17 +32,38 @@ pub struct HbaSnapshot {
 
 impl Node {
     async fn hba_path<C: GenericClient>(&self, c: &C) -> Result<String, NodeError> {
-        let row = c.query_one(sql::SHOW_SETTING, &[&"hba_file"]).await.map_err(|e| self.pg_err("locating pg_hba.conf", &e))?;
-        row.get::<_, Option<String>>(0).ok_or_else(|| self.err(ErrorKind::Sql, "locating pg_hba.conf", "hba_file is not set"))
+        let row = c
+            .query_one(sql::SHOW_SETTING, &[&"hba_file"])
+            .await
+            .map_err(|e| self.pg_err("locating pg_hba.conf", &e))?;
+        row.get::<_, Option<String>>(0).ok_or_else(|| {
+            self.err(
+                ErrorKind::Sql,
+                "locating pg_hba.conf",
+                "hba_file is not set",
+            )
+        })
     }
 
     async fn hba_load<C: GenericClient>(&self, c: &C) -> Result<HbaSnapshot, NodeError> {
         let path = self.hba_path(c).await?;
         let doing = format!("reading {path}");
-        let bytes = files::read(c, &path).await.map_err(|e| self.pg_err(&doing, &e))?;
-        let bytes = bytes.ok_or_else(|| self.err(ErrorKind::Sql, &doing, "the file does not exist"))?;
-        let text = String::from_utf8(bytes).map_err(|_| self.err(ErrorKind::Sql, &doing, "the file is not valid UTF-8; the provider will not edit it"))?;
-        Ok(HbaSnapshot { path, file: HbaFile::parse(&text) })
+        let bytes = files::read(c, &path)
+            .await
+            .map_err(|e| self.pg_err(&doing, &e))?;
+        let bytes =
+            bytes.ok_or_else(|| self.err(ErrorKind::Sql, &doing, "the file does not exist"))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            self.err(
+                ErrorKind::Sql,
+                &doing,
+                "the file is not valid UTF-8; the provider will not edit it",
+            )
+        })?;
+        Ok(HbaSnapshot {
+            path,
+            file: HbaFile::parse(&text),
+        })
     }
 
     /// The pg_hba.conf the server uses now.
@@ -61,7 +82,11 @@ impl Node {
         edit(&mut after);
         match LockoutCheck::evaluate(&snap.file, &after, &info.client, self.credentials()) {
             LockoutCheck::Safe => Ok(()),
-            LockoutCheck::LockedOut(why) => Err(self.err(ErrorKind::Lockout, format!("planning a change to {}", snap.path), why)),
+            LockoutCheck::LockedOut(why) => Err(self.err(
+                ErrorKind::Lockout,
+                format!("planning a change to {}", snap.path),
+                why,
+            )),
         }
     }
 
@@ -76,7 +101,11 @@ impl Node {
         let task = tokio::spawn(async move { node.hba_edit_inner(edit).await });
         match task.await {
             Ok(r) => r,
-            Err(e) => Err(self.err(ErrorKind::Sql, "editing pg_hba.conf", format!("internal error: {e}"))),
+            Err(e) => Err(self.err(
+                ErrorKind::Sql,
+                "editing pg_hba.conf",
+                format!("internal error: {e}"),
+            )),
         }
     }
 
@@ -86,24 +115,45 @@ impl Node {
     {
         let _guard = self.edit_lock.lock().await;
         let mut session = self.session().await?;
-        let tx = session.client().transaction().await.map_err(|e| self.pg_err("starting a transaction", &e))?;
-        tx.query_one(sql::ADVISORY_LOCK_XACT, &[&HBA_LOCK_KEY]).await.map_err(|e| self.pg_err("locking pg_hba.conf", &e))?;
+        let tx = session
+            .client()
+            .transaction()
+            .await
+            .map_err(|e| self.pg_err("starting a transaction", &e))?;
+        tx.query_one(sql::ADVISORY_LOCK_XACT, &[&HBA_LOCK_KEY])
+            .await
+            .map_err(|e| self.pg_err("locking pg_hba.conf", &e))?;
         let before = self.hba_load(&tx).await?;
         let path = before.path.clone();
         let info = self.session_info(&tx).await?;
         let mut after = before.file.clone();
-        edit(&mut after).map_err(|m| self.err(ErrorKind::Rejected, format!("changing {path}"), m))?;
+        edit(&mut after)
+            .map_err(|m| self.err(ErrorKind::Rejected, format!("changing {path}"), m))?;
         if after == before.file {
             return Ok(before);
         }
-        if let LockoutCheck::LockedOut(why) = LockoutCheck::evaluate(&before.file, &after, &info.client, self.credentials()) {
-            return Err(self.err(ErrorKind::Lockout, format!("changing {path}"), format!("{why}; nothing was changed")));
+        if let LockoutCheck::LockedOut(why) =
+            LockoutCheck::evaluate(&before.file, &after, &info.client, self.credentials())
+        {
+            return Err(self.err(
+                ErrorKind::Lockout,
+                format!("changing {path}"),
+                format!("{why}; nothing was changed"),
+            ));
         }
         let old_text = before.file.render();
         let new_text = after.render();
         let doing = format!("writing {path}");
-        files::write(&tx, &format!("{path}.terraform-backup"), old_text.as_bytes()).await.map_err(|e| self.pg_err(format!("writing the backup of {path}"), &e))?;
-        files::write(&tx, &path, new_text.as_bytes()).await.map_err(|e| self.pg_err(&doing, &e))?;
+        files::write(
+            &tx,
+            &format!("{path}.terraform-backup"),
+            old_text.as_bytes(),
+        )
+        .await
+        .map_err(|e| self.pg_err(format!("writing the backup of {path}"), &e))?;
+        files::write(&tx, &path, new_text.as_bytes())
+            .await
+            .map_err(|e| self.pg_err(&doing, &e))?;
 
         let problems = match tx.query(sql::HBA_ERRORS, &[]).await {
             Ok(rows) => rows
@@ -111,11 +161,21 @@ impl Node {
                 .map(|r| {
                     let line: Option<i32> = r.get(0);
                     let error: Option<String> = r.get(1);
-                    let text = line.and_then(|n| new_text.lines().nth((n - 1).max(0) as usize)).unwrap_or("");
-                    format!("line {}: {} (`{}`)", line.unwrap_or(0), error.unwrap_or_default(), text.trim())
+                    let text = line
+                        .and_then(|n| new_text.lines().nth((n - 1).max(0) as usize))
+                        .unwrap_or("");
+                    format!(
+                        "line {}: {} (`{}`)",
+                        line.unwrap_or(0),
+                        error.unwrap_or_default(),
+                        text.trim()
+                    )
                 })
                 .collect::<Vec<_>>(),
-            Err(e) => vec![format!("could not validate the file: {}", self.pg_err("validating", &e).message)],
+            Err(e) => vec![format!(
+                "could not validate the file: {}",
+                self.pg_err("validating", &e).message
+            )],
         };
         if !problems.is_empty() {
             self.restore(&tx, &path, &old_text, false).await?;
@@ -125,7 +185,9 @@ impl Node {
                 format!("PostgreSQL refused the new file, which was not put in force (the previous content is back): {}", problems.join("; ")),
             ));
         }
-        tx.query_one(sql::RELOAD, &[]).await.map_err(|e| self.pg_err("reloading the configuration", &e))?;
+        tx.query_one(sql::RELOAD, &[])
+            .await
+            .map_err(|e| self.pg_err("reloading the configuration", &e))?;
         if let Err(why) = self.prove_login(info.conf_load_time).await {
             self.restore(&tx, &path, &old_text, true).await?;
             return Err(self.err(
@@ -135,18 +197,31 @@ impl Node {
             ));
         }
         let _ = tx.rollback().await;
-        log::info("pg_hba.conf updated", &[("node", &self.name), ("path", &path)]);
+        log::info(
+            "pg_hba.conf updated",
+            &[("node", &self.name), ("path", &path)],
+        );
         Ok(HbaSnapshot { path, file: after })
     }
 
-    async fn restore<C: GenericClient>(&self, c: &C, path: &str, old: &str, reload: bool) -> Result<(), NodeError> {
+    async fn restore<C: GenericClient>(
+        &self,
+        c: &C,
+        path: &str,
+        old: &str,
+        reload: bool,
+    ) -> Result<(), NodeError> {
         files::write(c, path, old.as_bytes()).await.map_err(|e| {
             let mut err = self.pg_err(format!("restoring {path}"), &e);
-            err.message.push_str(&format!("; a copy of the previous content is in {path}.terraform-backup"));
+            err.message.push_str(&format!(
+                "; a copy of the previous content is in {path}.terraform-backup"
+            ));
             err
         })?;
         if reload {
-            c.query_one(sql::RELOAD, &[]).await.map_err(|e| self.pg_err("reloading the restored configuration", &e))?;
+            c.query_one(sql::RELOAD, &[])
+                .await
+                .map_err(|e| self.pg_err("reloading the restored configuration", &e))?;
         }
         Ok(())
     }
@@ -157,13 +232,18 @@ impl Node {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let client = self.spec.connect(&self.name).await.map_err(|e| e.message)?;
-            let row = client.query_one(sql::CONF_LOAD_TIME, &[]).await.map_err(|e| e.to_string())?;
+            let row = client
+                .query_one(sql::CONF_LOAD_TIME, &[])
+                .await
+                .map_err(|e| e.to_string())?;
             let loaded: f64 = row.get(0);
             if loaded > loaded_before {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
-                return Err("the server did not pick up the new configuration within 10 seconds".into());
+                return Err(
+                    "the server did not pick up the new configuration within 10 seconds".into(),
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -41,14 +41,24 @@ pub struct SessionInfo {
 
 impl Node {
     pub fn new(name: &str, spec: ConnSpec) -> Node {
-        Node { name: name.to_string(), pool: Pool::new(name, spec.clone()), spec, edit_lock: tokio::sync::Mutex::new(()) }
+        Node {
+            name: name.to_string(),
+            pool: Pool::new(name, spec.clone()),
+            spec,
+            edit_lock: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn address(&self) -> String {
         self.spec.address()
     }
 
-    pub fn err(&self, kind: ErrorKind, doing: impl Into<String>, message: impl Into<String>) -> NodeError {
+    pub fn err(
+        &self,
+        kind: ErrorKind,
+        doing: impl Into<String>,
+        message: impl Into<String>,
+    ) -> NodeError {
         NodeError::new(&self.name, &self.address(), kind, doing, message)
     }
 
@@ -62,18 +72,31 @@ impl Node {
 
     /// What the provider presents when it logs in.
     pub fn credentials(&self) -> Credentials {
-        Credentials { password: self.spec.password.is_some(), client_cert: self.spec.clientcert.is_some() }
+        Credentials {
+            password: self.spec.password.is_some(),
+            client_cert: self.spec.clientcert.is_some(),
+        }
     }
 
     /// Reads the current value of a server setting (None when unset).
     pub async fn setting(&self, name: &str) -> Result<Option<String>, NodeError> {
         let mut s = self.session().await?;
-        let row = s.client().query_one(sql::SHOW_SETTING, &[&name]).await.map_err(|e| self.pg_err(format!("reading setting {name}"), &e))?;
+        let row = s
+            .client()
+            .query_one(sql::SHOW_SETTING, &[&name])
+            .await
+            .map_err(|e| self.pg_err(format!("reading setting {name}"), &e))?;
         Ok(row.get::<_, Option<String>>(0).filter(|v| !v.is_empty()))
     }
 
-    pub async fn session_info<C: tokio_postgres::GenericClient>(&self, client: &C) -> Result<SessionInfo, NodeError> {
-        let row = client.query_one(sql::SESSION_INFO, &[]).await.map_err(|e| self.pg_err("reading session information", &e))?;
+    pub async fn session_info<C: tokio_postgres::GenericClient>(
+        &self,
+        client: &C,
+    ) -> Result<SessionInfo, NodeError> {
+        let row = client
+            .query_one(sql::SESSION_INFO, &[])
+            .await
+            .map_err(|e| self.pg_err("reading session information", &e))?;
         let addr: Option<String> = row.get(2);
         Ok(SessionInfo {
             client: ClientInfo {

@@ -21,13 +21,24 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(node: &str, spec: ConnSpec) -> Arc<Pool> {
-        Arc::new(Pool { node: node.to_string(), spec, idle: Mutex::new(Vec::new()), permits: Arc::new(Semaphore::new(MAX_SESSIONS)) })
+        Arc::new(Pool {
+            node: node.to_string(),
+            spec,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(MAX_SESSIONS)),
+        })
     }
 
     /// A session, reused when one is idle.
     pub async fn get(self: &Arc<Self>) -> Result<Pooled, NodeError> {
         let permit = self.permits.clone().acquire_owned().await.map_err(|_| {
-            NodeError::new(&self.node, &self.spec.address(), super::ErrorKind::Cancelled, "waiting for a session", "the provider is shutting down")
+            NodeError::new(
+                &self.node,
+                &self.spec.address(),
+                super::ErrorKind::Cancelled,
+                "waiting for a session",
+                "the provider is shutting down",
+            )
         })?;
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -44,7 +55,11 @@ impl Pool {
             Some(c) => c,
             None => self.spec.connect(&self.node).await?,
         };
-        Ok(Pooled { client: Some(client), pool: self.clone(), _permit: permit })
+        Ok(Pooled {
+            client: Some(client),
+            pool: self.clone(),
+            _permit: permit,
+        })
     }
 
     /// Drops every idle session.
@@ -76,7 +91,11 @@ impl Drop for Pooled {
     fn drop(&mut self) {
         if let Some(c) = self.client.take() {
             if !c.is_closed() {
-                self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+                self.pool
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(c);
             }
         }
     }

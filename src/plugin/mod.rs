@@ -19,7 +19,8 @@ use crate::server::ProviderServer;
 
 /// The go-plugin handshake cookie Terraform sets for its providers.
 pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
-pub const MAGIC_COOKIE_VALUE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+pub const MAGIC_COOKIE_VALUE: &str =
+    "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
 /// go-plugin's own protocol version (the first handshake field).
 pub const CORE_PROTOCOL_VERSION: u32 = 1;
 /// The Terraform plugin protocol version this provider speaks.
@@ -50,8 +51,13 @@ impl std::fmt::Display for StartError {
 
 /// Picks the protocol version from what Terraform offers.
 pub fn negotiate(offered: Option<&str>) -> Result<u32, StartError> {
-    let Some(list) = offered.filter(|s| !s.trim().is_empty()) else { return Ok(APP_PROTOCOL_VERSION) };
-    let ok = list.split(',').filter_map(|v| v.trim().parse::<u32>().ok()).any(|v| v == APP_PROTOCOL_VERSION);
+    let Some(list) = offered.filter(|s| !s.trim().is_empty()) else {
+        return Ok(APP_PROTOCOL_VERSION);
+    };
+    let ok = list
+        .split(',')
+        .filter_map(|v| v.trim().parse::<u32>().ok())
+        .any(|v| v == APP_PROTOCOL_VERSION);
     if ok {
         Ok(APP_PROTOCOL_VERSION)
     } else {
@@ -73,13 +79,21 @@ impl tonic::transport::server::Connected for Conn {
 }
 
 impl AsyncRead for Conn {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut *self.0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut *self.0).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -103,23 +117,41 @@ impl Listener {
         let path = std::path::Path::new(&dir).join(format!("plugin{}", rand::random::<u64>()));
         match UnixListener::bind(&path) {
             Ok(l) => return Ok(Listener::Unix(l, path)),
-            Err(e) => log::warn("cannot listen on a Unix socket; falling back to TCP", &[("error", &e)]),
+            Err(e) => log::warn(
+                "cannot listen on a Unix socket; falling back to TCP",
+                &[("error", &e)],
+            ),
         }
-        let min: u16 = std::env::var("PLUGIN_MIN_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(0);
-        let max: u16 = std::env::var("PLUGIN_MAX_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(0);
-        let ports: Vec<u16> = if min > 0 && max >= min { (min..=max).collect() } else { vec![0] };
+        let min: u16 = std::env::var("PLUGIN_MIN_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let max: u16 = std::env::var("PLUGIN_MAX_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let ports: Vec<u16> = if min > 0 && max >= min {
+            (min..=max).collect()
+        } else {
+            vec![0]
+        };
         for port in ports {
             if let Ok(l) = TcpListener::bind(("127.0.0.1", port)).await {
                 return Ok(Listener::Tcp(l));
             }
         }
-        Err(StartError("could not listen on a Unix socket or a loopback TCP port".into()))
+        Err(StartError(
+            "could not listen on a Unix socket or a loopback TCP port".into(),
+        ))
     }
 
     fn network_and_address(&self) -> (&'static str, String) {
         match self {
             Listener::Unix(_, p) => ("unix", p.display().to_string()),
-            Listener::Tcp(l) => ("tcp", l.local_addr().map(|a| a.to_string()).unwrap_or_default()),
+            Listener::Tcp(l) => (
+                "tcp",
+                l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            ),
         }
     }
 
@@ -148,10 +180,14 @@ pub async fn serve(mode: Mode) -> Result<(), StartError> {
     let listener = Arc::new(Listener::bind().await?);
     let tls = match (mode, std::env::var("PLUGIN_CLIENT_CERT")) {
         (Mode::Managed, Ok(pem)) if !pem.is_empty() => {
-            let identity = tls::ServerIdentity::generate().map_err(|e| StartError(format!("server certificate: {e}")))?;
+            let identity = tls::ServerIdentity::generate()
+                .map_err(|e| StartError(format!("server certificate: {e}")))?;
             let client = tls::PinnedClientCert::from_pem(&pem).map_err(StartError)?;
             let config = tls::server_config(&identity, client).map_err(StartError)?;
-            Some((identity.handshake_field(), tokio_rustls::TlsAcceptor::from(config)))
+            Some((
+                identity.handshake_field(),
+                tokio_rustls::TlsAcceptor::from(config),
+            ))
         }
         _ => None,
     };
@@ -199,16 +235,31 @@ pub async fn serve(mode: Mode) -> Result<(), StartError> {
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let router = tonic::transport::Server::builder()
         .add_service(svc)
-        .add_service(plugin_pb::grpc_controller_server::GrpcControllerServer::new(services::Controller { shutdown: shutdown.clone() }))
-        .add_service(plugin_pb::grpc_stdio_server::GrpcStdioServer::new(services::Stdio { shutdown: shutdown.clone() }))
-        .add_service(plugin_pb::grpc_broker_server::GrpcBrokerServer::new(services::Broker { shutdown: shutdown.clone() }))
+        .add_service(
+            plugin_pb::grpc_controller_server::GrpcControllerServer::new(services::Controller {
+                shutdown: shutdown.clone(),
+            }),
+        )
+        .add_service(plugin_pb::grpc_stdio_server::GrpcStdioServer::new(
+            services::Stdio {
+                shutdown: shutdown.clone(),
+            },
+        ))
+        .add_service(plugin_pb::grpc_broker_server::GrpcBrokerServer::new(
+            services::Broker {
+                shutdown: shutdown.clone(),
+            },
+        ))
         .add_service(health::health_server::HealthServer::new(services::Health));
 
     // Terraform sends StopProvider for Ctrl-C; the signal itself must not
     // kill the plugin in the middle of a change.
     tokio::spawn(async {
         while tokio::signal::ctrl_c().await.is_ok() {
-            log::debug("ignoring SIGINT; Terraform stops the provider through StopProvider", &[]);
+            log::debug(
+                "ignoring SIGINT; Terraform stops the provider through StopProvider",
+                &[],
+            );
         }
     });
 
@@ -267,7 +318,9 @@ mod tests {
         let field = id.handshake_field();
         assert!(!field.contains('=') && !field.contains('-') && !field.contains('_'));
         use base64::Engine;
-        let der = base64::engine::general_purpose::STANDARD_NO_PAD.decode(field).unwrap();
+        let der = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(field)
+            .unwrap();
         assert_eq!(der, id.cert_der.as_ref());
     }
 }

@@ -3,8 +3,8 @@
 
 use std::pin::Pin;
 
-use tokio_util::sync::CancellationToken;
 use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::proto::health::{self, health_check_response::ServingStatus};
@@ -44,7 +44,10 @@ impl pb::grpc_stdio_server::GrpcStdio for Stdio {
     type StreamStdioStream = BoxStream<pb::StdioData>;
     // The provider writes nothing to stdout after the handshake and logs
     // to stderr directly, so the stream carries nothing.
-    async fn stream_stdio(&self, _: Request<pb::Empty>) -> Result<Response<Self::StreamStdioStream>, Status> {
+    async fn stream_stdio(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<Self::StreamStdioStream>, Status> {
         Ok(Response::new(idle_stream(self.shutdown.clone())))
     }
 }
@@ -58,7 +61,10 @@ impl pb::grpc_broker_server::GrpcBroker for Broker {
     type StartStreamStream = BoxStream<pb::ConnInfo>;
     // Terraform opens the broker stream but never brokers connections to
     // a provider; accept it and drain what comes.
-    async fn start_stream(&self, req: Request<Streaming<pb::ConnInfo>>) -> Result<Response<Self::StartStreamStream>, Status> {
+    async fn start_stream(
+        &self,
+        req: Request<Streaming<pb::ConnInfo>>,
+    ) -> Result<Response<Self::StartStreamStream>, Status> {
         let mut incoming = req.into_inner();
         tokio::spawn(async move { while let Ok(Some(_)) = incoming.message().await {} });
         Ok(Response::new(idle_stream(self.shutdown.clone())))
@@ -71,16 +77,24 @@ pub struct Health;
 impl health::health_server::Health for Health {
     type WatchStream = BoxStream<health::HealthCheckResponse>;
 
-    async fn check(&self, req: Request<health::HealthCheckRequest>) -> Result<Response<health::HealthCheckResponse>, Status> {
+    async fn check(
+        &self,
+        req: Request<health::HealthCheckRequest>,
+    ) -> Result<Response<health::HealthCheckResponse>, Status> {
         let service = req.into_inner().service;
         if service.is_empty() || service == "plugin" {
-            Ok(Response::new(health::HealthCheckResponse { status: ServingStatus::Serving as i32 }))
+            Ok(Response::new(health::HealthCheckResponse {
+                status: ServingStatus::Serving as i32,
+            }))
         } else {
             Err(Status::not_found(format!("unknown service {service:?}")))
         }
     }
 
-    async fn watch(&self, req: Request<health::HealthCheckRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        req: Request<health::HealthCheckRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let status = self.check(req).await?.into_inner();
         Ok(Response::new(Box::pin(tokio_stream::once(Ok(status)))))
     }

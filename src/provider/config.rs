@@ -25,7 +25,9 @@ pub const CONNECT_TIMEOUT: &str = "connect_timeout";
 pub const DATA_NODES: &str = "data_nodes";
 
 /// Keys a `data_nodes` entry may set.
-pub const DATA_NODE_KEYS: &[&str] = &["host", "port", "database", "username", "password", "sslmode"];
+pub const DATA_NODE_KEYS: &[&str] = &[
+    "host", "port", "database", "username", "password", "sslmode",
+];
 
 pub fn schema() -> Schema {
     Schema::new(
@@ -83,7 +85,11 @@ fn parse_port(s: &str, path: AttrPath, d: &mut Diagnostics) -> u16 {
     match s.parse::<u16>() {
         Ok(p) if p > 0 => p,
         _ => {
-            d.push_error(Some(path), "Invalid port", format!("{s:?} is not a TCP port (1-65535)."));
+            d.push_error(
+                Some(path),
+                "Invalid port",
+                format!("{s:?} is not a TCP port (1-65535)."),
+            );
             5432
         }
     }
@@ -93,12 +99,27 @@ impl ProviderConfig {
     /// Decodes a wholly known provider block.
     pub fn from_value(v: &Value) -> Result<ProviderConfig, Diagnostics> {
         let mut f = Fields::new(v);
-        let host = f.opt_string(HOST).or_else(|| env("PGHOST")).unwrap_or_else(|| "localhost".into());
+        let host = f
+            .opt_string(HOST)
+            .or_else(|| env("PGHOST"))
+            .unwrap_or_else(|| "localhost".into());
         let port_cfg = f.opt_i64(PORT);
-        let database = f.opt_string(DATABASE).or_else(|| env("PGDATABASE")).unwrap_or_else(|| "postgres".into());
-        let user = f.opt_string(USERNAME).or_else(|| env("PGUSER")).unwrap_or_else(|| "postgres".into());
-        let password = f.opt_string(PASSWORD).or_else(|| env("PGPASSWORD")).map(Secret::new);
-        let sslmode_text = f.opt_string(SSLMODE).or_else(|| env("PGSSLMODE")).unwrap_or_else(|| "prefer".into());
+        let database = f
+            .opt_string(DATABASE)
+            .or_else(|| env("PGDATABASE"))
+            .unwrap_or_else(|| "postgres".into());
+        let user = f
+            .opt_string(USERNAME)
+            .or_else(|| env("PGUSER"))
+            .unwrap_or_else(|| "postgres".into());
+        let password = f
+            .opt_string(PASSWORD)
+            .or_else(|| env("PGPASSWORD"))
+            .map(Secret::new);
+        let sslmode_text = f
+            .opt_string(SSLMODE)
+            .or_else(|| env("PGSSLMODE"))
+            .unwrap_or_else(|| "prefer".into());
         let sslrootcert = f.opt_string(SSLROOTCERT).or_else(|| env("PGSSLROOTCERT"));
         let timeout_cfg = f.opt_i64(CONNECT_TIMEOUT);
         let data_nodes_raw = f.object(DATA_NODES).cloned();
@@ -108,14 +129,26 @@ impl ProviderConfig {
         let mut d = Diagnostics::new();
         let port = match port_cfg {
             Some(p) => parse_port(&p.to_string(), AttrPath::attr(PORT), &mut d),
-            None => env("PGPORT").map(|p| parse_port(&p, AttrPath::attr(PORT), &mut d)).unwrap_or(5432),
+            None => env("PGPORT")
+                .map(|p| parse_port(&p, AttrPath::attr(PORT), &mut d))
+                .unwrap_or(5432),
         };
-        let timeout = timeout_cfg.or_else(|| env("PGCONNECT_TIMEOUT").and_then(|t| t.parse().ok())).unwrap_or(15);
+        let timeout = timeout_cfg
+            .or_else(|| env("PGCONNECT_TIMEOUT").and_then(|t| t.parse().ok()))
+            .unwrap_or(15);
         if timeout < 1 {
-            d.push_error(Some(AttrPath::attr(CONNECT_TIMEOUT)), "Invalid timeout", "`connect_timeout` must be at least 1 second.");
+            d.push_error(
+                Some(AttrPath::attr(CONNECT_TIMEOUT)),
+                "Invalid timeout",
+                "`connect_timeout` must be at least 1 second.",
+            );
         }
         let sslmode = SslMode::parse(&sslmode_text).unwrap_or_else(|| {
-            d.push_error(Some(AttrPath::attr(SSLMODE)), "Invalid sslmode", format!("{sslmode_text:?} is not one of {}.", SSL_MODES.join(", ")));
+            d.push_error(
+                Some(AttrPath::attr(SSLMODE)),
+                "Invalid sslmode",
+                format!("{sslmode_text:?} is not one of {}.", SSL_MODES.join(", ")),
+            );
             SslMode::Prefer
         });
         if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && sslrootcert.is_none() {
@@ -150,7 +183,11 @@ impl ProviderConfig {
                 let get = |k: &str| fields.get(k).and_then(Value::as_str).map(str::to_string);
                 for k in fields.keys() {
                     if !DATA_NODE_KEYS.contains(&k.as_str()) {
-                        d.push_error(Some(path.clone().key(k)), "Unknown data node setting", format!("{k:?} is not one of {}.", DATA_NODE_KEYS.join(", ")));
+                        d.push_error(
+                            Some(path.clone().key(k)),
+                            "Unknown data node setting",
+                            format!("{k:?} is not one of {}.", DATA_NODE_KEYS.join(", ")),
+                        );
                     }
                 }
                 let mut spec = access.clone();
@@ -169,15 +206,29 @@ impl ProviderConfig {
                 if let Some(m) = get("sslmode") {
                     match SslMode::parse(&m) {
                         Some(mode) => spec.sslmode = mode,
-                        None => d.push_error(Some(path.clone().key("sslmode")), "Invalid sslmode", format!("{m:?} is not one of {}.", SSL_MODES.join(", "))),
+                        None => d.push_error(
+                            Some(path.clone().key("sslmode")),
+                            "Invalid sslmode",
+                            format!("{m:?} is not one of {}.", SSL_MODES.join(", ")),
+                        ),
                     }
                 }
                 spec.password = match get("password") {
                     Some(p) => Some(Secret::new(p)),
-                    None => password_from_passfile(&spec.host, spec.port, &spec.database, &spec.user).or(spec.password),
+                    None => {
+                        password_from_passfile(&spec.host, spec.port, &spec.database, &spec.user)
+                            .or(spec.password)
+                    }
                 };
                 if name == crate::provider::ACCESS_NODE {
-                    d.push_error(Some(path), "Reserved node name", format!("{:?} names the access node; pick another name for this data node.", crate::provider::ACCESS_NODE));
+                    d.push_error(
+                        Some(path),
+                        "Reserved node name",
+                        format!(
+                            "{:?} names the access node; pick another name for this data node.",
+                            crate::provider::ACCESS_NODE
+                        ),
+                    );
                     continue;
                 }
                 data_nodes.insert(name, spec);
@@ -210,11 +261,20 @@ mod tests {
             (USERNAME, Value::string("admin")),
             (PASSWORD, Value::string("pw")),
             (SSLMODE, Value::string("disable")),
-            (DATA_NODES, Value::Map(BTreeMap::from([("dn1".to_string(), Value::map_of_strings([("port", "6001")]))]))),
+            (
+                DATA_NODES,
+                Value::Map(BTreeMap::from([(
+                    "dn1".to_string(),
+                    Value::map_of_strings([("port", "6001")]),
+                )])),
+            ),
         ]);
         let c = ProviderConfig::from_value(&v).unwrap();
         let dn = &c.data_nodes["dn1"];
-        assert_eq!((dn.host.as_str(), dn.port, dn.user.as_str()), ("10.0.0.1", 6001, "admin"));
+        assert_eq!(
+            (dn.host.as_str(), dn.port, dn.user.as_str()),
+            ("10.0.0.1", 6001, "admin")
+        );
         assert_eq!(dn.password.as_ref().map(|p| p.expose()), Some("pw"));
     }
 
@@ -222,12 +282,27 @@ mod tests {
     fn bad_settings_point_at_their_attribute() {
         let v = config(vec![
             (SSLMODE, Value::string("verify-full")),
-            (DATA_NODES, Value::Map(BTreeMap::from([("dn1".to_string(), Value::map_of_strings([("port", "x"), ("hots", "y")]))]))),
+            (
+                DATA_NODES,
+                Value::Map(BTreeMap::from([(
+                    "dn1".to_string(),
+                    Value::map_of_strings([("port", "x"), ("hots", "y")]),
+                )])),
+            ),
         ]);
         let d = ProviderConfig::from_value(&v).unwrap_err();
-        let paths: Vec<String> = d.0.iter().map(|x| x.path.clone().unwrap_or_default().to_string()).collect();
+        let paths: Vec<String> =
+            d.0.iter()
+                .map(|x| x.path.clone().unwrap_or_default().to_string())
+                .collect();
         assert!(paths.contains(&"sslrootcert".to_string()), "{paths:?}");
-        assert!(paths.contains(&"data_nodes[\"dn1\"][\"port\"]".to_string()), "{paths:?}");
-        assert!(paths.contains(&"data_nodes[\"dn1\"][\"hots\"]".to_string()), "{paths:?}");
+        assert!(
+            paths.contains(&"data_nodes[\"dn1\"][\"port\"]".to_string()),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"data_nodes[\"dn1\"][\"hots\"]".to_string()),
+            "{paths:?}"
+        );
     }
 }

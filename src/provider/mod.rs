@@ -37,7 +37,11 @@ pub struct Provider {
 impl Provider {
     pub fn new(config: ProviderConfig) -> Provider {
         let access = Arc::new(Node::new(ACCESS_NODE, config.access.clone()));
-        Provider { config, access, data_nodes: Mutex::new(None) }
+        Provider {
+            config,
+            access,
+            data_nodes: Mutex::new(None),
+        }
     }
 
     pub fn access(&self) -> Arc<Node> {
@@ -56,14 +60,20 @@ impl Provider {
         } else {
             self.config.data_nodes.clone()
         };
-        let nodes: BTreeMap<String, Arc<Node>> =
-            specs.into_iter().map(|(name, spec)| (name.clone(), Arc::new(Node::new(&name, spec)))).collect();
+        let nodes: BTreeMap<String, Arc<Node>> = specs
+            .into_iter()
+            .map(|(name, spec)| (name.clone(), Arc::new(Node::new(&name, spec))))
+            .collect();
         *guard = Some(nodes.clone());
         Ok(nodes)
     }
 
     pub async fn data_node_infos(&self) -> Result<Vec<DataNodeInfo>, NodeError> {
-        let source = if self.config.data_nodes.is_empty() { "timescaledb" } else { "configuration" };
+        let source = if self.config.data_nodes.is_empty() {
+            "timescaledb"
+        } else {
+            "configuration"
+        };
         Ok(self
             .data_nodes()
             .await?
@@ -85,22 +95,39 @@ impl Provider {
         }
         let nodes = self.data_nodes().await?;
         nodes.get(name).cloned().ok_or_else(|| {
-            let known: Vec<&str> = std::iter::once(ACCESS_NODE).chain(nodes.keys().map(String::as_str)).collect();
-            NodeError::new(name, "unknown", ErrorKind::Sql, "looking up the node", format!("no node is named {name:?}; known nodes: {}", known.join(", ")))
+            let known: Vec<&str> = std::iter::once(ACCESS_NODE)
+                .chain(nodes.keys().map(String::as_str))
+                .collect();
+            NodeError::new(
+                name,
+                "unknown",
+                ErrorKind::Sql,
+                "looking up the node",
+                format!(
+                    "no node is named {name:?}; known nodes: {}",
+                    known.join(", ")
+                ),
+            )
         })
     }
 
     async fn discover(&self) -> Result<BTreeMap<String, ConnSpec>, NodeError> {
         let access = self.access();
         let mut s = access.session().await?;
-        let has_tsdb = s.client().query_opt(sql::TIMESCALEDB_VERSION, &[]).await.map_err(|e| access.pg_err("checking for TimescaleDB", &e))?;
+        let has_tsdb = s
+            .client()
+            .query_opt(sql::TIMESCALEDB_VERSION, &[])
+            .await
+            .map_err(|e| access.pg_err("checking for TimescaleDB", &e))?;
         if has_tsdb.is_none() {
             return Ok(BTreeMap::new());
         }
         let rows = match s.client().query(sql::DATA_NODES, &[]).await {
             Ok(rows) => rows,
             // TimescaleDB 2.14 and later have no multi-node catalog.
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => return Ok(BTreeMap::new()),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+                return Ok(BTreeMap::new())
+            }
             Err(e) => return Err(access.pg_err("listing TimescaleDB data nodes", &e)),
         };
         let mut out = BTreeMap::new();

@@ -39,11 +39,23 @@ impl Resource for HbaRule {
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
-        let known = [TYPE, DATABASES, USERS, ADDRESS, NETMASK, METHOD, OPTIONS, COMMENT].iter().all(|a| config.attr(a).is_wholly_known());
+        let known = [
+            TYPE, DATABASES, USERS, ADDRESS, NETMASK, METHOD, OPTIONS, COMMENT,
+        ]
+        .iter()
+        .all(|a| config.attr(a).is_wholly_known());
         if !known {
             return Diagnostics::new();
         }
-        match Model::from_value(config, true) {
+        // Attributes that do not shape the rule may still be unknown here
+        // (`node = each.key` during validation).
+        let mut shape = config.clone();
+        for a in [NODE, POSITION] {
+            if !config.attr(a).is_wholly_known() {
+                shape.set_attr(a, Value::Null);
+            }
+        }
+        match Model::from_value(&shape) {
             Ok(m) => m.rule().err().unwrap_or_default(),
             Err(d) => d,
         }
@@ -53,9 +65,13 @@ impl Resource for HbaRule {
         if !plan.planned.is_wholly_known() {
             return Ok(());
         }
-        let m = Model::from_value(plan.planned, false)?;
+        let m = Model::from_value(plan.planned)?;
         let rule = m.rule()?;
-        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| node_diag(&e))?;
         if plan.prior.is_none() {
             let snap = node.hba_read().await.map_err(|e| node_diag(&e))?;
             if let Some(found) = snap.file.find(&rule.key()) {
@@ -82,14 +98,20 @@ impl Resource for HbaRule {
             }
         }
         let position = m.position;
-        node.hba_preview(move |f| f.upsert(&rule, position)).await.map_err(|e| node_diag(&e))?;
+        node.hba_preview(move |f| f.upsert(&rule, position))
+            .await
+            .map_err(|e| node_diag(&e))?;
         Ok(())
     }
 
     async fn check_destroy(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
-        let m = Model::from_value(prior, false)?;
+        let m = Model::from_value(prior)?;
         let key = m.rule()?.key();
-        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| node_diag(&e))?;
         node.hba_preview(move |f| {
             f.remove(&key);
         })
@@ -98,11 +120,17 @@ impl Resource for HbaRule {
     }
 
     async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
-        let prior = Model::from_value(state, false)?;
+        let prior = Model::from_value(state)?;
         let rule = prior.rule()?;
-        let node = ctx.provider.node(&prior.node).await.map_err(|e| node_diag(&e))?;
+        let node = ctx
+            .provider
+            .node(&prior.node)
+            .await
+            .map_err(|e| node_diag(&e))?;
         let snap = node.hba_read().await.map_err(|e| node_diag(&e))?;
-        let Some(found) = snap.file.find(&rule.key()) else { return Ok(None) };
+        let Some(found) = snap.file.find(&rule.key()) else {
+            return Ok(None);
+        };
         let mut now = prior.clone();
         now.method = found.rule.method.clone();
         now.options = found.rule.options.clone();
@@ -121,15 +149,24 @@ impl Resource for HbaRule {
         self.write(ctx, planned, true).await
     }
 
-    async fn update(&self, ctx: &Ctx, _prior: &Value, planned: &Value) -> Result<Value, Diagnostics> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, Diagnostics> {
         self.write(ctx, planned, false).await
     }
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
         ctx.check_cancelled()?;
-        let m = Model::from_value(prior, false)?;
+        let m = Model::from_value(prior)?;
         let key = m.rule()?.key();
-        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| node_diag(&e))?;
         node.hba_edit(move |f| {
             f.remove(&key);
             Ok(())
@@ -161,15 +198,28 @@ impl Import for HbaRule {
             )
         };
         let id = id.trim();
-        let (node_name, rest) = id.split_once(char::is_whitespace).ok_or_else(|| bad(format!("{id:?} has no rule fields")))?;
+        let (node_name, rest) = id
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| bad(format!("{id:?} has no rule fields")))?;
         // Parse the fields with the file parser by completing them into a record.
         let key_rule = Rule::parse_line(&format!("{} trust", rest.trim()))
             .map_err(|e| bad(e))?
             .ok_or_else(|| bad("the rule fields are empty".into()))?;
-        let node = ctx.provider.node(node_name).await.map_err(|e| node_diag(&e))?;
+        let node = ctx
+            .provider
+            .node(node_name)
+            .await
+            .map_err(|e| node_diag(&e))?;
         let snap = node.hba_read().await.map_err(|e| node_diag(&e))?;
         let found = snap.file.find(&key_rule.key()).ok_or_else(|| {
-            Diagnostics::error("Rule not found", format!("{} on node {node_name:?} has no rule for `{}`.", snap.path, key_rule.key()))
+            Diagnostics::error(
+                "Rule not found",
+                format!(
+                    "{} on node {node_name:?} has no rule for `{}`.",
+                    snap.path,
+                    key_rule.key()
+                ),
+            )
         })?;
         let r = &found.rule;
         let m = Model {
@@ -189,11 +239,20 @@ impl Import for HbaRule {
 }
 
 impl HbaRule {
-    async fn write(&self, ctx: &Ctx, planned: &Value, creating: bool) -> Result<Value, Diagnostics> {
+    async fn write(
+        &self,
+        ctx: &Ctx,
+        planned: &Value,
+        creating: bool,
+    ) -> Result<Value, Diagnostics> {
         ctx.check_cancelled()?;
-        let m = Model::from_value(planned, false)?;
+        let m = Model::from_value(planned)?;
         let rule = m.rule()?;
-        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| node_diag(&e))?;
         let (to_write, position, id) = (rule.clone(), m.position, m.id(&rule));
         let snap = node
             .hba_edit(move |f: &mut HbaFile| {
@@ -212,7 +271,14 @@ impl HbaRule {
             .await
             .map_err(|e| node_diag(&e))?;
         let found = snap.file.find(&rule.key()).ok_or_else(|| {
-            Diagnostics::error("Rule missing after write", format!("The rule for `{}` was written to {} but is not there when read back.", rule.key(), snap.path))
+            Diagnostics::error(
+                "Rule missing after write",
+                format!(
+                    "The rule for `{}` was written to {} but is not there when read back.",
+                    rule.key(),
+                    snap.path
+                ),
+            )
         })?;
         Ok(m.to_state(&rule, &found.text, planned))
     }
@@ -244,12 +310,12 @@ struct Model {
 }
 
 impl Model {
-    /// `config` is true for a raw configuration, where defaults are not
-    /// applied yet.
-    fn from_value(v: &Value, config: bool) -> Result<Model, Diagnostics> {
+    fn from_value(v: &Value) -> Result<Model, Diagnostics> {
         let mut f = Fields::new(v);
         let m = Model {
-            node: f.opt_string(NODE).unwrap_or_else(|| ACCESS_NODE.to_string()),
+            node: f
+                .opt_string(NODE)
+                .unwrap_or_else(|| ACCESS_NODE.to_string()),
             conn_type: f.string(TYPE),
             databases: f.strings(DATABASES),
             users: f.strings(USERS),
@@ -260,7 +326,6 @@ impl Model {
             position: f.opt_i64(POSITION).unwrap_or(DEFAULT_POSITION),
             comment: f.opt_string(COMMENT),
         };
-        let _ = config;
         f.finish()?;
         Ok(m)
     }
@@ -270,11 +335,19 @@ impl Model {
     fn rule(&self) -> Result<Rule, Diagnostics> {
         let address = match &self.address {
             Some(a) => Some(normalize_address(a, self.netmask.as_deref()).map_err(|m| {
-                let path = if m.contains("mask") && self.netmask.is_some() { NETMASK } else { ADDRESS };
+                let path = if m.contains("mask") && self.netmask.is_some() {
+                    NETMASK
+                } else {
+                    ADDRESS
+                };
                 Diagnostics::attr_error(AttrPath::attr(path), "Invalid address", m)
             })?),
             None if self.netmask.is_some() => {
-                return Err(Diagnostics::attr_error(AttrPath::attr(NETMASK), "Netmask without address", "`netmask` needs an IP `address`."))
+                return Err(Diagnostics::attr_error(
+                    AttrPath::attr(NETMASK),
+                    "Netmask without address",
+                    "`netmask` needs an IP `address`.",
+                ))
             }
             None => None,
         };
@@ -391,15 +464,20 @@ mod tests {
     }
 
     fn error_paths(d: &Diagnostics) -> Vec<String> {
-        d.0.iter().map(|x| x.path.clone().map(|p| p.to_string()).unwrap_or_default()).collect()
+        d.0.iter()
+            .map(|x| x.path.clone().map(|p| p.to_string()).unwrap_or_default())
+            .collect()
     }
 
     #[test]
     fn valid_config_passes_and_ids_are_the_match_fields() {
         let v = config(&base());
         assert!(HbaRule.validate(&v).is_empty());
-        let m = Model::from_value(&v, true).unwrap();
-        assert_eq!(m.id(&m.rule().unwrap()), "access host all all 192.0.2.20/32");
+        let m = Model::from_value(&v).unwrap();
+        assert_eq!(
+            m.id(&m.rule().unwrap()),
+            "access host all all 192.0.2.20/32"
+        );
     }
 
     #[test]
@@ -407,7 +485,10 @@ mod tests {
         let mut c = base();
         c.push((OPTIONS, Value::map_of_strings([("clientcert", "1")])));
         c[0] = (TYPE, Value::string("hostssl"));
-        assert_eq!(error_paths(&HbaRule.validate(&config(&c))), ["options[\"clientcert\"]"]);
+        assert_eq!(
+            error_paths(&HbaRule.validate(&config(&c))),
+            ["options[\"clientcert\"]"]
+        );
 
         let mut c = base();
         c[3] = (ADDRESS, Value::string("192.0.2.20/24"));
@@ -431,5 +512,14 @@ mod tests {
         let mut c = base();
         c[3] = (ADDRESS, Value::Unknown);
         assert!(HbaRule.validate(&config(&c)).is_empty());
+        let mut c = base();
+        c.push((NODE, Value::Unknown));
+        c.push((POSITION, Value::Unknown));
+        assert!(HbaRule.validate(&config(&c)).is_empty());
+        c[4] = (METHOD, Value::string("cert"));
+        assert!(
+            !HbaRule.validate(&config(&c)).is_empty(),
+            "known fields are still checked"
+        );
     }
 }

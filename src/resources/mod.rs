@@ -73,7 +73,8 @@ pub trait Resource: Send + Sync {
 
     async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, Diagnostics>;
 
-    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, Diagnostics>;
+    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value)
+        -> Result<Value, Diagnostics>;
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics>;
 

@@ -15,7 +15,11 @@ pub(super) fn check_against_plan(planned: &Value, new: &Value) -> Diagnostics {
         for (k, pv) in p {
             let nv = n.get(k).unwrap_or(&Value::Null);
             if !nv.is_wholly_known() {
-                d.push_error(Some(AttrPath::attr(k)), "Provider returned an unknown value", format!("`{k}` is still unknown after apply. This is a bug in the provider."));
+                d.push_error(
+                    Some(AttrPath::attr(k)),
+                    "Provider returned an unknown value",
+                    format!("`{k}` is still unknown after apply. This is a bug in the provider."),
+                );
             } else if pv.is_wholly_known() && pv != nv {
                 d.push_error(
                     Some(AttrPath::attr(k)),
@@ -28,7 +32,10 @@ pub(super) fn check_against_plan(planned: &Value, new: &Value) -> Diagnostics {
     d
 }
 
-pub(super) async fn handle(server: &ProviderServer, req: pb::apply_resource_change::Request) -> Result<pb::apply_resource_change::Response, Status> {
+pub(super) async fn handle(
+    server: &ProviderServer,
+    req: pb::apply_resource_change::Request,
+) -> Result<pb::apply_resource_change::Response, Status> {
     let res = server.resource(&req.type_name)?.clone();
     let ty = res.schema().ty();
     let decoded = (|| {
@@ -39,7 +46,13 @@ pub(super) async fn handle(server: &ProviderServer, req: pb::apply_resource_chan
     })();
     let (prior, planned) = match decoded {
         Ok(x) => x,
-        Err(d) => return Ok(pb::apply_resource_change::Response { new_state: req.prior_state, diagnostics: convert::diagnostics(d), ..Default::default() }),
+        Err(d) => {
+            return Ok(pb::apply_resource_change::Response {
+                new_state: req.prior_state,
+                diagnostics: convert::diagnostics(d),
+                ..Default::default()
+            })
+        }
     };
     let result = async {
         let ctx = server.ctx()?.ok_or_else(|| {
@@ -59,10 +72,18 @@ pub(super) async fn handle(server: &ProviderServer, req: pb::apply_resource_chan
     }
     .await;
     Ok(match result.and_then(|v| convert::to_dynamic(&v, &ty)) {
-        Ok(dv) => pb::apply_resource_change::Response { new_state: Some(dv), private: req.planned_private, ..Default::default() },
+        Ok(dv) => pb::apply_resource_change::Response {
+            new_state: Some(dv),
+            private: req.planned_private,
+            ..Default::default()
+        },
         // Changes are all-or-nothing, so on failure the prior state is still
         // what exists.
-        Err(d) => pb::apply_resource_change::Response { new_state: req.prior_state, diagnostics: convert::diagnostics(d), ..Default::default() },
+        Err(d) => pb::apply_resource_change::Response {
+            new_state: req.prior_state,
+            diagnostics: convert::diagnostics(d),
+            ..Default::default()
+        },
     })
 }
 
@@ -74,10 +95,20 @@ mod tests {
     #[test]
     fn results_must_honour_the_plan() {
         let planned = object([("a", Value::string("x")), ("b", Value::Unknown)]);
-        assert!(check_against_plan(&planned, &object([("a", Value::string("x")), ("b", Value::string("y"))])).is_empty());
-        let d = check_against_plan(&planned, &object([("a", Value::string("z")), ("b", Value::string("y"))]));
+        assert!(check_against_plan(
+            &planned,
+            &object([("a", Value::string("x")), ("b", Value::string("y"))])
+        )
+        .is_empty());
+        let d = check_against_plan(
+            &planned,
+            &object([("a", Value::string("z")), ("b", Value::string("y"))]),
+        );
         assert_eq!(d.0[0].path, Some(AttrPath::attr("a")));
-        let d = check_against_plan(&planned, &object([("a", Value::string("x")), ("b", Value::Unknown)]));
+        let d = check_against_plan(
+            &planned,
+            &object([("a", Value::string("x")), ("b", Value::Unknown)]),
+        );
         assert_eq!(d.0[0].path, Some(AttrPath::attr("b")));
     }
 }

@@ -20,9 +20,16 @@ pub fn from_dynamic(dv: Option<&pb::DynamicValue>, ty: &Type) -> Result<Value, D
 }
 
 pub fn to_dynamic(v: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostics> {
-    let bytes = msgpack::encode(v, ty)
-        .map_err(|e| Diagnostics::error("Provider produced an invalid value", format!("{e}. This is a bug in the provider.")))?;
-    Ok(pb::DynamicValue { msgpack: bytes, json: Vec::new() })
+    let bytes = msgpack::encode(v, ty).map_err(|e| {
+        Diagnostics::error(
+            "Provider produced an invalid value",
+            format!("{e}. This is a bug in the provider."),
+        )
+    })?;
+    Ok(pb::DynamicValue {
+        msgpack: bytes,
+        json: Vec::new(),
+    })
 }
 
 pub fn path_to_proto(p: &AttrPath) -> pb::AttributePath {
@@ -110,7 +117,15 @@ mod tests {
 
     #[test]
     fn schema_types_are_json_and_descriptions_markdown() {
-        let s = Schema::new("d", vec![Attribute::new("a", Type::list(Type::String), Mode::Required, "An `a`.")]);
+        let s = Schema::new(
+            "d",
+            vec![Attribute::new(
+                "a",
+                Type::list(Type::String),
+                Mode::Required,
+                "An `a`.",
+            )],
+        );
         let p = schema(&s);
         let a = &p.block.unwrap().attributes[0];
         assert_eq!(a.r#type, br#"["list","string"]"#);
@@ -121,10 +136,19 @@ mod tests {
     #[test]
     fn dynamic_values_accept_json_too() {
         let ty = Type::Object([("a".to_string(), Type::String)].into());
-        let dv = pb::DynamicValue { msgpack: vec![], json: br#"{"a":"x"}"#.to_vec() };
-        assert_eq!(from_dynamic(Some(&dv), &ty).unwrap().attr("a"), &Value::string("x"));
+        let dv = pb::DynamicValue {
+            msgpack: vec![],
+            json: br#"{"a":"x"}"#.to_vec(),
+        };
+        assert_eq!(
+            from_dynamic(Some(&dv), &ty).unwrap().attr("a"),
+            &Value::string("x")
+        );
         assert_eq!(from_dynamic(None, &ty).unwrap(), Value::Null);
-        let bad = pb::DynamicValue { msgpack: vec![0xc1], json: vec![] };
+        let bad = pb::DynamicValue {
+            msgpack: vec![0xc1],
+            json: vec![],
+        };
         assert!(from_dynamic(Some(&bad), &ty).is_err());
     }
 }

@@ -5,11 +5,22 @@ use tonic::Status;
 use super::{convert, get_metadata, ProviderServer};
 use crate::proto::tfplugin6 as pb;
 
-pub(super) fn handle(server: &ProviderServer, _: pb::get_provider_schema::Request) -> Result<pb::get_provider_schema::Response, Status> {
+pub(super) fn handle(
+    server: &ProviderServer,
+    _: pb::get_provider_schema::Request,
+) -> Result<pb::get_provider_schema::Response, Status> {
     Ok(pb::get_provider_schema::Response {
         provider: Some(convert::schema(&server.provider_schema)),
-        resource_schemas: server.resources.iter().map(|(n, r)| (n.to_string(), convert::schema(&r.schema()))).collect(),
-        data_source_schemas: server.data_sources.iter().map(|(n, d)| (n.to_string(), convert::schema(&d.schema()))).collect(),
+        resource_schemas: server
+            .resources
+            .iter()
+            .map(|(n, r)| (n.to_string(), convert::schema(&r.schema())))
+            .collect(),
+        data_source_schemas: server
+            .data_sources
+            .iter()
+            .map(|(n, d)| (n.to_string(), convert::schema(&d.schema())))
+            .collect(),
         diagnostics: Vec::new(),
         provider_meta: None,
         server_capabilities: Some(get_metadata::capabilities()),
@@ -32,9 +43,22 @@ mod tests {
         for s in schemas {
             let block = s.block.unwrap();
             assert!(!block.description.is_empty());
-            for a in block.attributes.iter().chain(block.block_types.iter().flat_map(|b| b.block.as_ref().unwrap().attributes.iter())) {
-                assert!(a.description.ends_with('.'), "{} needs a full-sentence description", a.name);
-                assert!(a.required || a.optional || a.computed, "{} has no mode", a.name);
+            for a in block.attributes.iter().chain(
+                block
+                    .block_types
+                    .iter()
+                    .flat_map(|b| b.block.as_ref().unwrap().attributes.iter()),
+            ) {
+                assert!(
+                    a.description.ends_with('.'),
+                    "{} needs a full-sentence description",
+                    a.name
+                );
+                assert!(
+                    a.required || a.optional || a.computed,
+                    "{} has no mode",
+                    a.name
+                );
             }
         }
     }

@@ -6,22 +6,44 @@ use super::{convert, ProviderServer};
 use crate::diag::Diagnostics;
 use crate::proto::tfplugin6 as pb;
 
-pub(super) async fn handle(server: &ProviderServer, req: pb::import_resource_state::Request) -> Result<pb::import_resource_state::Response, Status> {
+pub(super) async fn handle(
+    server: &ProviderServer,
+    req: pb::import_resource_state::Request,
+) -> Result<pb::import_resource_state::Response, Status> {
     let res = server.resource(&req.type_name)?.clone();
     let ty = res.schema().ty();
     let result = async {
-        let importer = res.importer().ok_or_else(|| Diagnostics::error("Import not supported", format!("{} cannot be imported.", req.type_name)))?;
-        let ctx = server.ctx()?.ok_or_else(|| Diagnostics::error("Provider configuration not known", "Import needs a provider block whose values are known."))?;
+        let importer = res.importer().ok_or_else(|| {
+            Diagnostics::error(
+                "Import not supported",
+                format!("{} cannot be imported.", req.type_name),
+            )
+        })?;
+        let ctx = server.ctx()?.ok_or_else(|| {
+            Diagnostics::error(
+                "Provider configuration not known",
+                "Import needs a provider block whose values are known.",
+            )
+        })?;
         let state = ProviderServer::cancellable(&ctx, importer.import(&ctx, &req.id)).await?;
         convert::to_dynamic(&state, &ty)
     }
     .await;
     Ok(match result {
         Ok(dv) => pb::import_resource_state::Response {
-            imported_resources: vec![pb::import_resource_state::ImportedResource { type_name: req.type_name.clone(), state: Some(dv), private: Vec::new(), identity: None }],
+            imported_resources: vec![pb::import_resource_state::ImportedResource {
+                type_name: req.type_name.clone(),
+                state: Some(dv),
+                private: Vec::new(),
+                identity: None,
+            }],
             diagnostics: Vec::new(),
             deferred: None,
         },
-        Err(d) => pb::import_resource_state::Response { imported_resources: Vec::new(), diagnostics: convert::diagnostics(d), deferred: None },
+        Err(d) => pb::import_resource_state::Response {
+            imported_resources: Vec::new(),
+            diagnostics: convert::diagnostics(d),
+            deferred: None,
+        },
     })
 }

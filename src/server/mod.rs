@@ -63,8 +63,14 @@ impl Default for ProviderServer {
 impl ProviderServer {
     pub fn new() -> ProviderServer {
         ProviderServer {
-            resources: resources::all().into_iter().map(|r| (r.type_name(), r)).collect(),
-            data_sources: data_sources::all().into_iter().map(|d| (d.type_name(), d)).collect(),
+            resources: resources::all()
+                .into_iter()
+                .map(|r| (r.type_name(), r))
+                .collect(),
+            data_sources: data_sources::all()
+                .into_iter()
+                .map(|d| (d.type_name(), d))
+                .collect(),
             provider_schema: crate::provider::config::schema(),
             configured: RwLock::new(Configured::No),
             stop: Mutex::new(CancellationToken::new()),
@@ -82,15 +88,22 @@ impl ProviderServer {
     }
 
     fn resource(&self, name: &str) -> Result<&Arc<dyn Resource>, Status> {
-        self.resources.get(name).ok_or_else(|| Status::not_found(format!("unknown resource type {name:?}")))
+        self.resources
+            .get(name)
+            .ok_or_else(|| Status::not_found(format!("unknown resource type {name:?}")))
     }
 
     fn data_source(&self, name: &str) -> Result<&Arc<dyn DataSource>, Status> {
-        self.data_sources.get(name).ok_or_else(|| Status::not_found(format!("unknown data source type {name:?}")))
+        self.data_sources
+            .get(name)
+            .ok_or_else(|| Status::not_found(format!("unknown data source type {name:?}")))
     }
 
     fn set_configured(&self, c: Configured) {
-        let old = std::mem::replace(&mut *self.configured.write().unwrap_or_else(|e| e.into_inner()), c);
+        let old = std::mem::replace(
+            &mut *self.configured.write().unwrap_or_else(|e| e.into_inner()),
+            c,
+        );
         if let Configured::Yes(p) = old {
             tokio::spawn(async move { p.close().await });
         }
@@ -110,7 +123,10 @@ impl ProviderServer {
     }
 
     /// Runs resource work until it finishes or Terraform sends StopProvider.
-    async fn cancellable<T>(ctx: &Ctx, fut: impl Future<Output = Result<T, Diagnostics>>) -> Result<T, Diagnostics> {
+    async fn cancellable<T>(
+        ctx: &Ctx,
+        fut: impl Future<Output = Result<T, Diagnostics>>,
+    ) -> Result<T, Diagnostics> {
         tokio::select! {
             r = fut => r,
             _ = ctx.cancel.cancelled() => Err(Diagnostics::error(
@@ -128,71 +144,159 @@ impl ProviderServer {
 
 #[tonic::async_trait]
 impl pb::provider_server::Provider for ProviderServer {
-    async fn get_metadata(&self, r: Request<pb::get_metadata::Request>) -> Result<Response<pb::get_metadata::Response>, Status> {
+    async fn get_metadata(
+        &self,
+        r: Request<pb::get_metadata::Request>,
+    ) -> Result<Response<pb::get_metadata::Response>, Status> {
         get_metadata::handle(self, r.into_inner()).map(Response::new)
     }
-    async fn get_provider_schema(&self, r: Request<pb::get_provider_schema::Request>) -> Result<Response<pb::get_provider_schema::Response>, Status> {
+    async fn get_provider_schema(
+        &self,
+        r: Request<pb::get_provider_schema::Request>,
+    ) -> Result<Response<pb::get_provider_schema::Response>, Status> {
         get_provider_schema::handle(self, r.into_inner()).map(Response::new)
     }
-    async fn validate_provider_config(&self, r: Request<pb::validate_provider_config::Request>) -> Result<Response<pb::validate_provider_config::Response>, Status> {
+    async fn validate_provider_config(
+        &self,
+        r: Request<pb::validate_provider_config::Request>,
+    ) -> Result<Response<pb::validate_provider_config::Response>, Status> {
         validate_provider_config::handle(self, r.into_inner()).map(Response::new)
     }
-    async fn validate_resource_config(&self, r: Request<pb::validate_resource_config::Request>) -> Result<Response<pb::validate_resource_config::Response>, Status> {
+    async fn validate_resource_config(
+        &self,
+        r: Request<pb::validate_resource_config::Request>,
+    ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
         validate_resource_config::handle(self, r.into_inner()).map(Response::new)
     }
-    async fn validate_data_resource_config(&self, r: Request<pb::validate_data_resource_config::Request>) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
+    async fn validate_data_resource_config(
+        &self,
+        r: Request<pb::validate_data_resource_config::Request>,
+    ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
         validate_data_resource_config::handle(self, r.into_inner()).map(Response::new)
     }
-    async fn upgrade_resource_state(&self, r: Request<pb::upgrade_resource_state::Request>) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
+    async fn upgrade_resource_state(
+        &self,
+        r: Request<pb::upgrade_resource_state::Request>,
+    ) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
         upgrade_resource_state::handle(self, r.into_inner()).map(Response::new)
     }
-    async fn get_resource_identity_schemas(&self, _: Request<pb::get_resource_identity_schemas::Request>) -> Result<Response<pb::get_resource_identity_schemas::Response>, Status> {
+    async fn get_resource_identity_schemas(
+        &self,
+        _: Request<pb::get_resource_identity_schemas::Request>,
+    ) -> Result<Response<pb::get_resource_identity_schemas::Response>, Status> {
         // No resource declares an identity; an empty answer tells Terraform so.
-        Ok(Response::new(pb::get_resource_identity_schemas::Response::default()))
+        Ok(Response::new(
+            pb::get_resource_identity_schemas::Response::default(),
+        ))
     }
-    async fn upgrade_resource_identity(&self, _: Request<pb::upgrade_resource_identity::Request>) -> Result<Response<pb::upgrade_resource_identity::Response>, Status> {
-        Err(Status::unimplemented("no resource of this provider has an identity"))
+    async fn upgrade_resource_identity(
+        &self,
+        _: Request<pb::upgrade_resource_identity::Request>,
+    ) -> Result<Response<pb::upgrade_resource_identity::Response>, Status> {
+        Err(Status::unimplemented(
+            "no resource of this provider has an identity",
+        ))
     }
-    async fn configure_provider(&self, r: Request<pb::configure_provider::Request>) -> Result<Response<pb::configure_provider::Response>, Status> {
+    async fn configure_provider(
+        &self,
+        r: Request<pb::configure_provider::Request>,
+    ) -> Result<Response<pb::configure_provider::Response>, Status> {
         configure_provider::handle(self, r.into_inner()).map(Response::new)
     }
-    async fn read_resource(&self, r: Request<pb::read_resource::Request>) -> Result<Response<pb::read_resource::Response>, Status> {
-        read_resource::handle(self, r.into_inner()).await.map(Response::new)
+    async fn read_resource(
+        &self,
+        r: Request<pb::read_resource::Request>,
+    ) -> Result<Response<pb::read_resource::Response>, Status> {
+        read_resource::handle(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
-    async fn plan_resource_change(&self, r: Request<pb::plan_resource_change::Request>) -> Result<Response<pb::plan_resource_change::Response>, Status> {
-        plan_resource_change::handle(self, r.into_inner()).await.map(Response::new)
+    async fn plan_resource_change(
+        &self,
+        r: Request<pb::plan_resource_change::Request>,
+    ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
+        plan_resource_change::handle(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
-    async fn apply_resource_change(&self, r: Request<pb::apply_resource_change::Request>) -> Result<Response<pb::apply_resource_change::Response>, Status> {
-        apply_resource_change::handle(self, r.into_inner()).await.map(Response::new)
+    async fn apply_resource_change(
+        &self,
+        r: Request<pb::apply_resource_change::Request>,
+    ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
+        apply_resource_change::handle(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
-    async fn import_resource_state(&self, r: Request<pb::import_resource_state::Request>) -> Result<Response<pb::import_resource_state::Response>, Status> {
-        import_resource_state::handle(self, r.into_inner()).await.map(Response::new)
+    async fn import_resource_state(
+        &self,
+        r: Request<pb::import_resource_state::Request>,
+    ) -> Result<Response<pb::import_resource_state::Response>, Status> {
+        import_resource_state::handle(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
-    async fn move_resource_state(&self, r: Request<pb::move_resource_state::Request>) -> Result<Response<pb::move_resource_state::Response>, Status> {
+    async fn move_resource_state(
+        &self,
+        r: Request<pb::move_resource_state::Request>,
+    ) -> Result<Response<pb::move_resource_state::Response>, Status> {
         move_resource_state::handle(self, r.into_inner()).map(Response::new)
     }
-    async fn read_data_source(&self, r: Request<pb::read_data_source::Request>) -> Result<Response<pb::read_data_source::Response>, Status> {
-        read_data_source::handle(self, r.into_inner()).await.map(Response::new)
+    async fn read_data_source(
+        &self,
+        r: Request<pb::read_data_source::Request>,
+    ) -> Result<Response<pb::read_data_source::Response>, Status> {
+        read_data_source::handle(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
-    async fn validate_ephemeral_resource_config(&self, _: Request<pb::validate_ephemeral_resource_config::Request>) -> Result<Response<pb::validate_ephemeral_resource_config::Response>, Status> {
-        Err(Status::unimplemented("this provider has no ephemeral resources"))
+    async fn validate_ephemeral_resource_config(
+        &self,
+        _: Request<pb::validate_ephemeral_resource_config::Request>,
+    ) -> Result<Response<pb::validate_ephemeral_resource_config::Response>, Status> {
+        Err(Status::unimplemented(
+            "this provider has no ephemeral resources",
+        ))
     }
-    async fn open_ephemeral_resource(&self, _: Request<pb::open_ephemeral_resource::Request>) -> Result<Response<pb::open_ephemeral_resource::Response>, Status> {
-        Err(Status::unimplemented("this provider has no ephemeral resources"))
+    async fn open_ephemeral_resource(
+        &self,
+        _: Request<pb::open_ephemeral_resource::Request>,
+    ) -> Result<Response<pb::open_ephemeral_resource::Response>, Status> {
+        Err(Status::unimplemented(
+            "this provider has no ephemeral resources",
+        ))
     }
-    async fn renew_ephemeral_resource(&self, _: Request<pb::renew_ephemeral_resource::Request>) -> Result<Response<pb::renew_ephemeral_resource::Response>, Status> {
-        Err(Status::unimplemented("this provider has no ephemeral resources"))
+    async fn renew_ephemeral_resource(
+        &self,
+        _: Request<pb::renew_ephemeral_resource::Request>,
+    ) -> Result<Response<pb::renew_ephemeral_resource::Response>, Status> {
+        Err(Status::unimplemented(
+            "this provider has no ephemeral resources",
+        ))
     }
-    async fn close_ephemeral_resource(&self, _: Request<pb::close_ephemeral_resource::Request>) -> Result<Response<pb::close_ephemeral_resource::Response>, Status> {
-        Err(Status::unimplemented("this provider has no ephemeral resources"))
+    async fn close_ephemeral_resource(
+        &self,
+        _: Request<pb::close_ephemeral_resource::Request>,
+    ) -> Result<Response<pb::close_ephemeral_resource::Response>, Status> {
+        Err(Status::unimplemented(
+            "this provider has no ephemeral resources",
+        ))
     }
-    async fn get_functions(&self, _: Request<pb::get_functions::Request>) -> Result<Response<pb::get_functions::Response>, Status> {
+    async fn get_functions(
+        &self,
+        _: Request<pb::get_functions::Request>,
+    ) -> Result<Response<pb::get_functions::Response>, Status> {
         Ok(Response::new(pb::get_functions::Response::default()))
     }
-    async fn call_function(&self, _: Request<pb::call_function::Request>) -> Result<Response<pb::call_function::Response>, Status> {
+    async fn call_function(
+        &self,
+        _: Request<pb::call_function::Request>,
+    ) -> Result<Response<pb::call_function::Response>, Status> {
         Err(Status::unimplemented("this provider has no functions"))
     }
-    async fn stop_provider(&self, r: Request<pb::stop_provider::Request>) -> Result<Response<pb::stop_provider::Response>, Status> {
+    async fn stop_provider(
+        &self,
+        r: Request<pb::stop_provider::Request>,
+    ) -> Result<Response<pb::stop_provider::Response>, Status> {
         stop_provider::handle(self, r.into_inner()).map(Response::new)
     }
 }

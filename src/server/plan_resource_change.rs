@@ -20,7 +20,12 @@ use crate::value::Value;
 
 /// Applies the schema's planning rules. Returns the planned state and the
 /// paths whose change forces replacement.
-pub fn plan_by_schema(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) -> (Value, Vec<AttrPath>) {
+pub fn plan_by_schema(
+    schema: &Schema,
+    prior: &Value,
+    proposed: &Value,
+    config: &Value,
+) -> (Value, Vec<AttrPath>) {
     let mut planned = proposed.clone();
     for a in &schema.attributes {
         if let Some(d) = &a.default {
@@ -39,7 +44,11 @@ pub fn plan_by_schema(schema: &Schema, prior: &Value, proposed: &Value, config: 
         return (planned, replace);
     }
     let mut changed = false;
-    for a in schema.attributes.iter().filter(|a| a.mode != Mode::Computed) {
+    for a in schema
+        .attributes
+        .iter()
+        .filter(|a| a.mode != Mode::Computed)
+    {
         if planned.attr(a.name) != prior.attr(a.name) {
             changed = true;
             if a.force_new {
@@ -48,7 +57,11 @@ pub fn plan_by_schema(schema: &Schema, prior: &Value, proposed: &Value, config: 
         }
     }
     if changed {
-        for a in schema.attributes.iter().filter(|a| a.mode == Mode::Computed) {
+        for a in schema
+            .attributes
+            .iter()
+            .filter(|a| a.mode == Mode::Computed)
+        {
             if !(a.stable && replace.is_empty()) {
                 planned.set_attr(a.name, Value::Unknown);
             }
@@ -57,7 +70,10 @@ pub fn plan_by_schema(schema: &Schema, prior: &Value, proposed: &Value, config: 
     (planned, replace)
 }
 
-pub(super) async fn handle(server: &ProviderServer, req: pb::plan_resource_change::Request) -> Result<pb::plan_resource_change::Response, Status> {
+pub(super) async fn handle(
+    server: &ProviderServer,
+    req: pb::plan_resource_change::Request,
+) -> Result<pb::plan_resource_change::Response, Status> {
     let res = server.resource(&req.type_name)?.clone();
     let schema = res.schema();
     let ty = schema.ty();
@@ -77,7 +93,12 @@ pub(super) async fn handle(server: &ProviderServer, req: pb::plan_resource_chang
         if let Some(ctx) = &ctx {
             let needs_check = prior.is_null() || planned != prior;
             if needs_check {
-                let mut input = PlanInput { prior: (!prior.is_null() && replace.is_empty()).then_some(&prior), config: &config, planned: &mut planned, warnings: Diagnostics::new() };
+                let mut input = PlanInput {
+                    prior: (!prior.is_null() && replace.is_empty()).then_some(&prior),
+                    config: &config,
+                    planned: &mut planned,
+                    warnings: Diagnostics::new(),
+                };
                 ProviderServer::cancellable(ctx, res.check_plan(ctx, &mut input)).await?;
                 warnings = input.warnings;
             }
@@ -85,16 +106,21 @@ pub(super) async fn handle(server: &ProviderServer, req: pb::plan_resource_chang
         Ok((planned, replace, warnings))
     }
     .await;
-    Ok(match result.and_then(|(v, r, w)| Ok((convert::to_dynamic(&v, &ty)?, r, w))) {
-        Ok((dv, replace, warnings)) => pb::plan_resource_change::Response {
-            planned_state: Some(dv),
-            requires_replace: replace.iter().map(convert::path_to_proto).collect(),
-            planned_private: req.prior_private,
-            diagnostics: convert::diagnostics(warnings),
-            ..Default::default()
+    Ok(
+        match result.and_then(|(v, r, w)| Ok((convert::to_dynamic(&v, &ty)?, r, w))) {
+            Ok((dv, replace, warnings)) => pb::plan_resource_change::Response {
+                planned_state: Some(dv),
+                requires_replace: replace.iter().map(convert::path_to_proto).collect(),
+                planned_private: req.prior_private,
+                diagnostics: convert::diagnostics(warnings),
+                ..Default::default()
+            },
+            Err(d) => pb::plan_resource_change::Response {
+                diagnostics: convert::diagnostics(d),
+                ..Default::default()
+            },
         },
-        Err(d) => pb::plan_resource_change::Response { diagnostics: convert::diagnostics(d), ..Default::default() },
-    })
+    )
 }
 
 #[cfg(test)]
@@ -109,7 +135,8 @@ mod tests {
             vec![
                 Attribute::new("name", Type::String, Mode::Required, "Name.").force_new(),
                 Attribute::new("method", Type::String, Mode::Required, "Method."),
-                Attribute::new("position", Type::Number, Mode::Optional, "Position.").default(Value::int(100)),
+                Attribute::new("position", Type::Number, Mode::Optional, "Position.")
+                    .default(Value::int(100)),
                 Attribute::new("id", Type::String, Mode::Computed, "Id.").stable(),
                 Attribute::new("line", Type::String, Mode::Computed, "Line."),
             ],
@@ -117,20 +144,41 @@ mod tests {
     }
 
     fn v(name: &str, method: &str, position: Value, id: Value, line: Value) -> Value {
-        object([("name", Value::string(name)), ("method", Value::string(method)), ("position", position), ("id", id), ("line", line)])
+        object([
+            ("name", Value::string(name)),
+            ("method", Value::string(method)),
+            ("position", position),
+            ("id", id),
+            ("line", line),
+        ])
     }
 
     #[test]
     fn create_fills_defaults_and_leaves_computed_unknown() {
         let config = v("a", "trust", Value::Null, Value::Null, Value::Null);
         let (planned, replace) = plan_by_schema(&schema(), &Value::Null, &config, &config);
-        assert_eq!(planned, v("a", "trust", Value::int(100), Value::Unknown, Value::Unknown));
+        assert_eq!(
+            planned,
+            v(
+                "a",
+                "trust",
+                Value::int(100),
+                Value::Unknown,
+                Value::Unknown
+            )
+        );
         assert!(replace.is_empty());
     }
 
     #[test]
     fn no_change_keeps_every_computed_value() {
-        let prior = v("a", "trust", Value::int(100), Value::string("id"), Value::string("line"));
+        let prior = v(
+            "a",
+            "trust",
+            Value::int(100),
+            Value::string("id"),
+            Value::string("line"),
+        );
         let config = v("a", "trust", Value::Null, Value::Null, Value::Null);
         let (planned, replace) = plan_by_schema(&schema(), &prior, &prior, &config);
         assert_eq!(planned, prior);
@@ -139,18 +187,51 @@ mod tests {
 
     #[test]
     fn update_in_place_keeps_stable_values() {
-        let prior = v("a", "trust", Value::int(100), Value::string("id"), Value::string("line"));
-        let proposed = v("a", "md5", Value::int(100), Value::string("id"), Value::string("line"));
+        let prior = v(
+            "a",
+            "trust",
+            Value::int(100),
+            Value::string("id"),
+            Value::string("line"),
+        );
+        let proposed = v(
+            "a",
+            "md5",
+            Value::int(100),
+            Value::string("id"),
+            Value::string("line"),
+        );
         let config = v("a", "md5", Value::Null, Value::Null, Value::Null);
         let (planned, replace) = plan_by_schema(&schema(), &prior, &proposed, &config);
-        assert_eq!(planned, v("a", "md5", Value::int(100), Value::string("id"), Value::Unknown));
+        assert_eq!(
+            planned,
+            v(
+                "a",
+                "md5",
+                Value::int(100),
+                Value::string("id"),
+                Value::Unknown
+            )
+        );
         assert!(replace.is_empty());
     }
 
     #[test]
     fn force_new_change_requires_replace() {
-        let prior = v("a", "trust", Value::int(100), Value::string("id"), Value::string("line"));
-        let proposed = v("b", "trust", Value::int(100), Value::string("id"), Value::string("line"));
+        let prior = v(
+            "a",
+            "trust",
+            Value::int(100),
+            Value::string("id"),
+            Value::string("line"),
+        );
+        let proposed = v(
+            "b",
+            "trust",
+            Value::int(100),
+            Value::string("id"),
+            Value::string("line"),
+        );
         let config = v("b", "trust", Value::Null, Value::Null, Value::Null);
         let (planned, replace) = plan_by_schema(&schema(), &prior, &proposed, &config);
         assert_eq!(replace, vec![AttrPath::attr("name")]);

@@ -6,7 +6,10 @@ use super::{convert, ProviderServer};
 use crate::diag::Diagnostics;
 use crate::proto::tfplugin6 as pb;
 
-pub(super) async fn handle(server: &ProviderServer, req: pb::read_data_source::Request) -> Result<pb::read_data_source::Response, Status> {
+pub(super) async fn handle(
+    server: &ProviderServer,
+    req: pb::read_data_source::Request,
+) -> Result<pb::read_data_source::Response, Status> {
     let ds = server.data_source(&req.type_name)?.clone();
     let ty = ds.schema().ty();
     let result = async {
@@ -22,7 +25,15 @@ pub(super) async fn handle(server: &ProviderServer, req: pb::read_data_source::R
     }
     .await;
     Ok(match result {
-        Ok(dv) => pb::read_data_source::Response { state: Some(dv), diagnostics: Vec::new(), deferred: None },
-        Err(d) => pb::read_data_source::Response { state: None, diagnostics: convert::diagnostics(d), deferred: None },
+        Ok(dv) => pb::read_data_source::Response {
+            state: Some(dv),
+            diagnostics: Vec::new(),
+            deferred: None,
+        },
+        Err(d) => pb::read_data_source::Response {
+            state: None,
+            diagnostics: convert::diagnostics(d),
+            deferred: None,
+        },
     })
 }

@@ -6,10 +6,16 @@ use super::{convert, ProviderServer};
 use crate::proto::tfplugin6 as pb;
 use crate::value::Value;
 
-pub(super) async fn handle(server: &ProviderServer, req: pb::read_resource::Request) -> Result<pb::read_resource::Response, Status> {
+pub(super) async fn handle(
+    server: &ProviderServer,
+    req: pb::read_resource::Request,
+) -> Result<pb::read_resource::Response, Status> {
     let res = server.resource(&req.type_name)?.clone();
     let ty = res.schema().ty();
-    let deferral_allowed = req.client_capabilities.as_ref().is_some_and(|c| c.deferral_allowed);
+    let deferral_allowed = req
+        .client_capabilities
+        .as_ref()
+        .is_some_and(|c| c.deferral_allowed);
     let result = async {
         let state = convert::from_dynamic(req.current_state.as_ref(), &ty)?;
         if state.is_null() {
@@ -18,22 +24,32 @@ pub(super) async fn handle(server: &ProviderServer, req: pb::read_resource::Requ
         let Some(ctx) = server.ctx()? else {
             // The provider block is not known yet: keep the state as it is
             // (or let a newer Terraform defer the resource).
-            let deferred = deferral_allowed.then(|| pb::Deferred { reason: pb::deferred::Reason::ProviderConfigUnknown as i32 });
+            let deferred = deferral_allowed.then(|| pb::Deferred {
+                reason: pb::deferred::Reason::ProviderConfigUnknown as i32,
+            });
             return Ok((state, deferred));
         };
         let now = ProviderServer::cancellable(&ctx, res.read(&ctx, &state)).await?;
         Ok((now.unwrap_or(Value::Null), None))
     }
     .await;
-    Ok(match result.and_then(|(v, deferred)| Ok((convert::to_dynamic(&v, &ty)?, deferred))) {
-        Ok((dv, deferred)) => pb::read_resource::Response { new_state: Some(dv), diagnostics: Vec::new(), private: req.private, deferred, new_identity: None },
-        Err(d) => pb::read_resource::Response {
-            // Keep the state Terraform has: a failed read is not a deletion.
-            new_state: req.current_state,
-            diagnostics: convert::diagnostics(d),
-            private: req.private,
-            deferred: None,
-            new_identity: None,
+    Ok(
+        match result.and_then(|(v, deferred)| Ok((convert::to_dynamic(&v, &ty)?, deferred))) {
+            Ok((dv, deferred)) => pb::read_resource::Response {
+                new_state: Some(dv),
+                diagnostics: Vec::new(),
+                private: req.private,
+                deferred,
+                new_identity: None,
+            },
+            Err(d) => pb::read_resource::Response {
+                // Keep the state Terraform has: a failed read is not a deletion.
+                new_state: req.current_state,
+                diagnostics: convert::diagnostics(d),
+                private: req.private,
+                deferred: None,
+                new_identity: None,
+            },
         },
-    })
+    )
 }

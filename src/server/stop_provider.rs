@@ -11,11 +11,19 @@ use super::ProviderServer;
 use crate::log;
 use crate::proto::tfplugin6 as pb;
 
-pub(super) fn handle(server: &ProviderServer, _: pb::stop_provider::Request) -> Result<pb::stop_provider::Response, Status> {
-    let old = std::mem::replace(&mut *server.stop.lock().unwrap_or_else(|e| e.into_inner()), CancellationToken::new());
+pub(super) fn handle(
+    server: &ProviderServer,
+    _: pb::stop_provider::Request,
+) -> Result<pb::stop_provider::Response, Status> {
+    let old = std::mem::replace(
+        &mut *server.stop.lock().unwrap_or_else(|e| e.into_inner()),
+        CancellationToken::new(),
+    );
     old.cancel();
     log::info("stop requested: in-flight operations cancelled", &[]);
-    Ok(pb::stop_provider::Response { error: String::new() })
+    Ok(pb::stop_provider::Response {
+        error: String::new(),
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,10 @@ use crate::diag::Diagnostics;
 use crate::proto::tfplugin6 as pb;
 use crate::value::json;
 
-pub(super) fn handle(server: &ProviderServer, req: pb::upgrade_resource_state::Request) -> Result<pb::upgrade_resource_state::Response, Status> {
+pub(super) fn handle(
+    server: &ProviderServer,
+    req: pb::upgrade_resource_state::Request,
+) -> Result<pb::upgrade_resource_state::Response, Status> {
     let schema = server.resource(&req.type_name)?.schema();
     let ty = schema.ty();
     let result = (|| {
@@ -23,12 +26,23 @@ pub(super) fn handle(server: &ProviderServer, req: pb::upgrade_resource_state::R
         if raw.json.is_empty() && !raw.flatmap.is_empty() {
             return Err(Diagnostics::error("Unsupported state format", "Flatmap state comes from Terraform 0.11 providers and cannot be upgraded by this provider."));
         }
-        let v = json::decode(&raw.json, &ty, true).map_err(|e| Diagnostics::error("Invalid stored state", format!("The stored state could not be read: {e}.")))?;
+        let v = json::decode(&raw.json, &ty, true).map_err(|e| {
+            Diagnostics::error(
+                "Invalid stored state",
+                format!("The stored state could not be read: {e}."),
+            )
+        })?;
         convert::to_dynamic(&v, &ty)
     })();
     Ok(match result {
-        Ok(dv) => pb::upgrade_resource_state::Response { upgraded_state: Some(dv), diagnostics: Vec::new() },
-        Err(d) => pb::upgrade_resource_state::Response { upgraded_state: None, diagnostics: convert::diagnostics(d) },
+        Ok(dv) => pb::upgrade_resource_state::Response {
+            upgraded_state: Some(dv),
+            diagnostics: Vec::new(),
+        },
+        Err(d) => pb::upgrade_resource_state::Response {
+            upgraded_state: None,
+            diagnostics: convert::diagnostics(d),
+        },
     })
 }
 
@@ -46,12 +60,19 @@ mod tests {
             pb::upgrade_resource_state::Request {
                 type_name: "timescaledb_hba_rule".into(),
                 version: 0,
-                raw_state: Some(pb::RawState { json: json.to_vec(), flatmap: Default::default() }),
+                raw_state: Some(pb::RawState {
+                    json: json.to_vec(),
+                    flatmap: Default::default(),
+                }),
             },
         )
         .unwrap();
         assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
-        let ty = server.resource("timescaledb_hba_rule").unwrap().schema().ty();
+        let ty = server
+            .resource("timescaledb_hba_rule")
+            .unwrap()
+            .schema()
+            .ty();
         let v = msgpack::decode(&r.upgraded_state.unwrap().msgpack, &ty).unwrap();
         assert_eq!(v.attr("method"), &Value::string("trust"));
         assert_eq!(v.attr("comment"), &Value::Null);

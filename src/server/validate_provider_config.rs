@@ -6,7 +6,10 @@ use super::{convert, ProviderServer};
 use crate::proto::tfplugin6 as pb;
 use crate::provider::ProviderConfig;
 
-pub(super) fn handle(server: &ProviderServer, req: pb::validate_provider_config::Request) -> Result<pb::validate_provider_config::Response, Status> {
+pub(super) fn handle(
+    server: &ProviderServer,
+    req: pb::validate_provider_config::Request,
+) -> Result<pb::validate_provider_config::Response, Status> {
     let schema = &server.provider_schema;
     let diags = match convert::from_dynamic(req.config.as_ref(), &schema.ty()) {
         Ok(config) => {
@@ -20,5 +23,7 @@ pub(super) fn handle(server: &ProviderServer, req: pb::validate_provider_config:
         }
         Err(d) => d,
     };
-    Ok(pb::validate_provider_config::Response { diagnostics: convert::diagnostics(diags) })
+    Ok(pb::validate_provider_config::Response {
+        diagnostics: convert::diagnostics(diags),
+    })
 }

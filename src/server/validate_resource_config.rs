@@ -6,7 +6,10 @@ use tonic::Status;
 use super::{convert, ProviderServer};
 use crate::proto::tfplugin6 as pb;
 
-pub(super) fn handle(server: &ProviderServer, req: pb::validate_resource_config::Request) -> Result<pb::validate_resource_config::Response, Status> {
+pub(super) fn handle(
+    server: &ProviderServer,
+    req: pb::validate_resource_config::Request,
+) -> Result<pb::validate_resource_config::Response, Status> {
     let res = server.resource(&req.type_name)?;
     let schema = res.schema();
     let diags = match convert::from_dynamic(req.config.as_ref(), &schema.ty()) {
@@ -19,5 +22,7 @@ pub(super) fn handle(server: &ProviderServer, req: pb::validate_resource_config:
         }
         Err(d) => d,
     };
-    Ok(pb::validate_resource_config::Response { diagnostics: convert::diagnostics(diags) })
+    Ok(pb::validate_resource_config::Response {
+        diagnostics: convert::diagnostics(diags),
+    })
 }

@@ -11,7 +11,8 @@ use super::{DecodeError, Number, Type, Value};
 /// not know are an error unless `ignore_extra` is set (old state may carry
 /// attributes that a newer schema dropped).
 pub fn decode(bytes: &[u8], ty: &Type, ignore_extra: bool) -> Result<Value, DecodeError> {
-    let j: J = serde_json::from_slice(bytes).map_err(|e| DecodeError(format!("invalid JSON: {e}")))?;
+    let j: J =
+        serde_json::from_slice(bytes).map_err(|e| DecodeError(format!("invalid JSON: {e}")))?;
     from_json(&j, ty, ignore_extra)
 }
 
@@ -35,7 +36,10 @@ pub fn from_json(j: &J, ty: &Type, ignore_extra: bool) -> Result<Value, DecodeEr
         },
         Type::List(t) | Type::Set(t) => {
             let items = j.as_array().ok_or_else(mismatch)?;
-            let items = items.iter().map(|x| from_json(x, t, ignore_extra)).collect::<Result<Vec<_>, _>>()?;
+            let items = items
+                .iter()
+                .map(|x| from_json(x, t, ignore_extra))
+                .collect::<Result<Vec<_>, _>>()?;
             if matches!(ty, Type::Set(_)) {
                 Value::set(items)
             } else {
@@ -43,12 +47,25 @@ pub fn from_json(j: &J, ty: &Type, ignore_extra: bool) -> Result<Value, DecodeEr
             }
         }
         Type::Tuple(ts) => {
-            let items = j.as_array().filter(|a| a.len() == ts.len()).ok_or_else(mismatch)?;
-            Value::Tuple(items.iter().zip(ts).map(|(x, t)| from_json(x, t, ignore_extra)).collect::<Result<_, _>>()?)
+            let items = j
+                .as_array()
+                .filter(|a| a.len() == ts.len())
+                .ok_or_else(mismatch)?;
+            Value::Tuple(
+                items
+                    .iter()
+                    .zip(ts)
+                    .map(|(x, t)| from_json(x, t, ignore_extra))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         Type::Map(t) => {
             let m = j.as_object().ok_or_else(mismatch)?;
-            Value::Map(m.iter().map(|(k, x)| Ok((k.clone(), from_json(x, t, ignore_extra)?))).collect::<Result<_, DecodeError>>()?)
+            Value::Map(
+                m.iter()
+                    .map(|(k, x)| Ok((k.clone(), from_json(x, t, ignore_extra)?)))
+                    .collect::<Result<_, DecodeError>>()?,
+            )
         }
         Type::Object(attrs) => {
             let m = j.as_object().ok_or_else(mismatch)?;
@@ -82,8 +99,12 @@ pub fn to_json(v: &Value) -> J {
         Value::Bool(b) => J::Bool(*b),
         Value::Number(n) => serde_json::from_str(&n.to_string()).unwrap_or(J::Null),
         Value::String(s) => J::String(s.clone()),
-        Value::List(items) | Value::Set(items) | Value::Tuple(items) => J::Array(items.iter().map(to_json).collect()),
-        Value::Map(m) | Value::Object(m) => J::Object(m.iter().map(|(k, x)| (k.clone(), to_json(x))).collect()),
+        Value::List(items) | Value::Set(items) | Value::Tuple(items) => {
+            J::Array(items.iter().map(to_json).collect())
+        }
+        Value::Map(m) | Value::Object(m) => {
+            J::Object(m.iter().map(|(k, x)| (k.clone(), to_json(x))).collect())
+        }
     }
 }
 
@@ -102,7 +123,10 @@ mod tests {
         assert!(decode(json, &ty, false).is_err());
         let v = decode(json, &ty, true).unwrap();
         assert_eq!(v.attr("port"), &Value::int(5432));
-        assert_eq!(v.attr("names"), &Value::set(vec![Value::string("a"), Value::string("b")]));
+        assert_eq!(
+            v.attr("names"),
+            &Value::set(vec![Value::string("a"), Value::string("b")])
+        );
         assert_eq!(to_json(&v)["port"], serde_json::json!(5432));
     }
 

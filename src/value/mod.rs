@@ -50,8 +50,10 @@ impl Type {
             Type::Set(t) => json!(["set", t.to_json()]),
             Type::Map(t) => json!(["map", t.to_json()]),
             Type::Object(attrs) => {
-                let m: serde_json::Map<String, serde_json::Value> =
-                    attrs.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+                let m: serde_json::Map<String, serde_json::Value> = attrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect();
                 json!(["object", m])
             }
             Type::Tuple(ts) => json!(["tuple", ts.iter().map(Type::to_json).collect::<Vec<_>>()]),
@@ -76,7 +78,9 @@ impl Type {
                     "set" => Ok(Type::set(Type::from_json(&parts[1])?)),
                     "map" => Ok(Type::map(Type::from_json(&parts[1])?)),
                     "object" => {
-                        let m = parts[1].as_object().ok_or("object type needs a map of attributes")?;
+                        let m = parts[1]
+                            .as_object()
+                            .ok_or("object type needs a map of attributes")?;
                         let mut attrs = BTreeMap::new();
                         for (k, t) in m {
                             attrs.insert(k.clone(), Type::from_json(t)?);
@@ -84,8 +88,12 @@ impl Type {
                         Ok(Type::Object(attrs))
                     }
                     "tuple" => {
-                        let ts = parts[1].as_array().ok_or("tuple type needs a list of types")?;
-                        Ok(Type::Tuple(ts.iter().map(Type::from_json).collect::<Result<_, _>>()?))
+                        let ts = parts[1]
+                            .as_array()
+                            .ok_or("tuple type needs a list of types")?;
+                        Ok(Type::Tuple(
+                            ts.iter().map(Type::from_json).collect::<Result<_, _>>()?,
+                        ))
                     }
                     other => Err(format!("unknown type kind {other:?}")),
                 }
@@ -181,8 +189,15 @@ impl Value {
     pub fn list_of_strings<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Value {
         Value::List(items.into_iter().map(|s| Value::String(s.into())).collect())
     }
-    pub fn map_of_strings<I: IntoIterator<Item = (K, S)>, K: Into<String>, S: Into<String>>(items: I) -> Value {
-        Value::Map(items.into_iter().map(|(k, v)| (k.into(), Value::String(v.into()))).collect())
+    pub fn map_of_strings<I: IntoIterator<Item = (K, S)>, K: Into<String>, S: Into<String>>(
+        items: I,
+    ) -> Value {
+        Value::Map(
+            items
+                .into_iter()
+                .map(|(k, v)| (k.into(), Value::String(v.into())))
+                .collect(),
+        )
     }
 
     /// A set with duplicates removed and elements in a stable order, so that
@@ -204,7 +219,9 @@ impl Value {
     pub fn is_wholly_known(&self) -> bool {
         match self {
             Value::Unknown => false,
-            Value::List(v) | Value::Set(v) | Value::Tuple(v) => v.iter().all(Value::is_wholly_known),
+            Value::List(v) | Value::Set(v) | Value::Tuple(v) => {
+                v.iter().all(Value::is_wholly_known)
+            }
             Value::Map(m) | Value::Object(m) => m.values().all(Value::is_wholly_known),
             _ => true,
         }

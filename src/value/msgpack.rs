@@ -15,7 +15,10 @@ pub fn decode(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
     let mut d = Decoder { buf: bytes, pos: 0 };
     let v = d.value(ty)?;
     if d.pos != bytes.len() {
-        return Err(DecodeError(format!("{} trailing bytes after value", bytes.len() - d.pos)));
+        return Err(DecodeError(format!(
+            "{} trailing bytes after value",
+            bytes.len() - d.pos
+        )));
     }
     Ok(v)
 }
@@ -55,7 +58,10 @@ impl<'a> Decoder<'a> {
     }
 
     fn be(&mut self, n: usize) -> Result<u64, DecodeError> {
-        Ok(self.take(n)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
     }
 
     fn head(&mut self) -> Result<Head, DecodeError> {
@@ -119,12 +125,15 @@ impl<'a> Decoder<'a> {
                 self.take(len)?;
                 return match t {
                     0 | 12 => Ok(Value::Unknown),
-                    other => Err(DecodeError(format!("unexpected MessagePack extension type {other}"))),
+                    other => Err(DecodeError(format!(
+                        "unexpected MessagePack extension type {other}"
+                    ))),
                 };
             }
             _ => {}
         }
-        let mismatch = |what: &str| DecodeError(format!("expected {what} for type {}", ty.to_json()));
+        let mismatch =
+            |what: &str| DecodeError(format!("expected {what} for type {}", ty.to_json()));
         match ty {
             Type::Bool => match head {
                 Head::Bool(b) => Ok(Value::Bool(b)),
@@ -150,22 +159,37 @@ impl<'a> Decoder<'a> {
                 _ => Err(mismatch("a string")),
             },
             Type::List(t) | Type::Set(t) => {
-                let Head::Array(n) = head else { return Err(mismatch("an array")) };
+                let Head::Array(n) = head else {
+                    return Err(mismatch("an array"));
+                };
                 let mut items = Vec::with_capacity(n.min(4096));
                 for _ in 0..n {
                     items.push(self.value(t)?);
                 }
-                Ok(if matches!(ty, Type::Set(_)) { Value::set(items) } else { Value::List(items) })
+                Ok(if matches!(ty, Type::Set(_)) {
+                    Value::set(items)
+                } else {
+                    Value::List(items)
+                })
             }
             Type::Tuple(ts) => {
-                let Head::Array(n) = head else { return Err(mismatch("an array")) };
+                let Head::Array(n) = head else {
+                    return Err(mismatch("an array"));
+                };
                 if n != ts.len() {
-                    return Err(DecodeError(format!("tuple has {n} elements, expected {}", ts.len())));
+                    return Err(DecodeError(format!(
+                        "tuple has {n} elements, expected {}",
+                        ts.len()
+                    )));
                 }
-                Ok(Value::Tuple(ts.iter().map(|t| self.value(t)).collect::<Result<_, _>>()?))
+                Ok(Value::Tuple(
+                    ts.iter().map(|t| self.value(t)).collect::<Result<_, _>>()?,
+                ))
             }
             Type::Map(t) => {
-                let Head::Map(n) = head else { return Err(mismatch("a map")) };
+                let Head::Map(n) = head else {
+                    return Err(mismatch("a map"));
+                };
                 let mut m = BTreeMap::new();
                 for _ in 0..n {
                     let k = self.key()?;
@@ -174,7 +198,9 @@ impl<'a> Decoder<'a> {
                 Ok(Value::Map(m))
             }
             Type::Object(attrs) => {
-                let Head::Map(n) = head else { return Err(mismatch("a map")) };
+                let Head::Map(n) = head else {
+                    return Err(mismatch("a map"));
+                };
                 let mut m = BTreeMap::new();
                 for _ in 0..n {
                     let k = self.key()?;
@@ -189,7 +215,9 @@ impl<'a> Decoder<'a> {
                 Ok(Value::Object(m))
             }
             Type::Dynamic => {
-                let Head::Array(2) = head else { return Err(mismatch("a [type, value] pair")) };
+                let Head::Array(2) = head else {
+                    return Err(mismatch("a [type, value] pair"));
+                };
                 let type_json = match self.head()? {
                     Head::Str(n) | Head::Bin(n) => self.take(n)?,
                     _ => return Err(DecodeError("dynamic value type is not a string".into())),
@@ -203,7 +231,14 @@ impl<'a> Decoder<'a> {
     }
 }
 
-fn put_len(out: &mut Vec<u8>, len: usize, fix: Option<(u8, usize)>, m8: Option<u8>, m16: u8, m32: u8) {
+fn put_len(
+    out: &mut Vec<u8>,
+    len: usize,
+    fix: Option<(u8, usize)>,
+    m8: Option<u8>,
+    m16: u8,
+    m32: u8,
+) {
     match (fix, m8) {
         (Some((base, max)), _) if len <= max => out.push(base | len as u8),
         (_, Some(m)) if len <= 0xff => out.extend([m, len as u8]),
@@ -294,7 +329,9 @@ fn infer_type(v: &Value) -> Type {
         Value::Set(items) => Type::set(items.first().map(infer_type).unwrap_or(Type::String)),
         Value::Tuple(items) => Type::Tuple(items.iter().map(infer_type).collect()),
         Value::Map(m) => Type::map(m.values().next().map(infer_type).unwrap_or(Type::String)),
-        Value::Object(m) => Type::Object(m.iter().map(|(k, x)| (k.clone(), infer_type(x))).collect()),
+        Value::Object(m) => {
+            Type::Object(m.iter().map(|(k, x)| (k.clone(), infer_type(x))).collect())
+        }
     }
 }
 
@@ -317,7 +354,10 @@ mod tests {
         let v = Value::Object(BTreeMap::from([
             ("name".to_string(), Value::string("a".repeat(40))),
             ("port".to_string(), Value::int(5432)),
-            ("tags".to_string(), Value::set(vec![Value::string("b"), Value::string("a")])),
+            (
+                "tags".to_string(),
+                Value::set(vec![Value::string("b"), Value::string("a")]),
+            ),
             ("opts".to_string(), Value::Unknown),
             ("list".to_string(), Value::Null),
         ]));
@@ -328,11 +368,17 @@ mod tests {
     #[test]
     fn accepts_refined_unknowns_and_string_numbers() {
         // ext 12 with a one-byte payload (a refinement map would be larger)
-        assert_eq!(decode(&[0xd4, 12, 0x80], &Type::String).unwrap(), Value::Unknown);
+        assert_eq!(
+            decode(&[0xd4, 12, 0x80], &Type::String).unwrap(),
+            Value::Unknown
+        );
         let big = "123456789012345678901234567890";
         let mut bytes = vec![0xd9, big.len() as u8];
         bytes.extend(big.as_bytes());
-        assert_eq!(decode(&bytes, &Type::Number).unwrap(), Value::Number(Number::Big(big.into())));
+        assert_eq!(
+            decode(&bytes, &Type::Number).unwrap(),
+            Value::Number(Number::Big(big.into()))
+        );
         // float64 5.0 is the same number as integer 5
         let mut f = vec![0xcb];
         f.extend(5.0f64.to_bits().to_be_bytes());
@@ -341,10 +387,18 @@ mod tests {
 
     #[test]
     fn rejects_garbage_without_panicking() {
-        for bytes in [&[0xc1][..], &[0xdb, 0xff, 0xff, 0xff, 0xff], &[0x92, 0xa1], &[]] {
+        for bytes in [
+            &[0xc1][..],
+            &[0xdb, 0xff, 0xff, 0xff, 0xff],
+            &[0x92, 0xa1],
+            &[],
+        ] {
             assert!(decode(bytes, &obj_type()).is_err());
         }
-        assert!(decode(&[0x81, 0xa1, b'x', 0xc0], &obj_type()).is_err(), "unknown attribute");
+        assert!(
+            decode(&[0x81, 0xa1, b'x', 0xc0], &obj_type()).is_err(),
+            "unknown attribute"
+        );
     }
 
     #[test]
@@ -356,7 +410,9 @@ mod tests {
 
     #[test]
     fn long_strings_and_collections_use_wide_lengths() {
-        let items: Vec<Value> = (0..300).map(|i| Value::string(format!("{i:0>300}"))).collect();
+        let items: Vec<Value> = (0..300)
+            .map(|i| Value::string(format!("{i:0>300}")))
+            .collect();
         let v = Value::List(items);
         let t = Type::list(Type::String);
         assert_eq!(decode(&encode(&v, &t).unwrap(), &t).unwrap(), v);

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Starts and stops local PostgreSQL nodes on loopback for the demo and the
+# acceptance tests: an access node and N data nodes, each in its own data
+# directory under DIR, on free ports, as the `postgres` OS user when run as
+# root (initdb refuses root).
+#
+#   tests/cluster.sh start DIR [N]   start access + N data nodes (default 2)
+#   tests/cluster.sh stop DIR        stop every node under DIR
+#   tests/cluster.sh env DIR         print the nodes as NAME=PORT lines
+#
+# `start` prints one line per node, "NAME PORT", and writes DIR/nodes.
+set -euo pipefail
+
+pgbin() {
+  if [ -n "${PGBIN:-}" ]; then echo "$PGBIN"; return; fi
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$d" ] || { echo "no PostgreSQL server found under /usr/lib/postgresql; run 'make deps'" >&2; exit 1; }
+  echo "$d"
+}
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# One initdb per machine and server version; nodes are copies of it.
+template() {
+  local bin=$1 version dir
+  version=$("$bin/postgres" --version | awk '{print $NF}')
+  dir="${TMPDIR:-/tmp}/tsdb-provider-template-$version"
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    local tmp="$dir.tmp.$$"
+    rm -rf "$tmp"; mkdir -p "$tmp"
+    [ "$(id -u)" = 0 ] && chown postgres: "$tmp"
+    as_pg "$bin/initdb" -D "$tmp" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
+    mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
+  fi
+  echo "$dir"
+}
+
+start() {
+  local dir=$1 n=${2:-2} bin tpl
+  bin=$(pgbin)
+  tpl=$(template "$bin")
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  chmod 755 "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+  : > "$dir/nodes"
+  local names=(access)
+  for i in $(seq 1 "$n"); do names+=("dn$i"); done
+  for name in "${names[@]}"; do
+    local data="$dir/$name" port
+    rm -rf "$data"
+    cp -a "$tpl" "$data"
+    mkdir -p "$dir/sock-$name"
+    [ "$(id -u)" = 0 ] && chown postgres: "$dir/sock-$name"
+    for attempt in 1 2 3 4 5; do
+      port=$(free_port)
+      if as_pg "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 30 \
+          -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/sock-$name -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100" \
+          start >/dev/null; then
+        break
+      fi
+      port=""
+    done
+    [ -n "$port" ] || { echo "could not start node $name; see $data/server.log" >&2; exit 1; }
+    echo "$name $port" | tee -a "$dir/nodes"
+  done
+}
+
+stop() {
+  local dir=$1 bin
+  bin=$(pgbin)
+  [ -d "$dir" ] || return 0
+  for data in "$dir"/*/; do
+    [ -f "$data/postmaster.pid" ] || continue
+    as_pg "$bin/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
+  done
+}
+
+case "${1:-}" in
+  start) start "$2" "${3:-2}" ;;
+  stop) stop "$2" ;;
+  env) awk '{print $1"="$2}' "$2/nodes" ;;
+  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+esac
