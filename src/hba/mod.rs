@@ -13,6 +13,7 @@ mod rule;
 
 pub use address::normalize_address;
 pub use eval::{first_match, ClientInfo, Credentials, LockoutCheck};
+pub(crate) use rule::tokenize;
 pub use rule::{Field, Rule, RuleKey, CONNECTION_TYPES, METHODS};
 
 /// First line of the managed block.

@@ -314,6 +314,20 @@ impl Rule {
         s
     }
 
+    /// Parses the match fields of a rule (type, databases, users and, but for
+    /// `local`, the address with an optional netmask), as an import ID gives
+    /// them. Unlike a file line, a bare IP address here needs no mask.
+    pub fn parse_key_fields(fields: &str) -> Result<Rule, String> {
+        let (tokens, _) = tokenize(fields)?;
+        let line = match tokens.as_slice() {
+            [t, d, u] if t == "local" => format!("{t} {d} {u} trust"),
+            [t, d, u, a] if t != "local" => format!("{t} {d} {u} {} trust", normalize_address(a, None)?),
+            [t, d, u, a, m] if t != "local" => format!("{t} {d} {u} {} trust", normalize_address(a, Some(m))?),
+            _ => return Err(format!("expected `<type> <databases> <users>` and, but for `local`, an address; got {} fields", tokens.len())),
+        };
+        Rule::parse_line(&line)?.ok_or_else(|| "no rule fields".to_string())
+    }
+
     /// Parses one line. Blank lines, comments and `include` directives give
     /// `Ok(None)`; a line PostgreSQL would not accept gives `Err`.
     pub fn parse_line(line: &str) -> Result<Option<Rule>, String> {
@@ -453,7 +467,7 @@ fn unquote(v: &str) -> String {
 
 /// Splits a line into whitespace-separated tokens (double quotes group) and
 /// its trailing comment.
-fn tokenize(line: &str) -> Result<(Vec<String>, Option<String>), String> {
+pub(crate) fn tokenize(line: &str) -> Result<(Vec<String>, Option<String>), String> {
     let mut tokens = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -524,6 +538,24 @@ mod tests {
         assert_eq!(Rule::parse_line("   # just a comment").unwrap(), None);
         assert_eq!(Rule::parse_line("").unwrap(), None);
         assert_eq!(Rule::parse_line("include_dir conf.d").unwrap(), None);
+    }
+
+    #[test]
+    fn key_fields_take_bare_addresses_and_masks() {
+        let k = Rule::parse_key_fields("host all testrole 127.0.0.1")
+            .unwrap()
+            .key();
+        assert_eq!(k.address.as_deref(), Some("127.0.0.1/32"));
+        let k = Rule::parse_key_fields(r#"host "my db" all 10.0.0.0 255.0.0.0"#)
+            .unwrap()
+            .key();
+        assert_eq!(
+            (k.databases[0].as_str(), k.address.as_deref()),
+            ("my db", Some("10.0.0.0/8"))
+        );
+        assert!(Rule::parse_key_fields("local all postgres").is_ok());
+        assert!(Rule::parse_key_fields("local all postgres 10.0.0.1").is_err());
+        assert!(Rule::parse_key_fields("host all").is_err());
     }
 
     #[test]

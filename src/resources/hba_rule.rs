@@ -26,6 +26,11 @@ pub const LINE: &str = "line";
 
 const DEFAULT_POSITION: i64 = 100;
 
+/// Attributes the configuration sets (everything but `id` and `line`).
+const CONFIGURABLE: &[&str] = &[
+    NODE, TYPE, DATABASES, USERS, ADDRESS, NETMASK, METHOD, OPTIONS, POSITION, COMMENT,
+];
+
 pub struct HbaRule;
 
 #[tonic::async_trait]
@@ -61,8 +66,27 @@ impl Resource for HbaRule {
         }
     }
 
+    fn refine_replace(&self, prior: &Value, planned: &Value, replace: &mut Vec<AttrPath>) {
+        // `10.0.0.1`, `10.0.0.1/32` and `10.0.0.1` + `255.255.255.255` are
+        // one rule: changing the spelling rewrites nothing on the node.
+        let key = |v: &Value| {
+            Model::from_value(v)
+                .ok()
+                .and_then(|m| m.rule().ok())
+                .map(|r| r.key())
+        };
+        if key(prior).is_some() && key(prior) == key(planned) {
+            replace.retain(|p| *p != AttrPath::attr(ADDRESS) && *p != AttrPath::attr(NETMASK));
+        }
+    }
+
     async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
-        if !plan.planned.is_wholly_known() {
+        // Computed attributes are unknown in a plan; the rest must be known
+        // to check anything against the node (else apply checks again).
+        if !CONFIGURABLE
+            .iter()
+            .all(|a| plan.planned.attr(a).is_wholly_known())
+        {
             return Ok(());
         }
         let m = Model::from_value(plan.planned)?;
@@ -201,10 +225,7 @@ impl Import for HbaRule {
         let (node_name, rest) = id
             .split_once(char::is_whitespace)
             .ok_or_else(|| bad(format!("{id:?} has no rule fields")))?;
-        // Parse the fields with the file parser by completing them into a record.
-        let key_rule = Rule::parse_line(&format!("{} trust", rest.trim()))
-            .map_err(|e| bad(e))?
-            .ok_or_else(|| bad("the rule fields are empty".into()))?;
+        let key_rule = Rule::parse_key_fields(rest).map_err(bad)?;
         let node = ctx
             .provider
             .node(node_name)
@@ -222,13 +243,16 @@ impl Import for HbaRule {
             )
         })?;
         let r = &found.rule;
+        // Keep the address as the ID spells it, so that an ID written like
+        // the configuration (`10.0.0.1` or `10.0.0.0 255.0.0.0`) plans clean.
+        let (address, netmask) = id_address(rest, r);
         let m = Model {
             node: node_name.to_string(),
             conn_type: r.conn_type.clone(),
             databases: r.databases.clone(),
             users: r.users.clone(),
-            address: r.address.clone(),
-            netmask: None,
+            address,
+            netmask,
             method: r.method.clone(),
             options: r.options.clone(),
             position: found.position.unwrap_or(DEFAULT_POSITION),
@@ -281,6 +305,25 @@ impl HbaRule {
             )
         })?;
         Ok(m.to_state(&rule, &found.text, planned))
+    }
+}
+
+/// The address (and netmask) as written at the end of an import ID.
+fn id_address(fields: &str, rule: &Rule) -> (Option<String>, Option<String>) {
+    if rule.address.is_none() {
+        return (None, None);
+    }
+    let Ok((tokens, _)) = crate::hba::tokenize(fields) else {
+        return (rule.address.clone(), None);
+    };
+    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let is_ip = |t: &str| t.parse::<std::net::IpAddr>().is_ok();
+    match tokens.as_slice() {
+        [.., addr, mask] if tokens.len() >= 5 && is_ip(addr) && is_ip(mask) => {
+            (Some(addr.to_string()), Some(mask.to_string()))
+        }
+        [.., addr] => (Some(addr.to_string()), None),
+        [] => (rule.address.clone(), None),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::diag::Diagnostics;
+use crate::diag::{AttrPath, Diagnostics};
 use crate::provider::Provider;
 use crate::schema::Schema;
 use crate::value::Value;
@@ -56,6 +56,10 @@ pub trait Resource: Send + Sync {
     fn validate(&self, _config: &Value) -> Diagnostics {
         Diagnostics::new()
     }
+
+    /// Narrows the attributes whose change forces replacement, for changes
+    /// that look different but mean the same (no I/O).
+    fn refine_replace(&self, _prior: &Value, _planned: &Value, _replace: &mut Vec<AttrPath>) {}
 
     /// Checks a create or update plan against the live node, when the
     /// provider is configured. The default accepts every plan.

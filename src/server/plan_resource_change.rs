@@ -88,7 +88,17 @@ pub(super) async fn handle(
             }
             return Ok((Value::Null, Vec::new(), Diagnostics::new()));
         }
-        let (mut planned, replace) = plan_by_schema(&schema, &prior, &proposed, &config);
+        let (mut planned, mut replace) = plan_by_schema(&schema, &prior, &proposed, &config);
+        if !replace.is_empty() {
+            res.refine_replace(&prior, &planned, &mut replace);
+            if replace.is_empty() {
+                // Now an in-place update: computed values that survive one
+                // are known again.
+                for a in schema.attributes.iter().filter(|a| a.stable) {
+                    planned.set_attr(a.name, prior.attr(a.name).clone());
+                }
+            }
+        }
         let mut warnings = Diagnostics::new();
         if let Some(ctx) = &ctx {
             let needs_check = prior.is_null() || planned != prior;

@@ -1,0 +1,287 @@
+//! Live nodes and the real terraform binary for acceptance tests.
+//!
+//! Every test gets its own cluster (an access node and data nodes on free
+//! loopback ports, started by `tests/cluster.sh`) and its own Terraform
+//! working directory; both are removed when the test ends.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn script() -> PathBuf {
+    Path::new(ROOT).join("tests/cluster.sh")
+}
+
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    pub ports: BTreeMap<String, u16>,
+}
+
+impl Cluster {
+    /// Starts an access node and `data_nodes` data nodes.
+    pub fn start(data_nodes: usize) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("tsdb-acc-")
+            .tempdir()
+            .expect("temp dir");
+        let out = Command::new(script())
+            .arg("start")
+            .arg(dir.path())
+            .arg(data_nodes.to_string())
+            .output()
+            .expect("run cluster.sh");
+        assert!(
+            out.status.success(),
+            "cluster did not start:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ports = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                l.split_once(' ')
+                    .map(|(n, p)| (n.to_string(), p.trim().parse().expect("port")))
+            })
+            .collect();
+        Cluster { dir, ports }
+    }
+
+    pub fn port(&self, node: &str) -> u16 {
+        self.ports[node]
+    }
+
+    /// Runs SQL with psql as postgres over TCP; returns unaligned output.
+    pub fn psql(&self, node: &str, sql: &str) -> String {
+        let out = self.psql_output(node, "postgres", sql);
+        assert!(
+            out.status.success(),
+            "psql on {node} failed for {sql}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+
+    pub fn psql_output(&self, node: &str, user: &str, sql: &str) -> Output {
+        Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port(node).to_string(),
+                "-U",
+                user,
+                "-d",
+                "postgres",
+                "-AtX",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .env_remove("PGPASSWORD")
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .expect("run psql")
+    }
+
+    pub fn hba_path(&self, node: &str) -> PathBuf {
+        self.dir.path().join(node).join("pg_hba.conf")
+    }
+
+    pub fn read_hba(&self, node: &str) -> String {
+        std::fs::read_to_string(self.hba_path(node)).expect("read pg_hba.conf")
+    }
+
+    /// Edits pg_hba.conf by hand, as an operator would (no reload).
+    pub fn write_hba(&self, node: &str, text: &str) {
+        std::fs::write(self.hba_path(node), text).expect("write pg_hba.conf");
+    }
+
+    /// Errors the server finds in the file on disk.
+    pub fn hba_errors(&self, node: &str) -> String {
+        self.psql(
+            node,
+            "SELECT line_number || ': ' || error FROM pg_hba_file_rules WHERE error IS NOT NULL",
+        )
+    }
+
+    /// A provider block for this cluster.
+    pub fn provider_block(&self) -> String {
+        let mut s = format!(
+            "provider \"timescaledb\" {{\n  host = \"127.0.0.1\"\n  port = {}\n  username = \"postgres\"\n  sslmode = \"disable\"\n  data_nodes = {{\n",
+            self.port("access")
+        );
+        for (name, port) in &self.ports {
+            if name != "access" {
+                s.push_str(&format!("    {name} = {{ port = {port} }}\n"));
+            }
+        }
+        s.push_str("  }\n}\n");
+        s
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+/// Asserts two texts are equal, printing both in full when they are not.
+#[track_caller]
+pub fn assert_text_eq(actual: &str, expected: &str, what: &str) {
+    if actual != expected {
+        panic!(
+            "{what} differs\n--- expected ---\n{expected}\n--- actual ---\n{actual}\n--- end ---"
+        );
+    }
+}
+
+fn terraform_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TF_ACC_TERRAFORM") {
+        return PathBuf::from(p);
+    }
+    let local = Path::new(ROOT).join(".tools/bin/terraform");
+    assert!(
+        local.exists(),
+        "no terraform: run `make deps` or set TF_ACC_TERRAFORM"
+    );
+    local
+}
+
+/// A filesystem mirror holding the provider binary built for this test run.
+fn mirror() -> &'static Path {
+    static MIRROR: OnceLock<PathBuf> = OnceLock::new();
+    MIRROR.get_or_init(|| {
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("mirror-{}", std::process::id()));
+        let version = env!("CARGO_PKG_VERSION");
+        let platform = dir.join(format!(
+            "registry.terraform.io/local/timescaledb/{version}/linux_amd64"
+        ));
+        std::fs::create_dir_all(&platform).expect("mirror dir");
+        std::fs::copy(
+            env!("CARGO_BIN_EXE_terraform-provider-timescaledb"),
+            platform.join(format!("terraform-provider-timescaledb_v{version}")),
+        )
+        .expect("copy provider");
+        dir
+    })
+}
+
+pub struct Terraform {
+    dir: tempfile::TempDir,
+    rc: PathBuf,
+}
+
+pub struct Run {
+    pub ok: bool,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl Terraform {
+    pub fn new() -> Terraform {
+        let dir = tempfile::Builder::new()
+            .prefix("tsdb-tf-")
+            .tempdir()
+            .expect("temp dir");
+        let rc = dir.path().join("terraformrc");
+        std::fs::write(
+            &rc,
+            format!(
+                "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n    include = [\"registry.terraform.io/local/*\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/local/*\"]\n  }}\n}}\n",
+                mirror().display()
+            ),
+        )
+        .expect("write terraformrc");
+        std::fs::create_dir_all(dir.path().join("work")).expect("work dir");
+        Terraform { dir, rc }
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// Writes main.tf: the provider requirement plus `body`.
+    pub fn config(&self, body: &str) {
+        let text = format!("terraform {{\n  required_providers {{\n    timescaledb = {{ source = \"local/timescaledb\" }}\n  }}\n}}\n\n{body}");
+        std::fs::write(self.work().join("main.tf"), text).expect("write main.tf");
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = Command::new(terraform_bin())
+            .args(args)
+            .current_dir(self.work())
+            .env("TF_CLI_CONFIG_FILE", &self.rc)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run terraform");
+        Run {
+            ok: out.status.success(),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn must(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert!(r.ok, "terraform {} failed:\n{}", args.join(" "), r.all());
+        r
+    }
+
+    pub fn init(&self) {
+        self.must(&["init", "-input=false", "-no-color"]);
+    }
+
+    #[track_caller]
+    pub fn apply(&self) -> Run {
+        self.must(&["apply", "-input=false", "-auto-approve", "-no-color"])
+    }
+
+    pub fn try_apply(&self) -> Run {
+        self.run(&["apply", "-input=false", "-auto-approve", "-no-color"])
+    }
+
+    /// Plans with `-detailed-exitcode`: returns (has changes, output).
+    #[track_caller]
+    pub fn plan(&self) -> (bool, Run) {
+        let r = self.run(&["plan", "-input=false", "-no-color", "-detailed-exitcode"]);
+        match r.code {
+            0 => (false, r),
+            2 => (true, r),
+            _ => panic!("terraform plan failed:\n{}", r.all()),
+        }
+    }
+
+    #[track_caller]
+    pub fn assert_no_changes(&self) {
+        let (changes, r) = self.plan();
+        assert!(!changes, "expected no changes, got:\n{}", r.stdout);
+    }
+
+    #[track_caller]
+    pub fn destroy(&self) -> Run {
+        self.must(&["destroy", "-input=false", "-auto-approve", "-no-color"])
+    }
+}
