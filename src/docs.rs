@@ -64,7 +64,8 @@ fn attr_line(a: &Attribute) -> String {
 
 fn schema_section(s: &Schema) -> String {
     let mut out = String::from("## Schema\n");
-    let groups: [(&str, fn(&Attribute) -> bool); 3] = [
+    type Pick = fn(&Attribute) -> bool;
+    let groups: [(&str, Pick); 3] = [
         ("Required", |a| a.mode == Mode::Required),
         ("Optional", |a| a.optional()),
         ("Read-Only", |a| a.mode == Mode::Computed),

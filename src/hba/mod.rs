@@ -258,8 +258,7 @@ host    all             all             ::1/128                 trust\n";
         assert_eq!(
             f.rules()
                 .iter()
-                .filter(|r| r.position.is_some())
-                .last()
+                .rfind(|r| r.position.is_some())
                 .unwrap()
                 .rule
                 .method,

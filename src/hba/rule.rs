@@ -471,8 +471,7 @@ pub(crate) fn tokenize(line: &str) -> Result<(Vec<String>, Option<String>), Stri
     let mut tokens = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
-    let mut chars = line.char_indices();
-    while let Some((idx, c)) = chars.next() {
+    for (idx, c) in line.char_indices() {
         match c {
             '"' => {
                 quoted = !quoted;

@@ -21,7 +21,7 @@ use crate::hba::{HbaFile, LockoutCheck};
 use crate::{log, sql};
 
 /// Advisory lock key for pg_hba.conf edits ("tfhba" in ASCII).
-const HBA_LOCK_KEY: i64 = 0x7466_6862_61;
+const HBA_LOCK_KEY: i64 = 0x0074_6668_6261;
 
 /// The file as read from the node.
 #[derive(Clone, Debug)]

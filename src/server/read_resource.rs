@@ -24,7 +24,7 @@ pub(super) async fn handle(
         let Some(ctx) = server.ctx()? else {
             // The provider block is not known yet: keep the state as it is
             // (or let a newer Terraform defer the resource).
-            let deferred = deferral_allowed.then(|| pb::Deferred {
+            let deferred = deferral_allowed.then_some(pb::Deferred {
                 reason: pb::deferred::Reason::ProviderConfigUnknown as i32,
             });
             return Ok((state, deferred));

@@ -77,7 +77,7 @@ impl<'a> Decoder<'a> {
             0xc4 => Head::Bin(self.be(1)? as usize),
             0xc5 => Head::Bin(self.be(2)? as usize),
             0xc6 => Head::Bin(self.be(4)? as usize),
-            0xc7 | 0xc8 | 0xc9 => {
+            0xc7..=0xc9 => {
                 let len = self.be(1 << (m - 0xc7))? as usize;
                 let t = self.take(1)?[0] as i8;
                 Head::Ext(t, len)

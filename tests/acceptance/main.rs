@@ -1,6 +1,8 @@
 //! Acceptance and protocol tests: the real plugin binary, the real
 //! terraform binary, and live PostgreSQL nodes started for each test.
 
+// Test code: a failed expectation is a panic with the reason.
+#![allow(clippy::unwrap_used)]
 mod harness;
 mod hba_rule;
 mod protocol;
