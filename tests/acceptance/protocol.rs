@@ -439,3 +439,54 @@ async fn newer_terraform_unknowns_deferral_and_destroy_plans() {
         Value::Null
     );
 }
+
+#[tokio::test]
+async fn debug_mode_prints_a_reattach_line_and_serves_without_tls() {
+    let mut child = Command::new(BIN)
+        .arg("--debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut reattach = None;
+    for _ in 0..10 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(json) = line
+            .trim()
+            .strip_prefix("TF_REATTACH_PROVIDERS='")
+            .and_then(|l| l.strip_suffix('\''))
+        {
+            reattach = Some(serde_json::from_str::<serde_json::Value>(json).unwrap());
+            break;
+        }
+    }
+    let reattach = reattach.expect("a TF_REATTACH_PROVIDERS line");
+    let entry = &reattach["registry.terraform.io/local/timescaledb"];
+    assert_eq!(entry["ProtocolVersion"], 6);
+    assert_eq!(entry["Test"], true);
+    assert_eq!(entry["Addr"]["Network"], "unix");
+    let path = entry["Addr"]["String"].as_str().unwrap().to_string();
+    let channel = Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(path).await?,
+                ))
+            }
+        }))
+        .await
+        .unwrap();
+    let meta = ProviderClient::new(channel)
+        .get_metadata(pb::get_metadata::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!meta.resources.is_empty());
+    let _ = child.kill();
+    let _ = child.wait();
+}
