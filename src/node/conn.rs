@@ -84,19 +84,8 @@ impl ConnSpec {
         let mode = if unix { SslMode::Disable } else { self.sslmode };
         let connected = if mode == SslMode::Disable {
             cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            let connect = cfg.connect(tokio_postgres::NoTls);
-            match tokio::time::timeout(self.connect_timeout, connect).await {
-                Ok(r) => r.map(|(client, conn)| {
-                    spawn_connection(node, conn);
-                    client
-                }),
-                Err(_) => {
-                    return Err(fail(
-                        ErrorKind::Unreachable,
-                        format!("timed out after {:?}", self.connect_timeout),
-                    ))
-                }
-            }
+            self.finish(node, cfg.connect(tokio_postgres::NoTls))
+                .await?
         } else {
             cfg.ssl_mode(if mode == SslMode::Prefer {
                 tokio_postgres::config::SslMode::Prefer
@@ -109,21 +98,46 @@ impl ConnSpec {
                 .map(|(c, k)| (c.as_str(), k.expose()));
             let tls_config = tls::client_config(mode, self.sslrootcert.as_deref(), cert)
                 .map_err(|m| fail(ErrorKind::Unreachable, format!("TLS set-up: {m}")))?;
-            let connect = cfg.connect(tls::MakeRustls(tls_config));
-            match tokio::time::timeout(self.connect_timeout, connect).await {
-                Ok(r) => r.map(|(client, conn)| {
-                    spawn_connection(node, conn);
-                    client
-                }),
-                Err(_) => {
-                    return Err(fail(
-                        ErrorKind::Unreachable,
-                        format!("timed out after {:?}", self.connect_timeout),
-                    ))
-                }
-            }
+            self.finish(node, cfg.connect(tls::MakeRustls(tls_config)))
+                .await?
         };
         connected.map_err(|e| NodeError::from_pg(node, &self.address(), doing, &e))
+    }
+}
+
+impl ConnSpec {
+    /// Waits for a connection attempt within the timeout and starts the
+    /// task that drives the connection.
+    async fn finish<S, F>(
+        &self,
+        node: &str,
+        connect: F,
+    ) -> Result<Result<Client, tokio_postgres::Error>, NodeError>
+    where
+        F: std::future::Future<
+            Output = Result<
+                (
+                    Client,
+                    tokio_postgres::Connection<tokio_postgres::Socket, S>,
+                ),
+                tokio_postgres::Error,
+            >,
+        >,
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(r) => Ok(r.map(|(client, conn)| {
+                spawn_connection(node, conn);
+                client
+            })),
+            Err(_) => Err(NodeError::new(
+                node,
+                &self.address(),
+                ErrorKind::Unreachable,
+                "connecting",
+                format!("timed out after {:?}", self.connect_timeout),
+            )),
+        }
     }
 }
 
