@@ -313,3 +313,45 @@ fn an_unreachable_node_is_named_in_the_error() {
         r.all()
     );
 }
+
+#[test]
+fn two_terraform_processes_editing_one_file_both_land() {
+    let c = Cluster::start(1);
+    let workspaces: Vec<Terraform> = (0..2)
+        .map(|w| {
+            let tf = Terraform::new();
+            tf.config(&format!(
+                "{}resource \"timescaledb_hba_rule\" \"r\" {{\n  count = 8\n  node = \"dn1\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"all\"]\n  address = \"10.{w}.${{count.index}}.0/24\"\n  method = \"md5\"\n}}\n",
+                c.provider_block()
+            ));
+            tf.init();
+            tf
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for tf in &workspaces {
+            s.spawn(|| {
+                tf.must(&[
+                    "apply",
+                    "-input=false",
+                    "-auto-approve",
+                    "-no-color",
+                    "-parallelism=8",
+                ])
+            });
+        }
+    });
+    let text = c.read_hba("dn1");
+    for w in 0..2 {
+        for i in 0..8 {
+            assert!(
+                text.contains(&format!("host all all 10.{w}.{i}.0/24 md5")),
+                "10.{w}.{i}.0/24 lost:\n{text}"
+            );
+        }
+    }
+    assert_eq!(c.hba_errors("dn1"), "");
+    for tf in &workspaces {
+        tf.assert_no_changes();
+    }
+}
