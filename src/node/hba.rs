@@ -73,15 +73,19 @@ impl Node {
     }
 
     /// Plans an edit without making it: fails when the edit would lock out
-    /// the provider's own session.
-    pub async fn hba_preview(&self, edit: impl FnOnce(&mut HbaFile)) -> Result<(), NodeError> {
+    /// the provider's own session. Returns the file as it is now, so callers
+    /// need no second read.
+    pub async fn hba_preview(
+        &self,
+        edit: impl FnOnce(&mut HbaFile),
+    ) -> Result<HbaSnapshot, NodeError> {
         let mut s = self.session().await?;
         let snap = self.hba_load(s.client()).await?;
         let info = self.session_info(s.client()).await?;
         let mut after = snap.file.clone();
         edit(&mut after);
         match LockoutCheck::evaluate(&snap.file, &after, &info.client, self.credentials()) {
-            LockoutCheck::Safe => Ok(()),
+            LockoutCheck::Safe => Ok(snap),
             LockoutCheck::LockedOut(why) => Err(self.err(
                 ErrorKind::Lockout,
                 format!("planning a change to {}", snap.path),

@@ -96,8 +96,14 @@ impl Resource for HbaRule {
             .node(&m.node)
             .await
             .map_err(|e| node_diag(&e))?;
+        // One read of the file serves the lockout check and the duplicate check.
+        let position = m.position;
+        let to_check = rule.clone();
+        let snap = node
+            .hba_preview(move |f| f.upsert(&to_check, position))
+            .await
+            .map_err(|e| node_diag(&e))?;
         if plan.prior.is_none() {
-            let snap = node.hba_read().await.map_err(|e| node_diag(&e))?;
             if let Some(found) = snap.file.find(&rule.key()) {
                 match found.position {
                     Some(_) => {
@@ -121,10 +127,6 @@ impl Resource for HbaRule {
                 }
             }
         }
-        let position = m.position;
-        node.hba_preview(move |f| f.upsert(&rule, position))
-            .await
-            .map_err(|e| node_diag(&e))?;
         Ok(())
     }
 
@@ -140,6 +142,7 @@ impl Resource for HbaRule {
             f.remove(&key);
         })
         .await
+        .map(|_| ())
         .map_err(|e| node_diag(&e))
     }
 
