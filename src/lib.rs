@@ -20,6 +20,7 @@ pub mod hba;
 pub mod log;
 pub mod node;
 pub mod passfile;
+pub mod password;
 pub mod plugin;
 pub mod provider;
 pub mod resources;

@@ -2,6 +2,11 @@
 //! passfile TimescaleDB's access node reads): `host:port:database:user:password`,
 //! with `:` and `\` escaped by a backslash, `*` matching anything in the
 //! first four fields, `#` starting a comment line, first match winning.
+//!
+//! [`PassFile`] edits such a file the way `timescaledb_passfile_entry`
+//! needs: entries the provider manages sit in a marked block at the top of
+//! the file (so they win over older lines), each preceded by a `# position N`
+//! comment that keeps their order; every other line is kept byte for byte.
 
 /// One entry. Fields hold their unescaped values.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,9 +99,277 @@ pub fn lookup(text: &str, host: &str, port: &str, database: &str, user: &str) ->
         .map(|e| e.password)
 }
 
+
+/// First line of the managed block.
+pub const BEGIN_MARKER: &str =
+    "# BEGIN terraform-provider-timescaledb managed entries: change them with Terraform";
+/// Last line of the managed block.
+pub const END_MARKER: &str = "# END terraform-provider-timescaledb managed entries";
+const POSITION_PREFIX: &str = "# position ";
+
+/// What identifies an entry: the four match fields, unescaped.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub hostname: String,
+    pub port: String,
+    pub database: String,
+    pub username: String,
+}
+
+impl Entry {
+    pub fn key(&self) -> Key {
+        Key {
+            hostname: self.hostname.clone(),
+            port: self.port.clone(),
+            database: self.database.clone(),
+            username: self.username.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Key {
+    /// The match fields as they are written in the file.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}:{}",
+            escape(&self.hostname),
+            escape(&self.port),
+            escape(&self.database),
+            escape(&self.username)
+        )
+    }
+}
+
+/// An entry found in the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub entry: Entry,
+    pub line_index: usize,
+    /// Present when the entry is inside the managed block.
+    pub position: Option<i64>,
+}
+
+/// A password file, kept as its lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassFile {
+    lines: Vec<String>,
+    final_newline: bool,
+}
+
+impl PassFile {
+    pub fn parse(text: &str) -> PassFile {
+        let final_newline = text.ends_with('\n') || text.is_empty();
+        let body = text.strip_suffix('\n').unwrap_or(text);
+        let lines = if text.is_empty() {
+            Vec::new()
+        } else {
+            body.split('\n').map(str::to_string).collect()
+        };
+        PassFile {
+            lines,
+            final_newline,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = self.lines.join("\n");
+        if self.final_newline && !self.lines.is_empty() {
+            s.push('\n');
+        }
+        s
+    }
+
+    fn block(&self) -> Option<(usize, usize)> {
+        let begin = self.lines.iter().position(|l| l.trim_end() == BEGIN_MARKER)?;
+        let end = self.lines[begin..]
+            .iter()
+            .position(|l| l.trim_end() == END_MARKER)?
+            + begin;
+        Some((begin, end))
+    }
+
+    fn position_at(&self, i: usize) -> Option<i64> {
+        let prev = self.lines.get(i.checked_sub(1)?)?;
+        prev.trim_end()
+            .strip_prefix(POSITION_PREFIX)?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Every entry in file order (what libpq would consider).
+    pub fn entries(&self) -> Vec<Found> {
+        let block = self.block();
+        self.lines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, line)| {
+                let entry = Entry::parse(line)?;
+                let in_block = block.is_some_and(|(b, e)| i > b && i < e);
+                Some(Found {
+                    entry,
+                    line_index: i,
+                    position: if in_block { self.position_at(i) } else { None },
+                })
+            })
+            .collect()
+    }
+
+    /// The entry with this key: the managed one when there is one, else the
+    /// first in the file.
+    pub fn find(&self, key: &Key) -> Option<Found> {
+        let matching: Vec<Found> = self
+            .entries()
+            .into_iter()
+            .filter(|f| &f.entry.key() == key)
+            .collect();
+        matching
+            .iter()
+            .find(|f| f.position.is_some())
+            .or(matching.first())
+            .cloned()
+    }
+
+    /// Puts `entry` in the file. An entry with the same key outside the
+    /// managed block (one adopted by import) is rewritten where it stands;
+    /// otherwise the entry goes into the managed block, ordered by
+    /// `position`.
+    pub fn upsert(&mut self, entry: &Entry, position: i64) {
+        if let Some(found) = self.find(&entry.key()) {
+            if found.position.is_none() {
+                self.lines[found.line_index] = entry.render();
+                return;
+            }
+            self.remove_at(found.line_index);
+        }
+        let (begin, end) = self.ensure_block();
+        let mut insert_at = end;
+        for i in begin + 1..end {
+            if Entry::parse(&self.lines[i]).is_some()
+                && self.position_at(i).unwrap_or(i64::MIN) > position
+            {
+                // before this entry's position comment
+                insert_at = i - 1;
+                break;
+            }
+        }
+        self.lines.insert(insert_at, entry.render());
+        self.lines
+            .insert(insert_at, format!("{POSITION_PREFIX}{position}"));
+    }
+
+    /// Removes the entry with this key; returns whether one was there. An
+    /// emptied managed block is removed too.
+    pub fn remove(&mut self, key: &Key) -> bool {
+        let Some(found) = self.find(key) else {
+            return false;
+        };
+        self.remove_at(found.line_index);
+        if let Some((b, e)) = self.block() {
+            if self.lines[b + 1..e].iter().all(|l| l.trim().is_empty()) {
+                self.lines.drain(b..=e);
+            }
+        }
+        true
+    }
+
+    /// Removes the line at `i`, with its position comment when it has one.
+    fn remove_at(&mut self, i: usize) {
+        let in_block = self.block().is_some_and(|(b, e)| i > b && i < e);
+        self.lines.remove(i);
+        if in_block && i > 0 && self.lines[i - 1].starts_with(POSITION_PREFIX) {
+            self.lines.remove(i - 1);
+        }
+    }
+
+    fn ensure_block(&mut self) -> (usize, usize) {
+        if let Some(b) = self.block() {
+            return b;
+        }
+        self.lines.insert(0, END_MARKER.to_string());
+        self.lines.insert(0, BEGIN_MARKER.to_string());
+        if self.lines.len() == 2 {
+            self.final_newline = true;
+        }
+        (0, 1)
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(user: &str, password: &str) -> Entry {
+        Entry {
+            hostname: "*".into(),
+            port: "*".into(),
+            database: "*".into(),
+            username: user.into(),
+            password: password.into(),
+        }
+    }
+
+    #[test]
+    fn managed_entries_go_first_in_position_order_and_the_rest_is_kept() {
+        let original = "# mine\nhost1:5432:db:alice:secret\r\nno final newline";
+        let mut f = PassFile::parse(original);
+        f.upsert(&entry("testrole", "b"), 20);
+        f.upsert(&entry("postgres", "a"), 10);
+        f.upsert(&entry("zed", "c"), 30);
+        let users: Vec<(String, Option<i64>)> = f
+            .entries()
+            .into_iter()
+            .map(|x| (x.entry.username, x.position))
+            .collect();
+        assert_eq!(
+            users,
+            [
+                ("postgres".to_string(), Some(10)),
+                ("testrole".to_string(), Some(20)),
+                ("zed".to_string(), Some(30)),
+                ("alice".to_string(), None),
+            ]
+        );
+        assert_eq!(
+            lookup(&f.render(), "h", "1", "d", "testrole").as_deref(),
+            Some("b")
+        );
+        // moving, changing and removing everything gives the file back
+        f.upsert(&entry("postgres", "a2"), 40);
+        let again = PassFile::parse(&f.render());
+        assert_eq!(again, f);
+        let found = again.find(&entry("postgres", "").key()).unwrap();
+        assert_eq!((found.position, found.entry.password.as_str()), (Some(40), "a2"));
+        for u in ["postgres", "testrole", "zed"] {
+            assert!(f.remove(&entry(u, "").key()));
+        }
+        assert!(!f.remove(&entry("zed", "").key()));
+        assert_eq!(f.render(), original);
+    }
+
+    #[test]
+    fn an_existing_line_is_adopted_in_place() {
+        let mut f = PassFile::parse("a:1:b:postgres:old\n*:*:*:postgres:other\n");
+        let mut e = entry("postgres", "new");
+        e.hostname = "a".into();
+        e.port = "1".into();
+        e.database = "b".into();
+        f.upsert(&e, 100);
+        assert_eq!(f.render(), "a:1:b:postgres:new\n*:*:*:postgres:other\n");
+        assert_eq!(f.find(&e.key()).unwrap().position, None);
+    }
+
+    #[test]
+    fn empty_file() {
+        let mut f = PassFile::parse("");
+        f.upsert(&entry("u", "p:w"), 1);
+        assert_eq!(
+            f.render(),
+            format!("{BEGIN_MARKER}\n# position 1\n*:*:*:u:p\\:w\n{END_MARKER}\n")
+        );
+        assert!(f.remove(&entry("u", "").key()));
+        assert_eq!(f.render(), "");
+    }
 
     #[test]
     fn escapes_round_trip() {

@@ -43,6 +43,20 @@ pub const NEW_LARGE_OBJECT: &str = "SELECT lo_from_bytea(0, $1::bytea)";
 /// `$1`: large object, `$2`: path. Writes the file as the server's OS user.
 pub const EXPORT_LARGE_OBJECT: &str = "SELECT lo_export($1, $2)";
 
+/// Whether the session may run programs on the server with `COPY ... PROGRAM`.
+pub const CAN_RUN_PROGRAMS: &str = "SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) \
+     OR pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER')";
+
+/// A temporary table for the output of a server program; it goes away with
+/// the transaction.
+pub const STAT_TABLE: &str =
+    "CREATE TEMP TABLE IF NOT EXISTS terraform_stat (line text) ON COMMIT DROP";
+
+/// The `timescaledb.passfile` setting (NULL when TimescaleDB is not
+/// loaded) and the data directory relative paths start from.
+pub const PASSFILE_PATH: &str =
+    "SELECT current_setting('timescaledb.passfile', true), current_setting('data_directory')";
+
 /// Errors the server finds in the pg_hba.conf file now on disk.
 pub const HBA_ERRORS: &str =
     "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL ORDER BY line_number";

@@ -148,14 +148,19 @@ impl Node {
         let old_text = before.file.render();
         let new_text = after.render();
         let doing = format!("writing {path}");
-        files::write(
+        let programs = files::can_run_programs(&tx)
+            .await
+            .map_err(|e| self.pg_err("checking the right to replace files", &e))?;
+        files::replace(
             &tx,
             &format!("{path}.terraform-backup"),
             old_text.as_bytes(),
+            Some(0o600),
+            programs,
         )
         .await
         .map_err(|e| self.pg_err(format!("writing the backup of {path}"), &e))?;
-        files::write(&tx, &path, new_text.as_bytes())
+        files::replace(&tx, &path, new_text.as_bytes(), None, programs)
             .await
             .map_err(|e| self.pg_err(&doing, &e))?;
 
@@ -182,7 +187,7 @@ impl Node {
             )],
         };
         if !problems.is_empty() {
-            self.restore(&tx, &path, &old_text, false).await?;
+            self.restore(&tx, &path, &old_text, programs, false).await?;
             return Err(self.err(
                 ErrorKind::Rejected,
                 format!("validating the new {path}"),
@@ -193,7 +198,7 @@ impl Node {
             .await
             .map_err(|e| self.pg_err("reloading the configuration", &e))?;
         if let Err(why) = self.prove_login(info.conf_load_time).await {
-            self.restore(&tx, &path, &old_text, true).await?;
+            self.restore(&tx, &path, &old_text, programs, true).await?;
             return Err(self.err(
                 ErrorKind::Lockout,
                 doing,
@@ -213,9 +218,10 @@ impl Node {
         c: &C,
         path: &str,
         old: &str,
+        programs: bool,
         reload: bool,
     ) -> Result<(), NodeError> {
-        files::write(c, path, old.as_bytes()).await.map_err(|e| {
+        files::replace(c, path, old.as_bytes(), None, programs).await.map_err(|e| {
             let mut err = self.pg_err(format!("restoring {path}"), &e);
             err.message.push_str(&format!(
                 "; a copy of the previous content is in {path}.terraform-backup"

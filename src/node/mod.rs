@@ -6,6 +6,7 @@ mod conn;
 mod error;
 mod files;
 mod hba;
+mod passfile;
 mod pool;
 pub mod tls;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 pub use conn::{ConnSpec, SslMode, SSL_MODES};
 pub use error::{ErrorKind, NodeError};
 pub use hba::HbaSnapshot;
+pub use passfile::{PassSnapshot, PASSFILE_MODE};
 pub use pool::{Pool, Pooled};
 
 use crate::hba::{ClientInfo, Credentials};

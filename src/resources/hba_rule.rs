@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 
 use crate::diag::{AttrPath, Diagnostics};
 use crate::hba::{normalize_address, Field, HbaFile, Rule, CONNECTION_TYPES, METHODS};
-use crate::node::NodeError;
 use crate::provider::ACCESS_NODE;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::value::{Type, Value};
 
-use super::{Ctx, Import, PlanInput, Resource};
+use super::{node_diag, Ctx, Import, PlanInput, Resource};
 
 pub const NODE: &str = "node";
 pub const TYPE: &str = "type";
@@ -328,10 +327,6 @@ fn id_address(fields: &str, rule: &Rule) -> (Option<String>, Option<String>) {
         [.., addr] => (Some(addr.to_string()), None),
         [] => (rule.address.clone(), None),
     }
-}
-
-fn node_diag(e: &NodeError) -> Diagnostics {
-    e.to_diagnostics(None)
 }
 
 fn sorted(v: &[String]) -> Vec<String> {

@@ -3,6 +3,7 @@
 //! detects ([`Import`]).
 
 pub mod hba_rule;
+pub mod passfile_entry;
 
 use std::sync::Arc;
 
@@ -61,6 +62,19 @@ pub trait Resource: Send + Sync {
     /// that look different but mean the same (no I/O).
     fn refine_replace(&self, _prior: &Value, _planned: &Value, _replace: &mut Vec<AttrPath>) {}
 
+    /// Completes the planned state, every time a plan is made (also when
+    /// nothing configurable changed): sets computed attributes to what they
+    /// will be after apply, so that drift the read found shows as a change.
+    /// `ctx` is `None` while the provider configuration is unknown.
+    async fn complete_plan(
+        &self,
+        _ctx: Option<&Ctx>,
+        _config: &Value,
+        _planned: &mut Value,
+    ) -> Result<(), Diagnostics> {
+        Ok(())
+    }
+
     /// Checks a create or update plan against the live node, when the
     /// provider is configured. The default accepts every plan.
     async fn check_plan(&self, _ctx: &Ctx, _plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
@@ -98,7 +112,15 @@ pub trait Import: Send + Sync {
     async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics>;
 }
 
+/// A node error as diagnostics on the resource.
+pub fn node_diag(e: &crate::node::NodeError) -> Diagnostics {
+    e.to_diagnostics(None)
+}
+
 /// Every resource the provider offers.
 pub fn all() -> Vec<Arc<dyn Resource>> {
-    vec![Arc::new(hba_rule::HbaRule)]
+    vec![
+        Arc::new(hba_rule::HbaRule),
+        Arc::new(passfile_entry::PassfileEntry),
+    ]
 }

@@ -99,6 +99,13 @@ pub(super) async fn handle(
                 }
             }
         }
+        match &ctx {
+            Some(c) => {
+                ProviderServer::cancellable(c, res.complete_plan(Some(c), &config, &mut planned))
+                    .await?
+            }
+            None => res.complete_plan(None, &config, &mut planned).await?,
+        }
         let mut warnings = Diagnostics::new();
         if let Some(ctx) = &ctx {
             let needs_check = prior.is_null() || planned != prior;

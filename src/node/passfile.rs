@@ -1,0 +1,186 @@
+//! The password file the server's libpq (TimescaleDB's connections to data
+//! nodes) reads: found, read and changed through SQL on the node.
+//!
+//! TimescaleDB reads `timescaledb.passfile` when it is set and
+//! `<data_directory>/passfile` otherwise. libpq ignores a password file that
+//! group or others can read, so the file is always written with mode 0600
+//! and its mode is read back.
+
+use std::sync::Arc;
+
+use tokio_postgres::GenericClient;
+
+use super::error::{ErrorKind, NodeError};
+use super::{files, Node};
+use crate::passfile::PassFile;
+use crate::{log, sql};
+
+/// Advisory lock key for passfile edits ("tfpass" in ASCII).
+const PASSFILE_LOCK_KEY: i64 = 0x7466_7061_7373;
+
+/// The only mode libpq accepts without complaint.
+pub const PASSFILE_MODE: u32 = 0o600;
+
+/// The password file as read from the node.
+#[derive(Clone, Debug)]
+pub struct PassSnapshot {
+    pub path: String,
+    pub file: PassFile,
+    pub exists: bool,
+    /// Permission bits; `None` when the file does not exist or the provider
+    /// may not run programs on the server to look.
+    pub mode: Option<u32>,
+}
+
+impl Node {
+    async fn passfile_path<C: GenericClient>(&self, c: &C) -> Result<String, NodeError> {
+        let row = c
+            .query_one(sql::PASSFILE_PATH, &[])
+            .await
+            .map_err(|e| self.pg_err("locating the passfile", &e))?;
+        let setting: Option<String> = row.get(0);
+        let data_dir: String = row.get(1);
+        let p = setting.filter(|s| !s.is_empty()).unwrap_or_else(|| "passfile".into());
+        Ok(if p.starts_with('/') {
+            p
+        } else {
+            format!("{}/{p}", data_dir.trim_end_matches('/'))
+        })
+    }
+
+    /// Reads the file; `programs` says whether its mode can be read too
+    /// (which needs a transaction).
+    async fn passfile_load<C: GenericClient>(
+        &self,
+        c: &C,
+        programs: bool,
+    ) -> Result<PassSnapshot, NodeError> {
+        let path = self.passfile_path(c).await?;
+        let doing = format!("reading {path}");
+        let bytes = files::read(c, &path)
+            .await
+            .map_err(|e| self.pg_err(&doing, &e))?;
+        let exists = bytes.is_some();
+        let text = String::from_utf8(bytes.unwrap_or_default()).map_err(|_| {
+            self.err(
+                ErrorKind::Sql,
+                &doing,
+                "the file is not valid UTF-8; the provider will not edit it",
+            )
+        })?;
+        let mode = if programs && exists {
+            files::mode(c, &path)
+                .await
+                .map_err(|e| self.pg_err(format!("reading the mode of {path}"), &e))?
+        } else {
+            None
+        };
+        Ok(PassSnapshot {
+            path,
+            file: PassFile::parse(&text),
+            exists,
+            mode,
+        })
+    }
+
+    /// The password file as it is now.
+    pub async fn passfile_read(&self) -> Result<PassSnapshot, NodeError> {
+        let mut s = self.session().await?;
+        let tx = s
+            .client()
+            .transaction()
+            .await
+            .map_err(|e| self.pg_err("starting a transaction", &e))?;
+        let programs = files::can_run_programs(&tx)
+            .await
+            .map_err(|e| self.pg_err("checking the right to run programs", &e))?;
+        let snap = self.passfile_load(&tx, programs).await;
+        let _ = tx.rollback().await;
+        snap
+    }
+
+    /// Applies `edit` to the password file and writes it back (mode 0600,
+    /// replaced in one step where the server allows it), keeping the
+    /// previous content in `<path>.terraform-backup`. Returns the file now
+    /// in force. Runs in its own task so that a cancelled request cannot
+    /// stop it halfway.
+    pub async fn passfile_edit<F>(self: &Arc<Self>, edit: F) -> Result<PassSnapshot, NodeError>
+    where
+        F: FnOnce(&mut PassFile) -> Result<(), String> + Send + 'static,
+    {
+        let node = self.clone();
+        let task = tokio::spawn(async move { node.passfile_edit_inner(edit).await });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => Err(self.err(
+                ErrorKind::Sql,
+                "editing the passfile",
+                format!("internal error: {e}"),
+            )),
+        }
+    }
+
+    async fn passfile_edit_inner<F>(&self, edit: F) -> Result<PassSnapshot, NodeError>
+    where
+        F: FnOnce(&mut PassFile) -> Result<(), String>,
+    {
+        let _guard = self.edit_lock.lock().await;
+        let mut session = self.session().await?;
+        let tx = session
+            .client()
+            .transaction()
+            .await
+            .map_err(|e| self.pg_err("starting a transaction", &e))?;
+        tx.query_one(sql::ADVISORY_LOCK_XACT, &[&PASSFILE_LOCK_KEY])
+            .await
+            .map_err(|e| self.pg_err("locking the passfile", &e))?;
+        let programs = files::can_run_programs(&tx)
+            .await
+            .map_err(|e| self.pg_err("checking the right to run programs", &e))?;
+        let before = self.passfile_load(&tx, programs).await?;
+        let path = before.path.clone();
+        let mut after = before.file.clone();
+        edit(&mut after)
+            .map_err(|m| self.err(ErrorKind::Rejected, format!("changing {path}"), m))?;
+        let mode_ok = !programs || !before.exists || before.mode == Some(PASSFILE_MODE);
+        if after == before.file && mode_ok {
+            return Ok(before);
+        }
+        let doing = format!("writing {path}");
+        if before.exists {
+            files::replace(
+                &tx,
+                &format!("{path}.terraform-backup"),
+                before.file.render().as_bytes(),
+                Some(PASSFILE_MODE),
+                programs,
+            )
+            .await
+            .map_err(|e| self.pg_err(format!("writing the backup of {path}"), &e))?;
+        }
+        files::replace(
+            &tx,
+            &path,
+            after.render().as_bytes(),
+            Some(PASSFILE_MODE),
+            programs,
+        )
+        .await
+        .map_err(|e| self.pg_err(&doing, &e))?;
+        let mode = if programs {
+            files::mode(&tx, &path)
+                .await
+                .map_err(|e| self.pg_err(format!("reading the mode of {path}"), &e))?
+        } else {
+            None
+        };
+        let _ = tx.rollback().await;
+        log::info("passfile updated", &[("node", &self.name), ("path", &path)]);
+        Ok(PassSnapshot {
+            path,
+            file: after,
+            exists: true,
+            mode,
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! Role passwords as PostgreSQL stores them (`pg_authid.rolpassword`):
+//! SCRAM-SHA-256 verifiers and md5 hashes.
+//!
+//! The provider never sends a plain password to a node: it computes the
+//! verifier itself and sends that, which PostgreSQL stores as it is (as
+//! `psql`'s `\password` does). To detect a password changed by hand, it
+//! recomputes the stored verifier from the configured password with the
+//! stored salt and iteration count and compares.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::secret::Secret;
+
+/// How a node stores new passwords (`password_encryption`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encryption {
+    ScramSha256,
+    Md5,
+}
+
+impl Encryption {
+    pub fn from_setting(s: &str) -> Encryption {
+        if s.eq_ignore_ascii_case("md5") {
+            Encryption::Md5
+        } else {
+            Encryption::ScramSha256
+        }
+    }
+}
+
+/// The stored form of `password` for role `role`.
+pub fn encrypt(password: &Secret, role: &str, how: Encryption) -> Secret {
+    let p = password.expose().as_bytes();
+    Secret::new(match how {
+        Encryption::ScramSha256 => postgres_protocol::password::scram_sha_256(p),
+        Encryption::Md5 => postgres_protocol::password::md5(p, role),
+    })
+}
+
+/// What comparing a stored password with a configured one found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    Matches,
+    Differs,
+    /// The stored value is in a form the provider cannot check (a plain
+    /// text password from an old server, or one it cannot read).
+    Unknown,
+}
+
+/// Compares the stored password of `role` with `password`.
+pub fn check(stored: &str, password: &str, role: &str) -> Check {
+    if let Some(rest) = stored.strip_prefix("SCRAM-SHA-256$") {
+        return match check_scram(rest, password) {
+            Some(true) => Check::Matches,
+            Some(false) => Check::Differs,
+            None => Check::Unknown,
+        };
+    }
+    if stored.len() == 35 && stored.starts_with("md5") {
+        let mine = postgres_protocol::password::md5(password.as_bytes(), role);
+        return if constant_time_eq(mine.as_bytes(), stored.as_bytes()) {
+            Check::Matches
+        } else {
+            Check::Differs
+        };
+    }
+    Check::Unknown
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC takes keys of any length.
+    let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
+
+/// PBKDF2-HMAC-SHA-256 with one output block: SCRAM's `Hi()`.
+fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
+    let mut first = salt.to_vec();
+    first.extend_from_slice(&1u32.to_be_bytes());
+    let mut u = hmac(password, &first);
+    let mut out = u;
+    for _ in 1..iterations {
+        u = hmac(password, &u);
+        for (o, x) in out.iter_mut().zip(u.iter()) {
+            *o ^= x;
+        }
+    }
+    out
+}
+
+/// The password as SCRAM hashes it: SASLprep when it applies, else the raw
+/// bytes (what PostgreSQL does).
+fn normalize(password: &str) -> Vec<u8> {
+    match stringprep::saslprep(password) {
+        Ok(p) => p.into_owned().into_bytes(),
+        Err(_) => password.as_bytes().to_vec(),
+    }
+}
+
+/// `<iterations>:<salt>$<StoredKey>:<ServerKey>`; `None` when malformed.
+fn check_scram(rest: &str, password: &str) -> Option<bool> {
+    let (params, keys) = rest.split_once('$')?;
+    let (iterations, salt) = params.split_once(':')?;
+    let (stored_key, server_key) = keys.split_once(':')?;
+    let iterations: u32 = iterations.parse().ok().filter(|i| *i > 0 && *i <= 10_000_000)?;
+    let salt = STANDARD.decode(salt).ok()?;
+    let stored_key = STANDARD.decode(stored_key).ok()?;
+    let server_key = STANDARD.decode(server_key).ok()?;
+    let salted = hi(&normalize(password), &salt, iterations);
+    let client_key = hmac(&salted, b"Client Key");
+    let mine_stored: [u8; 32] = Sha256::digest(client_key).into();
+    let mine_server = hmac(&salted, b"Server Key");
+    Some(constant_time_eq(&mine_stored, &stored_key) && constant_time_eq(&mine_server, &server_key))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scram_verifiers_made_here_check_against_their_password() {
+        for pw in ["clientpass", "p:a\\s*s w'o\"rd ü", "ｆｕｌｌ\u{00A0}width"] {
+            let v = encrypt(&Secret::new(pw.to_string()), "r", Encryption::ScramSha256);
+            assert_eq!(check(v.expose(), pw, "r"), Check::Matches, "{pw}");
+            assert_eq!(check(v.expose(), "other", "r"), Check::Differs);
+        }
+    }
+
+    #[test]
+    fn a_verifier_postgresql_made_checks() {
+        // `SET password_encryption = 'scram-sha-256'; CREATE ROLE x PASSWORD 'xyzzy'`
+        // on PostgreSQL 15 stored this verifier.
+        let stored = "SCRAM-SHA-256$4096:G9UWk29u9IPiceIYraLnGQ==$MnZ8zXZV1A7DTiiOwsfyGDVWwpoNGntqs9DTKcAfj20=:We6Mv5q+ybJa1bJIuHtEMuwdYn8vY0TZr5XtcZXElWE=";
+        assert_eq!(check(stored, "xyzzy", "x"), Check::Matches);
+        assert_eq!(check(stored, "xyzzz", "x"), Check::Differs);
+    }
+
+    #[test]
+    fn md5_hashes_depend_on_the_role_name() {
+        let v = encrypt(&Secret::new("pw".to_string()), "alice", Encryption::Md5);
+        assert_eq!(v.expose().len(), 35);
+        assert_eq!(check(v.expose(), "pw", "alice"), Check::Matches);
+        assert_eq!(check(v.expose(), "pw", "bob"), Check::Differs);
+        assert_eq!(check("plaintext", "pw", "alice"), Check::Unknown);
+        assert_eq!(check("SCRAM-SHA-256$garbage", "pw", "alice"), Check::Unknown);
+    }
+}

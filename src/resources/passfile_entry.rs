@@ -1,0 +1,396 @@
+//! `timescaledb_passfile_entry`: one line of the password file a node's
+//! server reads when it connects onward (TimescaleDB's access node uses it
+//! to log in to data nodes with the internal passwords).
+
+use crate::diag::{AttrPath, Diagnostics};
+use crate::node::{PassSnapshot, PASSFILE_MODE};
+use crate::passfile::{Entry, Key, PassFile};
+use crate::provider::ACCESS_NODE;
+use crate::schema::{object, Attribute, Fields, Mode, Schema};
+use crate::value::{Type, Value};
+
+use super::{node_diag, Ctx, Import, PlanInput, Resource};
+
+pub const NODE: &str = "node";
+pub const HOSTNAME: &str = "hostname";
+pub const PORT: &str = "port";
+pub const DATABASE: &str = "database";
+pub const USERNAME: &str = "username";
+pub const PASSWORD: &str = "password";
+pub const POSITION: &str = "position";
+pub const ID: &str = "id";
+pub const PATH: &str = "path";
+pub const FILE_MODE: &str = "file_mode";
+
+const DEFAULT_POSITION: i64 = 100;
+const WILDCARD: &str = "*";
+
+pub struct PassfileEntry;
+
+fn mode_string(m: u32) -> String {
+    format!("{m:04o}")
+}
+
+#[tonic::async_trait]
+impl Resource for PassfileEntry {
+    fn type_name(&self) -> &'static str {
+        "timescaledb_passfile_entry"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    fn validate(&self, config: &Value) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        for a in [HOSTNAME, PORT, DATABASE, USERNAME, PASSWORD] {
+            if let Value::String(s) = config.attr(a) {
+                if let Err(m) = check_field(a, s) {
+                    d.push_error(Some(AttrPath::attr(a)), "Invalid passfile field", m);
+                }
+            }
+        }
+        d
+    }
+
+    async fn complete_plan(
+        &self,
+        _ctx: Option<&Ctx>,
+        _config: &Value,
+        planned: &mut Value,
+    ) -> Result<(), Diagnostics> {
+        // After apply the file always has the mode libpq wants; a mode
+        // changed by hand shows as a change here.
+        planned.set_attr(FILE_MODE, Value::string(mode_string(PASSFILE_MODE)));
+        Ok(())
+    }
+
+    async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
+        if plan.prior.is_some() {
+            return Ok(());
+        }
+        let keys = [NODE, HOSTNAME, PORT, DATABASE, USERNAME];
+        if !keys.iter().all(|a| plan.planned.attr(a).is_wholly_known()) {
+            return Ok(());
+        }
+        let m = Model::from_value(plan.planned)?;
+        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
+        if let Some(found) = snap.file.find(&m.key()) {
+            if found.position.is_some() {
+                return Err(Diagnostics::attr_error(
+                    AttrPath::attr(USERNAME),
+                    "Entry already managed",
+                    format!(
+                        "{} on node {:?} already has a managed entry for `{}` (line {}). Another resource manages it, or it was left by an earlier apply: import it with `terraform import <address> '{}'`.",
+                        snap.path, m.node, m.key(), found.line_index + 1, m.id()
+                    ),
+                ));
+            }
+            plan.warnings.push_warning(
+                None,
+                "Existing line will be taken over",
+                format!(
+                    "{} on node {:?} already has an entry for `{}` at line {}; applying rewrites that line in place to match this resource.",
+                    snap.path, m.node, m.key(), found.line_index + 1
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
+        let prior = Model::from_value(state)?;
+        let node = ctx
+            .provider
+            .node(&prior.node)
+            .await
+            .map_err(|e| node_diag(&e))?;
+        let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
+        Ok(prior.read_back(&snap, state))
+    }
+
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, Diagnostics> {
+        self.write(ctx, planned, true).await
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, Diagnostics> {
+        self.write(ctx, planned, false).await
+    }
+
+    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
+        ctx.check_cancelled()?;
+        let m = Model::from_value(prior)?;
+        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let key = m.key();
+        node.passfile_edit(move |f: &mut PassFile| {
+            f.remove(&key);
+            Ok(())
+        })
+        .await
+        .map_err(|e| node_diag(&e))?;
+        Ok(())
+    }
+
+    fn importer(&self) -> Option<&dyn Import> {
+        Some(self)
+    }
+}
+
+#[tonic::async_trait]
+impl Import for PassfileEntry {
+    fn id_format(&self) -> &'static str {
+        "[<node> ]<hostname>:<port>:<database>:<username>"
+    }
+
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
+        let (node_name, fields) = match id.trim().split_once(' ') {
+            Some((n, f)) if !n.contains(':') => (n.to_string(), f.trim()),
+            _ => (ACCESS_NODE.to_string(), id.trim()),
+        };
+        let key = Entry::parse(&format!("{fields}:"))
+            .filter(|e| e.password.is_empty())
+            .map(|e| e.key())
+            .ok_or_else(|| {
+                Diagnostics::error(
+                    "Invalid import ID",
+                    format!(
+                        "{id:?} is not an entry's first four fields. The ID is `hostname:port:database:username` as written in \
+                         the file (with `:` and `\\` escaped by `\\`), optionally preceded by the node name and a space: \
+                         `*:*:*:testrole` or `access *:*:*:testrole`."
+                    ),
+                )
+            })?;
+        let node = ctx.provider.node(&node_name).await.map_err(|e| node_diag(&e))?;
+        let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
+        let found = snap.file.find(&key).ok_or_else(|| {
+            Diagnostics::error(
+                "Entry not found",
+                format!("{} on node {node_name:?} has no entry for `{key}`.", snap.path),
+            )
+        })?;
+        let m = Model {
+            node: node_name,
+            entry: found.entry,
+            position: found.position.unwrap_or(DEFAULT_POSITION),
+        };
+        Ok(m.to_state(&snap))
+    }
+}
+
+impl PassfileEntry {
+    async fn write(
+        &self,
+        ctx: &Ctx,
+        planned: &Value,
+        creating: bool,
+    ) -> Result<Value, Diagnostics> {
+        ctx.check_cancelled()?;
+        let m = Model::from_value(planned)?;
+        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let (entry, position, id) = (m.entry.clone(), m.position, m.id());
+        let snap = node
+            .passfile_edit(move |f: &mut PassFile| {
+                if creating {
+                    if let Some(found) = f.find(&entry.key()).filter(|x| x.position.is_some()) {
+                        return Err(format!(
+                            "a managed entry for `{}` already exists (line {}); import it with ID '{id}' instead of creating it again",
+                            entry.key(),
+                            found.line_index + 1
+                        ));
+                    }
+                }
+                f.upsert(&entry, position);
+                Ok(())
+            })
+            .await
+            .map_err(|e| node_diag(&e))?;
+        if let Some(mode) = snap.mode.filter(|m| *m != PASSFILE_MODE) {
+            return Err(Diagnostics::error(
+                "Passfile has the wrong mode",
+                format!(
+                    "{} on node {:?} was written but has mode {}; libpq ignores a password file that others can read.",
+                    snap.path,
+                    m.node,
+                    mode_string(mode)
+                ),
+            ));
+        }
+        m.read_back(&snap, planned).ok_or_else(|| {
+            Diagnostics::error(
+                "Entry missing after write",
+                format!(
+                    "The entry for `{}` was written to {} but is not there when read back.",
+                    m.key(),
+                    snap.path
+                ),
+            )
+        })
+    }
+}
+
+/// A field libpq can read back as written: one line, not empty.
+fn check_field(name: &str, s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err(format!(
+            "`{name}` cannot be empty; use \"*\" to match anything."
+        ));
+    }
+    if s.contains(['\n', '\r']) {
+        return Err(format!(
+            "`{name}` cannot contain a line break: the password file has one entry per line."
+        ));
+    }
+    if name == PORT && s != WILDCARD && s.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!(
+            "{s:?} is not a port: use a number from 1 to 65535, or \"*\"."
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Model {
+    node: String,
+    entry: Entry,
+    position: i64,
+}
+
+impl Model {
+    fn from_value(v: &Value) -> Result<Model, Diagnostics> {
+        let mut f = Fields::new(v);
+        let or_any = |s: Option<String>| s.unwrap_or_else(|| WILDCARD.to_string());
+        let m = Model {
+            node: f.opt_string(NODE).unwrap_or_else(|| ACCESS_NODE.to_string()),
+            entry: Entry {
+                hostname: or_any(f.opt_string(HOSTNAME)),
+                port: or_any(f.opt_string(PORT)),
+                database: or_any(f.opt_string(DATABASE)),
+                username: f.string(USERNAME),
+                password: f.string(PASSWORD),
+            },
+            position: f.opt_i64(POSITION).unwrap_or(DEFAULT_POSITION),
+        };
+        f.finish()?;
+        let mut d = Diagnostics::new();
+        for (a, s) in [
+            (HOSTNAME, &m.entry.hostname),
+            (PORT, &m.entry.port),
+            (DATABASE, &m.entry.database),
+            (USERNAME, &m.entry.username),
+            (PASSWORD, &m.entry.password),
+        ] {
+            if let Err(msg) = check_field(a, s) {
+                d.push_error(Some(AttrPath::attr(a)), "Invalid passfile field", msg);
+            }
+        }
+        d.into_result()?;
+        Ok(m)
+    }
+
+    fn key(&self) -> Key {
+        self.entry.key()
+    }
+
+    fn id(&self) -> String {
+        format!("{} {}", self.node, self.key())
+    }
+
+    /// The state as the file shows it, or `None` when the entry is gone.
+    /// The prior value keeps the position of an adopted line outside the
+    /// managed block.
+    fn read_back(&self, snap: &PassSnapshot, _shape: &Value) -> Option<Value> {
+        let found = snap.file.find(&self.key())?;
+        let now = Model {
+            node: self.node.clone(),
+            entry: found.entry,
+            position: found.position.unwrap_or(self.position),
+        };
+        Some(now.to_state(snap))
+    }
+
+    fn to_state(&self, snap: &PassSnapshot) -> Value {
+        let mode = snap.mode.unwrap_or(PASSFILE_MODE);
+        object([
+            (NODE, Value::string(&self.node)),
+            (HOSTNAME, Value::string(&self.entry.hostname)),
+            (PORT, Value::string(&self.entry.port)),
+            (DATABASE, Value::string(&self.entry.database)),
+            (USERNAME, Value::string(&self.entry.username)),
+            (PASSWORD, Value::string(&self.entry.password)),
+            (POSITION, Value::int(self.position)),
+            (ID, Value::string(self.id())),
+            (PATH, Value::string(&snap.path)),
+            (FILE_MODE, Value::string(mode_string(mode))),
+        ])
+    }
+}
+
+fn schema() -> Schema {
+    Schema::new(
+        "Manages one entry of the password file a node's server uses when it connects to other nodes: on a TimescaleDB \
+         access node, the internal passwords it logs in to data nodes with. The file is `timescaledb.passfile` when that \
+         setting is set and `<data_directory>/passfile` otherwise; it is read and written through SQL on the node, always \
+         with mode 0600 (libpq ignores a password file others can read). Entries the provider manages are kept in a marked \
+         block at the top of the file, ordered by `position`; other lines are kept byte for byte. Fields are escaped as \
+         libpq reads them (`:` and `\\` preceded by `\\`).",
+        vec![
+            Attribute::new(NODE, Type::String, Mode::Optional, "Node whose password file holds the entry: `access` or the name of a data node.").default(Value::string(ACCESS_NODE)).force_new(),
+            Attribute::new(HOSTNAME, Type::String, Mode::Optional, "Host name the entry applies to, as the connection names it, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
+            Attribute::new(PORT, Type::String, Mode::Optional, "Port the entry applies to, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
+            Attribute::new(DATABASE, Type::String, Mode::Optional, "Database the entry applies to, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
+            Attribute::new(USERNAME, Type::String, Mode::Required, "Role the entry applies to, or `*` for any.").force_new(),
+            Attribute::new(PASSWORD, Type::String, Mode::Required, "The password. Any character is allowed but a line break.").sensitive(),
+            Attribute::new(POSITION, Type::Number, Mode::Optional, "Order among the managed entries of the file; lower comes first, and the first matching entry wins.").default(Value::int(DEFAULT_POSITION)),
+            Attribute::new(ID, Type::String, Mode::Computed, "The node name and the entry's first four fields as written in the file (`access *:*:*:testrole`), which is also the import ID.").stable(),
+            Attribute::new(PATH, Type::String, Mode::Computed, "Absolute path of the password file on the node.").stable(),
+            Attribute::new(FILE_MODE, Type::String, Mode::Computed, "Permission bits of the file, `0600` after every apply. Another value means the file was changed by hand and libpq ignores it; the next apply puts it right. Reported as `0600` when the provider may not run programs on the server (it then cannot look)."),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_checked_on_the_right_attribute() {
+        let mut v = object(schema().attributes.iter().map(|a| (a.name, Value::Null)));
+        v.set_attr(USERNAME, Value::string("testrole"));
+        v.set_attr(PASSWORD, Value::string("a:b\\c *'\" ü"));
+        assert!(PassfileEntry.validate(&v).is_empty());
+        v.set_attr(PORT, Value::string("54x"));
+        v.set_attr(PASSWORD, Value::string("two\nlines"));
+        v.set_attr(DATABASE, Value::string(""));
+        let paths: Vec<String> = PassfileEntry
+            .validate(&v)
+            .0
+            .iter()
+            .map(|d| d.path.clone().map(|p| p.to_string()).unwrap_or_default())
+            .collect();
+        assert_eq!(paths, ["port", "database", "password"]);
+    }
+
+    #[test]
+    fn ids_escape_the_fields() {
+        let m = Model {
+            node: "access".into(),
+            entry: Entry {
+                hostname: "*".into(),
+                port: "5432".into(),
+                database: "d:b".into(),
+                username: "r\\x".into(),
+                password: "p".into(),
+            },
+            position: 1,
+        };
+        assert_eq!(m.id(), "access *:5432:d\\:b:r\\\\x");
+        let back = Entry::parse(&format!("{}:", m.key())).unwrap();
+        assert_eq!(back.key(), m.key());
+    }
+}
