@@ -24,6 +24,7 @@ pub mod password;
 pub mod plugin;
 pub mod provider;
 pub mod resources;
+pub mod role;
 pub mod schema;
 pub mod secret;
 pub mod server;

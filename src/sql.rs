@@ -57,6 +57,38 @@ pub const STAT_TABLE: &str =
 pub const PASSFILE_PATH: &str =
     "SELECT current_setting('timescaledb.passfile', true), current_setting('data_directory')";
 
+/// `$1`: role name, `$2`: the expiry the spec asks for (text or NULL).
+/// The role's attributes, its stored password, and whether it could be read.
+pub const ROLE_READ_AUTHID: &str = "SELECT rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, \
+     rolbypassrls, rolconnlimit, rolvaliduntil::text, \
+     CASE WHEN $2::text IS NULL THEN rolvaliduntil IS NULL OR rolvaliduntil = 'infinity' \
+          ELSE rolvaliduntil IS NOT DISTINCT FROM $2::text::timestamptz END, \
+     rolpassword, true FROM pg_authid WHERE rolname = $1";
+
+/// As [`ROLE_READ_AUTHID`] for a session that may not read passwords.
+pub const ROLE_READ_ROLES: &str = "SELECT rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, \
+     rolbypassrls, rolconnlimit, rolvaliduntil::text, \
+     CASE WHEN $2::text IS NULL THEN rolvaliduntil IS NULL OR rolvaliduntil = 'infinity' \
+          ELSE rolvaliduntil IS NOT DISTINCT FROM $2::text::timestamptz END, \
+     NULL::text, false FROM pg_roles WHERE rolname = $1";
+
+/// `$1`: role name. What depends on the role, by database and kind.
+pub const ROLE_DEPENDENTS: &str = "SELECT db.datname::text, d.deptype::text, count(*) \
+     FROM pg_shdepend d LEFT JOIN pg_database db ON db.oid = d.dbid \
+     WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1) \
+     GROUP BY 1, 2 ORDER BY 1, 2";
+
+/// `$1`: a timestamp as the user wrote it; fails when it is not one.
+pub const CHECK_TIMESTAMP: &str = "SELECT $1::text::timestamptz::text";
+
+/// Whether the access node has TimescaleDB's multi-node `distributed_exec`.
+pub const HAS_DISTRIBUTED_EXEC: &str =
+    "SELECT to_regprocedure('distributed_exec(text,name[],boolean)') IS NOT NULL";
+
+/// `$1`: statement, `$2`: data node names. Runs the statement on those
+/// data nodes (never on the access node itself).
+pub const DISTRIBUTED_EXEC: &str = "CALL distributed_exec($1, $2::text[]::name[])";
+
 /// Errors the server finds in the pg_hba.conf file now on disk.
 pub const HBA_ERRORS: &str =
     "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL ORDER BY line_number";
@@ -70,9 +102,10 @@ pub const CONF_LOAD_TIME: &str = "SELECT extract(epoch from pg_conf_load_time())
 /// processes until the transaction ends (also when the session dies).
 pub const ADVISORY_LOCK_XACT: &str = "SELECT pg_advisory_xact_lock($1)";
 
-/// TimescaleDB's catalog of data nodes, when the extension is there.
-pub const TIMESCALEDB_VERSION: &str =
-    "SELECT extversion::text FROM pg_extension WHERE extname = 'timescaledb'";
+/// Whether the access node has TimescaleDB's multi-node catalog
+/// (TimescaleDB 2.13 and earlier).
+pub const HAS_DATA_NODE_CATALOG: &str =
+    "SELECT to_regclass('timescaledb_information.data_nodes') IS NOT NULL";
 pub const DATA_NODES: &str = "SELECT node_name::text, coalesce(options, '{}')::text[] FROM timescaledb_information.data_nodes ORDER BY node_name";
 
 #[cfg(test)]

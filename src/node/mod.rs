@@ -8,6 +8,7 @@ mod files;
 mod hba;
 mod passfile;
 mod pool;
+mod roles;
 pub mod tls;
 
 use std::net::IpAddr;

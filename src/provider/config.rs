@@ -23,6 +23,20 @@ pub const CERT: &str = "cert";
 pub const KEY: &str = "key";
 pub const CONNECT_TIMEOUT: &str = "connect_timeout";
 pub const DATA_NODES: &str = "data_nodes";
+pub const FANOUT: &str = "fanout";
+
+/// How statements reach the data nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fanout {
+    /// `distributed_exec` when the access node has it, else direct.
+    Auto,
+    /// `CALL distributed_exec(...)` on the access node.
+    DistributedExec,
+    /// A connection to each data node.
+    Direct,
+}
+
+pub const FANOUTS: &[&str] = &["auto", "distributed_exec", "direct"];
 
 /// Keys a `data_nodes` entry may set.
 pub const DATA_NODE_KEYS: &[&str] = &[
@@ -51,6 +65,16 @@ pub fn schema() -> Schema {
                  keys left out take the access node's value. When not set, the data nodes are discovered from \
                  `timescaledb_information.data_nodes` on the access node.",
             ),
+            Attribute::new(
+                FANOUT,
+                Type::String,
+                Mode::Optional,
+                "How role statements reach the data nodes: `distributed_exec` runs them with TimescaleDB's \
+                 `CALL distributed_exec(...)` on the access node, `direct` connects to each data node, and `auto` uses \
+                 `distributed_exec` when the access node has it (TimescaleDB multi-node, up to 2.13) and `direct` otherwise \
+                 (plain PostgreSQL, TimescaleDB 2.14 and later). Reads always connect to every node directly. Defaults to `auto`.",
+            )
+            .one_of(FANOUTS),
         ],
     )
     .with_block(Block {
@@ -69,6 +93,7 @@ pub struct ProviderConfig {
     pub access: ConnSpec,
     /// Data nodes given in the configuration; empty means discover them.
     pub data_nodes: BTreeMap<String, ConnSpec>,
+    pub fanout: Fanout,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -124,6 +149,11 @@ impl ProviderConfig {
         let timeout_cfg = f.opt_i64(CONNECT_TIMEOUT);
         let data_nodes_raw = f.object(DATA_NODES).cloned();
         let clientcert = f.object(CLIENTCERT).cloned();
+        let fanout = match f.opt_string(FANOUT).as_deref() {
+            Some("distributed_exec") => Fanout::DistributedExec,
+            Some("direct") => Fanout::Direct,
+            _ => Fanout::Auto,
+        };
         f.finish()?;
 
         let mut d = Diagnostics::new();
@@ -235,7 +265,11 @@ impl ProviderConfig {
             }
         }
         d.into_result()?;
-        Ok(ProviderConfig { access, data_nodes })
+        Ok(ProviderConfig {
+            access,
+            data_nodes,
+            fanout,
+        })
     }
 }
 

@@ -9,10 +9,18 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-pub use config::ProviderConfig;
+pub use config::{Fanout, ProviderConfig};
 
 use crate::node::{ConnSpec, ErrorKind, Node, NodeError};
+use crate::secret::Secret;
 use crate::sql;
+
+/// How statements reach data nodes, once decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    DistributedExec,
+    Direct,
+}
 
 /// The name resources use for the access node.
 pub const ACCESS_NODE: &str = "access";
@@ -32,6 +40,7 @@ pub struct Provider {
     pub config: ProviderConfig,
     access: Arc<Node>,
     data_nodes: Mutex<Option<BTreeMap<String, Arc<Node>>>>,
+    route: Mutex<Option<Route>>,
 }
 
 impl Provider {
@@ -41,6 +50,7 @@ impl Provider {
             config,
             access,
             data_nodes: Mutex::new(None),
+            route: Mutex::new(None),
         }
     }
 
@@ -114,12 +124,13 @@ impl Provider {
     async fn discover(&self) -> Result<BTreeMap<String, ConnSpec>, NodeError> {
         let access = self.access();
         let mut s = access.session().await?;
-        let has_tsdb = s
+        let has_catalog: bool = s
             .client()
-            .query_opt(sql::TIMESCALEDB_VERSION, &[])
+            .query_one(sql::HAS_DATA_NODE_CATALOG, &[])
             .await
-            .map_err(|e| access.pg_err("checking for TimescaleDB", &e))?;
-        if has_tsdb.is_none() {
+            .map_err(|e| access.pg_err("checking for TimescaleDB multi-node", &e))?
+            .get(0);
+        if !has_catalog {
             return Ok(BTreeMap::new());
         }
         let rows = match s.client().query(sql::DATA_NODES, &[]).await {
@@ -148,6 +159,123 @@ impl Provider {
         Ok(out)
     }
 
+    /// How statements reach the data nodes: the configured `fanout`, with
+    /// `auto` settled by looking for `distributed_exec` on the access node
+    /// (once).
+    pub async fn route(&self) -> Result<Route, NodeError> {
+        let mut guard = self.route.lock().await;
+        if let Some(r) = *guard {
+            return Ok(r);
+        }
+        let r = match self.config.fanout {
+            Fanout::DistributedExec => Route::DistributedExec,
+            Fanout::Direct => Route::Direct,
+            Fanout::Auto => {
+                let access = self.access();
+                let mut s = access.session().await?;
+                let has: bool = s
+                    .client()
+                    .query_one(sql::HAS_DISTRIBUTED_EXEC, &[])
+                    .await
+                    .map_err(|e| access.pg_err("looking for distributed_exec", &e))?
+                    .get(0);
+                if has {
+                    Route::DistributedExec
+                } else {
+                    Route::Direct
+                }
+            }
+        };
+        *guard = Some(r);
+        Ok(r)
+    }
+
+    /// Runs `statement` on each of `nodes` (data node names) the way
+    /// [`Provider::route`] says; `direct` builds the statement per node (it
+    /// may depend on the node's settings), `shared` is the one statement
+    /// `distributed_exec` sends everywhere. Returns each node's outcome.
+    pub async fn exec_on_data_nodes<F, Fut>(
+        &self,
+        nodes: &[String],
+        doing: &str,
+        shared: &Secret,
+        direct: F,
+    ) -> Vec<(String, Result<(), NodeError>)>
+    where
+        F: Fn(Arc<Node>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), NodeError>>,
+    {
+        if nodes.is_empty() {
+            return Vec::new();
+        }
+        let route = match self.route().await {
+            Ok(r) => r,
+            Err(e) => {
+                return nodes
+                    .iter()
+                    .map(|n| (n.clone(), Err(NodeError { node: n.clone(), ..clone_err(&e) })))
+                    .collect()
+            }
+        };
+        match route {
+            Route::DistributedExec => {
+                let access = self.access();
+                let outcome = async {
+                    let mut s = access.session().await?;
+                    s.client()
+                        .execute(sql::DISTRIBUTED_EXEC, &[&shared.expose(), &nodes])
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| {
+                            let mut err = access.pg_err(
+                                format!("{doing} on {} through distributed_exec", nodes.join(", ")),
+                                &e,
+                            );
+                            err.message = redact(&err.message, shared);
+                            err
+                        })
+                }
+                .await;
+                nodes
+                    .iter()
+                    .map(|n| {
+                        let r = outcome.as_ref().map(|_| ()).map_err(|e| NodeError {
+                            node: n.clone(),
+                            ..clone_err(e)
+                        });
+                        (n.clone(), r)
+                    })
+                    .collect()
+            }
+            Route::Direct => {
+                let all = match self.data_nodes().await {
+                    Ok(all) => all,
+                    Err(e) => {
+                        return nodes.iter().map(|n| (n.clone(), Err(clone_err(&e)))).collect()
+                    }
+                };
+                let work = nodes.iter().map(|n| {
+                    let node = all.get(n).cloned();
+                    let fut = node.clone().map(&direct);
+                    async move {
+                        let r = match fut {
+                            Some(f) => f.await,
+                            None => Err(NodeError::new(
+                                n,
+                                "unknown",
+                                ErrorKind::Sql,
+                                doing,
+                                format!("no data node is named {n:?}"),
+                            )),
+                        };
+                        (n.clone(), r)
+                    }
+                });
+                futures_util::future::join_all(work).await
+            }
+        }
+    }
+
     /// Closes every pooled session.
     pub async fn close(&self) {
         self.access.close();
@@ -157,4 +285,14 @@ impl Provider {
             }
         }
     }
+}
+
+fn clone_err(e: &NodeError) -> NodeError {
+    NodeError::new(&e.node, &e.address, e.kind, e.doing.clone(), e.message.clone())
+}
+
+/// Removes a statement (which may carry a password verifier) from a server
+/// message that quotes it.
+fn redact(message: &str, statement: &Secret) -> String {
+    message.replace(statement.expose(), "<statement>")
 }

@@ -8,7 +8,7 @@ use crate::provider::ACCESS_NODE;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::value::{Type, Value};
 
-use super::{node_diag, Ctx, Import, PlanInput, Resource};
+use super::{node_diag, ApplyError, Ctx, Import, PlanInput, Resource};
 
 pub const NODE: &str = "node";
 pub const TYPE: &str = "type";
@@ -171,8 +171,8 @@ impl Resource for HbaRule {
         Ok(Some(now.to_state(&found.rule, &found.text, state)))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, Diagnostics> {
-        self.write(ctx, planned, true).await
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
+        Ok(self.write(ctx, planned, true).await?)
     }
 
     async fn update(
@@ -180,8 +180,8 @@ impl Resource for HbaRule {
         ctx: &Ctx,
         _prior: &Value,
         planned: &Value,
-    ) -> Result<Value, Diagnostics> {
-        self.write(ctx, planned, false).await
+    ) -> Result<Value, ApplyError> {
+        Ok(self.write(ctx, planned, false).await?)
     }
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {

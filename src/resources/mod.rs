@@ -2,6 +2,7 @@
 //! [`Resource`]; optional capabilities are separate traits the server
 //! detects ([`Import`]).
 
+pub mod distributed_role;
 pub mod hba_rule;
 pub mod passfile_entry;
 
@@ -89,16 +90,34 @@ pub trait Resource: Send + Sync {
     /// The resource as it is on the nodes now; `None` when it is gone.
     async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics>;
 
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, Diagnostics>;
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError>;
 
     async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value)
-        -> Result<Value, Diagnostics>;
+        -> Result<Value, ApplyError>;
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics>;
 
     /// The import capability, when the resource has one.
     fn importer(&self) -> Option<&dyn Import> {
         None
+    }
+}
+
+/// A create or update that failed. When part of the change was made (a
+/// role created on some nodes but not all), `partial` is the state that
+/// now exists, so Terraform records it and the next apply finishes the job.
+#[derive(Debug)]
+pub struct ApplyError {
+    pub diags: Diagnostics,
+    pub partial: Option<Value>,
+}
+
+impl From<Diagnostics> for ApplyError {
+    fn from(diags: Diagnostics) -> ApplyError {
+        ApplyError {
+            diags,
+            partial: None,
+        }
     }
 }
 
@@ -122,5 +141,6 @@ pub fn all() -> Vec<Arc<dyn Resource>> {
     vec![
         Arc::new(hba_rule::HbaRule),
         Arc::new(passfile_entry::PassfileEntry),
+        Arc::new(distributed_role::DistributedRole),
     ]
 }

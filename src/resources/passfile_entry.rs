@@ -9,7 +9,7 @@ use crate::provider::ACCESS_NODE;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::value::{Type, Value};
 
-use super::{node_diag, Ctx, Import, PlanInput, Resource};
+use super::{node_diag, ApplyError, Ctx, Import, PlanInput, Resource};
 
 pub const NODE: &str = "node";
 pub const HOSTNAME: &str = "hostname";
@@ -110,8 +110,8 @@ impl Resource for PassfileEntry {
         Ok(prior.read_back(&snap, state))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, Diagnostics> {
-        self.write(ctx, planned, true).await
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
+        Ok(self.write(ctx, planned, true).await?)
     }
 
     async fn update(
@@ -119,8 +119,8 @@ impl Resource for PassfileEntry {
         ctx: &Ctx,
         _prior: &Value,
         planned: &Value,
-    ) -> Result<Value, Diagnostics> {
-        self.write(ctx, planned, false).await
+    ) -> Result<Value, ApplyError> {
+        Ok(self.write(ctx, planned, false).await?)
     }
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {

@@ -5,6 +5,7 @@ use tonic::Status;
 
 use super::{convert, ProviderServer};
 use crate::diag::{AttrPath, Diagnostics};
+use crate::resources::ApplyError;
 use crate::proto::tfplugin6 as pb;
 use crate::value::Value;
 
@@ -54,7 +55,7 @@ pub(super) async fn handle(
             })
         }
     };
-    let result = async {
+    let result: Result<Value, ApplyError> = async {
         let ctx = server.ctx()?.ok_or_else(|| {
             Diagnostics::error("Provider configuration not known", "The provider block still holds unknown values at apply time. This is a bug in Terraform.")
         })?;
@@ -62,28 +63,44 @@ pub(super) async fn handle(
             ProviderServer::cancellable(&ctx, res.delete(&ctx, &prior)).await?;
             return Ok(Value::Null);
         }
+        // Cancellation stops waiting, never a change halfway: resources run
+        // their writes in tasks of their own.
         let new = if prior.is_null() {
-            ProviderServer::cancellable(&ctx, res.create(&ctx, &planned)).await?
+            ProviderServer::cancellable(&ctx, async {
+                Ok(res.create(&ctx, &planned).await)
+            })
+            .await??
         } else {
-            ProviderServer::cancellable(&ctx, res.update(&ctx, &prior, &planned)).await?
+            ProviderServer::cancellable(&ctx, async {
+                Ok(res.update(&ctx, &prior, &planned).await)
+            })
+            .await??
         };
         check_against_plan(&planned, &new).into_result()?;
         Ok(new)
     }
     .await;
-    Ok(match result.and_then(|v| convert::to_dynamic(&v, &ty)) {
+    let result = result.and_then(|v| Ok(convert::to_dynamic(&v, &ty)?));
+    Ok(match result {
         Ok(dv) => pb::apply_resource_change::Response {
             new_state: Some(dv),
             private: req.planned_private,
             ..Default::default()
         },
-        // Changes are all-or-nothing, so on failure the prior state is still
-        // what exists.
-        Err(d) => pb::apply_resource_change::Response {
-            new_state: req.prior_state,
-            diagnostics: convert::diagnostics(d),
-            ..Default::default()
-        },
+        Err(e) => {
+            // A change that failed part way reports what now exists; one that
+            // failed as a whole leaves the prior state in force.
+            let partial = e
+                .partial
+                .as_ref()
+                .and_then(|v| convert::to_dynamic(v, &ty).ok());
+            pb::apply_resource_change::Response {
+                new_state: partial.or(req.prior_state),
+                private: req.planned_private,
+                diagnostics: convert::diagnostics(e.diags),
+                ..Default::default()
+            }
+        }
     })
 }
 

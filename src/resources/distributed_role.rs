@@ -1,0 +1,792 @@
+//! `timescaledb_distributed_role`: one role on the access node and on every
+//! data node, as TimescaleDB multi-node needs it.
+//!
+//! The access node gets the role as configured; data nodes always get it
+//! with LOGIN (the access node logs in as the user) and with the internal
+//! password. Statements reach data nodes through `distributed_exec` or
+//! direct connections ([`crate::provider::Route`]); reads always look at
+//! every node directly, and the `nodes` map says how each node's copy
+//! compares, so drift on any one node shows in the plan with its name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::diag::{AttrPath, Diagnostics};
+use crate::node::{ErrorKind, Node, NodeError};
+use crate::password::Encryption;
+use crate::provider::ACCESS_NODE;
+use crate::role::{self, RoleSpec, RoleState, IN_SYNC, MISSING, UNREACHABLE};
+use crate::schema::{object, Attribute, Fields, Mode, Schema};
+use crate::secret::Secret;
+use crate::sql;
+use crate::value::{Type, Value};
+
+use super::{node_diag, ApplyError, Ctx, Import, PlanInput, Resource};
+
+pub const NAME: &str = "name";
+pub const PASSWORD: &str = "password";
+pub const DATA_NODE_PASSWORD: &str = "data_node_password";
+pub const DATA_NODES: &str = "data_nodes";
+pub const DROP_OWNED: &str = "drop_owned";
+pub const REASSIGN_OWNED_TO: &str = "reassign_owned_to";
+pub const ID: &str = "id";
+pub const NODES: &str = "nodes";
+
+/// PostgreSQL cuts longer names short (NAMEDATALEN - 1).
+const MAX_NAME_BYTES: usize = 63;
+
+pub struct DistributedRole;
+
+/// The outcome of reading one node.
+type NodeRead = Result<Option<RoleState>, NodeError>;
+
+#[tonic::async_trait]
+impl Resource for DistributedRole {
+    fn type_name(&self) -> &'static str {
+        "timescaledb_distributed_role"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    fn validate(&self, config: &Value) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        if let Value::String(n) = config.attr(NAME) {
+            if let Err(m) = check_name(n) {
+                d.push_error(Some(AttrPath::attr(NAME)), "Invalid role name", m);
+            }
+        }
+        if let Value::String(n) = config.attr(REASSIGN_OWNED_TO) {
+            if let Err(m) = check_name(n) {
+                d.push_error(Some(AttrPath::attr(REASSIGN_OWNED_TO)), "Invalid role name", m);
+            }
+            if matches!(config.attr(DROP_OWNED), Value::Bool(false) | Value::Null) {
+                d.push_error(
+                    Some(AttrPath::attr(REASSIGN_OWNED_TO)),
+                    "reassign_owned_to needs drop_owned",
+                    "Objects are reassigned as part of dropping what the role owns on destroy; set `drop_owned = true` too.",
+                );
+            }
+        }
+        if let Value::Number(n) = config.attr(role::CONNECTION_LIMIT) {
+            if n.as_i64().is_none_or(|i| i < -1 || i > i64::from(i32::MAX)) {
+                d.push_error(
+                    Some(AttrPath::attr(role::CONNECTION_LIMIT)),
+                    "Invalid connection limit",
+                    format!("{n} is not a connection limit: use -1 (no limit) or a whole number of connections."),
+                );
+            }
+        }
+        if let Value::List(items) = config.attr(DATA_NODES) {
+            for (i, item) in items.iter().enumerate() {
+                if item.as_str() == Some(ACCESS_NODE) {
+                    d.push_error(
+                        Some(AttrPath::attr(DATA_NODES).index(i)),
+                        "Not a data node",
+                        "The access node always gets the role; list data nodes only.",
+                    );
+                }
+            }
+        }
+        d
+    }
+
+    async fn complete_plan(
+        &self,
+        ctx: Option<&Ctx>,
+        config: &Value,
+        planned: &mut Value,
+    ) -> Result<(), Diagnostics> {
+        if let Value::String(n) = planned.attr(NAME) {
+            let n = n.clone();
+            planned.set_attr(ID, Value::string(n));
+        }
+        if config.attr(DATA_NODES).is_null() {
+            match ctx {
+                Some(ctx) => {
+                    let all = ctx
+                        .provider
+                        .data_nodes()
+                        .await
+                        .map_err(|e| node_diag(&e))?;
+                    planned.set_attr(DATA_NODES, Value::list_of_strings(all.keys().cloned()));
+                }
+                None => planned.set_attr(DATA_NODES, Value::Unknown),
+            }
+        }
+        // After apply every node has the role as configured.
+        let nodes = match planned.attr(DATA_NODES) {
+            Value::List(items) if planned.attr(DATA_NODES).is_wholly_known() => {
+                let mut m: BTreeMap<String, Value> =
+                    BTreeMap::from([(ACCESS_NODE.to_string(), Value::string(IN_SYNC))]);
+                for i in items.iter().filter_map(Value::as_str) {
+                    m.insert(i.to_string(), Value::string(IN_SYNC));
+                }
+                Value::Map(m)
+            }
+            _ => Value::Unknown,
+        };
+        planned.set_attr(NODES, nodes);
+        Ok(())
+    }
+
+    async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
+        let access = ctx.provider.access();
+        if let Value::String(v) = plan.planned.attr(role::VALID_UNTIL) {
+            let mut s = access.session().await.map_err(|e| node_diag(&e))?;
+            if let Err(e) = s.client().query_one(sql::CHECK_TIMESTAMP, &[v]).await {
+                let msg = access.pg_err("checking valid_until", &e).message;
+                return Err(Diagnostics::attr_error(
+                    AttrPath::attr(role::VALID_UNTIL),
+                    "Invalid timestamp",
+                    format!("{v:?} is not a time PostgreSQL understands ({msg}); write it as `2030-01-01` or `2030-01-01 00:00:00+00`, or `infinity`."),
+                ));
+            }
+        }
+        if let Value::List(items) = plan.planned.attr(DATA_NODES) {
+            let known = ctx.provider.data_nodes().await.map_err(|e| node_diag(&e))?;
+            for (i, item) in items.iter().enumerate() {
+                if let Some(n) = item.as_str() {
+                    if !known.contains_key(n) {
+                        let names: Vec<&str> = known.keys().map(String::as_str).collect();
+                        return Err(Diagnostics::attr_error(
+                            AttrPath::attr(DATA_NODES).index(i),
+                            "Unknown data node",
+                            format!("The provider knows no data node named {n:?}; known data nodes: {}.", if names.is_empty() { "none".to_string() } else { names.join(", ") }),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
+        let m = Model::from_value(state)?;
+        let reads = read_all(ctx, &m).await?;
+        let all_missing = reads
+            .values()
+            .all(|r| matches!(r, Ok(None) | Err(_)));
+        if all_missing && matches!(reads.get(ACCESS_NODE), Some(Ok(None))) {
+            return Ok(None);
+        }
+        let mut now = m.clone();
+        if let Some(Ok(Some(a))) = reads.get(ACCESS_NODE) {
+            now.adopt_access(a);
+        }
+        // Statuses compare each node with the state, so drift the top-level
+        // attributes cannot show (one data node changed) is named.
+        Ok(Some(now.to_state(&m.statuses(&reads))))
+    }
+
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
+        let m = Model::from_value(planned)?;
+        converge(ctx, &m, true, &[]).await
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, ApplyError> {
+        let before = Model::from_value(prior)?;
+        let m = Model::from_value(planned)?;
+        let removed: Vec<String> = before
+            .data_nodes
+            .iter()
+            .filter(|n| !m.data_nodes.contains(n))
+            .cloned()
+            .collect();
+        converge(ctx, &m, false, &removed).await
+    }
+
+    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
+        ctx.check_cancelled()?;
+        let m = Model::from_value(prior)?;
+        drop_everywhere(ctx, &m, &m.targets()).await
+    }
+
+    fn importer(&self) -> Option<&dyn Import> {
+        Some(self)
+    }
+}
+
+#[tonic::async_trait]
+impl Import for DistributedRole {
+    fn id_format(&self) -> &'static str {
+        "<role name>"
+    }
+
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
+        check_name(id).map_err(|m| Diagnostics::error("Invalid import ID", m))?;
+        let access = ctx.provider.access();
+        let a = access
+            .role_read(id, None)
+            .await
+            .map_err(|e| node_diag(&e))?
+            .ok_or_else(|| {
+                Diagnostics::error(
+                    "Role not found",
+                    format!("The access node has no role named {id:?}."),
+                )
+            })?;
+        let data_nodes = ctx.provider.data_nodes().await.map_err(|e| node_diag(&e))?;
+        let mut m = Model {
+            name: id.to_string(),
+            login: a.login,
+            superuser: a.superuser,
+            createdb: a.createdb,
+            createrole: a.createrole,
+            inherit: a.inherit,
+            replication: a.replication,
+            bypassrls: a.bypassrls,
+            connection_limit: a.connection_limit,
+            valid_until: None,
+            password: None,
+            data_node_password: None,
+            data_nodes: data_nodes.keys().cloned().collect(),
+            drop_owned: false,
+            reassign_owned_to: None,
+        };
+        m.adopt_access(&a);
+        let reads = read_all(ctx, &m).await?;
+        Ok(m.to_state(&m.statuses(&reads)))
+    }
+}
+
+fn exists_error(name: &str) -> Diagnostics {
+    Diagnostics::attr_error(
+        AttrPath::attr(NAME),
+        "Role already exists",
+        format!(
+            "The access node already has a role named {name:?}. Adopt it with `terraform import <address> '{name}'` instead of creating it."
+        ),
+    )
+}
+
+fn check_name(n: &str) -> Result<(), String> {
+    if n.is_empty() {
+        return Err("A role name cannot be empty.".into());
+    }
+    if n.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "{n:?} is {} bytes long; PostgreSQL keeps only the first {MAX_NAME_BYTES}, so the role would get another name.",
+            n.len()
+        ));
+    }
+    if n.contains('\0') {
+        return Err("A role name cannot contain a NUL character.".into());
+    }
+    Ok(())
+}
+
+/// Reads the role on the access node and each data node of `m`, at once.
+/// An unreachable data node is an outcome, not an error; an unreachable
+/// access node is an error.
+async fn read_all(ctx: &Ctx, m: &Model) -> Result<BTreeMap<String, NodeRead>, Diagnostics> {
+    let mut nodes = Vec::new();
+    for n in m.targets() {
+        nodes.push((n.clone(), ctx.provider.node(&n).await));
+    }
+    let reads = futures_util::future::join_all(nodes.into_iter().map(|(n, node)| {
+        let valid_until = m.valid_until.clone();
+        let name = m.name.clone();
+        async move {
+            let r = match node {
+                Ok(node) => node.role_read(&name, valid_until.as_deref()).await,
+                Err(e) => Err(e),
+            };
+            (n, r)
+        }
+    }))
+    .await;
+    let reads: BTreeMap<String, NodeRead> = reads.into_iter().collect();
+    if let Some(Err(e)) = reads.get(ACCESS_NODE) {
+        return Err(node_diag(e));
+    }
+    for r in reads.values() {
+        if let Err(e) = r {
+            if !is_unreachable(e) {
+                return Err(node_diag(e));
+            }
+        }
+    }
+    Ok(reads)
+}
+
+fn is_unreachable(e: &NodeError) -> bool {
+    matches!(e.kind, ErrorKind::Unreachable | ErrorKind::Authentication)
+}
+
+/// Makes every node of `m` hold the role as specified, and drops it from
+/// `removed` data nodes. Returns the state, or the state that exists now
+/// with diagnostics naming each node that could not be brought in line.
+async fn converge(
+    ctx: &Ctx,
+    m: &Model,
+    creating: bool,
+    removed: &[String],
+) -> Result<Value, ApplyError> {
+    ctx.check_cancelled()?;
+    let access = ctx.provider.access();
+    let reads = read_all(ctx, m).await?;
+    let mut diags = Diagnostics::new();
+    let mut failed = std::collections::BTreeSet::new();
+
+    // The access node first: when it fails nothing else is touched.
+    let spec = m.spec_for(ACCESS_NODE);
+    match reads.get(ACCESS_NODE) {
+        Some(Ok(Some(_))) if creating => return Err(exists_error(&m.name).into()),
+        Some(Ok(Some(state))) => {
+            let d = spec.differences(state);
+            if !d.is_empty() {
+                let how = access.password_encryption().await.map_err(|e| node_diag(&e))?;
+                access
+                    .role_exec(&format!("altering role {:?}", m.name), &spec.alter_sql(&d, how))
+                    .await
+                    .map_err(|e| node_diag(&e))?;
+            }
+        }
+        _ => {
+            let how = access.password_encryption().await.map_err(|e| node_diag(&e))?;
+            access
+                .role_exec(&format!("creating role {:?}", m.name), &spec.create_sql(how))
+                .await
+                .map_err(|e| node_diag(&e))?;
+        }
+    }
+
+    // Then the data nodes, grouped by what each needs.
+    let data_spec = m.spec_for("data node");
+    let mut to_create = Vec::new();
+    let mut to_alter = Vec::new();
+    let mut alter_diffs: Vec<&'static str> = Vec::new();
+    for n in &m.data_nodes {
+        match reads.get(n) {
+            Some(Ok(None)) => to_create.push(n.clone()),
+            Some(Ok(Some(state))) => {
+                let d = data_spec.differences(state);
+                if !d.is_empty() {
+                    for x in d {
+                        if !alter_diffs.contains(&x) {
+                            alter_diffs.push(x);
+                        }
+                    }
+                    to_alter.push(n.clone());
+                }
+            }
+            Some(Err(e)) => {
+                failed.insert(n.clone());
+                diags.extend(node_diag(e));
+            }
+            None => {}
+        }
+    }
+    let create_shared = data_spec.create_sql(Encryption::ScramSha256);
+    let outcomes = ctx
+        .provider
+        .exec_on_data_nodes(
+            &to_create,
+            &format!("creating role {:?}", m.name),
+            &create_shared,
+            |node: Arc<Node>| {
+                let spec = data_spec.clone();
+                async move {
+                    let how = node.password_encryption().await?;
+                    node.role_exec(&format!("creating role {:?}", spec.name), &spec.create_sql(how))
+                        .await
+                }
+            },
+        )
+        .await;
+    collect(&mut diags, &mut failed, outcomes);
+    let alter_shared = data_spec.alter_sql(&alter_diffs, Encryption::ScramSha256);
+    let outcomes = ctx
+        .provider
+        .exec_on_data_nodes(
+            &to_alter,
+            &format!("altering role {:?}", m.name),
+            &alter_shared,
+            |node: Arc<Node>| {
+                let spec = data_spec.clone();
+                let diffs = alter_diffs.clone();
+                async move {
+                    let how = node.password_encryption().await?;
+                    node.role_exec(&format!("altering role {:?}", spec.name), &spec.alter_sql(&diffs, how))
+                        .await
+                }
+            },
+        )
+        .await;
+    collect(&mut diags, &mut failed, outcomes);
+
+    if !removed.is_empty() {
+        if let Err(d) = drop_everywhere(ctx, m, removed).await {
+            failed.extend(removed.iter().cloned());
+            diags.extend(d);
+        }
+    }
+
+    // What is there now decides the state.
+    let reads = read_all(ctx, m).await?;
+    let statuses = m.statuses(&reads);
+    let state = m.to_state(&statuses);
+    for (n, s) in &statuses {
+        if s != IN_SYNC && !failed.contains(n) {
+            diags.push_error(
+                Some(AttrPath::attr(NODES).key(n)),
+                "Role not in line after apply",
+                format!("On node {n:?} the role is {s} after the change was made."),
+            );
+        }
+    }
+    if diags.has_errors() {
+        diags.push_error(
+            None,
+            format!("Role {:?} is not yet on every node", m.name),
+            "What was made is recorded in the state (see `nodes`); run apply again once the nodes named above are back to finish.",
+        );
+        return Err(ApplyError {
+            diags,
+            partial: Some(state),
+        });
+    }
+    Ok(state)
+}
+
+/// Adds each failed node's diagnostic (once per distinct message: a failed
+/// `distributed_exec` fails every node of the call with one message).
+fn collect(
+    diags: &mut Diagnostics,
+    failed: &mut std::collections::BTreeSet<String>,
+    outcomes: Vec<(String, Result<(), NodeError>)>,
+) {
+    let mut seen = Vec::new();
+    for (n, r) in outcomes {
+        if let Err(e) = r {
+            failed.insert(n);
+            if !seen.contains(&e.message) {
+                seen.push(e.message.clone());
+                diags.extend(node_diag(&e));
+            }
+        }
+    }
+}
+
+/// Drops the role from `targets` (the access node last). Nothing is dropped
+/// anywhere when a node cannot be reached or still has objects depending on
+/// the role (unless `drop_owned` asks for them to go).
+async fn drop_everywhere(ctx: &Ctx, m: &Model, targets: &[String]) -> Result<(), Diagnostics> {
+    let mut nodes = Vec::new();
+    for n in targets {
+        nodes.push(ctx.provider.node(n).await.map_err(|e| node_diag(&e))?);
+    }
+    let checks = futures_util::future::join_all(nodes.iter().map(|node| {
+        let name = m.name.clone();
+        async move {
+            let exists = node.role_read(&name, None).await?.is_some();
+            let deps = if exists {
+                node.role_dependents(&name).await?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, NodeError>((exists, deps))
+        }
+    }))
+    .await;
+    let mut blocked = Vec::new();
+    let mut present = Vec::new();
+    let mut d = Diagnostics::new();
+    for (node, r) in nodes.iter().zip(checks) {
+        match r {
+            Err(e) => d.extend(node_diag(&e)),
+            Ok((false, _)) => {}
+            Ok((true, deps)) => {
+                if !deps.is_empty() {
+                    blocked.push(format!("on node {:?} the role {}", node.name, deps.join(", ")));
+                }
+                present.push(node.clone());
+            }
+        }
+    }
+    if d.has_errors() {
+        d.push_error(
+            None,
+            format!("Role {:?} was not dropped", m.name),
+            "A node could not be checked, so the role was dropped nowhere; run destroy again when every node is back.",
+        );
+        return Err(d);
+    }
+    if !blocked.is_empty() {
+        if !m.drop_owned {
+            return Err(Diagnostics::error(
+                format!("Role {:?} still owns or holds privileges on objects", m.name),
+                format!(
+                    "It was dropped nowhere: {}. Revoke or remove those (for grants managed by Terraform, destroy them first), or set `drop_owned = true` (with `reassign_owned_to` to keep owned objects under another role) to have them dropped with the role.",
+                    blocked.join("; ")
+                ),
+            ));
+        }
+        for node in &present {
+            node.role_drop_owned(&m.name, m.reassign_owned_to.as_deref())
+                .await
+                .map_err(|e| node_diag(&e))?;
+            let left = node.role_dependents(&m.name).await.map_err(|e| node_diag(&e))?;
+            if !left.is_empty() {
+                return Err(Diagnostics::error(
+                    format!("Role {:?} still has objects in other databases", m.name),
+                    format!(
+                        "DROP OWNED only reaches the database the provider is connected to; on node {:?} the role still {}. Nothing more was dropped.",
+                        node.name,
+                        left.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let statement = Secret::new(RoleSpec::drop_sql(&m.name));
+    let data: Vec<String> = present
+        .iter()
+        .filter(|n| n.name != ACCESS_NODE)
+        .map(|n| n.name.clone())
+        .collect();
+    let doing = format!("dropping role {:?}", m.name);
+    let outcomes = ctx
+        .provider
+        .exec_on_data_nodes(&data, &doing, &statement, |node: Arc<Node>| {
+            let statement = statement.clone();
+            let doing = doing.clone();
+            async move { node.role_exec(&doing, &statement).await }
+        })
+        .await;
+    let mut d = Diagnostics::new();
+    collect(&mut d, &mut Default::default(), outcomes);
+    if d.has_errors() {
+        return Err(d);
+    }
+    if present.iter().any(|n| n.name == ACCESS_NODE) {
+        ctx.provider
+            .access()
+            .role_exec(&doing, &statement)
+            .await
+            .map_err(|e| node_diag(&e))?;
+    }
+    Ok(())
+}
+
+/// The resource's attributes as Rust values.
+#[derive(Clone, Debug, PartialEq)]
+struct Model {
+    name: String,
+    login: bool,
+    superuser: bool,
+    createdb: bool,
+    createrole: bool,
+    inherit: bool,
+    replication: bool,
+    bypassrls: bool,
+    connection_limit: i64,
+    valid_until: Option<String>,
+    password: Option<Secret>,
+    data_node_password: Option<Secret>,
+    data_nodes: Vec<String>,
+    drop_owned: bool,
+    reassign_owned_to: Option<String>,
+}
+
+impl Model {
+    fn from_value(v: &Value) -> Result<Model, Diagnostics> {
+        let mut f = Fields::new(v);
+        let m = Model {
+            name: f.string(NAME),
+            login: f.bool_or(role::LOGIN, false),
+            superuser: f.bool_or(role::SUPERUSER, false),
+            createdb: f.bool_or(role::CREATEDB, false),
+            createrole: f.bool_or(role::CREATEROLE, false),
+            inherit: f.bool_or(role::INHERIT, true),
+            replication: f.bool_or(role::REPLICATION, false),
+            bypassrls: f.bool_or(role::BYPASSRLS, false),
+            connection_limit: f.opt_i64(role::CONNECTION_LIMIT).unwrap_or(-1),
+            valid_until: f.opt_string(role::VALID_UNTIL),
+            password: f.opt_string(PASSWORD).map(Secret::new),
+            data_node_password: f.opt_string(DATA_NODE_PASSWORD).map(Secret::new),
+            data_nodes: f.strings(DATA_NODES),
+            drop_owned: f.bool_or(DROP_OWNED, false),
+            reassign_owned_to: f.opt_string(REASSIGN_OWNED_TO),
+        };
+        f.finish()?;
+        Ok(m)
+    }
+
+    /// The access node and the data nodes, in that order.
+    fn targets(&self) -> Vec<String> {
+        std::iter::once(ACCESS_NODE.to_string())
+            .chain(self.data_nodes.iter().cloned())
+            .collect()
+    }
+
+    /// What the role should be on `node`: data nodes always get LOGIN and
+    /// the internal password.
+    fn spec_for(&self, node: &str) -> RoleSpec {
+        let access = node == ACCESS_NODE;
+        RoleSpec {
+            name: self.name.clone(),
+            login: self.login || !access,
+            superuser: self.superuser,
+            createdb: self.createdb,
+            createrole: self.createrole,
+            inherit: self.inherit,
+            replication: self.replication,
+            bypassrls: self.bypassrls,
+            connection_limit: self.connection_limit,
+            valid_until: self.valid_until.clone(),
+            password: if access {
+                self.password.clone()
+            } else {
+                self.data_node_password.clone().or(self.password.clone())
+            },
+        }
+    }
+
+    /// Takes the attributes the access node shows (passwords excepted: only
+    /// their agreement can be read).
+    fn adopt_access(&mut self, a: &RoleState) {
+        self.login = a.login;
+        self.superuser = a.superuser;
+        self.createdb = a.createdb;
+        self.createrole = a.createrole;
+        self.inherit = a.inherit;
+        self.replication = a.replication;
+        self.bypassrls = a.bypassrls;
+        self.connection_limit = a.connection_limit;
+        if !a.valid_until_matches {
+            self.valid_until = a.valid_until.clone().filter(|v| v != "infinity");
+        }
+    }
+
+    fn statuses(&self, reads: &BTreeMap<String, NodeRead>) -> BTreeMap<String, String> {
+        self.targets()
+            .into_iter()
+            .map(|n| {
+                let status = match reads.get(&n) {
+                    Some(Ok(state)) => role::status(&self.spec_for(&n), state.as_ref()),
+                    Some(Err(_)) => UNREACHABLE.to_string(),
+                    None => MISSING.to_string(),
+                };
+                (n, status)
+            })
+            .collect()
+    }
+
+    fn to_state(&self, statuses: &BTreeMap<String, String>) -> Value {
+        let secret = |s: &Option<Secret>| Value::opt_string(s.as_ref().map(|x| x.expose().to_string()));
+        object([
+            (NAME, Value::string(&self.name)),
+            (role::LOGIN, Value::Bool(self.login)),
+            (PASSWORD, secret(&self.password)),
+            (DATA_NODE_PASSWORD, secret(&self.data_node_password)),
+            (role::SUPERUSER, Value::Bool(self.superuser)),
+            (role::CREATEDB, Value::Bool(self.createdb)),
+            (role::CREATEROLE, Value::Bool(self.createrole)),
+            (role::INHERIT, Value::Bool(self.inherit)),
+            (role::REPLICATION, Value::Bool(self.replication)),
+            (role::BYPASSRLS, Value::Bool(self.bypassrls)),
+            (role::CONNECTION_LIMIT, Value::int(self.connection_limit)),
+            (role::VALID_UNTIL, Value::opt_string(self.valid_until.clone())),
+            (DATA_NODES, Value::list_of_strings(self.data_nodes.clone())),
+            (DROP_OWNED, Value::Bool(self.drop_owned)),
+            (REASSIGN_OWNED_TO, Value::opt_string(self.reassign_owned_to.clone())),
+            (ID, Value::string(&self.name)),
+            (NODES, Value::map_of_strings(statuses.clone())),
+        ])
+    }
+}
+
+fn schema() -> Schema {
+    let flag = |name: &'static str, what: &str, default: bool| {
+        Attribute::new(name, Type::Bool, Mode::Optional, what).default(Value::Bool(default))
+    };
+    Schema::new(
+        "Manages a role on the access node and on every data node, as TimescaleDB multi-node needs: the access node logs in \
+         to each data node as the user, so the role must exist everywhere, with LOGIN on the data nodes. Data nodes are \
+         reached through `CALL distributed_exec(...)` on the access node or by direct connections (the provider's `fanout` \
+         setting); reads always look at every node directly. Passwords are sent to nodes only as SCRAM-SHA-256 (or md5) \
+         verifiers the provider computes, and a password changed by hand on any node is found by recomputing the stored \
+         verifier from the configured password. The `nodes` attribute shows how each node's copy compares, so drift on \
+         one data node shows in the plan with the node's name.",
+        vec![
+            Attribute::new(NAME, Type::String, Mode::Required, "Role name, used exactly as written (case, spaces and quotes included).").force_new(),
+            flag(role::LOGIN, "Whether clients may log in as the role on the access node. Data nodes always get LOGIN.", false),
+            Attribute::new(PASSWORD, Type::String, Mode::Optional, "Password clients use on the access node. Leave it out for a role without a password (trust or certificate authentication).").sensitive(),
+            Attribute::new(DATA_NODE_PASSWORD, Type::String, Mode::Optional, "Internal password of the role on the data nodes, which the access node presents from its passfile (`timescaledb_passfile_entry`). Defaults to `password`.").sensitive(),
+            flag(role::SUPERUSER, "`SUPERUSER` on every node.", false),
+            flag(role::CREATEDB, "`CREATEDB` on every node.", false),
+            flag(role::CREATEROLE, "`CREATEROLE` on every node.", false),
+            flag(role::INHERIT, "`INHERIT` on every node.", true),
+            flag(role::REPLICATION, "`REPLICATION` on every node.", false),
+            flag(role::BYPASSRLS, "`BYPASSRLS` on every node.", false),
+            Attribute::new(role::CONNECTION_LIMIT, Type::Number, Mode::Optional, "Connection limit on every node; -1 means none.").default(Value::int(-1)),
+            Attribute::new(role::VALID_UNTIL, Type::String, Mode::Optional, "Time after which the role's password is no longer valid (`2030-01-01`, `infinity`). Compared as a time, so any spelling PostgreSQL reads as the same instant plans clean."),
+            Attribute::new(DATA_NODES, Type::list(Type::String), Mode::OptionalComputed, "Data nodes that get the role. Defaults to every data node the provider knows (its `data_nodes` setting or TimescaleDB's catalog), so a data node added later gets the role at the next apply. A data node removed from the list has the role dropped there."),
+            flag(DROP_OWNED, "On destroy, drop the objects the role owns and its privileges (`DROP OWNED BY`) on every node first, in the database the provider is connected to. When false, destroying a role that still owns or holds privileges on objects fails with the list of them, and nothing is dropped anywhere.", false),
+            Attribute::new(REASSIGN_OWNED_TO, Type::String, Mode::Optional, "With `drop_owned`, give the objects the role owns to this role (`REASSIGN OWNED BY ... TO ...`) instead of dropping them."),
+            Attribute::new(ID, Type::String, Mode::Computed, "The role name, which is also the import ID.").stable(),
+            Attribute::new(NODES, Type::map(Type::String), Mode::Computed, "How the role on each node (`access` and each data node) compares with the configuration: `in sync`, `missing`, `unreachable`, or `differs: ` and the attributes that differ (e.g. `differs: password, superuser`). After a successful apply every node is `in sync`."),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&'static str, Value)]) -> Value {
+        let mut v = object(schema().attributes.iter().map(|a| (a.name, Value::Null)));
+        for (k, x) in pairs {
+            v.set_attr(k, x.clone());
+        }
+        v
+    }
+
+    #[test]
+    fn names_and_limits_are_checked_on_the_right_attribute() {
+        let paths = |v: &Value| -> Vec<String> {
+            DistributedRole
+                .validate(v)
+                .0
+                .iter()
+                .map(|d| d.path.clone().map(|p| p.to_string()).unwrap_or_default())
+                .collect()
+        };
+        assert!(paths(&config(&[(NAME, Value::string("Test \"Rôle\" x"))])).is_empty());
+        assert_eq!(paths(&config(&[(NAME, Value::string("x".repeat(64)))])), ["name"]);
+        assert_eq!(
+            paths(&config(&[
+                (NAME, Value::string("r")),
+                (REASSIGN_OWNED_TO, Value::string("postgres")),
+                (role::CONNECTION_LIMIT, Value::int(-2)),
+                (DATA_NODES, Value::list_of_strings(["dn1", "access"])),
+            ])),
+            ["reassign_owned_to", "connection_limit", "data_nodes[1]"]
+        );
+    }
+
+    #[test]
+    fn data_nodes_get_login_and_the_internal_password() {
+        let m = Model::from_value(&config(&[
+            (NAME, Value::string("testrole")),
+            (PASSWORD, Value::string("clientpass")),
+            (DATA_NODE_PASSWORD, Value::string("internalpass")),
+            (DATA_NODES, Value::list_of_strings(["dn1"])),
+        ]))
+        .unwrap();
+        let a = m.spec_for(ACCESS_NODE);
+        let d = m.spec_for("dn1");
+        assert!(!a.login && d.login);
+        assert_eq!(a.password.unwrap().expose(), "clientpass");
+        assert_eq!(d.password.unwrap().expose(), "internalpass");
+        assert_eq!(m.targets(), ["access", "dn1"]);
+    }
+}

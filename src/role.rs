@@ -1,0 +1,268 @@
+//! Roles as data: what a role should be on a node, what it is, how they
+//! differ, and the statement that makes it so. No I/O.
+
+use crate::password::{self, Check, Encryption};
+use crate::secret::Secret;
+use crate::sql::{ident, literal};
+
+/// What a role should be on one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleSpec {
+    pub name: String,
+    pub login: bool,
+    pub superuser: bool,
+    pub createdb: bool,
+    pub createrole: bool,
+    pub inherit: bool,
+    pub replication: bool,
+    pub bypassrls: bool,
+    pub connection_limit: i64,
+    /// `None`: no expiry.
+    pub valid_until: Option<String>,
+    /// `None`: the role has no password.
+    pub password: Option<Secret>,
+}
+
+/// The stored password as the provider could see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredPassword {
+    None,
+    Some(String),
+    /// The provider may not read `pg_authid` (not a superuser).
+    Unreadable,
+}
+
+/// A role as a node has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleState {
+    pub login: bool,
+    pub superuser: bool,
+    pub createdb: bool,
+    pub createrole: bool,
+    pub inherit: bool,
+    pub replication: bool,
+    pub bypassrls: bool,
+    pub connection_limit: i64,
+    /// `rolvaliduntil` as text, `None` when not set.
+    pub valid_until: Option<String>,
+    /// Whether `rolvaliduntil` is the instant the spec asked for (compared
+    /// by the server, so that spellings of one time agree).
+    pub valid_until_matches: bool,
+    pub password: StoredPassword,
+}
+
+/// Attribute names as the resource calls them.
+pub const LOGIN: &str = "login";
+pub const SUPERUSER: &str = "superuser";
+pub const CREATEDB: &str = "createdb";
+pub const CREATEROLE: &str = "createrole";
+pub const INHERIT: &str = "inherit";
+pub const REPLICATION: &str = "replication";
+pub const BYPASSRLS: &str = "bypassrls";
+pub const CONNECTION_LIMIT: &str = "connection_limit";
+pub const VALID_UNTIL: &str = "valid_until";
+pub const PASSWORD: &str = "password";
+
+impl RoleSpec {
+    /// The attributes in which `state` differs from this spec.
+    pub fn differences(&self, state: &RoleState) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let flags = [
+            (LOGIN, self.login, state.login),
+            (SUPERUSER, self.superuser, state.superuser),
+            (CREATEDB, self.createdb, state.createdb),
+            (CREATEROLE, self.createrole, state.createrole),
+            (INHERIT, self.inherit, state.inherit),
+            (REPLICATION, self.replication, state.replication),
+            (BYPASSRLS, self.bypassrls, state.bypassrls),
+        ];
+        for (name, want, have) in flags {
+            if want != have {
+                out.push(name);
+            }
+        }
+        if self.connection_limit != state.connection_limit {
+            out.push(CONNECTION_LIMIT);
+        }
+        if !state.valid_until_matches {
+            out.push(VALID_UNTIL);
+        }
+        let password_ok = match (&self.password, &state.password) {
+            (_, StoredPassword::Unreadable) => true,
+            (None, StoredPassword::None) => true,
+            (None, StoredPassword::Some(_)) | (Some(_), StoredPassword::None) => false,
+            (Some(want), StoredPassword::Some(stored)) => {
+                // A stored form the provider cannot check is left alone.
+                password::check(stored, want.expose(), &self.name) != Check::Differs
+            }
+        };
+        if !password_ok {
+            out.push(PASSWORD);
+        }
+        out
+    }
+
+    /// The role options, with the password as a verifier made for this
+    /// node's `password_encryption`.
+    fn options(&self, with_password: bool, how: Encryption, altering: bool) -> String {
+        let flag = |on: bool, name: &str| {
+            if on {
+                name.to_string()
+            } else {
+                format!("NO{name}")
+            }
+        };
+        let mut parts = vec![
+            flag(self.login, "LOGIN"),
+            flag(self.superuser, "SUPERUSER"),
+            flag(self.createdb, "CREATEDB"),
+            flag(self.createrole, "CREATEROLE"),
+            flag(self.inherit, "INHERIT"),
+            flag(self.replication, "REPLICATION"),
+            flag(self.bypassrls, "BYPASSRLS"),
+            format!("CONNECTION LIMIT {}", self.connection_limit),
+        ];
+        match (&self.valid_until, altering) {
+            (Some(v), _) => parts.push(format!("VALID UNTIL {}", literal(v))),
+            (None, true) => parts.push("VALID UNTIL 'infinity'".into()),
+            (None, false) => {}
+        }
+        if with_password {
+            match &self.password {
+                Some(p) => parts.push(format!(
+                    "PASSWORD {}",
+                    literal(password::encrypt(p, &self.name, how).expose())
+                )),
+                None => parts.push("PASSWORD NULL".into()),
+            }
+        }
+        parts.join(" ")
+    }
+
+    /// `CREATE ROLE`, password included.
+    pub fn create_sql(&self, how: Encryption) -> Secret {
+        Secret::new(format!(
+            "CREATE ROLE {} WITH {}",
+            ident(&self.name),
+            self.options(true, how, false)
+        ))
+    }
+
+    /// `ALTER ROLE` to this spec. The password is only sent when it
+    /// differs, as each verifier has a fresh salt.
+    pub fn alter_sql(&self, differences: &[&str], how: Encryption) -> Secret {
+        Secret::new(format!(
+            "ALTER ROLE {} WITH {}",
+            ident(&self.name),
+            self.options(differences.contains(&PASSWORD), how, true)
+        ))
+    }
+
+    pub fn drop_sql(name: &str) -> String {
+        format!("DROP ROLE IF EXISTS {}", ident(name))
+    }
+}
+
+/// How a node's copy of the role compares with the spec, as the resource's
+/// `nodes` map shows it.
+pub fn status(spec: &RoleSpec, state: Option<&RoleState>) -> String {
+    match state {
+        None => MISSING.into(),
+        Some(s) => {
+            let d = spec.differences(s);
+            if d.is_empty() {
+                IN_SYNC.into()
+            } else {
+                format!("differs: {}", d.join(", "))
+            }
+        }
+    }
+}
+
+pub const IN_SYNC: &str = "in sync";
+pub const MISSING: &str = "missing";
+pub const UNREACHABLE: &str = "unreachable";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> RoleSpec {
+        RoleSpec {
+            name: "Test \"Role\"".into(),
+            login: true,
+            superuser: false,
+            createdb: false,
+            createrole: false,
+            inherit: true,
+            replication: false,
+            bypassrls: false,
+            connection_limit: -1,
+            valid_until: None,
+            password: Some(Secret::new("it's")),
+        }
+    }
+
+    fn state() -> RoleState {
+        RoleState {
+            login: true,
+            superuser: false,
+            createdb: false,
+            createrole: false,
+            inherit: true,
+            replication: false,
+            bypassrls: false,
+            connection_limit: -1,
+            valid_until: None,
+            valid_until_matches: true,
+            password: StoredPassword::Some(
+                password::encrypt(&Secret::new("it's"), "x", Encryption::ScramSha256)
+                    .expose()
+                    .to_string(),
+            ),
+        }
+    }
+
+    #[test]
+    fn statements_quote_everything_and_never_carry_the_plain_password() {
+        let sql = spec().create_sql(Encryption::ScramSha256);
+        let sql = sql.expose();
+        assert!(sql.starts_with("CREATE ROLE \"Test \"\"Role\"\"\" WITH LOGIN NOSUPERUSER"));
+        assert!(sql.contains("PASSWORD 'SCRAM-SHA-256$4096:"));
+        assert!(!sql.contains("it's") && !sql.contains("it''s"));
+        let alter = spec().alter_sql(&[SUPERUSER], Encryption::ScramSha256);
+        assert!(!alter.expose().contains("PASSWORD"));
+        assert!(alter.expose().contains("VALID UNTIL 'infinity'"));
+        let mut s = spec();
+        s.password = None;
+        s.valid_until = Some("2030-01-01'; DROP ROLE x; --".into());
+        let alter = s.alter_sql(&[PASSWORD], Encryption::Md5);
+        assert!(alter.expose().ends_with(
+            "VALID UNTIL '2030-01-01''; DROP ROLE x; --' PASSWORD NULL"
+        ));
+    }
+
+    #[test]
+    fn differences_name_the_attributes() {
+        assert!(spec().differences(&state()).is_empty());
+        let mut s = state();
+        s.superuser = true;
+        s.connection_limit = 3;
+        s.password = StoredPassword::Some(
+            password::encrypt(&Secret::new("changed"), "x", Encryption::ScramSha256)
+                .expose()
+                .to_string(),
+        );
+        assert_eq!(
+            spec().differences(&s),
+            [SUPERUSER, CONNECTION_LIMIT, PASSWORD]
+        );
+        assert_eq!(status(&spec(), Some(&s)), "differs: superuser, connection_limit, password");
+        assert_eq!(status(&spec(), None), MISSING);
+        s.password = StoredPassword::Unreadable;
+        assert_eq!(spec().differences(&s), [SUPERUSER, CONNECTION_LIMIT]);
+        let mut none = spec();
+        none.password = None;
+        assert_eq!(none.differences(&state()), [PASSWORD]);
+    }
+}
