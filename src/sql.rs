@@ -89,6 +89,19 @@ pub const HAS_DISTRIBUTED_EXEC: &str =
 /// data nodes (never on the access node itself).
 pub const DISTRIBUTED_EXEC: &str = "CALL distributed_exec($1, $2::text[]::name[])";
 
+/// `$1`: role name. A row when the role exists.
+pub const ROLE_EXISTS: &str = "SELECT 1 FROM pg_roles WHERE rolname = $1";
+
+/// `$1`: role name. The foreign servers the role has USAGE on, directly
+/// (not through membership), with the grant option.
+pub const SERVER_GRANTS: &str = "SELECT s.srvname::text, a.is_grantable \
+     FROM pg_foreign_server s, aclexplode(coalesce(s.srvacl, acldefault('S', s.srvowner))) a \
+     WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $1) AND a.privilege_type = 'USAGE'";
+
+/// `$1`: server names. Those that do not exist.
+pub const MISSING_SERVERS: &str = "SELECT n FROM unnest($1::text[]) n \
+     WHERE NOT EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = n) ORDER BY n";
+
 /// Errors the server finds in the pg_hba.conf file now on disk.
 pub const HBA_ERRORS: &str =
     "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL ORDER BY line_number";

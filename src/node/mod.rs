@@ -5,6 +5,7 @@
 mod conn;
 mod error;
 mod files;
+mod grants;
 mod hba;
 mod passfile;
 mod pool;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 pub use conn::{ConnSpec, SslMode, SSL_MODES};
 pub use error::{ErrorKind, NodeError};
+pub use grants::GrantChange;
 pub use hba::HbaSnapshot;
 pub use passfile::{PassSnapshot, PASSFILE_MODE};
 pub use pool::{Pool, Pooled};
@@ -31,6 +33,8 @@ pub struct Node {
     /// Serialises edits of this node's files within the process; edits from
     /// other processes are kept apart by an advisory lock on the node.
     edit_lock: tokio::sync::Mutex<()>,
+    /// Serialises catalog changes (grants) within the process.
+    catalog_lock: tokio::sync::Mutex<()>,
 }
 
 /// What the server says about the provider's own session.
@@ -49,6 +53,7 @@ impl Node {
             pool: Pool::new(name, spec.clone()),
             spec,
             edit_lock: tokio::sync::Mutex::new(()),
+            catalog_lock: tokio::sync::Mutex::new(()),
         }
     }
 

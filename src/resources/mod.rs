@@ -3,6 +3,7 @@
 //! detects ([`Import`]).
 
 pub mod distributed_role;
+pub mod foreign_server_grant;
 pub mod hba_rule;
 pub mod passfile_entry;
 
@@ -142,5 +143,6 @@ pub fn all() -> Vec<Arc<dyn Resource>> {
         Arc::new(hba_rule::HbaRule),
         Arc::new(passfile_entry::PassfileEntry),
         Arc::new(distributed_role::DistributedRole),
+        Arc::new(foreign_server_grant::ForeignServerGrant),
     ]
 }

@@ -1,0 +1,126 @@
+//! `USAGE` on foreign servers (TimescaleDB's data nodes are foreign servers
+//! of the access node), read from and written to `pg_foreign_server.srvacl`.
+
+use std::collections::BTreeMap;
+
+use super::error::{ErrorKind, NodeError};
+use super::Node;
+use crate::sql::{self, ident};
+
+/// Advisory lock key for grant changes ("tfacl" in ASCII): concurrent
+/// GRANTs on one server row would otherwise fail with "tuple concurrently
+/// updated".
+const GRANT_LOCK_KEY: i64 = 0x0074_6661_636c;
+
+/// A change to one role's `USAGE` on foreign servers.
+#[derive(Clone, Debug, Default)]
+pub struct GrantChange {
+    pub revoke: Vec<String>,
+    pub grant: Vec<String>,
+    pub with_grant_option: bool,
+    /// Servers on which only the grant option is taken away.
+    pub revoke_option: Vec<String>,
+}
+
+impl Node {
+    /// The foreign servers the role has `USAGE` on, each with whether it
+    /// may grant it on; `None` when the role does not exist.
+    pub async fn server_grants(
+        &self,
+        role: &str,
+    ) -> Result<Option<BTreeMap<String, bool>>, NodeError> {
+        let mut s = self.session().await?;
+        let doing = format!("reading the foreign server privileges of role {role:?}");
+        let exists = s
+            .client()
+            .query_opt(sql::ROLE_EXISTS, &[&role])
+            .await
+            .map_err(|e| self.pg_err(&doing, &e))?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let rows = s
+            .client()
+            .query(sql::SERVER_GRANTS, &[&role])
+            .await
+            .map_err(|e| self.pg_err(&doing, &e))?;
+        let mut out = BTreeMap::new();
+        for r in rows {
+            let server: String = r.get(0);
+            let grantable: bool = r.get(1);
+            *out.entry(server).or_insert(false) |= grantable;
+        }
+        Ok(Some(out))
+    }
+
+    /// The named servers that do not exist on this node.
+    pub async fn missing_servers(&self, servers: &[String]) -> Result<Vec<String>, NodeError> {
+        let mut s = self.session().await?;
+        let rows = s
+            .client()
+            .query(sql::MISSING_SERVERS, &[&servers])
+            .await
+            .map_err(|e| self.pg_err("looking up foreign servers", &e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Applies the change in one transaction, serialised with other grant
+    /// changes on this node.
+    pub async fn change_server_grants(&self, role: &str, c: &GrantChange) -> Result<(), NodeError> {
+        let list = |v: &[String]| v.iter().map(|s| ident(s)).collect::<Vec<_>>().join(", ");
+        let mut stmts = Vec::new();
+        if !c.revoke.is_empty() {
+            stmts.push(format!(
+                "REVOKE USAGE ON FOREIGN SERVER {} FROM {}",
+                list(&c.revoke),
+                ident(role)
+            ));
+        }
+        if !c.revoke_option.is_empty() {
+            stmts.push(format!(
+                "REVOKE GRANT OPTION FOR USAGE ON FOREIGN SERVER {} FROM {}",
+                list(&c.revoke_option),
+                ident(role)
+            ));
+        }
+        if !c.grant.is_empty() {
+            stmts.push(format!(
+                "GRANT USAGE ON FOREIGN SERVER {} TO {}{}",
+                list(&c.grant),
+                ident(role),
+                if c.with_grant_option {
+                    " WITH GRANT OPTION"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if stmts.is_empty() {
+            return Ok(());
+        }
+        let doing = format!("changing the foreign server privileges of role {role:?}");
+        let _guard = self.catalog_lock.lock().await;
+        let mut s = self.session().await?;
+        let tx = s
+            .client()
+            .transaction()
+            .await
+            .map_err(|e| self.pg_err("starting a transaction", &e))?;
+        tx.query_one(sql::ADVISORY_LOCK_XACT, &[&GRANT_LOCK_KEY])
+            .await
+            .map_err(|e| self.pg_err("locking foreign server privileges", &e))?;
+        for st in &stmts {
+            tx.batch_execute(st).await.map_err(|e| {
+                let mut err = self.pg_err(&doing, &e);
+                if e.code() == Some(&tokio_postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST) {
+                    err.kind = ErrorKind::Rejected;
+                    err.message.push_str(
+                        "; the role passed the privilege on to others, who must lose it first",
+                    );
+                }
+                err
+            })?;
+        }
+        tx.commit().await.map_err(|e| self.pg_err(&doing, &e))
+    }
+}
