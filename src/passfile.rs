@@ -257,6 +257,7 @@ impl PassFile {
         self.lines.insert(insert_at, entry.render());
         self.lines
             .insert(insert_at, format!("{POSITION_PREFIX}{position}"));
+        self.tidy();
     }
 
     /// Removes the entry with this key; returns whether one was there. An
@@ -266,12 +267,28 @@ impl PassFile {
             return false;
         };
         self.remove_at(found.line_index);
+        self.tidy();
+        true
+    }
+
+    /// Drops position comments left without their entry (a line deleted by
+    /// hand) and an emptied managed block.
+    fn tidy(&mut self) {
+        let Some((b, e)) = self.block() else { return };
+        let orphans: Vec<usize> = (b + 1..e)
+            .filter(|&i| {
+                self.lines[i].starts_with(POSITION_PREFIX)
+                    && (i + 1 >= e || Entry::parse(&self.lines[i + 1]).is_none())
+            })
+            .collect();
+        for i in orphans.into_iter().rev() {
+            self.lines.remove(i);
+        }
         if let Some((b, e)) = self.block() {
             if self.lines[b + 1..e].iter().all(|l| l.trim().is_empty()) {
                 self.lines.drain(b..=e);
             }
         }
-        true
     }
 
     /// Removes the line at `i`, with its position comment when it has one.
@@ -357,6 +374,24 @@ mod tests {
         f.upsert(&e, 100);
         assert_eq!(f.render(), "a:1:b:postgres:new\n*:*:*:postgres:other\n");
         assert_eq!(f.find(&e.key()).unwrap().position, None);
+    }
+
+    #[test]
+    fn position_comments_left_by_a_hand_edit_are_cleaned_up() {
+        let mut f = PassFile::parse("");
+        f.upsert(&entry("a", "1"), 1);
+        f.upsert(&entry("b", "2"), 2);
+        let hand_edited: String = f
+            .render()
+            .lines()
+            .filter(|l| !l.ends_with(":a:1"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let mut g = PassFile::parse(&hand_edited);
+        g.upsert(&entry("a", "1"), 1);
+        assert_eq!(g, f);
+        assert!(g.remove(&entry("a", "").key()) && g.remove(&entry("b", "").key()));
+        assert_eq!(g.render(), "");
     }
 
     #[test]

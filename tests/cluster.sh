@@ -7,6 +7,8 @@
 #   tests/cluster.sh start DIR [N]   start access + N data nodes (default 2)
 #   tests/cluster.sh stop DIR        stop every node under DIR
 #   tests/cluster.sh env DIR         print the nodes as NAME=PORT lines
+#   tests/cluster.sh stop-node DIR NAME    stop one node (fast shutdown)
+#   tests/cluster.sh start-node DIR NAME   start it again on its port
 #
 # `start` prints one line per node, "NAME PORT", and writes DIR/nodes.
 set -euo pipefail
@@ -42,6 +44,12 @@ template() {
   echo "$dir"
 }
 
+# Server options of a node: loopback only, its own socket directory, and no
+# durability (test data is thrown away).
+server_opts() {
+  echo "-p $3 -c listen_addresses=127.0.0.1 -c unix_socket_directories=$1/sock-$2 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+}
+
 start() {
   local dir=$1 n=${2:-2} bin tpl
   bin=$(pgbin)
@@ -62,7 +70,7 @@ start() {
     for attempt in 1 2 3 4 5; do
       port=$(free_port)
       if as_pg "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 30 \
-          -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/sock-$name -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100" \
+          -o "$(server_opts "$dir" "$name" "$port")" \
           start >/dev/null; then
         break
       fi
@@ -83,9 +91,31 @@ stop() {
   done
 }
 
+node_opts() {
+  local dir=$1 name=$2 port
+  port=$(awk -v n="$name" '$1 == n {print $2}' "$dir/nodes")
+  [ -n "$port" ] || { echo "no node $name in $dir/nodes" >&2; exit 1; }
+  server_opts "$dir" "$name" "$port"
+}
+
+stop_node() {
+  local dir=$1 name=$2 bin
+  bin=$(pgbin)
+  as_pg "$bin/pg_ctl" -D "$dir/$name" -m fast -w stop >/dev/null
+}
+
+start_node() {
+  local dir=$1 name=$2 bin opts
+  bin=$(pgbin)
+  opts=$(node_opts "$dir" "$name")
+  as_pg "$bin/pg_ctl" -D "$dir/$name" -l "$dir/$name/server.log" -w -t 30 -o "$opts" start >/dev/null
+}
+
 case "${1:-}" in
   start) start "$2" "${3:-2}" ;;
   stop) stop "$2" ;;
   env) awk '{print $1"="$2}' "$2/nodes" ;;
-  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  stop-node) stop_node "$2" "$3" ;;
+  start-node) start_node "$2" "$3" ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac

@@ -285,3 +285,80 @@ impl Terraform {
         self.must(&["destroy", "-input=false", "-auto-approve", "-no-color"])
     }
 }
+
+impl Cluster {
+    /// The node's data directory.
+    pub fn data_dir(&self, node: &str) -> PathBuf {
+        self.dir.path().join(node)
+    }
+
+    /// Stops one node (fast shutdown); `start_node` brings it back on the
+    /// same port.
+    pub fn stop_node(&self, node: &str) {
+        self.cluster_sh(&["stop-node", node]);
+    }
+
+    pub fn start_node(&self, node: &str) {
+        self.cluster_sh(&["start-node", node]);
+    }
+
+    fn cluster_sh(&self, args: &[&str]) {
+        let out = Command::new(script())
+            .arg(args[0])
+            .arg(self.dir.path())
+            .args(&args[1..])
+            .output()
+            .expect("run cluster.sh");
+        assert!(
+            out.status.success(),
+            "cluster.sh {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Makes the access node look like a TimescaleDB multi-node access node
+    /// (see tests/sql/distributed_exec_standin.sql): data nodes as foreign
+    /// servers, the catalog view, and `distributed_exec`.
+    pub fn install_distributed_exec_standin(&self) {
+        let mut sql = String::new();
+        let passfile = self.data_dir("access").join("passfile");
+        let script = std::fs::read_to_string(Path::new(ROOT).join("tests/sql/distributed_exec_standin.sql"))
+            .expect("read stand-in");
+        sql.push_str(&script.replace(":'passfile'", &format!("'{}'", passfile.display())));
+        for (name, port) in &self.ports {
+            if name != "access" {
+                sql.push_str(&format!(
+                    "CREATE SERVER {name} FOREIGN DATA WRAPPER timescaledb_fdw OPTIONS (host '127.0.0.1', port '{port}', dbname 'postgres');\n"
+                ));
+            }
+        }
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.port("access").to_string(), "-U", "postgres", "-d", "postgres", "-qAtX", "-v", "ON_ERROR_STOP=1"])
+            .arg("-c")
+            .arg(&sql)
+            .output()
+            .expect("run psql");
+        assert!(out.status.success(), "stand-in install failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// A provider block that lists no data nodes (they are discovered).
+    pub fn provider_block_discovering(&self, extra: &str) -> String {
+        format!(
+            "provider \"timescaledb\" {{\n  host = \"127.0.0.1\"\n  port = {}\n  username = \"postgres\"\n  sslmode = \"disable\"\n{extra}}}\n",
+            self.port("access")
+        )
+    }
+
+    /// Runs psql with a connection string and extra environment, as root
+    /// would from a shell; returns the raw output.
+    pub fn psql_conn(&self, conninfo: &str, sql: &str, env: &[(&str, &str)]) -> Output {
+        Command::new("psql")
+            .args([conninfo, "-wAtX", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
+            .env("PGCONNECT_TIMEOUT", "5")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run psql")
+    }
+}

@@ -5,4 +5,5 @@
 #![allow(clippy::unwrap_used)]
 mod harness;
 mod hba_rule;
+mod password_auth;
 mod protocol;

@@ -1,0 +1,77 @@
+-- A STAND-IN for TimescaleDB multi-node on a plain PostgreSQL access node,
+-- for tests only. TimescaleDB multi-node (2.13 and earlier) cannot be
+-- installed from the package registries these tests use, so this installs
+-- what the provider looks for, with TimescaleDB's names and signatures:
+--
+--   * foreign servers of a `timescaledb_fdw` wrapper, one per data node,
+--     with host/port/dbname options;
+--   * the `timescaledb_information.data_nodes` view (node_name, owner,
+--     options) over them;
+--   * `distributed_exec(query text, node_list name[] DEFAULT NULL,
+--     transactional boolean DEFAULT true)`, which runs the statement on
+--     each data node (never on the access node) through dblink, connecting
+--     as the current user with the access node's passfile, and refuses
+--     users without USAGE on a node's foreign server, as TimescaleDB does.
+--
+-- Every call is recorded in standin_calls (statement kind and nodes only)
+-- so tests can see which path the provider took.
+--
+-- psql variables: :passfile (path of the access node's passfile).
+
+CREATE EXTENSION IF NOT EXISTS dblink;
+CREATE FOREIGN DATA WRAPPER timescaledb_fdw;
+CREATE SCHEMA timescaledb_information;
+CREATE VIEW timescaledb_information.data_nodes AS
+    SELECT s.srvname AS node_name, s.srvowner::regrole AS owner, s.srvoptions AS options
+    FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+    WHERE w.fdwname = 'timescaledb_fdw';
+GRANT USAGE ON SCHEMA timescaledb_information TO PUBLIC;
+GRANT SELECT ON timescaledb_information.data_nodes TO PUBLIC;
+CREATE TABLE standin_calls (id serial, kind text, node_list name[]);
+GRANT INSERT ON standin_calls TO PUBLIC;
+GRANT USAGE ON SEQUENCE standin_calls_id_seq TO PUBLIC;
+
+CREATE FUNCTION standin_passfile() RETURNS text LANGUAGE sql IMMUTABLE
+    AS $f$ SELECT :'passfile'::text $f$;
+
+-- Runs as its owner (a superuser, so dblink takes no password in the
+-- connection string) but connects as the user who called distributed_exec.
+CREATE FUNCTION standin_exec_on(node name, as_user name, query text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER AS $f$
+DECLARE
+    conn text;
+BEGIN
+    SELECT string_agg(o, ' ') INTO conn
+    FROM timescaledb_information.data_nodes d, unnest(d.options) o
+    WHERE d.node_name = node;
+    -- libpq connection-string quoting: single quotes, \ and ' escaped by \
+    PERFORM dblink_exec(conn || ' user=''' || replace(replace(as_user, '\', '\\'), '''', '\''') || ''''
+                             || ' passfile=''' || standin_passfile() || '''', query);
+END
+$f$;
+
+CREATE PROCEDURE distributed_exec(query text, node_list name[] DEFAULT NULL, transactional boolean DEFAULT true)
+LANGUAGE plpgsql AS $f$
+DECLARE
+    n name;
+    known name[];
+BEGIN
+    SELECT array_agg(node_name ORDER BY node_name) INTO known FROM timescaledb_information.data_nodes;
+    IF node_list IS NULL THEN
+        node_list := known;
+    END IF;
+    FOREACH n IN ARRAY node_list LOOP
+        IF NOT n = ANY(known) THEN
+            RAISE EXCEPTION 'server "%" does not exist', n;
+        END IF;
+        IF NOT has_server_privilege(current_user, n, 'USAGE') THEN
+            RAISE EXCEPTION 'permission denied for foreign server %', n;
+        END IF;
+    END LOOP;
+    INSERT INTO standin_calls(kind, node_list)
+        VALUES (split_part(query, ' ', 1) || ' ' || split_part(query, ' ', 2), node_list);
+    FOREACH n IN ARRAY node_list LOOP
+        PERFORM standin_exec_on(n, current_user, query);
+    END LOOP;
+END
+$f$;
