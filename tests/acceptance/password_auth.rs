@@ -377,3 +377,66 @@ fn a_role_that_owns_objects_is_dropped_nowhere_unless_asked() {
         assert_eq!(c.psql(node, "SELECT count(*) FROM pg_roles WHERE rolname = 'owner'"), "0");
     }
 }
+
+#[test]
+fn trust_half_with_fanout_direct_and_discovered_nodes() {
+    let c = Cluster::start(2);
+    c.install_distributed_exec_standin();
+    let tf = Terraform::new();
+    tf.config(&format!(
+        r#"{}
+data "timescaledb_data_nodes" "all" {{}}
+
+resource "timescaledb_distributed_role" "testrole" {{
+  name = "testrole"
+}}
+
+resource "timescaledb_foreign_server_grant" "testrole" {{
+  role = timescaledb_distributed_role.testrole.name
+}}
+
+resource "timescaledb_hba_rule" "trust_access_node" {{
+  for_each  = toset([for n in data.timescaledb_data_nodes.all.nodes : n.name])
+  node      = each.key
+  type      = "host"
+  databases = ["all"]
+  users     = [timescaledb_distributed_role.testrole.name]
+  address   = "127.0.0.1/32"
+  method    = "trust"
+  position  = 10
+}}
+
+output "nodes" {{
+  value = [for n in data.timescaledb_data_nodes.all.nodes : "${{n.name}}:${{n.port}}:${{n.source}}:${{n.reachable}}"]
+}}
+"#,
+        c.provider_block_discovering("  fanout = \"direct\"\n")
+    ));
+    tf.init();
+    tf.apply();
+    let out = tf.must(&["output", "-json", "nodes"]);
+    assert_eq!(
+        out.stdout.trim(),
+        format!(
+            "[\"dn1:{}:timescaledb:true\",\"dn2:{}:timescaledb:true\"]",
+            c.port("dn1"),
+            c.port("dn2")
+        )
+    );
+    // `fanout = "direct"` wins over the access node's distributed_exec.
+    assert_eq!(c.psql("access", "SELECT count(*) FROM standin_calls"), "0");
+    for node in ["access", "dn1", "dn2"] {
+        assert_eq!(
+            c.psql(node, "SELECT rolcanlogin::text || ':' || (rolpassword IS NULL)::text FROM pg_authid WHERE rolname = 'testrole'"),
+            if node == "access" { "false:true" } else { "true:true" },
+            "{node}"
+        );
+    }
+    // testrole reaches the data nodes without any password.
+    c.psql(
+        "access",
+        "SET ROLE testrole; CALL distributed_exec($$SET work_mem = '64kB'$$)",
+    );
+    tf.assert_no_changes();
+    tf.destroy();
+}
