@@ -28,15 +28,23 @@ fn examples(kind: &str, name: &str) -> Examples {
         },
         ("resource", "timescaledb_passfile_entry") => Examples {
             usage: include_str!("../examples/resources/timescaledb_passfile_entry/resource.tf"),
-            import: Some(include_str!("../examples/resources/timescaledb_passfile_entry/import.sh")),
+            import: Some(include_str!(
+                "../examples/resources/timescaledb_passfile_entry/import.sh"
+            )),
         },
         ("resource", "timescaledb_distributed_role") => Examples {
             usage: include_str!("../examples/resources/timescaledb_distributed_role/resource.tf"),
-            import: Some(include_str!("../examples/resources/timescaledb_distributed_role/import.sh")),
+            import: Some(include_str!(
+                "../examples/resources/timescaledb_distributed_role/import.sh"
+            )),
         },
         ("resource", "timescaledb_foreign_server_grant") => Examples {
-            usage: include_str!("../examples/resources/timescaledb_foreign_server_grant/resource.tf"),
-            import: Some(include_str!("../examples/resources/timescaledb_foreign_server_grant/import.sh")),
+            usage: include_str!(
+                "../examples/resources/timescaledb_foreign_server_grant/resource.tf"
+            ),
+            import: Some(include_str!(
+                "../examples/resources/timescaledb_foreign_server_grant/import.sh"
+            )),
         },
         ("data-source", "timescaledb_data_nodes") => Examples {
             usage: include_str!("../examples/data-sources/timescaledb_data_nodes/data-source.tf"),

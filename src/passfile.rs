@@ -99,7 +99,6 @@ pub fn lookup(text: &str, host: &str, port: &str, database: &str, user: &str) ->
         .map(|e| e.password)
 }
 
-
 /// First line of the managed block.
 pub const BEGIN_MARKER: &str =
     "# BEGIN terraform-provider-timescaledb managed entries: change them with Terraform";
@@ -181,7 +180,10 @@ impl PassFile {
     }
 
     fn block(&self) -> Option<(usize, usize)> {
-        let begin = self.lines.iter().position(|l| l.trim_end() == BEGIN_MARKER)?;
+        let begin = self
+            .lines
+            .iter()
+            .position(|l| l.trim_end() == BEGIN_MARKER)?;
         let end = self.lines[begin..]
             .iter()
             .position(|l| l.trim_end() == END_MARKER)?
@@ -356,7 +358,10 @@ mod tests {
         let again = PassFile::parse(&f.render());
         assert_eq!(again, f);
         let found = again.find(&entry("postgres", "").key()).unwrap();
-        assert_eq!((found.position, found.entry.password.as_str()), (Some(40), "a2"));
+        assert_eq!(
+            (found.position, found.entry.password.as_str()),
+            (Some(40), "a2")
+        );
         for u in ["postgres", "testrole", "zed"] {
             assert!(f.remove(&entry(u, "").key()));
         }

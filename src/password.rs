@@ -108,7 +108,10 @@ fn check_scram(rest: &str, password: &str) -> Option<bool> {
     let (params, keys) = rest.split_once('$')?;
     let (iterations, salt) = params.split_once(':')?;
     let (stored_key, server_key) = keys.split_once(':')?;
-    let iterations: u32 = iterations.parse().ok().filter(|i| *i > 0 && *i <= 10_000_000)?;
+    let iterations: u32 = iterations
+        .parse()
+        .ok()
+        .filter(|i| *i > 0 && *i <= 10_000_000)?;
     let salt = STANDARD.decode(salt).ok()?;
     let stored_key = STANDARD.decode(stored_key).ok()?;
     let server_key = STANDARD.decode(server_key).ok()?;
@@ -152,6 +155,9 @@ mod tests {
         assert_eq!(check(v.expose(), "pw", "alice"), Check::Matches);
         assert_eq!(check(v.expose(), "pw", "bob"), Check::Differs);
         assert_eq!(check("plaintext", "pw", "alice"), Check::Unknown);
-        assert_eq!(check("SCRAM-SHA-256$garbage", "pw", "alice"), Check::Unknown);
+        assert_eq!(
+            check("SCRAM-SHA-256$garbage", "pw", "alice"),
+            Check::Unknown
+        );
     }
 }

@@ -237,9 +237,9 @@ mod tests {
         s.password = None;
         s.valid_until = Some("2030-01-01'; DROP ROLE x; --".into());
         let alter = s.alter_sql(&[PASSWORD], Encryption::Md5);
-        assert!(alter.expose().ends_with(
-            "VALID UNTIL '2030-01-01''; DROP ROLE x; --' PASSWORD NULL"
-        ));
+        assert!(alter
+            .expose()
+            .ends_with("VALID UNTIL '2030-01-01''; DROP ROLE x; --' PASSWORD NULL"));
     }
 
     #[test]
@@ -257,7 +257,10 @@ mod tests {
             spec().differences(&s),
             [SUPERUSER, CONNECTION_LIMIT, PASSWORD]
         );
-        assert_eq!(status(&spec(), Some(&s)), "differs: superuser, connection_limit, password");
+        assert_eq!(
+            status(&spec(), Some(&s)),
+            "differs: superuser, connection_limit, password"
+        );
         assert_eq!(status(&spec(), None), MISSING);
         s.password = StoredPassword::Unreadable;
         assert_eq!(spec().differences(&s), [SUPERUSER, CONNECTION_LIMIT]);

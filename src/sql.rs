@@ -44,7 +44,8 @@ pub const NEW_LARGE_OBJECT: &str = "SELECT lo_from_bytea(0, $1::bytea)";
 pub const EXPORT_LARGE_OBJECT: &str = "SELECT lo_export($1, $2)";
 
 /// Whether the session may run programs on the server with `COPY ... PROGRAM`.
-pub const CAN_RUN_PROGRAMS: &str = "SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) \
+pub const CAN_RUN_PROGRAMS: &str =
+    "SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) \
      OR pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER')";
 
 /// A temporary table for the output of a server program; it goes away with
@@ -59,14 +60,16 @@ pub const PASSFILE_PATH: &str =
 
 /// `$1`: role name, `$2`: the expiry the spec asks for (text or NULL).
 /// The role's attributes, its stored password, and whether it could be read.
-pub const ROLE_READ_AUTHID: &str = "SELECT rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, \
+pub const ROLE_READ_AUTHID: &str =
+    "SELECT rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, \
      rolbypassrls, rolconnlimit, rolvaliduntil::text, \
      CASE WHEN $2::text IS NULL THEN rolvaliduntil IS NULL OR rolvaliduntil = 'infinity' \
           ELSE rolvaliduntil IS NOT DISTINCT FROM $2::text::timestamptz END, \
      rolpassword, true FROM pg_authid WHERE rolname = $1";
 
 /// As [`ROLE_READ_AUTHID`] for a session that may not read passwords.
-pub const ROLE_READ_ROLES: &str = "SELECT rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, \
+pub const ROLE_READ_ROLES: &str =
+    "SELECT rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, \
      rolbypassrls, rolconnlimit, rolvaliduntil::text, \
      CASE WHEN $2::text IS NULL THEN rolvaliduntil IS NULL OR rolvaliduntil = 'infinity' \
           ELSE rolvaliduntil IS NOT DISTINCT FROM $2::text::timestamptz END, \

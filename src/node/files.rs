@@ -97,7 +97,10 @@ pub async fn replace<C: GenericClient>(
 /// The file's permission bits, or `None` when the file does not exist.
 /// Needs the right to run programs and a transaction (a temporary table
 /// receives the answer and goes away with the transaction).
-pub async fn mode<C: GenericClient>(c: &C, path: &str) -> Result<Option<u32>, tokio_postgres::Error> {
+pub async fn mode<C: GenericClient>(
+    c: &C,
+    path: &str,
+) -> Result<Option<u32>, tokio_postgres::Error> {
     c.batch_execute(sql::STAT_TABLE).await?;
     c.batch_execute(&format!(
         "COPY pg_temp.terraform_stat FROM PROGRAM {}",

@@ -112,7 +112,8 @@ impl Node {
         for st in &stmts {
             tx.batch_execute(st).await.map_err(|e| {
                 let mut err = self.pg_err(&doing, &e);
-                if e.code() == Some(&tokio_postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST) {
+                if e.code() == Some(&tokio_postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST)
+                {
                     err.kind = ErrorKind::Rejected;
                     err.message.push_str(
                         "; the role passed the privilege on to others, who must lose it first",

@@ -221,13 +221,15 @@ impl Node {
         programs: bool,
         reload: bool,
     ) -> Result<(), NodeError> {
-        files::replace(c, path, old.as_bytes(), None, programs).await.map_err(|e| {
-            let mut err = self.pg_err(format!("restoring {path}"), &e);
-            err.message.push_str(&format!(
-                "; a copy of the previous content is in {path}.terraform-backup"
-            ));
-            err
-        })?;
+        files::replace(c, path, old.as_bytes(), None, programs)
+            .await
+            .map_err(|e| {
+                let mut err = self.pg_err(format!("restoring {path}"), &e);
+                err.message.push_str(&format!(
+                    "; a copy of the previous content is in {path}.terraform-backup"
+                ));
+                err
+            })?;
         if reload {
             c.query_one(sql::RELOAD, &[])
                 .await

@@ -40,7 +40,9 @@ impl Node {
             .map_err(|e| self.pg_err("locating the passfile", &e))?;
         let setting: Option<String> = row.get(0);
         let data_dir: String = row.get(1);
-        let p = setting.filter(|s| !s.is_empty()).unwrap_or_else(|| "passfile".into());
+        let p = setting
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "passfile".into());
         Ok(if p.starts_with('/') {
             p
         } else {

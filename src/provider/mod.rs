@@ -213,7 +213,15 @@ impl Provider {
             Err(e) => {
                 return nodes
                     .iter()
-                    .map(|n| (n.clone(), Err(NodeError { node: n.clone(), ..clone_err(&e) })))
+                    .map(|n| {
+                        (
+                            n.clone(),
+                            Err(NodeError {
+                                node: n.clone(),
+                                ..clone_err(&e)
+                            }),
+                        )
+                    })
                     .collect()
             }
         };
@@ -251,7 +259,10 @@ impl Provider {
                 let all = match self.data_nodes().await {
                     Ok(all) => all,
                     Err(e) => {
-                        return nodes.iter().map(|n| (n.clone(), Err(clone_err(&e)))).collect()
+                        return nodes
+                            .iter()
+                            .map(|n| (n.clone(), Err(clone_err(&e))))
+                            .collect()
                     }
                 };
                 let work = nodes.iter().map(|n| {
@@ -288,7 +299,13 @@ impl Provider {
 }
 
 fn clone_err(e: &NodeError) -> NodeError {
-    NodeError::new(&e.node, &e.address, e.kind, e.doing.clone(), e.message.clone())
+    NodeError::new(
+        &e.node,
+        &e.address,
+        e.kind,
+        e.doing.clone(),
+        e.message.clone(),
+    )
 }
 
 /// Removes a statement (which may carry a password verifier) from a server

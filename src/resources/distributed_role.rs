@@ -59,7 +59,11 @@ impl Resource for DistributedRole {
         }
         if let Value::String(n) = config.attr(REASSIGN_OWNED_TO) {
             if let Err(m) = check_name(n) {
-                d.push_error(Some(AttrPath::attr(REASSIGN_OWNED_TO)), "Invalid role name", m);
+                d.push_error(
+                    Some(AttrPath::attr(REASSIGN_OWNED_TO)),
+                    "Invalid role name",
+                    m,
+                );
             }
             if matches!(config.attr(DROP_OWNED), Value::Bool(false) | Value::Null) {
                 d.push_error(
@@ -105,11 +109,7 @@ impl Resource for DistributedRole {
         if config.attr(DATA_NODES).is_null() {
             match ctx {
                 Some(ctx) => {
-                    let all = ctx
-                        .provider
-                        .data_nodes()
-                        .await
-                        .map_err(|e| node_diag(&e))?;
+                    let all = ctx.provider.data_nodes().await.map_err(|e| node_diag(&e))?;
                     planned.set_attr(DATA_NODES, Value::list_of_strings(all.keys().cloned()));
                 }
                 None => planned.set_attr(DATA_NODES, Value::Unknown),
@@ -165,9 +165,7 @@ impl Resource for DistributedRole {
     async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
         let m = Model::from_value(state)?;
         let reads = read_all(ctx, &m).await?;
-        let all_missing = reads
-            .values()
-            .all(|r| matches!(r, Ok(None) | Err(_)));
+        let all_missing = reads.values().all(|r| matches!(r, Ok(None) | Err(_)));
         if all_missing && matches!(reads.get(ACCESS_NODE), Some(Ok(None))) {
             return Ok(None);
         }
@@ -185,12 +183,7 @@ impl Resource for DistributedRole {
         converge(ctx, &m, true, &[]).await
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        prior: &Value,
-        planned: &Value,
-    ) -> Result<Value, ApplyError> {
+    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, ApplyError> {
         let before = Model::from_value(prior)?;
         let m = Model::from_value(planned)?;
         let removed: Vec<String> = before
@@ -342,17 +335,29 @@ async fn converge(
         Some(Ok(Some(state))) => {
             let d = spec.differences(state);
             if !d.is_empty() {
-                let how = access.password_encryption().await.map_err(|e| node_diag(&e))?;
+                let how = access
+                    .password_encryption()
+                    .await
+                    .map_err(|e| node_diag(&e))?;
                 access
-                    .role_exec(&format!("altering role {:?}", m.name), &spec.alter_sql(&d, how))
+                    .role_exec(
+                        &format!("altering role {:?}", m.name),
+                        &spec.alter_sql(&d, how),
+                    )
                     .await
                     .map_err(|e| node_diag(&e))?;
             }
         }
         _ => {
-            let how = access.password_encryption().await.map_err(|e| node_diag(&e))?;
+            let how = access
+                .password_encryption()
+                .await
+                .map_err(|e| node_diag(&e))?;
             access
-                .role_exec(&format!("creating role {:?}", m.name), &spec.create_sql(how))
+                .role_exec(
+                    &format!("creating role {:?}", m.name),
+                    &spec.create_sql(how),
+                )
                 .await
                 .map_err(|e| node_diag(&e))?;
         }
@@ -395,8 +400,11 @@ async fn converge(
                 let spec = data_spec.clone();
                 async move {
                     let how = node.password_encryption().await?;
-                    node.role_exec(&format!("creating role {:?}", spec.name), &spec.create_sql(how))
-                        .await
+                    node.role_exec(
+                        &format!("creating role {:?}", spec.name),
+                        &spec.create_sql(how),
+                    )
+                    .await
                 }
             },
         )
@@ -414,8 +422,11 @@ async fn converge(
                 let diffs = alter_diffs.clone();
                 async move {
                     let how = node.password_encryption().await?;
-                    node.role_exec(&format!("altering role {:?}", spec.name), &spec.alter_sql(&diffs, how))
-                        .await
+                    node.role_exec(
+                        &format!("altering role {:?}", spec.name),
+                        &spec.alter_sql(&diffs, how),
+                    )
+                    .await
                 }
             },
         )
@@ -505,7 +516,11 @@ async fn drop_everywhere(ctx: &Ctx, m: &Model, targets: &[String]) -> Result<(),
             Ok((false, _)) => {}
             Ok((true, deps)) => {
                 if !deps.is_empty() {
-                    blocked.push(format!("on node {:?} the role {}", node.name, deps.join(", ")));
+                    blocked.push(format!(
+                        "on node {:?} the role {}",
+                        node.name,
+                        deps.join(", ")
+                    ));
                 }
                 present.push(node.clone());
             }
@@ -533,7 +548,10 @@ async fn drop_everywhere(ctx: &Ctx, m: &Model, targets: &[String]) -> Result<(),
             node.role_drop_owned(&m.name, m.reassign_owned_to.as_deref())
                 .await
                 .map_err(|e| node_diag(&e))?;
-            let left = node.role_dependents(&m.name).await.map_err(|e| node_diag(&e))?;
+            let left = node
+                .role_dependents(&m.name)
+                .await
+                .map_err(|e| node_diag(&e))?;
             if !left.is_empty() {
                 return Err(Diagnostics::error(
                     format!("Role {:?} still has objects in other databases", m.name),
@@ -681,7 +699,8 @@ impl Model {
     }
 
     fn to_state(&self, statuses: &BTreeMap<String, String>) -> Value {
-        let secret = |s: &Option<Secret>| Value::opt_string(s.as_ref().map(|x| x.expose().to_string()));
+        let secret =
+            |s: &Option<Secret>| Value::opt_string(s.as_ref().map(|x| x.expose().to_string()));
         object([
             (NAME, Value::string(&self.name)),
             (role::LOGIN, Value::Bool(self.login)),
@@ -694,10 +713,16 @@ impl Model {
             (role::REPLICATION, Value::Bool(self.replication)),
             (role::BYPASSRLS, Value::Bool(self.bypassrls)),
             (role::CONNECTION_LIMIT, Value::int(self.connection_limit)),
-            (role::VALID_UNTIL, Value::opt_string(self.valid_until.clone())),
+            (
+                role::VALID_UNTIL,
+                Value::opt_string(self.valid_until.clone()),
+            ),
             (DATA_NODES, Value::list_of_strings(self.data_nodes.clone())),
             (DROP_OWNED, Value::Bool(self.drop_owned)),
-            (REASSIGN_OWNED_TO, Value::opt_string(self.reassign_owned_to.clone())),
+            (
+                REASSIGN_OWNED_TO,
+                Value::opt_string(self.reassign_owned_to.clone()),
+            ),
             (ID, Value::string(&self.name)),
             (NODES, Value::map_of_strings(statuses.clone())),
         ])
@@ -761,7 +786,10 @@ mod tests {
                 .collect()
         };
         assert!(paths(&config(&[(NAME, Value::string("Test \"Rôle\" x"))])).is_empty());
-        assert_eq!(paths(&config(&[(NAME, Value::string("x".repeat(64)))])), ["name"]);
+        assert_eq!(
+            paths(&config(&[(NAME, Value::string("x".repeat(64)))])),
+            ["name"]
+        );
         assert_eq!(
             paths(&config(&[
                 (NAME, Value::string("r")),

@@ -32,7 +32,11 @@ impl Resource for ForeignServerGrant {
         let mut d = Diagnostics::new();
         if let Value::String(r) = config.attr(ROLE) {
             if r.is_empty() {
-                d.push_error(Some(AttrPath::attr(ROLE)), "Invalid role name", "`role` cannot be empty.");
+                d.push_error(
+                    Some(AttrPath::attr(ROLE)),
+                    "Invalid role name",
+                    "`role` cannot be empty.",
+                );
             }
         }
         if let Value::Set(items) = config.attr(SERVERS) {
@@ -68,10 +72,7 @@ impl Resource for ForeignServerGrant {
                             "The provider knows no data nodes (neither its `data_nodes` setting nor TimescaleDB's catalog names any); list the foreign servers in `servers`.",
                         ));
                     }
-                    planned.set_attr(
-                        SERVERS,
-                        Value::set(all.keys().map(Value::string).collect()),
-                    );
+                    planned.set_attr(SERVERS, Value::set(all.keys().map(Value::string).collect()));
                 }
                 None => planned.set_attr(SERVERS, Value::Unknown),
             }
@@ -122,12 +123,7 @@ impl Resource for ForeignServerGrant {
         Ok(apply(ctx, None, &m).await?)
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        prior: &Value,
-        planned: &Value,
-    ) -> Result<Value, ApplyError> {
+    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, ApplyError> {
         let before = Model::from_value(prior)?;
         let m = Model::from_value(planned)?;
         Ok(apply(ctx, Some(&before), &m).await?)
@@ -200,7 +196,10 @@ impl Import for ForeignServerGrant {
                 )
             })?;
         let servers = servers.unwrap_or_else(|| granted.keys().cloned().collect());
-        let not_granted: Vec<&String> = servers.iter().filter(|s| !granted.contains_key(*s)).collect();
+        let not_granted: Vec<&String> = servers
+            .iter()
+            .filter(|s| !granted.contains_key(*s))
+            .collect();
         if servers.is_empty() || !not_granted.is_empty() {
             return Err(Diagnostics::error(
                 "Grant not found",
@@ -210,7 +209,11 @@ impl Import for ForeignServerGrant {
                     if servers.is_empty() {
                         "at all".to_string()
                     } else {
-                        not_granted.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+                        not_granted
+                            .iter()
+                            .map(|s| format!("{s:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     }
                 ),
             ));
@@ -331,7 +334,10 @@ impl Model {
     fn to_state(&self) -> Value {
         object([
             (ROLE, Value::string(&self.role)),
-            (SERVERS, Value::set(self.servers.iter().map(Value::string).collect())),
+            (
+                SERVERS,
+                Value::set(self.servers.iter().map(Value::string).collect()),
+            ),
             (WITH_GRANT_OPTION, Value::Bool(self.with_grant_option)),
             (ID, Value::string(&self.role)),
         ])
@@ -364,7 +370,11 @@ mod tests {
             servers: vec!["dn1".into(), "dn2".into()],
             with_grant_option: false,
         };
-        let all = BTreeMap::from([("dn1".to_string(), false), ("dn2".to_string(), false), ("other".to_string(), true)]);
+        let all = BTreeMap::from([
+            ("dn1".to_string(), false),
+            ("dn2".to_string(), false),
+            ("other".to_string(), true),
+        ]);
         assert_eq!(m.read_back(&all).unwrap(), m);
         let one = BTreeMap::from([("dn2".to_string(), false)]);
         assert_eq!(m.read_back(&one).unwrap().servers, ["dn2"]);

@@ -93,8 +93,7 @@ pub trait Resource: Send + Sync {
 
     async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError>;
 
-    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value)
-        -> Result<Value, ApplyError>;
+    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, ApplyError>;
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics>;
 

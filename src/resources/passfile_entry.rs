@@ -74,7 +74,11 @@ impl Resource for PassfileEntry {
             return Ok(());
         }
         let m = Model::from_value(plan.planned)?;
-        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| node_diag(&e))?;
         let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
         if let Some(found) = snap.file.find(&m.key()) {
             if found.position.is_some() {
@@ -126,7 +130,11 @@ impl Resource for PassfileEntry {
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
         ctx.check_cancelled()?;
         let m = Model::from_value(prior)?;
-        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| node_diag(&e))?;
         let key = m.key();
         node.passfile_edit(move |f: &mut PassFile| {
             f.remove(&key);
@@ -166,12 +174,19 @@ impl Import for PassfileEntry {
                     ),
                 )
             })?;
-        let node = ctx.provider.node(&node_name).await.map_err(|e| node_diag(&e))?;
+        let node = ctx
+            .provider
+            .node(&node_name)
+            .await
+            .map_err(|e| node_diag(&e))?;
         let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
         let found = snap.file.find(&key).ok_or_else(|| {
             Diagnostics::error(
                 "Entry not found",
-                format!("{} on node {node_name:?} has no entry for `{key}`.", snap.path),
+                format!(
+                    "{} on node {node_name:?} has no entry for `{key}`.",
+                    snap.path
+                ),
             )
         })?;
         let m = Model {
@@ -192,7 +207,11 @@ impl PassfileEntry {
     ) -> Result<Value, Diagnostics> {
         ctx.check_cancelled()?;
         let m = Model::from_value(planned)?;
-        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| node_diag(&e))?;
         let (entry, position, id) = (m.entry.clone(), m.position, m.id());
         let snap = node
             .passfile_edit(move |f: &mut PassFile| {
@@ -266,7 +285,9 @@ impl Model {
         let mut f = Fields::new(v);
         let or_any = |s: Option<String>| s.unwrap_or_else(|| WILDCARD.to_string());
         let m = Model {
-            node: f.opt_string(NODE).unwrap_or_else(|| ACCESS_NODE.to_string()),
+            node: f
+                .opt_string(NODE)
+                .unwrap_or_else(|| ACCESS_NODE.to_string()),
             entry: Entry {
                 hostname: or_any(f.opt_string(HOSTNAME)),
                 port: or_any(f.opt_string(PORT)),

@@ -5,8 +5,8 @@ use tonic::Status;
 
 use super::{convert, ProviderServer};
 use crate::diag::{AttrPath, Diagnostics};
-use crate::resources::ApplyError;
 use crate::proto::tfplugin6 as pb;
+use crate::resources::ApplyError;
 use crate::value::Value;
 
 /// Differences between a new state and the plan it must honour.

@@ -322,8 +322,9 @@ impl Cluster {
     pub fn install_distributed_exec_standin(&self) {
         let mut sql = String::new();
         let passfile = self.data_dir("access").join("passfile");
-        let script = std::fs::read_to_string(Path::new(ROOT).join("tests/sql/distributed_exec_standin.sql"))
-            .expect("read stand-in");
+        let script =
+            std::fs::read_to_string(Path::new(ROOT).join("tests/sql/distributed_exec_standin.sql"))
+                .expect("read stand-in");
         sql.push_str(&script.replace(":'passfile'", &format!("'{}'", passfile.display())));
         for (name, port) in &self.ports {
             if name != "access" {
@@ -333,12 +334,28 @@ impl Cluster {
             }
         }
         let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.port("access").to_string(), "-U", "postgres", "-d", "postgres", "-qAtX", "-v", "ON_ERROR_STOP=1"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port("access").to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qAtX",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
             .arg("-c")
             .arg(&sql)
             .output()
             .expect("run psql");
-        assert!(out.status.success(), "stand-in install failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "stand-in install failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// A provider block that lists no data nodes (they are discovered).

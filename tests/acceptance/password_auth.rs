@@ -99,7 +99,10 @@ fn password_half_through_distributed_exec() {
 
     // The role went to the data nodes through distributed_exec.
     assert_eq!(
-        c.psql("access", "SELECT kind, node_list FROM standin_calls ORDER BY id"),
+        c.psql(
+            "access",
+            "SELECT kind, node_list FROM standin_calls ORDER BY id"
+        ),
         "CREATE ROLE|{dn1,dn2}"
     );
     assert_eq!(role_everywhere(&c, "testrole"), ["t", "t", "t"]);
@@ -139,7 +142,8 @@ fn password_half_through_distributed_exec() {
     let (changes, plan) = tf.plan();
     assert!(changes, "{}", plan.stdout);
     assert!(
-        plan.stdout.contains(r#""dn2"    = "differs: password" -> "in sync""#)
+        plan.stdout
+            .contains(r#""dn2"    = "differs: password" -> "in sync""#)
             || plan.stdout.contains("\"differs: password\" -> \"in sync\""),
         "{}",
         plan.stdout
@@ -169,7 +173,11 @@ fn password_half_through_distributed_exec() {
         "\"0644\" -> \"0600\"",
         "timescaledb_passfile_entry.postgres will be created",
     ] {
-        assert!(plan.stdout.contains(expected), "{expected} not in:\n{}", plan.stdout);
+        assert!(
+            plan.stdout.contains(expected),
+            "{expected} not in:\n{}",
+            plan.stdout
+        );
     }
     tf.apply();
     tf.assert_no_changes();
@@ -186,10 +194,30 @@ fn password_half_through_distributed_exec() {
     ] {
         tf.must(&["state", "rm", addr]);
     }
-    tf.must(&["import", "-no-color", "timescaledb_distributed_role.testrole", "testrole"]);
-    tf.must(&["import", "-no-color", "timescaledb_foreign_server_grant.testrole", "testrole"]);
-    tf.must(&["import", "-no-color", "timescaledb_passfile_entry.testrole", "*:*:*:testrole"]);
-    tf.must(&["import", "-no-color", "timescaledb_passfile_entry.postgres", "access *:*:*:postgres"]);
+    tf.must(&[
+        "import",
+        "-no-color",
+        "timescaledb_distributed_role.testrole",
+        "testrole",
+    ]);
+    tf.must(&[
+        "import",
+        "-no-color",
+        "timescaledb_foreign_server_grant.testrole",
+        "testrole",
+    ]);
+    tf.must(&[
+        "import",
+        "-no-color",
+        "timescaledb_passfile_entry.testrole",
+        "*:*:*:testrole",
+    ]);
+    tf.must(&[
+        "import",
+        "-no-color",
+        "timescaledb_passfile_entry.postgres",
+        "access *:*:*:postgres",
+    ]);
     // The imported role's passwords cannot be read back, only checked:
     // the first apply sets them from the configuration.
     tf.apply();
@@ -198,7 +226,10 @@ fn password_half_through_distributed_exec() {
     tf.destroy();
     assert_eq!(role_everywhere(&c, "testrole"), ["", "", ""]);
     let text = std::fs::read_to_string(&passfile).unwrap();
-    assert!(!text.contains("testrole") && !text.contains("BEGIN"), "{text}");
+    assert!(
+        !text.contains("testrole") && !text.contains("BEGIN"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -320,28 +351,63 @@ fn a_data_node_down_during_apply_converges() {
     assert!(!run.ok);
     assert!(run.all().contains("dn2"), "{}", run.all());
     // What exists is recorded.
-    let show = tf.must(&["state", "show", "-no-color", "timescaledb_distributed_role.app"]);
+    let show = tf.must(&[
+        "state",
+        "show",
+        "-no-color",
+        "timescaledb_distributed_role.app",
+    ]);
     assert!(show.stdout.contains("\"unreachable\""), "{}", show.stdout);
-    assert_eq!(c.psql("access", "SELECT count(*) FROM pg_roles WHERE rolname = 'app'"), "1");
-    assert_eq!(c.psql("dn1", "SELECT count(*) FROM pg_roles WHERE rolname = 'app'"), "1");
+    assert_eq!(
+        c.psql(
+            "access",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'app'"
+        ),
+        "1"
+    );
+    assert_eq!(
+        c.psql("dn1", "SELECT count(*) FROM pg_roles WHERE rolname = 'app'"),
+        "1"
+    );
     c.start_node("dn2");
     tf.apply();
     tf.assert_no_changes();
-    assert_eq!(c.psql("dn2", "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'app'"), "5");
+    assert_eq!(
+        c.psql(
+            "dn2",
+            "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'app'"
+        ),
+        "5"
+    );
 
     // The same for an update.
     c.stop_node("dn1");
     tf.config(&config(7));
     let run = tf.try_apply();
     assert!(!run.ok && run.all().contains("dn1"), "{}", run.all());
-    assert_eq!(c.psql("dn2", "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'app'"), "7");
+    assert_eq!(
+        c.psql(
+            "dn2",
+            "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'app'"
+        ),
+        "7"
+    );
     c.start_node("dn1");
     tf.apply();
     tf.assert_no_changes();
-    assert_eq!(c.psql("dn1", "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'app'"), "7");
+    assert_eq!(
+        c.psql(
+            "dn1",
+            "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'app'"
+        ),
+        "7"
+    );
     tf.destroy();
     for node in ["access", "dn1", "dn2"] {
-        assert_eq!(c.psql(node, "SELECT count(*) FROM pg_roles WHERE rolname = 'app'"), "0");
+        assert_eq!(
+            c.psql(node, "SELECT count(*) FROM pg_roles WHERE rolname = 'app'"),
+            "0"
+        );
     }
 }
 
@@ -358,23 +424,48 @@ fn a_role_that_owns_objects_is_dropped_nowhere_unless_asked() {
     tf.config(&config(""));
     tf.init();
     tf.apply();
-    c.psql("dn1", "CREATE TABLE owned(); ALTER TABLE owned OWNER TO owner");
+    c.psql(
+        "dn1",
+        "CREATE TABLE owned(); ALTER TABLE owned OWNER TO owner",
+    );
     let run = tf.run(&["destroy", "-auto-approve", "-no-color"]);
     assert!(!run.ok);
     assert!(
-        squash(&run.all()).contains("on node \"dn1\" the role owns 1 object in database \"postgres\""),
+        squash(&run.all())
+            .contains("on node \"dn1\" the role owns 1 object in database \"postgres\""),
         "{}",
         run.all()
     );
     for node in ["access", "dn1", "dn2"] {
-        assert_eq!(c.psql(node, "SELECT count(*) FROM pg_roles WHERE rolname = 'owner'"), "1", "{node}");
+        assert_eq!(
+            c.psql(
+                node,
+                "SELECT count(*) FROM pg_roles WHERE rolname = 'owner'"
+            ),
+            "1",
+            "{node}"
+        );
     }
-    tf.config(&config("  drop_owned = true\n  reassign_owned_to = \"postgres\"\n"));
+    tf.config(&config(
+        "  drop_owned = true\n  reassign_owned_to = \"postgres\"\n",
+    ));
     tf.apply();
     tf.destroy();
-    assert_eq!(c.psql("dn1", "SELECT tableowner FROM pg_tables WHERE tablename = 'owned'"), "postgres");
+    assert_eq!(
+        c.psql(
+            "dn1",
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'owned'"
+        ),
+        "postgres"
+    );
     for node in ["access", "dn1", "dn2"] {
-        assert_eq!(c.psql(node, "SELECT count(*) FROM pg_roles WHERE rolname = 'owner'"), "0");
+        assert_eq!(
+            c.psql(
+                node,
+                "SELECT count(*) FROM pg_roles WHERE rolname = 'owner'"
+            ),
+            "0"
+        );
     }
 }
 
