@@ -39,6 +39,12 @@ provider "timescaledb" {
 
 data "timescaledb_data_nodes" "all" {}
 
+# The user, on the access node and (with LOGIN) on every data node.
+resource "timescaledb_distributed_role" "testrole" {
+  name  = "testrole"
+  login = true
+}
+
 # Each data node trusts connections for `testrole` from the access node.
 resource "timescaledb_hba_rule" "trust_access_node" {
   for_each = toset([for n in data.timescaledb_data_nodes.all.nodes : n.name])
@@ -46,7 +52,7 @@ resource "timescaledb_hba_rule" "trust_access_node" {
   node      = each.key
   type      = "host"
   databases = ["all"]
-  users     = ["testrole"]
+  users     = [timescaledb_distributed_role.testrole.name]
   address   = "127.0.0.1/32"
   method    = "trust"
   comment   = "access node"
@@ -65,6 +71,10 @@ resource "timescaledb_hba_rule" "clients" {
 
 output "data_nodes" {
   value = { for n in data.timescaledb_data_nodes.all.nodes : n.name => "${n.host}:${n.port}" }
+}
+
+output "testrole_nodes" {
+  value = timescaledb_distributed_role.testrole.nodes
 }
 
 output "rules" {
