@@ -149,6 +149,16 @@ impl Node {
             return Ok(before);
         }
         let doing = format!("writing {path}");
+        if !programs && !before.exists {
+            // lo_export makes new files 0644, which libpq would ignore.
+            return Err(self.err(
+                ErrorKind::Permission,
+                &doing,
+                "the file does not exist yet, and creating it with mode 0600 needs the right to run programs on the \
+                 server (superuser or pg_execute_server_program); create it empty with mode 0600 as the server's OS \
+                 user, or grant that right",
+            ));
+        }
         if before.exists {
             files::replace(
                 &tx,
