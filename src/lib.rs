@@ -21,6 +21,7 @@ pub mod log;
 pub mod node;
 pub mod passfile;
 pub mod password;
+pub mod pki;
 pub mod plugin;
 pub mod provider;
 pub mod resources;

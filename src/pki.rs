@@ -1,0 +1,399 @@
+//! Keys and certificates for the certificate set-up of a cluster: a root CA,
+//! server certificates for nodes, client certificates for roles. Pure: no
+//! I/O, and private keys only ever in [`Secret`]s.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    IsCa, Issuer, KeyPair, KeyUsagePurpose, RsaKeySize, SanType, SerialNumber,
+};
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+
+use crate::secret::Secret;
+
+/// Key algorithms a certificate may use; PostgreSQL's OpenSSL accepts all.
+pub const KEY_ALGORITHMS: &[&str] = &[
+    "ecdsa_p256",
+    "ecdsa_p384",
+    "rsa2048",
+    "rsa3072",
+    "rsa4096",
+    "ed25519",
+];
+
+/// Keys a subject may set.
+pub const SUBJECT_KEYS: &[&str] = &[
+    "common_name",
+    "organization",
+    "organizational_unit",
+    "country",
+    "province",
+    "locality",
+];
+
+/// Backdating of `not_before`, for nodes whose clocks run a little behind.
+const BACKDATE: Duration = Duration::minutes(5);
+
+/// A certificate and its key, as issued.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: Secret,
+}
+
+/// What a certificate says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertInfo {
+    /// SHA-256 of the DER encoding, lower-case hex.
+    pub fingerprint_sha256: String,
+    pub common_name: Option<String>,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<String>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// The raw subject public key, to match keys against certificates.
+    pub public_key: Vec<u8>,
+}
+
+fn generate_key(algorithm: &str) -> Result<KeyPair, String> {
+    let r = match algorithm {
+        "ecdsa_p256" => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        "ecdsa_p384" => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+        "ed25519" => KeyPair::generate_for(&rcgen::PKCS_ED25519),
+        "rsa2048" => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048),
+        "rsa3072" => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072),
+        "rsa4096" => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096),
+        other => return Err(format!("unknown key algorithm {other:?}")),
+    };
+    r.map_err(|e| format!("generating a {algorithm} key failed: {e}"))
+}
+
+fn validity(params: &mut CertificateParams, days: i64) -> Result<(), String> {
+    if !(1..=36_500).contains(&days) {
+        return Err(format!("a validity of {days} days is out of range (1 to 36500)"));
+    }
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - BACKDATE;
+    params.not_after = now + Duration::days(days);
+    let mut serial = [0u8; 16];
+    rand::Rng::fill(&mut rand::rng(), &mut serial);
+    serial[0] &= 0x7f;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    Ok(())
+}
+
+/// A distinguished name from `subject` keys (see [`SUBJECT_KEYS`]).
+pub fn distinguished_name<'a, I: IntoIterator<Item = (&'a str, &'a str)>>(
+    subject: I,
+) -> Result<DistinguishedName, String> {
+    let mut dn = DistinguishedName::new();
+    for (k, v) in subject {
+        let ty = match k {
+            "common_name" => DnType::CommonName,
+            "organization" => DnType::OrganizationName,
+            "organizational_unit" => DnType::OrganizationalUnitName,
+            "country" => DnType::CountryName,
+            "province" => DnType::StateOrProvinceName,
+            "locality" => DnType::LocalityName,
+            other => return Err(format!("unknown subject key {other:?}")),
+        };
+        dn.push(ty, v);
+    }
+    Ok(dn)
+}
+
+/// A self-signed root CA.
+pub fn new_ca(dn: DistinguishedName, algorithm: &str, days: i64) -> Result<Issued, String> {
+    let key = generate_key(algorithm)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    validity(&mut params, days)?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| format!("signing the CA certificate failed: {e}"))?;
+    Ok(Issued {
+        cert_pem: cert.pem(),
+        key_pem: Secret::new(key.serialize_pem()),
+    })
+}
+
+/// What a leaf certificate is for.
+#[derive(Clone, Debug)]
+pub enum Usage {
+    /// A node's server certificate with these subject alternative names.
+    Server {
+        dns_names: Vec<String>,
+        ip_addresses: Vec<std::net::IpAddr>,
+    },
+    /// A client certificate; PostgreSQL maps its common name to the role.
+    Client,
+}
+
+/// A CA given by the user: its certificate and key, checked to belong
+/// together.
+pub struct Ca {
+    cert_pem: String,
+    key: KeyPair,
+}
+
+impl Ca {
+    pub fn load(cert_pem: &str, key_pem: &Secret) -> Result<Ca, (CaField, String)> {
+        let info = inspect(cert_pem).map_err(|e| (CaField::Cert, e))?;
+        let key = KeyPair::from_pem(key_pem.expose()).map_err(|_| {
+            (
+                CaField::Key,
+                "not a PEM private key this provider can read (PKCS#8, or PKCS#1/SEC1 for RSA/EC keys)".to_string(),
+            )
+        })?;
+        if key.public_key_raw() != info.public_key.as_slice() {
+            return Err((
+                CaField::Key,
+                "the private key does not belong to the CA certificate".into(),
+            ));
+        }
+        Ok(Ca {
+            cert_pem: cert_pem.to_string(),
+            key,
+        })
+    }
+
+    /// Issues a certificate for `common_name`.
+    pub fn issue(
+        &self,
+        common_name: &str,
+        usage: &Usage,
+        algorithm: &str,
+        days: i64,
+    ) -> Result<Issued, String> {
+        let key = generate_key(algorithm)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        params.distinguished_name = dn;
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if algorithm.starts_with("rsa") {
+            params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+        }
+        match usage {
+            Usage::Server {
+                dns_names,
+                ip_addresses,
+            } => {
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+                for d in dns_names {
+                    params.subject_alt_names.push(SanType::DnsName(
+                        d.clone()
+                            .try_into()
+                            .map_err(|_| format!("{d:?} is not a DNS name"))?,
+                    ));
+                }
+                for ip in ip_addresses {
+                    params.subject_alt_names.push(SanType::IpAddress(*ip));
+                }
+            }
+            Usage::Client => {
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            }
+        }
+        validity(&mut params, days)?;
+        let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, &self.key)
+            .map_err(|e| format!("the CA certificate cannot issue certificates: {e}"))?;
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(|e| format!("signing the certificate failed: {e}"))?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: Secret::new(key.serialize_pem()),
+        })
+    }
+}
+
+/// Which CA input is at fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaField {
+    Cert,
+    Key,
+}
+
+fn first_der(pem: &str) -> Result<Vec<u8>, String> {
+    let mut reader = pem.as_bytes();
+    let first = rustls_pemfile::certs(&mut reader).next();
+    match first {
+        Some(Ok(der)) => Ok(der.to_vec()),
+        Some(Err(e)) => Err(format!("not a PEM certificate: {e}")),
+        None => Err("no PEM certificate found".into()),
+    }
+}
+
+/// Reads the first certificate of a PEM text.
+pub fn inspect(pem: &str) -> Result<CertInfo, String> {
+    let der = first_der(pem)?;
+    let (_, cert) =
+        X509Certificate::from_der(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string);
+    let mut dns_names = Vec::new();
+    let mut ip_addresses = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+            for name in &san.general_names {
+                match name {
+                    GeneralName::DNSName(d) => dns_names.push(d.to_string()),
+                    GeneralName::IPAddress(b) => {
+                        let ip = match b.len() {
+                            4 => <[u8; 4]>::try_from(*b).ok().map(std::net::IpAddr::from),
+                            16 => <[u8; 16]>::try_from(*b).ok().map(std::net::IpAddr::from),
+                            _ => None,
+                        };
+                        if let Some(ip) = ip {
+                            ip_addresses.push(ip.to_string());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(CertInfo {
+        fingerprint_sha256: fingerprint(&der),
+        common_name,
+        dns_names,
+        ip_addresses,
+        not_before: cert.validity().not_before.to_datetime(),
+        not_after: cert.validity().not_after.to_datetime(),
+        public_key: cert.public_key().subject_public_key.data.to_vec(),
+    })
+}
+
+/// SHA-256 of DER bytes, lower-case hex.
+pub fn fingerprint(der: &[u8]) -> String {
+    hex::encode(Sha256::digest(der))
+}
+
+/// Whether `cert_pem` was signed by the CA in `ca_pem`.
+pub fn issued_by(cert_pem: &str, ca_pem: &str) -> bool {
+    let (Ok(der), Ok(ca_der)) = (first_der(cert_pem), first_der(ca_pem)) else {
+        return false;
+    };
+    let (Ok((_, cert)), Ok((_, ca))) = (
+        X509Certificate::from_der(&der),
+        X509Certificate::from_der(&ca_der),
+    ) else {
+        return false;
+    };
+    cert.issuer() == ca.subject() && cert.verify_signature(Some(ca.public_key())).is_ok()
+}
+
+/// Whether `key_pem` is the private key of the certificate.
+pub fn key_matches(info: &CertInfo, key_pem: &Secret) -> bool {
+    KeyPair::from_pem(key_pem.expose())
+        .map(|k| k.public_key_raw() == info.public_key.as_slice())
+        .unwrap_or(false)
+}
+
+/// The key algorithm of a PEM private key, as [`KEY_ALGORITHMS`] names it.
+pub fn key_algorithm(key_pem: &Secret) -> Option<&'static str> {
+    let key = KeyPair::from_pem(key_pem.expose()).ok()?;
+    let alg = key.algorithm();
+    if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
+        Some("ecdsa_p256")
+    } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
+        Some("ecdsa_p384")
+    } else if alg == &rcgen::PKCS_ED25519 {
+        Some("ed25519")
+    } else {
+        match key.public_key_raw().len() {
+            // DER of an RSA public key: modulus plus a few bytes of framing
+            n if n > 500 => Some("rsa4096"),
+            n if n > 380 => Some("rsa3072"),
+            n if n > 250 => Some("rsa2048"),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a certificate expiring at `not_after` should be renewed now.
+pub fn in_renewal_window(not_after: OffsetDateTime, early_renewal_days: i64) -> bool {
+    OffsetDateTime::now_utc() >= not_after - Duration::days(early_renewal_days)
+}
+
+/// RFC 3339 text of a time.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// Parses RFC 3339 text.
+pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_issues_server_and_client_certificates() {
+        for alg in KEY_ALGORITHMS.iter().filter(|a| **a != "rsa4096" && **a != "rsa3072") {
+            let dn = distinguished_name([("common_name", "Test CA"), ("organization", "Ops")]).unwrap();
+            let ca = new_ca(dn, alg, 30).unwrap();
+            let loaded = Ca::load(&ca.cert_pem, &ca.key_pem).unwrap();
+            let server = loaded
+                .issue(
+                    "dn1.example",
+                    &Usage::Server {
+                        dns_names: vec!["localhost".into()],
+                        ip_addresses: vec!["127.0.0.1".parse().unwrap()],
+                    },
+                    alg,
+                    10,
+                )
+                .unwrap();
+            let info = inspect(&server.cert_pem).unwrap();
+            assert_eq!(info.common_name.as_deref(), Some("dn1.example"));
+            assert_eq!(info.dns_names, ["localhost"]);
+            assert_eq!(info.ip_addresses, ["127.0.0.1"]);
+            assert!(issued_by(&server.cert_pem, &ca.cert_pem), "{alg}");
+            assert!(key_matches(&info, &server.key_pem));
+            assert!(!key_matches(&info, &ca.key_pem));
+            assert_eq!(key_algorithm(&server.key_pem), Some(*alg));
+            assert!(!in_renewal_window(info.not_after, 5));
+            assert!(in_renewal_window(info.not_after, 11));
+            let client = loaded.issue("Test \"Rôle\"", &Usage::Client, alg, 10).unwrap();
+            assert_eq!(
+                inspect(&client.cert_pem).unwrap().common_name.as_deref(),
+                Some("Test \"Rôle\"")
+            );
+            let other = new_ca(distinguished_name([("common_name", "Other")]).unwrap(), alg, 30).unwrap();
+            assert!(!issued_by(&server.cert_pem, &other.cert_pem));
+        }
+    }
+
+    #[test]
+    fn mismatched_or_broken_ca_inputs_name_the_field() {
+        let a = new_ca(distinguished_name([("common_name", "A")]).unwrap(), "ecdsa_p256", 1).unwrap();
+        let b = new_ca(distinguished_name([("common_name", "B")]).unwrap(), "ecdsa_p256", 1).unwrap();
+        assert_eq!(Ca::load(&a.cert_pem, &b.key_pem).err().unwrap().0, CaField::Key);
+        assert_eq!(Ca::load("garbage", &a.key_pem).err().unwrap().0, CaField::Cert);
+        assert_eq!(
+            Ca::load(&a.cert_pem, &Secret::new("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
+                .err()
+                .unwrap()
+                .0,
+            CaField::Key
+        );
+        assert!(!format!("{:?}", a).contains("PRIVATE KEY"), "keys never print");
+    }
+}
