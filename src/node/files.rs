@@ -94,6 +94,17 @@ pub async fn replace<C: GenericClient>(
     .await
 }
 
+/// Creates a directory (and its parents) with mode 0700 when missing.
+/// Needs the right to run programs.
+pub async fn make_dir<C: GenericClient>(c: &C, path: &str) -> Result<(), tokio_postgres::Error> {
+    run(c, &format!("mkdir -p -m 700 -- {}", sh_quote(path))).await
+}
+
+/// Removes a file if it exists. Needs the right to run programs.
+pub async fn remove<C: GenericClient>(c: &C, path: &str) -> Result<(), tokio_postgres::Error> {
+    run(c, &format!("rm -f -- {}", sh_quote(path))).await
+}
+
 /// The file's permission bits, or `None` when the file does not exist.
 /// Needs the right to run programs and a transaction (a temporary table
 /// receives the answer and goes away with the transaction).

@@ -2,6 +2,7 @@
 //! its own session there, files on the node read and written through SQL,
 //! and guarded edits of pg_hba.conf.
 
+mod certs;
 mod conn;
 mod error;
 mod files;
@@ -15,6 +16,7 @@ pub mod tls;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub use certs::{user_cert_base, CertPaths, Install, Installed, SSL_SETTINGS};
 pub use conn::{ConnSpec, SslMode, SSL_MODES};
 pub use error::{ErrorKind, NodeError};
 pub use grants::GrantChange;

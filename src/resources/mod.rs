@@ -2,9 +2,11 @@
 //! [`Resource`]; optional capabilities are separate traits the server
 //! detects ([`Import`]).
 
+pub mod certificate_authority;
 pub mod distributed_role;
 pub mod foreign_server_grant;
 pub mod hba_rule;
+pub mod node_certificate;
 pub mod passfile_entry;
 
 use std::sync::Arc;
@@ -63,6 +65,13 @@ pub trait Resource: Send + Sync {
     /// Narrows the attributes whose change forces replacement, for changes
     /// that look different but mean the same (no I/O).
     fn refine_replace(&self, _prior: &Value, _planned: &Value, _replace: &mut Vec<AttrPath>) {}
+
+    /// Whether the object must be replaced although nothing configurable
+    /// changed (a certificate inside its renewal window); the path names
+    /// the attribute that says so. No I/O.
+    fn must_replace(&self, _prior: &Value, _planned: &Value) -> Option<AttrPath> {
+        None
+    }
 
     /// Completes the planned state, every time a plan is made (also when
     /// nothing configurable changed): sets computed attributes to what they
@@ -143,5 +152,7 @@ pub fn all() -> Vec<Arc<dyn Resource>> {
         Arc::new(passfile_entry::PassfileEntry),
         Arc::new(distributed_role::DistributedRole),
         Arc::new(foreign_server_grant::ForeignServerGrant),
+        Arc::new(certificate_authority::CertificateAuthority),
+        Arc::new(node_certificate::NodeCertificate),
     ]
 }

@@ -106,6 +106,15 @@ pub(super) async fn handle(
             }
             None => res.complete_plan(None, &config, &mut planned).await?,
         }
+        if !prior.is_null() {
+            if let Some(path) = res.must_replace(&prior, &planned) {
+                // A replacement: everything computed is new.
+                replace.push(path);
+                for a in schema.attributes.iter().filter(|a| a.mode == Mode::Computed) {
+                    planned.set_attr(a.name, Value::Unknown);
+                }
+            }
+        }
         let mut warnings = Diagnostics::new();
         if let Some(ctx) = &ctx {
             let needs_check = prior.is_null() || planned != prior;

@@ -1,0 +1,364 @@
+//! Certificates and keys installed on a node: a server certificate the node
+//! serves, or the client certificates TimescaleDB's access node presents to
+//! data nodes. Files are written through SQL (keys 0600, replaced in one
+//! step), settings with ALTER SYSTEM, and what the node serves is checked
+//! with a TLS handshake of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_postgres::GenericClient;
+
+use super::error::{ErrorKind, NodeError};
+use super::{files, Node};
+use crate::secret::Secret;
+use crate::{log, pki, sql};
+
+/// Where a certificate lives on a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertPaths {
+    pub cert: String,
+    pub key: String,
+    /// The CA file (server certificates only).
+    pub ca: Option<String>,
+    /// A directory to create first (client certificates).
+    pub dir: Option<String>,
+}
+
+/// The contents of the installed files (`None` when missing).
+#[derive(Clone, Debug, Default)]
+pub struct Installed {
+    pub cert: Option<String>,
+    pub key: Option<Secret>,
+    pub ca: Option<String>,
+}
+
+/// What to install.
+pub struct Install {
+    pub cert_pem: String,
+    pub key_pem: Secret,
+    pub ca_pem: Option<String>,
+    /// Point the node's `ssl*` settings at the files and turn TLS on.
+    pub configure_ssl: bool,
+    /// Expected fingerprint of the served certificate, checked after the
+    /// reload when `configure_ssl` is set.
+    pub fingerprint: String,
+}
+
+/// The `ssl` settings a server certificate is installed with.
+pub const SSL_SETTINGS: [&str; 4] = ["ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file"];
+
+/// md5 hex of the role name: the file name TimescaleDB looks for.
+pub fn user_cert_base(role: &str) -> String {
+    hex::encode(Md5::digest(role.as_bytes()))
+}
+
+impl Node {
+    async fn data_directory<C: GenericClient>(&self, c: &C) -> Result<String, NodeError> {
+        let row = c
+            .query_one(sql::SHOW_SETTING, &[&"data_directory"])
+            .await
+            .map_err(|e| self.pg_err("locating the data directory", &e))?;
+        row.get::<_, Option<String>>(0)
+            .ok_or_else(|| self.err(ErrorKind::Permission, "locating the data directory", "data_directory is not readable; the provider's role must be a superuser"))
+    }
+
+    /// Paths of the server certificate: `server.crt`, `server.key` and
+    /// `root.crt` in the data directory.
+    pub async fn server_cert_paths(&self) -> Result<CertPaths, NodeError> {
+        let mut s = self.session().await?;
+        let dir = self.data_directory(s.client()).await?;
+        let dir = dir.trim_end_matches('/');
+        Ok(CertPaths {
+            cert: format!("{dir}/server.crt"),
+            key: format!("{dir}/server.key"),
+            ca: Some(format!("{dir}/root.crt")),
+            dir: None,
+        })
+    }
+
+    /// Paths of a role's client certificate where TimescaleDB (2.13) looks:
+    /// `<timescaledb.ssl_dir>/<md5>.crt` when that is set, else
+    /// `<data_directory>/timescaledb/certs/<md5>.crt`.
+    pub async fn user_cert_paths(&self, role: &str) -> Result<CertPaths, NodeError> {
+        let mut s = self.session().await?;
+        let data = self.data_directory(s.client()).await?;
+        let data = data.trim_end_matches('/').to_string();
+        let row = s
+            .client()
+            .query_one(sql::SHOW_SETTING, &[&"timescaledb.ssl_dir"])
+            .await
+            .map_err(|e| self.pg_err("reading timescaledb.ssl_dir", &e))?;
+        let dir = match row.get::<_, Option<String>>(0).filter(|d| !d.is_empty()) {
+            Some(d) if d.starts_with('/') => d.trim_end_matches('/').to_string(),
+            Some(d) => format!("{data}/{}", d.trim_end_matches('/')),
+            None => format!("{data}/timescaledb/certs"),
+        };
+        let base = user_cert_base(role);
+        Ok(CertPaths {
+            cert: format!("{dir}/{base}.crt"),
+            key: format!("{dir}/{base}.key"),
+            ca: None,
+            dir: Some(dir),
+        })
+    }
+
+    /// Reads the installed files.
+    pub async fn read_installed(&self, paths: &CertPaths) -> Result<Installed, NodeError> {
+        let mut s = self.session().await?;
+        let c = s.client();
+        let mut out = Vec::new();
+        for p in std::iter::once(&paths.cert)
+            .chain(std::iter::once(&paths.key))
+            .chain(paths.ca.iter())
+        {
+            let bytes = files::read(&*c, p)
+                .await
+                .map_err(|e| self.pg_err(format!("reading {p}"), &e))?;
+            out.push(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()));
+        }
+        let mut it = out.into_iter();
+        Ok(Installed {
+            cert: it.next().flatten(),
+            key: it.next().flatten().map(Secret::new),
+            ca: it.next().flatten(),
+        })
+    }
+
+    /// The node's current `ssl` settings, in [`SSL_SETTINGS`] order.
+    pub async fn ssl_settings(&self) -> Result<Vec<String>, NodeError> {
+        let mut out = Vec::new();
+        for name in SSL_SETTINGS {
+            out.push(self.setting(name).await?.unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// Installs a certificate as described in the module docs. Runs in its
+    /// own task so that a cancelled request cannot stop it halfway.
+    pub async fn install_cert(
+        self: &Arc<Self>,
+        paths: CertPaths,
+        what: Install,
+    ) -> Result<(), NodeError> {
+        let node = self.clone();
+        let task = tokio::spawn(async move { node.install_inner(&paths, &what).await });
+        task.await.unwrap_or_else(|e| {
+            Err(self.err(ErrorKind::Sql, "installing a certificate", format!("internal error: {e}")))
+        })
+    }
+
+    async fn install_inner(&self, paths: &CertPaths, what: &Install) -> Result<(), NodeError> {
+        let _guard = self.edit_lock.lock().await;
+        let mut session = self.session().await?;
+        let tx = session
+            .client()
+            .transaction()
+            .await
+            .map_err(|e| self.pg_err("starting a transaction", &e))?;
+        if !files::can_run_programs(&tx)
+            .await
+            .map_err(|e| self.pg_err("checking the right to run programs", &e))?
+        {
+            return Err(self.err(
+                ErrorKind::Permission,
+                format!("installing {}", paths.cert),
+                "writing a private key with mode 0600 needs the right to run programs on the server (superuser or pg_execute_server_program)",
+            ));
+        }
+        if let Some(dir) = &paths.dir {
+            files::make_dir(&tx, dir)
+                .await
+                .map_err(|e| self.pg_err(format!("creating {dir}"), &e))?;
+        }
+        let mut cert_file = what.cert_pem.clone();
+        if paths.ca.is_none() {
+            // A client certificate file carries the chain to the root the
+            // data nodes trust.
+            if let Some(ca) = &what.ca_pem {
+                cert_file.push_str(ca);
+            }
+        }
+        files::replace(&tx, &paths.key, what.key_pem.expose().as_bytes(), Some(0o600), true)
+            .await
+            .map_err(|e| self.pg_err(format!("writing {}", paths.key), &e))?;
+        files::replace(&tx, &paths.cert, cert_file.as_bytes(), Some(0o644), true)
+            .await
+            .map_err(|e| self.pg_err(format!("writing {}", paths.cert), &e))?;
+        if let (Some(ca_path), Some(ca)) = (&paths.ca, &what.ca_pem) {
+            files::replace(&tx, ca_path, ca.as_bytes(), Some(0o644), true)
+                .await
+                .map_err(|e| self.pg_err(format!("writing {ca_path}"), &e))?;
+        }
+        let _ = tx.rollback().await;
+        log::info("certificate installed", &[("node", &self.name), ("path", &paths.cert)]);
+        if !what.configure_ssl {
+            return Ok(());
+        }
+        let before = self.ssl_settings().await?;
+        let want = [
+            "on".to_string(),
+            paths.cert.clone(),
+            paths.key.clone(),
+            paths.ca.clone().unwrap_or_default(),
+        ];
+        for (i, name) in SSL_SETTINGS.iter().enumerate() {
+            if before[i] != want[i] {
+                self.alter_system(name, Some(&want[i])).await?;
+            }
+        }
+        self.reload().await?;
+        match self.wait_until_served(&what.fingerprint).await {
+            Ok(()) => Ok(()),
+            Err(why) => {
+                // Put the settings back; the files stay for inspection.
+                for (i, name) in SSL_SETTINGS.iter().enumerate() {
+                    if before[i] != want[i] {
+                        let _ = self.alter_system(name, Some(&before[i])).await;
+                    }
+                }
+                let _ = self.reload().await;
+                Err(self.err(
+                    ErrorKind::Rejected,
+                    format!("serving {}", paths.cert),
+                    format!("{why}; the previous ssl settings were put back. The server log says why it could not load the certificate"),
+                ))
+            }
+        }
+    }
+
+    async fn alter_system(&self, name: &str, value: Option<&str>) -> Result<(), NodeError> {
+        let stmt = match value {
+            Some(v) => format!("ALTER SYSTEM SET {name} = {}", sql::literal(v)),
+            None => format!("ALTER SYSTEM RESET {name}"),
+        };
+        let mut s = self.session().await?;
+        s.client()
+            .batch_execute(&stmt)
+            .await
+            .map_err(|e| self.pg_err(format!("setting {name}"), &e))
+    }
+
+    async fn reload(&self) -> Result<(), NodeError> {
+        let mut s = self.session().await?;
+        s.client()
+            .query_one(sql::RELOAD, &[])
+            .await
+            .map_err(|e| self.pg_err("reloading the configuration", &e))?;
+        Ok(())
+    }
+
+    /// Probes until the node serves the certificate with `fingerprint`.
+    async fn wait_until_served(&self, fingerprint: &str) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let served = self.served_fingerprint().await;
+            match &served {
+                Ok(Some(f)) if f == fingerprint => return Ok(()),
+                _ if tokio::time::Instant::now() > deadline => {
+                    return Err(match served {
+                        Ok(Some(f)) => format!("after the reload the node still serves another certificate (SHA-256 {f})"),
+                        Ok(None) => "after the reload the node still does not offer TLS".into(),
+                        Err(e) => e,
+                    })
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// The SHA-256 fingerprint of the certificate the node serves, or
+    /// `None` when it does not offer TLS. Errors when the node cannot be
+    /// probed (a Unix socket address).
+    pub async fn served_fingerprint(&self) -> Result<Option<String>, String> {
+        if self.spec.host.starts_with('/') {
+            return Err("the provider reaches this node over a Unix socket, where PostgreSQL offers no TLS".into());
+        }
+        let addr = format!("{}:{}", self.spec.host, self.spec.port);
+        let probe = async {
+            let mut tcp = tokio::net::TcpStream::connect(&addr)
+                .await
+                .map_err(|e| format!("connecting to {addr}: {e}"))?;
+            // SSLRequest: length 8, code 80877103.
+            tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut answer = [0u8; 1];
+            tcp.read_exact(&mut answer).await.map_err(|e| e.to_string())?;
+            if answer[0] != b'S' {
+                return Ok(None);
+            }
+            let config = super::tls::client_config(super::SslMode::Require, None, None)?;
+            let name = rustls::pki_types::ServerName::try_from("localhost")
+                .map_err(|e| e.to_string())?
+                .to_owned();
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+            let der = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.to_vec())
+                .ok_or("the node presented no certificate")?;
+            Ok(Some(pki::fingerprint(&der)))
+        };
+        tokio::time::timeout(Duration::from_secs(5), probe)
+            .await
+            .unwrap_or_else(|_| Err(format!("no TLS answer from {addr} within 5 seconds")))
+    }
+
+    /// Removes installed files whose content is still `expected` (a file
+    /// replaced by hand is left alone), and, for a server certificate whose
+    /// settings still point at it, resets the `ssl` settings first.
+    pub async fn uninstall_cert(
+        &self,
+        paths: &CertPaths,
+        expected_cert: &str,
+        reset_ssl: bool,
+    ) -> Result<(), NodeError> {
+        let _guard = self.edit_lock.lock().await;
+        if reset_ssl {
+            let now = self.ssl_settings().await?;
+            if now[1] == paths.cert {
+                for name in SSL_SETTINGS {
+                    self.alter_system(name, None).await?;
+                }
+                self.reload().await?;
+            }
+        }
+        let now = self.ssl_settings().await?;
+        if [&now[1], &now[2]].iter().any(|p| **p == paths.cert || **p == paths.key) {
+            // Still in force: removing the files would keep the server from
+            // starting next time. They stay.
+            return Ok(());
+        }
+        let installed = self.read_installed(paths).await?;
+        let ours = installed
+            .cert
+            .as_deref()
+            .is_some_and(|c| c.starts_with(expected_cert.trim_end()));
+        if !ours {
+            return Ok(());
+        }
+        let mut s = self.session().await?;
+        let tx = s
+            .client()
+            .transaction()
+            .await
+            .map_err(|e| self.pg_err("starting a transaction", &e))?;
+        let mut to_remove = vec![paths.cert.clone(), paths.key.clone()];
+        to_remove.extend(paths.ca.clone());
+        for p in to_remove {
+            files::remove(&tx, &p)
+                .await
+                .map_err(|e| self.pg_err(format!("removing {p}"), &e))?;
+        }
+        let _ = tx.rollback().await;
+        Ok(())
+    }
+}

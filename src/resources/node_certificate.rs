@@ -1,0 +1,492 @@
+//! `timescaledb_node_certificate`: a certificate signed by the cluster's CA
+//! and installed on a node, either as the node's server certificate or as
+//! the client certificate TimescaleDB's access node presents for a role.
+
+use crate::diag::{AttrPath, Diagnostics};
+use crate::node::{CertPaths, Install, Installed, Node};
+use crate::pki::{self, Ca, CaField, Usage};
+use crate::provider::ACCESS_NODE;
+use crate::schema::{object, Attribute, Fields, Mode, Schema};
+use crate::secret::Secret;
+use crate::value::{Type, Value};
+
+use super::certificate_authority::{
+    check_days, early_renewal_attr, key_algorithm_attr, plan_renewal, renewal_due, CERT_PEM,
+    EARLY_RENEWAL_DAYS, FINGERPRINT, KEY_ALGORITHM, NOT_AFTER, PRIVATE_KEY_PEM,
+    READY_FOR_RENEWAL, VALIDITY_DAYS,
+};
+use super::{node_diag, ApplyError, Ctx, Import, Resource};
+
+pub const KIND: &str = "kind";
+pub const NODE: &str = "node";
+pub const ROLE: &str = "role";
+pub const COMMON_NAME: &str = "common_name";
+pub const DNS_NAMES: &str = "dns_names";
+pub const IP_ADDRESSES: &str = "ip_addresses";
+pub const CA_CERT_PEM: &str = "ca_cert_pem";
+pub const CA_PRIVATE_KEY_PEM: &str = "ca_private_key_pem";
+pub const CONFIGURE_SSL: &str = "configure_ssl";
+pub const CERT_PATH: &str = "cert_path";
+pub const KEY_PATH: &str = "key_path";
+pub const CA_PATH: &str = "ca_path";
+pub const INSTALLED: &str = "installed";
+pub const ID: &str = "id";
+
+const KINDS: &[&str] = &["server", "user"];
+const IN_SYNC: &str = "in sync";
+const DEFAULT_VALIDITY: i64 = 365;
+
+pub struct NodeCertificate;
+
+#[tonic::async_trait]
+impl Resource for NodeCertificate {
+    fn type_name(&self) -> &'static str {
+        "timescaledb_node_certificate"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    fn validate(&self, config: &Value) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        check_days(config, &mut d);
+        match config.attr(KIND).as_str() {
+            Some("server") => {
+                if config.attr(COMMON_NAME).is_null() {
+                    d.push_error(Some(AttrPath::attr(COMMON_NAME)), "Missing common name", "A server certificate needs a `common_name` (usually the node's host name).");
+                }
+                if !config.attr(ROLE).is_null() {
+                    d.push_error(Some(AttrPath::attr(ROLE)), "Not for server certificates", "`role` names the user of a `kind = \"user\"` certificate.");
+                }
+            }
+            Some("user") => {
+                if config.attr(ROLE).is_null() {
+                    d.push_error(Some(AttrPath::attr(ROLE)), "Missing role", "A user certificate needs the `role` it authenticates (its common name).");
+                }
+                for a in [COMMON_NAME, DNS_NAMES, IP_ADDRESSES] {
+                    let v = config.attr(a);
+                    let empty_list = matches!(v, Value::List(items) if items.is_empty());
+                    if !v.is_null() && !empty_list {
+                        d.push_error(Some(AttrPath::attr(a)), "Not for user certificates", format!("A user certificate's common name is the role; `{a}` is for server certificates."));
+                    }
+                }
+                if config.attr(CONFIGURE_SSL) == &Value::Bool(true) {
+                    d.push_error(Some(AttrPath::attr(CONFIGURE_SSL)), "Not for user certificates", "`configure_ssl` sets up the node's server certificate; TLS on the access node comes from its own `kind = \"server\"` certificate.");
+                }
+            }
+            _ => {}
+        }
+        if let Value::List(items) = config.attr(IP_ADDRESSES) {
+            for (i, item) in items.iter().enumerate() {
+                if let Some(s) = item.as_str() {
+                    if s.parse::<std::net::IpAddr>().is_err() {
+                        d.push_error(Some(AttrPath::attr(IP_ADDRESSES).index(i)), "Invalid IP address", format!("{s:?} is not an IP address."));
+                    }
+                }
+            }
+        }
+        if let (Value::String(cert), Value::String(key)) =
+            (config.attr(CA_CERT_PEM), config.attr(CA_PRIVATE_KEY_PEM))
+        {
+            if let Err((field, m)) = Ca::load(cert, &Secret::new(key.clone())) {
+                let path = match field {
+                    CaField::Cert => CA_CERT_PEM,
+                    CaField::Key => CA_PRIVATE_KEY_PEM,
+                };
+                d.push_error(Some(AttrPath::attr(path)), "Invalid CA", m);
+            }
+        }
+        d
+    }
+
+    fn refine_replace(&self, prior: &Value, planned: &Value, replace: &mut Vec<AttrPath>) {
+        // Another spelling of the same CA (or the CA read back on import)
+        // does not call for a new certificate.
+        if let (Some(cert), Some(ca)) = (prior.attr(CERT_PEM).as_str(), planned.attr(CA_CERT_PEM).as_str()) {
+            if pki::issued_by(cert, ca) {
+                replace.retain(|p| *p != AttrPath::attr(CA_CERT_PEM));
+            }
+        }
+    }
+
+    fn must_replace(&self, prior: &Value, planned: &Value) -> Option<AttrPath> {
+        renewal_due(prior, planned)
+    }
+
+    async fn complete_plan(
+        &self,
+        _ctx: Option<&Ctx>,
+        config: &Value,
+        planned: &mut Value,
+    ) -> Result<(), Diagnostics> {
+        for a in [DNS_NAMES, IP_ADDRESSES] {
+            if config.attr(a).is_null() && planned.attr(a).is_unknown() {
+                planned.set_attr(a, Value::List(Vec::new()));
+            }
+        }
+        if config.attr(COMMON_NAME).is_null() && planned.attr(COMMON_NAME).is_unknown() {
+            if let Value::String(r) = planned.attr(ROLE) {
+                let r = r.clone();
+                planned.set_attr(COMMON_NAME, Value::string(r));
+            }
+        }
+        if let (Some(node), Some(kind)) = (planned.attr(NODE).as_str(), planned.attr(KIND).as_str()) {
+            let id = make_id(node, kind, planned.attr(ROLE).as_str());
+            planned.set_attr(ID, Value::string(id));
+        }
+        plan_renewal(planned);
+        planned.set_attr(INSTALLED, Value::string(IN_SYNC));
+        Ok(())
+    }
+
+    async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
+        let m = Model::from_value(state)?;
+        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let paths = m.paths_from_state(state);
+        let installed = node.read_installed(&paths).await.map_err(|e| node_diag(&e))?;
+        let mut now = state.clone();
+        now.set_attr(INSTALLED, Value::string(check_installed(&node, &m, state, &paths, &installed).await?));
+        plan_renewal(&mut now);
+        if now.attr(READY_FOR_RENEWAL).is_unknown() {
+            now.set_attr(READY_FOR_RENEWAL, Value::Bool(true));
+        }
+        Ok(Some(now))
+    }
+
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
+        ctx.check_cancelled()?;
+        let m = Model::from_value(planned)?;
+        let ca = Ca::load(&m.ca_cert_pem, &m.ca_private_key_pem).map_err(|(f, msg)| {
+            Diagnostics::attr_error(
+                AttrPath::attr(if f == CaField::Cert { CA_CERT_PEM } else { CA_PRIVATE_KEY_PEM }),
+                "Invalid CA",
+                msg,
+            )
+        })?;
+        let usage = match m.kind.as_str() {
+            "server" => Usage::Server {
+                dns_names: m.dns_names.clone(),
+                ip_addresses: m.ip_addresses.iter().filter_map(|s| s.parse().ok()).collect(),
+            },
+            _ => Usage::Client,
+        };
+        let issued = ca
+            .issue(&m.common_name, &usage, &m.key_algorithm, m.validity_days)
+            .map_err(|msg| Diagnostics::error("Could not issue the certificate", msg))?;
+        let mut state = planned.clone();
+        state.set_attr(CERT_PEM, Value::string(&issued.cert_pem));
+        state.set_attr(PRIVATE_KEY_PEM, Value::string(issued.key_pem.expose()));
+        Ok(install(ctx, &m, state).await?)
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, ApplyError> {
+        ctx.check_cancelled()?;
+        let m = Model::from_value(planned)?;
+        Ok(install(ctx, &m, planned.clone()).await?)
+    }
+
+    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
+        ctx.check_cancelled()?;
+        let m = Model::from_value(prior)?;
+        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let paths = m.paths_from_state(prior);
+        let cert = prior.attr(CERT_PEM).as_str().unwrap_or_default();
+        node.uninstall_cert(&paths, cert, m.kind == "server" && m.configure_ssl)
+            .await
+            .map_err(|e| node_diag(&e))
+    }
+
+    fn importer(&self) -> Option<&dyn Import> {
+        Some(self)
+    }
+}
+
+#[tonic::async_trait]
+impl Import for NodeCertificate {
+    fn id_format(&self) -> &'static str {
+        "<node> server, or <node> user <role>"
+    }
+
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
+        let bad = || {
+            Diagnostics::error(
+                "Invalid import ID",
+                format!("{id:?} is not `<node> server` or `<node> user <role>`, e.g. `dn1 server` or `access user testrole`."),
+            )
+        };
+        let (node_name, rest) = id.split_once(' ').ok_or_else(bad)?;
+        let (kind, role) = match rest.split_once(' ') {
+            Some(("user", r)) if !r.is_empty() => ("user", Some(r.to_string())),
+            None if rest == "server" => ("server", None),
+            _ => return Err(bad()),
+        };
+        let node = ctx.provider.node(node_name).await.map_err(|e| node_diag(&e))?;
+        let paths = match &role {
+            Some(r) => node.user_cert_paths(r).await,
+            None => node.server_cert_paths().await,
+        }
+        .map_err(|e| node_diag(&e))?;
+        let installed = node.read_installed(&paths).await.map_err(|e| node_diag(&e))?;
+        let (Some(cert_file), Some(key)) = (&installed.cert, &installed.key) else {
+            return Err(Diagnostics::error(
+                "Certificate not found",
+                format!("Node {node_name:?} has no certificate and key at {} and {}.", paths.cert, paths.key),
+            ));
+        };
+        let info = pki::inspect(cert_file)
+            .map_err(|m| Diagnostics::error("Unreadable certificate", format!("{}: {m}", paths.cert)))?;
+        let leaf = first_pem_block(cert_file);
+        let ca_pem = match kind {
+            "server" => installed.ca.clone(),
+            _ => cert_file.strip_prefix(&leaf).map(|rest| rest.trim_start().to_string()).filter(|s| !s.is_empty()),
+        }
+        .unwrap_or_default();
+        let ssl = node.ssl_settings().await.map_err(|e| node_diag(&e))?;
+        let configure_ssl = kind == "server" && ssl[1] == paths.cert;
+        let days = (info.not_after - info.not_before).whole_days();
+        let mut state = object([
+            (KIND, Value::string(kind)),
+            (NODE, Value::string(node_name)),
+            (ROLE, Value::opt_string(role.clone())),
+            (COMMON_NAME, Value::opt_string(info.common_name.clone())),
+            (DNS_NAMES, Value::list_of_strings(info.dns_names.clone())),
+            (IP_ADDRESSES, Value::list_of_strings(info.ip_addresses.clone())),
+            (CA_CERT_PEM, Value::string(ca_pem)),
+            (CA_PRIVATE_KEY_PEM, Value::Null),
+            (KEY_ALGORITHM, Value::opt_string(pki::key_algorithm(key).map(str::to_string))),
+            (VALIDITY_DAYS, Value::int(days)),
+            (EARLY_RENEWAL_DAYS, Value::int(30)),
+            (CONFIGURE_SSL, Value::Bool(configure_ssl)),
+            (CERT_PEM, Value::string(&leaf)),
+            (PRIVATE_KEY_PEM, Value::string(key.expose())),
+            (FINGERPRINT, Value::string(&info.fingerprint_sha256)),
+            (NOT_AFTER, Value::string(pki::rfc3339(info.not_after))),
+            (CERT_PATH, Value::string(&paths.cert)),
+            (KEY_PATH, Value::string(&paths.key)),
+            (CA_PATH, Value::opt_string(paths.ca.clone())),
+            (ID, Value::string(make_id(node_name, kind, role.as_deref()))),
+            (READY_FOR_RENEWAL, Value::Null),
+            (INSTALLED, Value::Null),
+        ]);
+        let m = Model::from_value(&state)?;
+        let status = check_installed(&node, &m, &state, &paths, &installed).await?;
+        state.set_attr(INSTALLED, Value::string(status));
+        plan_renewal(&mut state);
+        Ok(state)
+    }
+}
+
+fn make_id(node: &str, kind: &str, role: Option<&str>) -> String {
+    match (kind, role) {
+        ("user", Some(r)) => format!("{node} user {r}"),
+        _ => format!("{node} {kind}"),
+    }
+}
+
+/// The first PEM block of a text, with its trailing newline.
+fn first_pem_block(text: &str) -> String {
+    const END: &str = "-----END CERTIFICATE-----";
+    match text.find(END) {
+        Some(i) => format!("{}\n", &text[..i + END.len()]),
+        None => text.to_string(),
+    }
+}
+
+/// Compares what is installed (and, for a server certificate, what the
+/// node serves) with the state: `in sync`, or what differs.
+async fn check_installed(
+    node: &Node,
+    m: &Model,
+    state: &Value,
+    paths: &CertPaths,
+    installed: &Installed,
+) -> Result<String, Diagnostics> {
+    let fingerprint = state.attr(FINGERPRINT).as_str().unwrap_or_default();
+    let mut problems: Vec<String> = Vec::new();
+    let cert_info = match &installed.cert {
+        None => {
+            problems.push("certificate file missing".into());
+            None
+        }
+        Some(text) => match pki::inspect(text) {
+            Ok(info) if info.fingerprint_sha256 == fingerprint => Some(info),
+            _ => {
+                problems.push("certificate file replaced".into());
+                None
+            }
+        },
+    };
+    match (&installed.key, &cert_info) {
+        (None, _) => problems.push("key file missing".into()),
+        (Some(k), Some(info)) if !pki::key_matches(info, k) => problems.push("key file replaced".into()),
+        _ => {}
+    }
+    if m.kind == "user" {
+        if let Some(text) = &installed.cert {
+            if cert_info.is_some() && !text.contains(m.ca_cert_pem.trim()) {
+                problems.push("CA chain missing from the certificate file".into());
+            }
+        }
+    }
+    if m.kind == "server" {
+        match &installed.ca {
+            None => problems.push("CA file missing".into()),
+            Some(ca) if ca.trim() != m.ca_cert_pem.trim() => problems.push("CA file replaced".into()),
+            _ => {}
+        }
+        if m.configure_ssl {
+            let settings = node.ssl_settings().await.map_err(|e| node_diag(&e))?;
+            let want = ["on", &paths.cert, &paths.key, paths.ca.as_deref().unwrap_or_default()];
+            if settings.iter().zip(want).any(|(have, want)| have != want) {
+                problems.push("ssl settings changed".into());
+            }
+            // What the server serves, unless it cannot be probed.
+            if let Ok(served) = node.served_fingerprint().await {
+                if served.as_deref() != Some(fingerprint) {
+                    problems.push("not served by the node".into());
+                }
+            }
+        }
+    }
+    Ok(if problems.is_empty() {
+        IN_SYNC.to_string()
+    } else {
+        problems.join(", ")
+    })
+}
+
+/// Installs the certificate in `state` and fills in the computed values.
+async fn install(ctx: &Ctx, m: &Model, mut state: Value) -> Result<Value, Diagnostics> {
+    let cert_pem = state.attr(CERT_PEM).as_str().unwrap_or_default().to_string();
+    let key_pem = Secret::new(state.attr(PRIVATE_KEY_PEM).as_str().unwrap_or_default());
+    let info = pki::inspect(&cert_pem).map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
+    let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+    let paths = match m.kind.as_str() {
+        "server" => node.server_cert_paths().await,
+        _ => node.user_cert_paths(&m.common_name).await,
+    }
+    .map_err(|e| node_diag(&e))?;
+    node.install_cert(
+        paths.clone(),
+        Install {
+            cert_pem: cert_pem.clone(),
+            key_pem,
+            ca_pem: Some(m.ca_cert_pem.clone()),
+            configure_ssl: m.kind == "server" && m.configure_ssl,
+            fingerprint: info.fingerprint_sha256.clone(),
+        },
+    )
+    .await
+    .map_err(|e| node_diag(&e))?;
+    state.set_attr(FINGERPRINT, Value::string(&info.fingerprint_sha256));
+    state.set_attr(NOT_AFTER, Value::string(pki::rfc3339(info.not_after)));
+    state.set_attr(CERT_PATH, Value::string(&paths.cert));
+    state.set_attr(KEY_PATH, Value::string(&paths.key));
+    state.set_attr(CA_PATH, Value::opt_string(paths.ca.clone()));
+    state.set_attr(ID, Value::string(make_id(&m.node, &m.kind, m.role.as_deref())));
+    plan_renewal(&mut state);
+    let installed = node.read_installed(&paths).await.map_err(|e| node_diag(&e))?;
+    let status = check_installed(&node, m, &state, &paths, &installed).await?;
+    if status != IN_SYNC {
+        return Err(Diagnostics::error(
+            "Certificate not in place after install",
+            format!("On node {:?}: {status}.", m.node),
+        ));
+    }
+    state.set_attr(INSTALLED, Value::string(status));
+    Ok(state)
+}
+
+#[derive(Clone, Debug)]
+struct Model {
+    kind: String,
+    node: String,
+    role: Option<String>,
+    common_name: String,
+    dns_names: Vec<String>,
+    ip_addresses: Vec<String>,
+    ca_cert_pem: String,
+    ca_private_key_pem: Secret,
+    key_algorithm: String,
+    validity_days: i64,
+    configure_ssl: bool,
+}
+
+impl Model {
+    fn from_value(v: &Value) -> Result<Model, Diagnostics> {
+        let mut f = Fields::new(v);
+        let role = f.opt_string(ROLE);
+        let m = Model {
+            kind: f.string(KIND),
+            node: f.opt_string(NODE).unwrap_or_else(|| ACCESS_NODE.to_string()),
+            common_name: f.opt_string(COMMON_NAME).or_else(|| role.clone()).unwrap_or_default(),
+            role,
+            dns_names: f.strings(DNS_NAMES),
+            ip_addresses: f.strings(IP_ADDRESSES),
+            ca_cert_pem: f.string(CA_CERT_PEM),
+            ca_private_key_pem: Secret::new(f.opt_string(CA_PRIVATE_KEY_PEM).unwrap_or_default()),
+            key_algorithm: f.opt_string(KEY_ALGORITHM).unwrap_or_else(|| "ecdsa_p256".into()),
+            validity_days: f.opt_i64(VALIDITY_DAYS).unwrap_or(DEFAULT_VALIDITY),
+            configure_ssl: f.bool_or(CONFIGURE_SSL, true),
+        };
+        f.finish()?;
+        Ok(m)
+    }
+
+    fn paths_from_state(&self, state: &Value) -> CertPaths {
+        let s = |a: &str| state.attr(a).as_str().unwrap_or_default().to_string();
+        CertPaths {
+            cert: s(CERT_PATH),
+            key: s(KEY_PATH),
+            ca: state.attr(CA_PATH).as_str().map(str::to_string),
+            dir: None,
+        }
+    }
+}
+
+fn schema() -> Schema {
+    Schema::new(
+        "Issues a certificate with the cluster's CA and installs it on a node, through SQL on the node (keys with mode 0600, \
+         files replaced in one step). `kind = \"server\"`: the node's TLS certificate, as `server.crt`, `server.key` and the CA \
+         as `root.crt` in its data directory; with `configure_ssl` the provider sets `ssl`, `ssl_cert_file`, `ssl_key_file` and \
+         `ssl_ca_file` (ALTER SYSTEM), reloads, and checks with a TLS handshake that the node now serves this certificate \
+         (putting the settings back if not). `kind = \"user\"`: the client certificate TimescaleDB's access node presents for \
+         `role` when it connects to data nodes, installed where TimescaleDB 2.13 looks for it: \
+         `<data_directory>/timescaledb/certs/<md5 of the role name>.crt` and `.key`, or directly in `timescaledb.ssl_dir` when \
+         that is set; the file carries the CA certificate after the role's. TimescaleDB presents it only when the access node \
+         itself runs TLS (a `server` certificate on the access node). `terraform plan` shows a file deleted or replaced by \
+         hand, settings changed, or a certificate the node no longer serves in `installed`, and apply puts the same \
+         certificate back; inside the renewal window it proposes a new certificate. The private key is in state only, as a \
+         sensitive value: keep state encrypted.",
+        vec![
+            Attribute::new(KIND, Type::String, Mode::Required, "What the certificate is for.").one_of(KINDS).force_new(),
+            Attribute::new(NODE, Type::String, Mode::Optional, "Node the certificate is installed on: `access` or a data node name.").default(Value::string(ACCESS_NODE)).force_new(),
+            Attribute::new(ROLE, Type::String, Mode::Optional, "For `user` certificates: the role, exactly as named; it is the certificate's common name, which PostgreSQL's `cert` method matches against the user name.").force_new(),
+            Attribute::new(COMMON_NAME, Type::String, Mode::OptionalComputed, "For `server` certificates: the subject's common name, usually the node's host name (required). For `user` certificates it is the role.").force_new(),
+            Attribute::new(DNS_NAMES, Type::list(Type::String), Mode::OptionalComputed, "For `server` certificates: DNS names clients may use for the node (checked by `sslmode=verify-full`).").force_new(),
+            Attribute::new(IP_ADDRESSES, Type::list(Type::String), Mode::OptionalComputed, "For `server` certificates: IP addresses clients may use for the node.").force_new(),
+            Attribute::new(CA_CERT_PEM, Type::String, Mode::Required, "The CA certificate (PEM) that signs this certificate, e.g. `timescaledb_certificate_authority.ca.cert_pem` or the hashicorp/tls provider's. It is installed as the node's `root.crt` (server) or appended to the certificate file (user). Another CA replaces the certificate.").force_new(),
+            Attribute::new(CA_PRIVATE_KEY_PEM, Type::String, Mode::Required, "The CA's private key (PEM, PKCS#8; PKCS#1 and SEC1 are read too).").sensitive(),
+            key_algorithm_attr(),
+            Attribute::new(VALIDITY_DAYS, Type::Number, Mode::Optional, "Days the certificate is valid.").default(Value::int(DEFAULT_VALIDITY)).force_new(),
+            early_renewal_attr(),
+            Attribute::new(CONFIGURE_SSL, Type::Bool, Mode::Optional, "For `server` certificates: point the node's `ssl*` settings at the installed files and turn `ssl` on. Destroy then resets those settings (TLS off) before removing the files. When false, the files are only installed, and destroy leaves them in place while a setting still refers to them.").default(Value::Bool(true)),
+            Attribute::new(CERT_PEM, Type::String, Mode::Computed, "The certificate, PEM.").stable(),
+            Attribute::new(PRIVATE_KEY_PEM, Type::String, Mode::Computed, "The certificate's private key, PEM. Sensitive: it is in state and in the key file on the node only.").sensitive().stable(),
+            Attribute::new(FINGERPRINT, Type::String, Mode::Computed, "SHA-256 fingerprint of the certificate (DER), lower-case hex.").stable(),
+            Attribute::new(NOT_AFTER, Type::String, Mode::Computed, "Expiry of the certificate, RFC 3339.").stable(),
+            Attribute::new(CERT_PATH, Type::String, Mode::Computed, "Path of the certificate file on the node.").stable(),
+            Attribute::new(KEY_PATH, Type::String, Mode::Computed, "Path of the key file on the node.").stable(),
+            Attribute::new(CA_PATH, Type::String, Mode::Computed, "Path of the CA file on the node (`server` certificates).").stable(),
+            Attribute::new(ID, Type::String, Mode::Computed, "`<node> server` or `<node> user <role>`, which is also the import ID.").stable(),
+            Attribute::new(READY_FOR_RENEWAL, Type::Bool, Mode::Computed, "Whether the certificate is inside its renewal window; when it is, the next plan replaces it."),
+            Attribute::new(INSTALLED, Type::String, Mode::Computed, "How the node compares with the state: `in sync`, or what differs (`key file missing`, `certificate file replaced`, `ssl settings changed`, `not served by the node`, ...). Apply puts it right."),
+        ],
+    )
+}
