@@ -1,0 +1,198 @@
+//! The certificate part of multi-node authentication against live nodes: a
+//! CA, server certificates on every node, user certificates on the access
+//! node, and data nodes that accept testrole only with its certificate.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::harness::{Cluster, Terraform};
+
+fn certificate_third(c: &Cluster, early_renewal_days: u32) -> String {
+    format!(
+        r#"{provider}
+resource "timescaledb_certificate_authority" "ca" {{
+  subject = {{ common_name = "Test Cluster CA", organization = "Acceptance" }}
+}}
+
+resource "timescaledb_node_certificate" "server" {{
+  for_each           = toset(["access", "dn1", "dn2"])
+  kind               = "server"
+  node               = each.key
+  common_name        = "localhost"
+  dns_names          = ["localhost"]
+  ip_addresses       = ["127.0.0.1"]
+  ca_cert_pem        = timescaledb_certificate_authority.ca.cert_pem
+  ca_private_key_pem = timescaledb_certificate_authority.ca.private_key_pem
+}}
+
+resource "timescaledb_distributed_role" "testrole" {{
+  name  = "testrole"
+  login = true
+}}
+
+resource "timescaledb_node_certificate" "user" {{
+  for_each           = toset(["postgres", timescaledb_distributed_role.testrole.name])
+  kind               = "user"
+  role               = each.key
+  ca_cert_pem        = timescaledb_certificate_authority.ca.cert_pem
+  ca_private_key_pem = timescaledb_certificate_authority.ca.private_key_pem
+  early_renewal_days = {early_renewal_days}
+}}
+
+resource "timescaledb_hba_rule" "cert" {{
+  for_each   = toset(["dn1", "dn2"])
+  node       = each.key
+  type       = "hostssl"
+  databases  = ["all"]
+  users      = ["testrole"]
+  address    = "127.0.0.1/32"
+  method     = "cert"
+  options    = {{ clientcert = "verify-full" }}
+  position   = 10
+  depends_on = [timescaledb_node_certificate.server]
+}}
+"#,
+        provider = c.provider_block()
+    )
+}
+
+/// The md5 file name TimescaleDB uses for a role's certificate.
+fn user_cert(c: &Cluster, role: &str) -> (PathBuf, PathBuf) {
+    let out = c.psql("access", &format!("SELECT md5('{role}')"));
+    let dir = c.data_dir("access").join("timescaledb/certs");
+    (dir.join(format!("{out}.crt")), dir.join(format!("{out}.key")))
+}
+
+/// Connects to `node` as `user` with `sslmode=verify-full`, presenting the
+/// given certificate (if any).
+fn cert_login(c: &Cluster, node: &str, user: &str, cert: Option<&(PathBuf, PathBuf)>) -> Output {
+    let root = c.data_dir("dn1").join("root.crt");
+    let mut conninfo = format!(
+        "host=127.0.0.1 port={} dbname=postgres user={user} sslmode=verify-full sslrootcert={}",
+        c.port(node),
+        root.display()
+    );
+    match cert {
+        Some((crt, key)) => conninfo.push_str(&format!(" sslcert={} sslkey={}", crt.display(), key.display())),
+        None => conninfo.push_str(" sslcert=/nonexistent sslkey=/nonexistent"),
+    }
+    c.psql_conn(&conninfo, "SELECT current_user", &[])
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn fingerprint_in_state(tf: &Terraform, addr: &str) -> String {
+    let show = tf.must(&["state", "show", "-no-color", addr]);
+    show.stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("fingerprint_sha256"))
+        .map(|l| l.trim_start_matches([' ', '=']).trim_matches('"').to_string())
+        .unwrap_or_default()
+}
+
+fn exists(p: &Path) -> bool {
+    p.exists()
+}
+
+#[test]
+fn certificate_third_end_to_end() {
+    let c = Cluster::start(2);
+    let tf = Terraform::new();
+    tf.config(&certificate_third(&c, 30));
+    tf.init();
+    tf.apply();
+
+    for node in ["access", "dn1", "dn2"] {
+        assert_eq!(c.psql(node, "SHOW ssl"), "on", "{node}");
+    }
+    let testrole = user_cert(&c, "testrole");
+    let postgres = user_cert(&c, "postgres");
+    assert!(exists(&testrole.0) && exists(&testrole.1) && exists(&postgres.0));
+    let key_mode = std::fs::metadata(&testrole.1).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key_mode.permissions()) & 0o777, 0o600);
+    // The certificate file carries the chain: the role's certificate, then the CA.
+    let chain = std::fs::read_to_string(&testrole.0).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2);
+
+    // testrole logs in to each data node with its certificate and no password,
+    // the server certificate checked against the CA (verify-full).
+    for node in ["dn1", "dn2"] {
+        let out = cert_login(&c, node, "testrole", Some(&testrole));
+        assert!(out.status.success(), "{node}: {}", stderr(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "testrole");
+        let out = cert_login(&c, node, "testrole", None);
+        assert!(!out.status.success(), "{node} let testrole in without a certificate");
+        // postgres's certificate does not make anyone testrole.
+        let out = cert_login(&c, node, "testrole", Some(&postgres));
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("certificate authentication failed"), "{}", stderr(&out));
+    }
+    tf.assert_no_changes();
+
+    // Drift: a deleted key file, and a server certificate replaced by hand.
+    std::fs::remove_file(&testrole.1).unwrap();
+    let dn1_crt = c.data_dir("dn1").join("server.crt");
+    let original_dn1 = std::fs::read(&dn1_crt).unwrap();
+    std::fs::copy(c.data_dir("dn2").join("server.crt"), &dn1_crt).unwrap();
+    let (changes, plan) = tf.plan();
+    assert!(changes);
+    for expected in ["\"key file missing\" -> \"in sync\"", "\"certificate file replaced"] {
+        assert!(plan.stdout.contains(expected), "{expected} not in:\n{}", plan.stdout);
+    }
+    tf.apply();
+    tf.assert_no_changes();
+    assert_eq!(std::fs::read(&dn1_crt).unwrap(), original_dn1);
+    assert!(cert_login(&c, "dn1", "testrole", Some(&testrole)).status.success());
+
+    // Inside the renewal window a new certificate is planned and installed.
+    let user_addr = "timescaledb_node_certificate.user[\"testrole\"]";
+    let before = fingerprint_in_state(&tf, user_addr);
+    tf.config(&certificate_third(&c, 400));
+    let (changes, plan) = tf.plan();
+    assert!(changes && plan.stdout.contains("must be replaced"), "{}", plan.stdout);
+    tf.apply();
+    let after = fingerprint_in_state(&tf, user_addr);
+    assert!(!before.is_empty() && before != after);
+    assert!(cert_login(&c, "dn2", "testrole", Some(&testrole)).status.success());
+    tf.config(&certificate_third(&c, 30));
+    tf.apply();
+    tf.assert_no_changes();
+
+    // Import adopts installed certificates.
+    let server_addr = "timescaledb_node_certificate.server[\"dn1\"]";
+    let server_fp = fingerprint_in_state(&tf, server_addr);
+    tf.must(&["state", "rm", server_addr, user_addr]);
+    tf.must(&["import", "-no-color", server_addr, "dn1 server"]);
+    tf.must(&["import", "-no-color", user_addr, "access user testrole"]);
+    // The CA key is not on the node: the first apply records it.
+    tf.apply();
+    tf.assert_no_changes();
+    assert_eq!(fingerprint_in_state(&tf, server_addr), server_fp);
+    assert_eq!(fingerprint_in_state(&tf, user_addr), after);
+
+    // The provider itself verifies nodes when asked to.
+    let ca_file = c.data_dir("dn1").join("root.crt");
+    let verify = Terraform::new();
+    let provider = c.provider_block().replace(
+        "sslmode = \"disable\"",
+        &format!("sslmode = \"verify-full\"\n  sslrootcert = \"{}\"", ca_file.display()),
+    );
+    verify.config(&format!(
+        "{provider}\ndata \"timescaledb_data_nodes\" \"all\" {{}}\noutput \"reachable\" {{\n  value = [for n in data.timescaledb_data_nodes.all.nodes : n.reachable]\n}}\n"
+    ));
+    verify.init();
+    verify.apply();
+    assert_eq!(verify.must(&["output", "-json", "reachable"]).stdout.trim(), "[true,true]");
+
+    tf.destroy();
+    for node in ["access", "dn1", "dn2"] {
+        assert_eq!(c.psql(node, "SHOW ssl"), "off", "{node}");
+        assert!(!exists(&c.data_dir(node).join("server.key")), "{node}");
+        assert!(!exists(&c.data_dir(node).join("server.crt")), "{node}");
+        let auto = std::fs::read_to_string(c.data_dir(node).join("postgresql.auto.conf")).unwrap();
+        assert!(!auto.contains("ssl"), "{node}: {auto}");
+    }
+    assert!(!exists(&testrole.0) && !exists(&testrole.1) && !exists(&postgres.1));
+}
