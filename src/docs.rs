@@ -47,12 +47,16 @@ fn examples(kind: &str, name: &str) -> Examples {
             )),
         },
         ("resource", "timescaledb_certificate_authority") => Examples {
-            usage: include_str!("../examples/resources/timescaledb_certificate_authority/resource.tf"),
+            usage: include_str!(
+                "../examples/resources/timescaledb_certificate_authority/resource.tf"
+            ),
             import: None,
         },
         ("resource", "timescaledb_node_certificate") => Examples {
             usage: include_str!("../examples/resources/timescaledb_node_certificate/resource.tf"),
-            import: Some(include_str!("../examples/resources/timescaledb_node_certificate/import.sh")),
+            import: Some(include_str!(
+                "../examples/resources/timescaledb_node_certificate/import.sh"
+            )),
         },
         ("data-source", "timescaledb_data_nodes") => Examples {
             usage: include_str!("../examples/data-sources/timescaledb_data_nodes/data-source.tf"),

@@ -3,8 +3,8 @@
 //! I/O, and private keys only ever in [`Secret`]s.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, RsaKeySize, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, RsaKeySize, SanType, SerialNumber,
 };
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
@@ -71,7 +71,9 @@ fn generate_key(algorithm: &str) -> Result<KeyPair, String> {
 
 fn validity(params: &mut CertificateParams, days: i64) -> Result<(), String> {
     if !(1..=36_500).contains(&days) {
-        return Err(format!("a validity of {days} days is out of range (1 to 36500)"));
+        return Err(format!(
+            "a validity of {days} days is out of range (1 to 36500)"
+        ));
     }
     let now = OffsetDateTime::now_utc();
     params.not_before = now - BACKDATE;
@@ -346,8 +348,12 @@ mod tests {
 
     #[test]
     fn a_ca_issues_server_and_client_certificates() {
-        for alg in KEY_ALGORITHMS.iter().filter(|a| **a != "rsa4096" && **a != "rsa3072") {
-            let dn = distinguished_name([("common_name", "Test CA"), ("organization", "Ops")]).unwrap();
+        for alg in KEY_ALGORITHMS
+            .iter()
+            .filter(|a| **a != "rsa4096" && **a != "rsa3072")
+        {
+            let dn =
+                distinguished_name([("common_name", "Test CA"), ("organization", "Ops")]).unwrap();
             let ca = new_ca(dn, alg, 30).unwrap();
             let loaded = Ca::load(&ca.cert_pem, &ca.key_pem).unwrap();
             let server = loaded
@@ -371,29 +377,58 @@ mod tests {
             assert_eq!(key_algorithm(&server.key_pem), Some(*alg));
             assert!(!in_renewal_window(info.not_after, 5));
             assert!(in_renewal_window(info.not_after, 11));
-            let client = loaded.issue("Test \"Rôle\"", &Usage::Client, alg, 10).unwrap();
+            let client = loaded
+                .issue("Test \"Rôle\"", &Usage::Client, alg, 10)
+                .unwrap();
             assert_eq!(
                 inspect(&client.cert_pem).unwrap().common_name.as_deref(),
                 Some("Test \"Rôle\"")
             );
-            let other = new_ca(distinguished_name([("common_name", "Other")]).unwrap(), alg, 30).unwrap();
+            let other = new_ca(
+                distinguished_name([("common_name", "Other")]).unwrap(),
+                alg,
+                30,
+            )
+            .unwrap();
             assert!(!issued_by(&server.cert_pem, &other.cert_pem));
         }
     }
 
     #[test]
     fn mismatched_or_broken_ca_inputs_name_the_field() {
-        let a = new_ca(distinguished_name([("common_name", "A")]).unwrap(), "ecdsa_p256", 1).unwrap();
-        let b = new_ca(distinguished_name([("common_name", "B")]).unwrap(), "ecdsa_p256", 1).unwrap();
-        assert_eq!(Ca::load(&a.cert_pem, &b.key_pem).err().unwrap().0, CaField::Key);
-        assert_eq!(Ca::load("garbage", &a.key_pem).err().unwrap().0, CaField::Cert);
+        let a = new_ca(
+            distinguished_name([("common_name", "A")]).unwrap(),
+            "ecdsa_p256",
+            1,
+        )
+        .unwrap();
+        let b = new_ca(
+            distinguished_name([("common_name", "B")]).unwrap(),
+            "ecdsa_p256",
+            1,
+        )
+        .unwrap();
         assert_eq!(
-            Ca::load(&a.cert_pem, &Secret::new("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
-                .err()
-                .unwrap()
-                .0,
+            Ca::load(&a.cert_pem, &b.key_pem).err().unwrap().0,
             CaField::Key
         );
-        assert!(!format!("{:?}", a).contains("PRIVATE KEY"), "keys never print");
+        assert_eq!(
+            Ca::load("garbage", &a.key_pem).err().unwrap().0,
+            CaField::Cert
+        );
+        assert_eq!(
+            Ca::load(
+                &a.cert_pem,
+                &Secret::new("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+            )
+            .err()
+            .unwrap()
+            .0,
+            CaField::Key
+        );
+        assert!(
+            !format!("{:?}", a).contains("PRIVATE KEY"),
+            "keys never print"
+        );
     }
 }

@@ -61,8 +61,13 @@ impl Node {
             .query_one(sql::SHOW_SETTING, &[&"data_directory"])
             .await
             .map_err(|e| self.pg_err("locating the data directory", &e))?;
-        row.get::<_, Option<String>>(0)
-            .ok_or_else(|| self.err(ErrorKind::Permission, "locating the data directory", "data_directory is not readable; the provider's role must be a superuser"))
+        row.get::<_, Option<String>>(0).ok_or_else(|| {
+            self.err(
+                ErrorKind::Permission,
+                "locating the data directory",
+                "data_directory is not readable; the provider's role must be a superuser",
+            )
+        })
     }
 
     /// Paths of the server certificate: `server.crt`, `server.key` and
@@ -146,7 +151,11 @@ impl Node {
         let node = self.clone();
         let task = tokio::spawn(async move { node.install_inner(&paths, &what).await });
         task.await.unwrap_or_else(|e| {
-            Err(self.err(ErrorKind::Sql, "installing a certificate", format!("internal error: {e}")))
+            Err(self.err(
+                ErrorKind::Sql,
+                "installing a certificate",
+                format!("internal error: {e}"),
+            ))
         })
     }
 
@@ -181,9 +190,15 @@ impl Node {
                 cert_file.push_str(ca);
             }
         }
-        files::replace(&tx, &paths.key, what.key_pem.expose().as_bytes(), Some(0o600), true)
-            .await
-            .map_err(|e| self.pg_err(format!("writing {}", paths.key), &e))?;
+        files::replace(
+            &tx,
+            &paths.key,
+            what.key_pem.expose().as_bytes(),
+            Some(0o600),
+            true,
+        )
+        .await
+        .map_err(|e| self.pg_err(format!("writing {}", paths.key), &e))?;
         files::replace(&tx, &paths.cert, cert_file.as_bytes(), Some(0o644), true)
             .await
             .map_err(|e| self.pg_err(format!("writing {}", paths.cert), &e))?;
@@ -193,7 +208,10 @@ impl Node {
                 .map_err(|e| self.pg_err(format!("writing {ca_path}"), &e))?;
         }
         let _ = tx.rollback().await;
-        log::info("certificate installed", &[("node", &self.name), ("path", &paths.cert)]);
+        log::info(
+            "certificate installed",
+            &[("node", &self.name), ("path", &paths.cert)],
+        );
         if !what.configure_ssl {
             return Ok(());
         }
@@ -255,17 +273,13 @@ impl Node {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let served = self.served_fingerprint().await;
-            match &served {
-                Ok(Some(f)) if f == fingerprint => return Ok(()),
-                _ if tokio::time::Instant::now() > deadline => {
-                    return Err(match served {
-                        Ok(Some(f)) => format!("after the reload the node still serves another certificate (SHA-256 {f})"),
-                        Ok(None) => "after the reload the node still does not offer TLS".into(),
-                        Err(e) => e,
-                    })
-                }
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            if matches!(&served, Ok(Some(f)) if f == fingerprint) {
+                return Ok(());
             }
+            if tokio::time::Instant::now() > deadline {
+                return Err(not_served(served));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -274,7 +288,10 @@ impl Node {
     /// probed (a Unix socket address).
     pub async fn served_fingerprint(&self) -> Result<Option<String>, String> {
         if self.spec.host.starts_with('/') {
-            return Err("the provider reaches this node over a Unix socket, where PostgreSQL offers no TLS".into());
+            return Err(
+                "the provider reaches this node over a Unix socket, where PostgreSQL offers no TLS"
+                    .into(),
+            );
         }
         let addr = format!("{}:{}", self.spec.host, self.spec.port);
         let probe = async {
@@ -286,7 +303,9 @@ impl Node {
                 .await
                 .map_err(|e| e.to_string())?;
             let mut answer = [0u8; 1];
-            tcp.read_exact(&mut answer).await.map_err(|e| e.to_string())?;
+            tcp.read_exact(&mut answer)
+                .await
+                .map_err(|e| e.to_string())?;
             if answer[0] != b'S' {
                 return Ok(None);
             }
@@ -332,7 +351,10 @@ impl Node {
             }
         }
         let now = self.ssl_settings().await?;
-        if [&now[1], &now[2]].iter().any(|p| **p == paths.cert || **p == paths.key) {
+        if [&now[1], &now[2]]
+            .iter()
+            .any(|p| **p == paths.cert || **p == paths.key)
+        {
             // Still in force: removing the files would keep the server from
             // starting next time. They stay.
             return Ok(());
@@ -360,5 +382,15 @@ impl Node {
         }
         let _ = tx.rollback().await;
         Ok(())
+    }
+}
+
+fn not_served(served: Result<Option<String>, String>) -> String {
+    match served {
+        Ok(Some(f)) => {
+            format!("after the reload the node still serves another certificate (SHA-256 {f})")
+        }
+        Ok(None) => "after the reload the node still does not offer TLS".into(),
+        Err(e) => e,
     }
 }

@@ -34,7 +34,11 @@ pub fn check_days(config: &Value, d: &mut Diagnostics) {
             "Invalid validity",
             format!("{v} days is out of range: use 1 to 36500."),
         ),
-        Err(()) => d.push_error(Some(AttrPath::attr(VALIDITY_DAYS)), "Invalid validity", "Use a whole number of days."),
+        Err(()) => d.push_error(
+            Some(AttrPath::attr(VALIDITY_DAYS)),
+            "Invalid validity",
+            "Use a whole number of days.",
+        ),
         _ => {}
     }
     match num(EARLY_RENEWAL_DAYS) {
@@ -43,14 +47,21 @@ pub fn check_days(config: &Value, d: &mut Diagnostics) {
             "Invalid renewal window",
             "`early_renewal_days` cannot be negative.",
         ),
-        Err(()) => d.push_error(Some(AttrPath::attr(EARLY_RENEWAL_DAYS)), "Invalid renewal window", "Use a whole number of days."),
+        Err(()) => d.push_error(
+            Some(AttrPath::attr(EARLY_RENEWAL_DAYS)),
+            "Invalid renewal window",
+            "Use a whole number of days.",
+        ),
         _ => {}
     }
 }
 
 /// Plans `ready_for_renewal` from the planned expiry and window.
 pub fn plan_renewal(planned: &mut Value) {
-    let not_after = planned.attr(NOT_AFTER).as_str().and_then(pki::parse_rfc3339);
+    let not_after = planned
+        .attr(NOT_AFTER)
+        .as_str()
+        .and_then(pki::parse_rfc3339);
     let early = match planned.attr(EARLY_RENEWAL_DAYS) {
         Value::Number(n) => n.as_i64(),
         _ => None,
@@ -91,15 +102,26 @@ impl Resource for CertificateAuthority {
                     d.push_error(
                         Some(AttrPath::attr(SUBJECT).key(k)),
                         "Unknown subject field",
-                        format!("{k:?} is not a subject field; use {}.", pki::SUBJECT_KEYS.join(", ")),
+                        format!(
+                            "{k:?} is not a subject field; use {}.",
+                            pki::SUBJECT_KEYS.join(", ")
+                        ),
                     );
                 }
                 if k == "country" && v.as_str().is_some_and(|c| c.len() != 2) {
-                    d.push_error(Some(AttrPath::attr(SUBJECT).key(k)), "Invalid country", "A country is a two-letter code such as `US`.");
+                    d.push_error(
+                        Some(AttrPath::attr(SUBJECT).key(k)),
+                        "Invalid country",
+                        "A country is a two-letter code such as `US`.",
+                    );
                 }
             }
             if !m.contains_key("common_name") {
-                d.push_error(Some(AttrPath::attr(SUBJECT)), "Missing common name", "`subject` needs a `common_name`.");
+                d.push_error(
+                    Some(AttrPath::attr(SUBJECT)),
+                    "Missing common name",
+                    "`subject` needs a `common_name`.",
+                );
             }
         }
         check_days(config, &mut d);
@@ -137,8 +159,10 @@ impl Resource for CertificateAuthority {
         f.finish()?;
         let dn = pki::distinguished_name(subject.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .map_err(|m| Diagnostics::attr_error(AttrPath::attr(SUBJECT), "Invalid subject", m))?;
-        let ca = pki::new_ca(dn, &alg, days).map_err(|m| Diagnostics::error("Could not create the CA", m))?;
-        let info = pki::inspect(&ca.cert_pem).map_err(|m| Diagnostics::error("Could not read the new CA", m))?;
+        let ca = pki::new_ca(dn, &alg, days)
+            .map_err(|m| Diagnostics::error("Could not create the CA", m))?;
+        let info = pki::inspect(&ca.cert_pem)
+            .map_err(|m| Diagnostics::error("Could not read the new CA", m))?;
         let mut state = planned.clone();
         state.set_attr(CERT_PEM, Value::string(&ca.cert_pem));
         state.set_attr(PRIVATE_KEY_PEM, Value::string(ca.key_pem.expose()));
@@ -167,14 +191,25 @@ impl Resource for CertificateAuthority {
 }
 
 pub fn key_algorithm_attr() -> Attribute {
-    Attribute::new(KEY_ALGORITHM, Type::String, Mode::Optional, "Key algorithm.")
-        .default(Value::string("ecdsa_p256"))
-        .one_of(pki::KEY_ALGORITHMS)
-        .force_new()
+    Attribute::new(
+        KEY_ALGORITHM,
+        Type::String,
+        Mode::Optional,
+        "Key algorithm.",
+    )
+    .default(Value::string("ecdsa_p256"))
+    .one_of(pki::KEY_ALGORITHMS)
+    .force_new()
 }
 
 pub fn early_renewal_attr() -> Attribute {
-    Attribute::new(EARLY_RENEWAL_DAYS, Type::Number, Mode::Optional, "Days before expiry from which `terraform plan` proposes a new certificate.").default(Value::int(30))
+    Attribute::new(
+        EARLY_RENEWAL_DAYS,
+        Type::Number,
+        Mode::Optional,
+        "Days before expiry from which `terraform plan` proposes a new certificate.",
+    )
+    .default(Value::int(30))
 }
 
 fn schema() -> Schema {

@@ -12,8 +12,8 @@ use crate::value::{Type, Value};
 
 use super::certificate_authority::{
     check_days, early_renewal_attr, key_algorithm_attr, plan_renewal, renewal_due, CERT_PEM,
-    EARLY_RENEWAL_DAYS, FINGERPRINT, KEY_ALGORITHM, NOT_AFTER, PRIVATE_KEY_PEM,
-    READY_FOR_RENEWAL, VALIDITY_DAYS,
+    EARLY_RENEWAL_DAYS, FINGERPRINT, KEY_ALGORITHM, NOT_AFTER, PRIVATE_KEY_PEM, READY_FOR_RENEWAL,
+    VALIDITY_DAYS,
 };
 use super::{node_diag, ApplyError, Ctx, Import, Resource};
 
@@ -57,12 +57,20 @@ impl Resource for NodeCertificate {
                     d.push_error(Some(AttrPath::attr(COMMON_NAME)), "Missing common name", "A server certificate needs a `common_name` (usually the node's host name).");
                 }
                 if !config.attr(ROLE).is_null() {
-                    d.push_error(Some(AttrPath::attr(ROLE)), "Not for server certificates", "`role` names the user of a `kind = \"user\"` certificate.");
+                    d.push_error(
+                        Some(AttrPath::attr(ROLE)),
+                        "Not for server certificates",
+                        "`role` names the user of a `kind = \"user\"` certificate.",
+                    );
                 }
             }
             Some("user") => {
                 if config.attr(ROLE).is_null() {
-                    d.push_error(Some(AttrPath::attr(ROLE)), "Missing role", "A user certificate needs the `role` it authenticates (its common name).");
+                    d.push_error(
+                        Some(AttrPath::attr(ROLE)),
+                        "Missing role",
+                        "A user certificate needs the `role` it authenticates (its common name).",
+                    );
                 }
                 for a in [COMMON_NAME, DNS_NAMES, IP_ADDRESSES] {
                     let v = config.attr(a);
@@ -81,7 +89,11 @@ impl Resource for NodeCertificate {
             for (i, item) in items.iter().enumerate() {
                 if let Some(s) = item.as_str() {
                     if s.parse::<std::net::IpAddr>().is_err() {
-                        d.push_error(Some(AttrPath::attr(IP_ADDRESSES).index(i)), "Invalid IP address", format!("{s:?} is not an IP address."));
+                        d.push_error(
+                            Some(AttrPath::attr(IP_ADDRESSES).index(i)),
+                            "Invalid IP address",
+                            format!("{s:?} is not an IP address."),
+                        );
                     }
                 }
             }
@@ -103,7 +115,10 @@ impl Resource for NodeCertificate {
     fn refine_replace(&self, prior: &Value, planned: &Value, replace: &mut Vec<AttrPath>) {
         // Another spelling of the same CA (or the CA read back on import)
         // does not call for a new certificate.
-        if let (Some(cert), Some(ca)) = (prior.attr(CERT_PEM).as_str(), planned.attr(CA_CERT_PEM).as_str()) {
+        if let (Some(cert), Some(ca)) = (
+            prior.attr(CERT_PEM).as_str(),
+            planned.attr(CA_CERT_PEM).as_str(),
+        ) {
             if pki::issued_by(cert, ca) {
                 replace.retain(|p| *p != AttrPath::attr(CA_CERT_PEM));
             }
@@ -131,7 +146,8 @@ impl Resource for NodeCertificate {
                 planned.set_attr(COMMON_NAME, Value::string(r));
             }
         }
-        if let (Some(node), Some(kind)) = (planned.attr(NODE).as_str(), planned.attr(KIND).as_str()) {
+        if let (Some(node), Some(kind)) = (planned.attr(NODE).as_str(), planned.attr(KIND).as_str())
+        {
             let id = make_id(node, kind, planned.attr(ROLE).as_str());
             planned.set_attr(ID, Value::string(id));
         }
@@ -142,11 +158,21 @@ impl Resource for NodeCertificate {
 
     async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
         let m = Model::from_value(state)?;
-        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| node_diag(&e))?;
         let paths = m.paths_from_state(state);
-        let installed = node.read_installed(&paths).await.map_err(|e| node_diag(&e))?;
+        let installed = node
+            .read_installed(&paths)
+            .await
+            .map_err(|e| node_diag(&e))?;
         let mut now = state.clone();
-        now.set_attr(INSTALLED, Value::string(check_installed(&node, &m, state, &paths, &installed).await?));
+        now.set_attr(
+            INSTALLED,
+            Value::string(check_installed(&node, &m, state, &paths, &installed).await?),
+        );
         plan_renewal(&mut now);
         if now.attr(READY_FOR_RENEWAL).is_unknown() {
             now.set_attr(READY_FOR_RENEWAL, Value::Bool(true));
@@ -159,7 +185,11 @@ impl Resource for NodeCertificate {
         let m = Model::from_value(planned)?;
         let ca = Ca::load(&m.ca_cert_pem, &m.ca_private_key_pem).map_err(|(f, msg)| {
             Diagnostics::attr_error(
-                AttrPath::attr(if f == CaField::Cert { CA_CERT_PEM } else { CA_PRIVATE_KEY_PEM }),
+                AttrPath::attr(if f == CaField::Cert {
+                    CA_CERT_PEM
+                } else {
+                    CA_PRIVATE_KEY_PEM
+                }),
                 "Invalid CA",
                 msg,
             )
@@ -167,7 +197,11 @@ impl Resource for NodeCertificate {
         let usage = match m.kind.as_str() {
             "server" => Usage::Server {
                 dns_names: m.dns_names.clone(),
-                ip_addresses: m.ip_addresses.iter().filter_map(|s| s.parse().ok()).collect(),
+                ip_addresses: m
+                    .ip_addresses
+                    .iter()
+                    .filter_map(|s| s.parse().ok())
+                    .collect(),
             },
             _ => Usage::Client,
         };
@@ -194,7 +228,11 @@ impl Resource for NodeCertificate {
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
         ctx.check_cancelled()?;
         let m = Model::from_value(prior)?;
-        let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| node_diag(&e))?;
         let paths = m.paths_from_state(prior);
         let cert = prior.attr(CERT_PEM).as_str().unwrap_or_default();
         node.uninstall_cert(&paths, cert, m.kind == "server" && m.configure_ssl)
@@ -226,25 +264,39 @@ impl Import for NodeCertificate {
             None if rest == "server" => ("server", None),
             _ => return Err(bad()),
         };
-        let node = ctx.provider.node(node_name).await.map_err(|e| node_diag(&e))?;
+        let node = ctx
+            .provider
+            .node(node_name)
+            .await
+            .map_err(|e| node_diag(&e))?;
         let paths = match &role {
             Some(r) => node.user_cert_paths(r).await,
             None => node.server_cert_paths().await,
         }
         .map_err(|e| node_diag(&e))?;
-        let installed = node.read_installed(&paths).await.map_err(|e| node_diag(&e))?;
+        let installed = node
+            .read_installed(&paths)
+            .await
+            .map_err(|e| node_diag(&e))?;
         let (Some(cert_file), Some(key)) = (&installed.cert, &installed.key) else {
             return Err(Diagnostics::error(
                 "Certificate not found",
-                format!("Node {node_name:?} has no certificate and key at {} and {}.", paths.cert, paths.key),
+                format!(
+                    "Node {node_name:?} has no certificate and key at {} and {}.",
+                    paths.cert, paths.key
+                ),
             ));
         };
-        let info = pki::inspect(cert_file)
-            .map_err(|m| Diagnostics::error("Unreadable certificate", format!("{}: {m}", paths.cert)))?;
+        let info = pki::inspect(cert_file).map_err(|m| {
+            Diagnostics::error("Unreadable certificate", format!("{}: {m}", paths.cert))
+        })?;
         let leaf = first_pem_block(cert_file);
         let ca_pem = match kind {
             "server" => installed.ca.clone(),
-            _ => cert_file.strip_prefix(&leaf).map(|rest| rest.trim_start().to_string()).filter(|s| !s.is_empty()),
+            _ => cert_file
+                .strip_prefix(&leaf)
+                .map(|rest| rest.trim_start().to_string())
+                .filter(|s| !s.is_empty()),
         }
         .unwrap_or_default();
         let ssl = node.ssl_settings().await.map_err(|e| node_diag(&e))?;
@@ -256,10 +308,16 @@ impl Import for NodeCertificate {
             (ROLE, Value::opt_string(role.clone())),
             (COMMON_NAME, Value::opt_string(info.common_name.clone())),
             (DNS_NAMES, Value::list_of_strings(info.dns_names.clone())),
-            (IP_ADDRESSES, Value::list_of_strings(info.ip_addresses.clone())),
+            (
+                IP_ADDRESSES,
+                Value::list_of_strings(info.ip_addresses.clone()),
+            ),
             (CA_CERT_PEM, Value::string(ca_pem)),
             (CA_PRIVATE_KEY_PEM, Value::Null),
-            (KEY_ALGORITHM, Value::opt_string(pki::key_algorithm(key).map(str::to_string))),
+            (
+                KEY_ALGORITHM,
+                Value::opt_string(pki::key_algorithm(key).map(str::to_string)),
+            ),
             (VALIDITY_DAYS, Value::int(days)),
             (EARLY_RENEWAL_DAYS, Value::int(30)),
             (CONFIGURE_SSL, Value::Bool(configure_ssl)),
@@ -324,7 +382,9 @@ async fn check_installed(
     };
     match (&installed.key, &cert_info) {
         (None, _) => problems.push("key file missing".into()),
-        (Some(k), Some(info)) if !pki::key_matches(info, k) => problems.push("key file replaced".into()),
+        (Some(k), Some(info)) if !pki::key_matches(info, k) => {
+            problems.push("key file replaced".into())
+        }
         _ => {}
     }
     if m.kind == "user" {
@@ -337,12 +397,19 @@ async fn check_installed(
     if m.kind == "server" {
         match &installed.ca {
             None => problems.push("CA file missing".into()),
-            Some(ca) if ca.trim() != m.ca_cert_pem.trim() => problems.push("CA file replaced".into()),
+            Some(ca) if ca.trim() != m.ca_cert_pem.trim() => {
+                problems.push("CA file replaced".into())
+            }
             _ => {}
         }
         if m.configure_ssl {
             let settings = node.ssl_settings().await.map_err(|e| node_diag(&e))?;
-            let want = ["on", &paths.cert, &paths.key, paths.ca.as_deref().unwrap_or_default()];
+            let want = [
+                "on",
+                &paths.cert,
+                &paths.key,
+                paths.ca.as_deref().unwrap_or_default(),
+            ];
             if settings.iter().zip(want).any(|(have, want)| have != want) {
                 problems.push("ssl settings changed".into());
             }
@@ -363,10 +430,19 @@ async fn check_installed(
 
 /// Installs the certificate in `state` and fills in the computed values.
 async fn install(ctx: &Ctx, m: &Model, mut state: Value) -> Result<Value, Diagnostics> {
-    let cert_pem = state.attr(CERT_PEM).as_str().unwrap_or_default().to_string();
+    let cert_pem = state
+        .attr(CERT_PEM)
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let key_pem = Secret::new(state.attr(PRIVATE_KEY_PEM).as_str().unwrap_or_default());
-    let info = pki::inspect(&cert_pem).map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
-    let node = ctx.provider.node(&m.node).await.map_err(|e| node_diag(&e))?;
+    let info =
+        pki::inspect(&cert_pem).map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
+    let node = ctx
+        .provider
+        .node(&m.node)
+        .await
+        .map_err(|e| node_diag(&e))?;
     let paths = match m.kind.as_str() {
         "server" => node.server_cert_paths().await,
         _ => node.user_cert_paths(&m.common_name).await,
@@ -389,9 +465,15 @@ async fn install(ctx: &Ctx, m: &Model, mut state: Value) -> Result<Value, Diagno
     state.set_attr(CERT_PATH, Value::string(&paths.cert));
     state.set_attr(KEY_PATH, Value::string(&paths.key));
     state.set_attr(CA_PATH, Value::opt_string(paths.ca.clone()));
-    state.set_attr(ID, Value::string(make_id(&m.node, &m.kind, m.role.as_deref())));
+    state.set_attr(
+        ID,
+        Value::string(make_id(&m.node, &m.kind, m.role.as_deref())),
+    );
     plan_renewal(&mut state);
-    let installed = node.read_installed(&paths).await.map_err(|e| node_diag(&e))?;
+    let installed = node
+        .read_installed(&paths)
+        .await
+        .map_err(|e| node_diag(&e))?;
     let status = check_installed(&node, m, &state, &paths, &installed).await?;
     if status != IN_SYNC {
         return Err(Diagnostics::error(
@@ -424,14 +506,21 @@ impl Model {
         let role = f.opt_string(ROLE);
         let m = Model {
             kind: f.string(KIND),
-            node: f.opt_string(NODE).unwrap_or_else(|| ACCESS_NODE.to_string()),
-            common_name: f.opt_string(COMMON_NAME).or_else(|| role.clone()).unwrap_or_default(),
+            node: f
+                .opt_string(NODE)
+                .unwrap_or_else(|| ACCESS_NODE.to_string()),
+            common_name: f
+                .opt_string(COMMON_NAME)
+                .or_else(|| role.clone())
+                .unwrap_or_default(),
             role,
             dns_names: f.strings(DNS_NAMES),
             ip_addresses: f.strings(IP_ADDRESSES),
             ca_cert_pem: f.string(CA_CERT_PEM),
             ca_private_key_pem: Secret::new(f.opt_string(CA_PRIVATE_KEY_PEM).unwrap_or_default()),
-            key_algorithm: f.opt_string(KEY_ALGORITHM).unwrap_or_else(|| "ecdsa_p256".into()),
+            key_algorithm: f
+                .opt_string(KEY_ALGORITHM)
+                .unwrap_or_else(|| "ecdsa_p256".into()),
             validity_days: f.opt_i64(VALIDITY_DAYS).unwrap_or(DEFAULT_VALIDITY),
             configure_ssl: f.bool_or(CONFIGURE_SSL, true),
         };

@@ -110,7 +110,11 @@ pub(super) async fn handle(
             if let Some(path) = res.must_replace(&prior, &planned) {
                 // A replacement: everything computed is new.
                 replace.push(path);
-                for a in schema.attributes.iter().filter(|a| a.mode == Mode::Computed) {
+                for a in schema
+                    .attributes
+                    .iter()
+                    .filter(|a| a.mode == Mode::Computed)
+                {
                     planned.set_attr(a.name, Value::Unknown);
                 }
             }

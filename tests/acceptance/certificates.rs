@@ -60,7 +60,10 @@ resource "timescaledb_hba_rule" "cert" {{
 fn user_cert(c: &Cluster, role: &str) -> (PathBuf, PathBuf) {
     let out = c.psql("access", &format!("SELECT md5('{role}')"));
     let dir = c.data_dir("access").join("timescaledb/certs");
-    (dir.join(format!("{out}.crt")), dir.join(format!("{out}.key")))
+    (
+        dir.join(format!("{out}.crt")),
+        dir.join(format!("{out}.key")),
+    )
 }
 
 /// Connects to `node` as `user` with `sslmode=verify-full`, presenting the
@@ -73,7 +76,11 @@ fn cert_login(c: &Cluster, node: &str, user: &str, cert: Option<&(PathBuf, PathB
         root.display()
     );
     match cert {
-        Some((crt, key)) => conninfo.push_str(&format!(" sslcert={} sslkey={}", crt.display(), key.display())),
+        Some((crt, key)) => conninfo.push_str(&format!(
+            " sslcert={} sslkey={}",
+            crt.display(),
+            key.display()
+        )),
         None => conninfo.push_str(" sslcert=/nonexistent sslkey=/nonexistent"),
     }
     c.psql_conn(&conninfo, "SELECT current_user", &[])
@@ -88,7 +95,11 @@ fn fingerprint_in_state(tf: &Terraform, addr: &str) -> String {
     show.stdout
         .lines()
         .find_map(|l| l.trim().strip_prefix("fingerprint_sha256"))
-        .map(|l| l.trim_start_matches([' ', '=']).trim_matches('"').to_string())
+        .map(|l| {
+            l.trim_start_matches([' ', '='])
+                .trim_matches('"')
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -111,7 +122,10 @@ fn certificate_third_end_to_end() {
     let postgres = user_cert(&c, "postgres");
     assert!(exists(&testrole.0) && exists(&testrole.1) && exists(&postgres.0));
     let key_mode = std::fs::metadata(&testrole.1).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key_mode.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key_mode.permissions()) & 0o777,
+        0o600
+    );
     // The certificate file carries the chain: the role's certificate, then the CA.
     let chain = std::fs::read_to_string(&testrole.0).unwrap();
     assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2);
@@ -123,11 +137,18 @@ fn certificate_third_end_to_end() {
         assert!(out.status.success(), "{node}: {}", stderr(&out));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "testrole");
         let out = cert_login(&c, node, "testrole", None);
-        assert!(!out.status.success(), "{node} let testrole in without a certificate");
+        assert!(
+            !out.status.success(),
+            "{node} let testrole in without a certificate"
+        );
         // postgres's certificate does not make anyone testrole.
         let out = cert_login(&c, node, "testrole", Some(&postgres));
         assert!(!out.status.success());
-        assert!(stderr(&out).contains("certificate authentication failed"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("certificate authentication failed"),
+            "{}",
+            stderr(&out)
+        );
     }
     tf.assert_no_changes();
 
@@ -138,24 +159,39 @@ fn certificate_third_end_to_end() {
     std::fs::copy(c.data_dir("dn2").join("server.crt"), &dn1_crt).unwrap();
     let (changes, plan) = tf.plan();
     assert!(changes);
-    for expected in ["\"key file missing\" -> \"in sync\"", "\"certificate file replaced"] {
-        assert!(plan.stdout.contains(expected), "{expected} not in:\n{}", plan.stdout);
+    for expected in [
+        "\"key file missing\" -> \"in sync\"",
+        "\"certificate file replaced",
+    ] {
+        assert!(
+            plan.stdout.contains(expected),
+            "{expected} not in:\n{}",
+            plan.stdout
+        );
     }
     tf.apply();
     tf.assert_no_changes();
     assert_eq!(std::fs::read(&dn1_crt).unwrap(), original_dn1);
-    assert!(cert_login(&c, "dn1", "testrole", Some(&testrole)).status.success());
+    assert!(cert_login(&c, "dn1", "testrole", Some(&testrole))
+        .status
+        .success());
 
     // Inside the renewal window a new certificate is planned and installed.
     let user_addr = "timescaledb_node_certificate.user[\"testrole\"]";
     let before = fingerprint_in_state(&tf, user_addr);
     tf.config(&certificate_third(&c, 400));
     let (changes, plan) = tf.plan();
-    assert!(changes && plan.stdout.contains("must be replaced"), "{}", plan.stdout);
+    assert!(
+        changes && plan.stdout.contains("must be replaced"),
+        "{}",
+        plan.stdout
+    );
     tf.apply();
     let after = fingerprint_in_state(&tf, user_addr);
     assert!(!before.is_empty() && before != after);
-    assert!(cert_login(&c, "dn2", "testrole", Some(&testrole)).status.success());
+    assert!(cert_login(&c, "dn2", "testrole", Some(&testrole))
+        .status
+        .success());
     tf.config(&certificate_third(&c, 30));
     tf.apply();
     tf.assert_no_changes();
@@ -177,14 +213,20 @@ fn certificate_third_end_to_end() {
     let verify = Terraform::new();
     let provider = c.provider_block().replace(
         "sslmode = \"disable\"",
-        &format!("sslmode = \"verify-full\"\n  sslrootcert = \"{}\"", ca_file.display()),
+        &format!(
+            "sslmode = \"verify-full\"\n  sslrootcert = \"{}\"",
+            ca_file.display()
+        ),
     );
     verify.config(&format!(
         "{provider}\ndata \"timescaledb_data_nodes\" \"all\" {{}}\noutput \"reachable\" {{\n  value = [for n in data.timescaledb_data_nodes.all.nodes : n.reachable]\n}}\n"
     ));
     verify.init();
     verify.apply();
-    assert_eq!(verify.must(&["output", "-json", "reachable"]).stdout.trim(), "[true,true]");
+    assert_eq!(
+        verify.must(&["output", "-json", "reachable"]).stdout.trim(),
+        "[true,true]"
+    );
 
     tf.destroy();
     for node in ["access", "dn1", "dn2"] {
@@ -195,4 +237,56 @@ fn certificate_third_end_to_end() {
         assert!(!auto.contains("ssl"), "{node}: {auto}");
     }
     assert!(!exists(&testrole.0) && !exists(&testrole.1) && !exists(&postgres.1));
+}
+
+#[test]
+fn bad_certificate_inputs_are_refused_before_anything_changes() {
+    use tsdb_provider::pki;
+    let c = Cluster::start(1);
+    let ca = |cn: &str| {
+        pki::new_ca(
+            pki::distinguished_name([("common_name", cn)]).unwrap(),
+            "ecdsa_p256",
+            10,
+        )
+        .unwrap()
+    };
+    let (a, b) = (ca("A"), ca("B"));
+    let tf = Terraform::new();
+    let config = |cert: &str, key: &str, extra: &str| {
+        format!(
+            "{}\nresource \"timescaledb_node_certificate\" \"s\" {{\n  kind = \"server\"\n  node = \"dn1\"\n  common_name = \"localhost\"\n  ca_cert_pem = <<EOT\n{cert}EOT\n  ca_private_key_pem = <<EOT\n{key}EOT\n{extra}}}\n",
+            c.provider_block()
+        )
+    };
+    tf.config(&config(&a.cert_pem, b.key_pem.expose(), ""));
+    tf.init();
+    let run = tf.try_apply();
+    assert!(!run.ok);
+    assert!(
+        run.all()
+            .contains("the private key does not belong to the CA certificate"),
+        "{}",
+        run.all()
+    );
+    assert!(run.all().contains("ca_private_key_pem"), "{}", run.all());
+    tf.config(&config(
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+        a.key_pem.expose(),
+        "  ip_addresses = [\"300.1.1.1\"]\n",
+    ));
+    let run = tf.try_apply();
+    assert!(!run.ok);
+    assert!(
+        run.all().contains("ca_cert_pem") && run.all().contains("is not an IP address"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        !run.all()
+            .contains(a.key_pem.expose().lines().nth(1).unwrap()),
+        "a key in the output"
+    );
+    assert!(!exists(&c.data_dir("dn1").join("server.crt")));
+    assert_eq!(c.psql("dn1", "SHOW ssl"), "off");
 }

@@ -3,8 +3,8 @@
 
 // Test code: a failed expectation is a panic with the reason.
 #![allow(clippy::unwrap_used)]
-mod harness;
 mod certificates;
+mod harness;
 mod hba_rule;
 mod password_auth;
 mod protocol;
