@@ -57,7 +57,7 @@ resource "timescaledb_hba_rule" "cert" {{
 }
 
 /// The md5 file name TimescaleDB uses for a role's certificate.
-fn user_cert(c: &Cluster, role: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn user_cert(c: &Cluster, role: &str) -> (PathBuf, PathBuf) {
     let out = c.psql("access", &format!("SELECT md5('{role}')"));
     let dir = c.data_dir("access").join("timescaledb/certs");
     (
@@ -68,7 +68,12 @@ fn user_cert(c: &Cluster, role: &str) -> (PathBuf, PathBuf) {
 
 /// Connects to `node` as `user` with `sslmode=verify-full`, presenting the
 /// given certificate (if any).
-fn cert_login(c: &Cluster, node: &str, user: &str, cert: Option<&(PathBuf, PathBuf)>) -> Output {
+pub(crate) fn cert_login(
+    c: &Cluster,
+    node: &str,
+    user: &str,
+    cert: Option<&(PathBuf, PathBuf)>,
+) -> Output {
     let root = c.data_dir("dn1").join("root.crt");
     let mut conninfo = format!(
         "host=127.0.0.1 port={} dbname=postgres user={user} sslmode=verify-full sslrootcert={}",

@@ -177,6 +177,7 @@ fn mirror() -> &'static Path {
 pub struct Terraform {
     dir: tempfile::TempDir,
     rc: PathBuf,
+    work: PathBuf,
 }
 
 pub struct Run {
@@ -207,12 +208,13 @@ impl Terraform {
             ),
         )
         .expect("write terraformrc");
-        std::fs::create_dir_all(dir.path().join("work")).expect("work dir");
-        Terraform { dir, rc }
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).expect("work dir");
+        Terraform { dir, rc, work }
     }
 
     pub fn work(&self) -> PathBuf {
-        self.dir.path().join("work")
+        self.work.clone()
     }
 
     /// Writes main.tf: the provider requirement plus `body`.
@@ -377,5 +379,92 @@ impl Cluster {
             .envs(env.iter().copied())
             .output()
             .expect("run psql")
+    }
+}
+
+impl Terraform {
+    /// A working directory holding a copy of `examples/`, in the example
+    /// `rel` (so that module sources like `../../modules/x` resolve).
+    pub fn example(rel: &str) -> Terraform {
+        let mut tf = Terraform::new();
+        let root = tf.dir.path().join("examples");
+        copy_tree(&Path::new(ROOT).join("examples"), &root);
+        tf.work = root.join(rel);
+        assert!(tf.work.is_dir(), "no example {rel}");
+        tf
+    }
+
+    /// Writes `terraform.tfvars.json` in the working directory.
+    pub fn vars(&self, json: &serde_json::Value) {
+        std::fs::write(
+            self.work().join("terraform.tfvars.json"),
+            serde_json::to_string_pretty(json).expect("json"),
+        )
+        .expect("write tfvars");
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            if entry.file_name() != ".terraform" {
+                copy_tree(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+impl Cluster {
+    /// The example variables for this cluster: every node on 127.0.0.1.
+    pub fn example_vars(&self) -> serde_json::Value {
+        let data_nodes: serde_json::Map<String, serde_json::Value> = self
+            .ports
+            .iter()
+            .filter(|(n, _)| *n != "access")
+            .map(|(n, p)| {
+                (
+                    n.clone(),
+                    serde_json::json!({ "host": "127.0.0.1", "port": p }),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "access_host": "127.0.0.1",
+            "access_port": self.port("access"),
+            "access_address": "127.0.0.1",
+            "data_nodes": data_nodes,
+        })
+    }
+
+    /// What the provider may have left on the nodes: managed blocks, roles
+    /// other than postgres, TLS. Empty when every node is clean.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for node in self.ports.keys() {
+            if self.read_hba(node).contains("BEGIN terraform") {
+                out.push(format!("{node}: managed pg_hba.conf rules"));
+            }
+            let roles = self.psql(
+                node,
+                "SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolname NOT LIKE 'pg\\_%' AND rolname <> 'postgres'",
+            );
+            if !roles.is_empty() {
+                out.push(format!("{node}: roles {roles}"));
+            }
+            if self.psql(node, "SHOW ssl") != "off" {
+                out.push(format!("{node}: ssl on"));
+            }
+            let passfile =
+                std::fs::read_to_string(self.data_dir(node).join("passfile")).unwrap_or_default();
+            if passfile.contains("BEGIN terraform") {
+                out.push(format!("{node}: managed passfile entries"));
+            }
+        }
+        out
     }
 }

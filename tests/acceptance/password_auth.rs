@@ -64,7 +64,7 @@ resource "timescaledb_hba_rule" "scram" {{
 
 /// Logs in to `node` as `user` with the access node's passfile and no
 /// other source of passwords, the way the access node's own libpq does.
-fn login_with_passfile(c: &Cluster, node: &str, user: &str) -> std::process::Output {
+pub(crate) fn login_with_passfile(c: &Cluster, node: &str, user: &str) -> std::process::Output {
     let passfile = c.data_dir("access").join("passfile");
     c.psql_conn(
         &format!(

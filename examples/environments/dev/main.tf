@@ -1,0 +1,29 @@
+# Development: the data nodes trust the access node.
+
+terraform {
+  required_providers {
+    timescaledb = { source = "local/timescaledb" }
+  }
+}
+
+provider "timescaledb" {
+  host       = var.access_host
+  port       = var.access_port
+  username   = "postgres"
+  data_nodes = { for name, n in var.data_nodes : name => { host = n.host, port = tostring(n.port) } }
+}
+
+module "auth" {
+  source = "../../modules/multinode-auth"
+
+  auth_method    = "trust"
+  access_address = var.access_address
+  nodes          = merge({ access = var.access_host }, { for name, n in var.data_nodes : name => n.host })
+  roles = {
+    testrole = { client_password = null, internal_password = null }
+  }
+}
+
+output "auth" {
+  value = module.auth
+}

@@ -1,0 +1,19 @@
+variable "access_host" {
+  type        = string
+  description = "Host the provider reaches the access node at."
+}
+
+variable "access_port" {
+  type    = number
+  default = 5432
+}
+
+variable "access_address" {
+  type        = string
+  description = "IP address of the access node as the data nodes see it (its connections come from there)."
+}
+
+variable "data_nodes" {
+  type        = map(object({ host = string, port = number }))
+  description = "Data nodes by name (the names TimescaleDB knows them by)."
+}

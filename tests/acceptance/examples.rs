@@ -1,0 +1,303 @@
+//! Every example under `examples/` applied to live nodes, re-planned with no
+//! changes, and destroyed leaving the nodes clean; and an environment moved
+//! from password to certificate authentication.
+
+use serde_json::json;
+
+use crate::certificates::{cert_login, user_cert};
+use crate::harness::{Cluster, Terraform};
+use crate::password_auth::login_with_passfile;
+
+/// A cluster whose access node looks like a TimescaleDB multi-node access
+/// node (foreign servers for the data nodes, distributed_exec).
+fn cluster() -> Cluster {
+    let c = Cluster::start(2);
+    c.install_distributed_exec_standin();
+    c
+}
+
+fn merge(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
+    if let (Some(a), serde_json::Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+/// `init`, `apply`, checks, a plan with no changes, `destroy`, clean nodes.
+fn round_trip(c: &Cluster, tf: &Terraform, check: impl Fn()) {
+    tf.init();
+    tf.apply();
+    check();
+    tf.assert_no_changes();
+    tf.destroy();
+    assert_eq!(c.leftovers(), Vec::<String>::new());
+}
+
+fn works_as_testrole(c: &Cluster) {
+    c.psql(
+        "access",
+        "SET ROLE testrole; CALL distributed_exec($$SET work_mem = '64kB'$$)",
+    );
+}
+
+fn certificate_logins(c: &Cluster, role: &str) {
+    let cert = user_cert(c, role);
+    for node in ["dn1", "dn2"] {
+        let out = cert_login(c, node, role, Some(&cert));
+        assert!(
+            out.status.success(),
+            "{node}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!cert_login(c, node, role, None).status.success());
+    }
+}
+
+fn password_logins(c: &Cluster) {
+    for node in ["dn1", "dn2"] {
+        let out = login_with_passfile(c, node, "testrole");
+        assert!(
+            out.status.success(),
+            "{node}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn quickstart() {
+    let c = Cluster::start(2);
+    let tf = Terraform::example("quickstart");
+    tf.vars(&json!({
+        "access_port": c.port("access"),
+        "dn1_port": c.port("dn1"),
+        "dn2_port": c.port("dn2"),
+    }));
+    round_trip(&c, &tf, || {
+        assert!(c
+            .read_hba("dn1")
+            .contains("host all testrole 127.0.0.1/32 trust"));
+    });
+}
+
+#[test]
+fn trust() {
+    let c = cluster();
+    let tf = Terraform::example("trust");
+    tf.vars(&c.example_vars());
+    round_trip(&c, &tf, || works_as_testrole(&c));
+}
+
+#[test]
+fn password() {
+    let c = cluster();
+    let tf = Terraform::example("password");
+    tf.vars(&merge(
+        c.example_vars(),
+        json!({ "testrole_client_password": "client pass", "testrole_internal_password": "int:ernal\\pass" }),
+    ));
+    round_trip(&c, &tf, || {
+        password_logins(&c);
+        works_as_testrole(&c);
+    });
+}
+
+#[test]
+fn certificate() {
+    let c = cluster();
+    let tf = Terraform::example("certificate");
+    tf.vars(&c.example_vars());
+    round_trip(&c, &tf, || {
+        certificate_logins(&c, "testrole");
+        assert_eq!(c.psql("access", "SHOW ssl"), "on");
+    });
+}
+
+#[test]
+fn environment_dev() {
+    let c = cluster();
+    let tf = Terraform::example("environments/dev");
+    tf.vars(&c.example_vars());
+    round_trip(&c, &tf, || {
+        works_as_testrole(&c);
+        assert!(c
+            .read_hba("dn2")
+            .contains("host all testrole 127.0.0.1/32 trust # (10) access node (trust)"));
+    });
+}
+
+#[test]
+fn environment_prod() {
+    let c = cluster();
+    let tf = Terraform::example("environments/prod");
+    tf.vars(&c.example_vars());
+    round_trip(&c, &tf, || {
+        certificate_logins(&c, "testrole");
+        certificate_logins(&c, "reporter");
+    });
+}
+
+#[test]
+fn module_variables_are_validated() {
+    let c = Cluster::start(1);
+    let tf = Terraform::example("environments/staging");
+    tf.vars(&merge(
+        c.example_vars(),
+        json!({
+            "auth_method": "kerberos",
+            "access_address": "not an address",
+            "testrole_client_password": "a",
+            "testrole_internal_password": "b",
+        }),
+    ));
+    tf.init();
+    let run = tf.run(&["plan", "-input=false", "-no-color"]);
+    assert!(!run.ok);
+    let all = run.all();
+    assert!(
+        all.contains("must be one of trust, password or certificate"),
+        "{all}"
+    );
+    assert!(
+        all.contains("must be an IP address or a CIDR range"),
+        "{all}"
+    );
+}
+
+/// Staging moves from password to certificate authentication: the plan
+/// creates the new rule before it removes the old one, and at no point of
+/// the apply is testrole without a way in.
+#[test]
+fn environment_staging_moves_from_password_to_certificate() {
+    let c = cluster();
+    let tf = Terraform::example("environments/staging");
+    let vars = merge(
+        c.example_vars(),
+        json!({ "testrole_client_password": "clientpass", "testrole_internal_password": "internalpass" }),
+    );
+    tf.vars(&vars);
+    // No way in for testrole but the ones the module makes: the test
+    // cluster's catch-all trust rules come after a reject.
+    let hba = c.read_hba("dn1");
+    let first_rule = hba.find("\nlocal").unwrap() + 1;
+    c.write_hba(
+        "dn1",
+        &format!(
+            "{}host all testrole 127.0.0.0/8 reject\n{}",
+            &hba[..first_rule],
+            &hba[first_rule..]
+        ),
+    );
+    c.psql("dn1", "SELECT pg_reload_conf()");
+    tf.init();
+    tf.apply();
+    password_logins(&c);
+    works_as_testrole(&c);
+    tf.assert_no_changes();
+
+    tf.vars(&merge(vars, json!({ "auth_method": "certificate" })));
+    let (changes, plan) = tf.plan();
+    assert!(changes);
+    for expected in [
+        "module.auth.timescaledb_certificate_authority.ca[0] will be created",
+        "module.auth.timescaledb_node_certificate.server[\"dn1\"] will be created",
+        "module.auth.timescaledb_node_certificate.user[\"testrole\"] will be created",
+        "+/- create replacement and then destroy",
+        "module.auth.timescaledb_hba_rule.access_node[\"dn1\"] must be replaced",
+    ] {
+        assert!(
+            plan.stdout.contains(expected),
+            "{expected} not in:\n{}",
+            plan.stdout
+        );
+    }
+    // Watch the way in while the apply runs: the passfile login or the
+    // certificate login must work at every moment.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        let ports = (c.port("dn1"), c.data_dir("access"), c.data_dir("dn1"));
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            let mut probes = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                probes += 1;
+                if !way_in(ports.0, &ports.1, &ports.2) {
+                    failures.push(probes);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            (probes, failures)
+        })
+    };
+    tf.apply();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (probes, failures) = watcher.join().unwrap();
+    assert!(
+        probes > 5 && failures.is_empty(),
+        "{} of {probes} probes found no way in",
+        failures.len()
+    );
+    // The probe itself works after the move (by certificate now).
+    assert!(way_in(
+        c.port("dn1"),
+        &c.data_dir("access"),
+        &c.data_dir("dn1")
+    ));
+    let out = login_with_passfile(&c, "dn1", "testrole");
+    assert!(
+        !out.status.success(),
+        "the password rule is gone:\n{}\n{}",
+        c.psql(
+            "dn1",
+            "SELECT line_number, type, user_name, auth_method, error FROM pg_hba_file_rules"
+        ),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    certificate_logins(&c, "testrole");
+    assert!(c
+        .read_hba("dn1")
+        .contains("hostssl all testrole 127.0.0.1/32 cert clientcert=verify-full"));
+    assert!(!c.read_hba("dn1").contains("scram-sha-256 # (10)"));
+    tf.assert_no_changes();
+    tf.destroy();
+    assert_eq!(c.leftovers(), Vec::<String>::new());
+    assert!(c
+        .read_hba("dn1")
+        .contains("host all testrole 127.0.0.0/8 reject\nlocal"));
+}
+
+/// Whether testrole gets in to the data node at `port` from the access
+/// node's side: with the passfile password, or with its certificate once
+/// the node runs TLS.
+fn way_in(port: u16, access: &std::path::Path, dn: &std::path::Path) -> bool {
+    let psql = |conninfo: String, env: Option<(&str, String)>| {
+        let mut cmd = std::process::Command::new("psql");
+        cmd.args([&conninfo, "-wAtX", "-c", "SELECT 1"])
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
+            .env("PGCONNECT_TIMEOUT", "5");
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        cmd.output().map(|o| o.status.success()).unwrap_or(false)
+    };
+    let base = format!("host=127.0.0.1 port={port} dbname=postgres user=testrole");
+    if psql(
+        format!("{base} sslmode=prefer"),
+        Some(("PGPASSFILE", access.join("passfile").display().to_string())),
+    ) {
+        return true;
+    }
+    let certs = access.join("timescaledb/certs");
+    let base_name = "9e87613bf77d50f190dca2a795efcc44"; // md5("testrole")
+    psql(
+        format!(
+            "{base} sslmode=verify-ca sslrootcert={} sslcert={} sslkey={}",
+            dn.join("root.crt").display(),
+            certs.join(format!("{base_name}.crt")).display(),
+            certs.join(format!("{base_name}.key")).display()
+        ),
+        None,
+    )
+}
