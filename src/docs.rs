@@ -174,17 +174,16 @@ fn page(
 pub fn render_all() -> BTreeMap<PathBuf, String> {
     let server = ProviderServer::new();
     let mut files = BTreeMap::new();
-    files.insert(
-        PathBuf::from("index.md"),
-        page(
-            "Provider: timescaledb",
-            "",
-            "timescaledb Provider",
-            server.provider_schema(),
-            &examples("provider", ""),
-            None,
-        ),
+    let mut index = page(
+        "Provider: timescaledb",
+        "",
+        "timescaledb Provider",
+        server.provider_schema(),
+        &examples("provider", ""),
+        None,
     );
+    index.push_str(include_str!("docs/index_notes.md"));
+    files.insert(PathBuf::from("index.md"), index);
     for r in server.resources() {
         let name = r.type_name();
         let short = name.trim_start_matches("timescaledb_");
