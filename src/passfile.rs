@@ -32,7 +32,7 @@ fn escape(s: &str) -> String {
 impl Entry {
     /// The entry as one line, escaped as libpq reads it.
     pub fn render(&self) -> String {
-        [
+        let line = [
             &self.hostname,
             &self.port,
             &self.database,
@@ -42,7 +42,13 @@ impl Entry {
         .iter()
         .map(|f| escape(f))
         .collect::<Vec<_>>()
-        .join(":")
+        .join(":");
+        // libpq skips lines starting with `#` before unescaping
+        if line.starts_with('#') {
+            format!("\\{line}")
+        } else {
+            line
+        }
     }
 
     /// Parses a line the way libpq does; comments, blank lines and lines
@@ -317,6 +323,53 @@ impl PassFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A field as a user may write it: one line, not empty.
+    fn field() -> impl Strategy<Value = String> {
+        "[^\\n\\r]{1,12}"
+    }
+
+    fn any_entry() -> impl Strategy<Value = Entry> {
+        (field(), field(), field(), field(), field()).prop_map(|(h, p, d, u, pw)| Entry {
+            hostname: h,
+            port: p,
+            database: d,
+            username: u,
+            password: pw,
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_parses_and_renders_back_byte_for_byte(text in ".*(\\n.*){0,6}") {
+            prop_assert_eq!(PassFile::parse(&text).render(), text.clone());
+            for line in text.lines() {
+                let _ = Entry::parse(line);
+            }
+        }
+
+        #[test]
+        fn entries_round_trip_through_their_line(e in any_entry()) {
+            prop_assert_eq!(Entry::parse(&e.render()), Some(e));
+        }
+
+        #[test]
+        fn managing_an_entry_and_removing_it_gives_the_file_back(
+            text in "([^\\n]{0,20}\\n){0,6}",
+            e in any_entry(),
+            position in -5i64..5,
+        ) {
+            let original = PassFile::parse(&text);
+            prop_assume!(original.find(&e.key()).is_none() && !text.contains("terraform-provider-timescaledb"));
+            let mut f = original.clone();
+            f.upsert(&e, position);
+            let found = PassFile::parse(&f.render()).find(&e.key());
+            prop_assert_eq!(found.map(|x| (x.entry, x.position)), Some((e.clone(), Some(position))));
+            prop_assert!(f.remove(&e.key()));
+            prop_assert_eq!(f.render(), text);
+        }
+    }
 
     fn entry(user: &str, password: &str) -> Entry {
         Entry {

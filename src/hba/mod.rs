@@ -203,6 +203,85 @@ fn split_position(comment: Option<&str>) -> (Option<i64>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("all".to_string()),
+            "[a-z_][a-z0-9_]{0,8}",
+            "[A-Za-z0-9_][A-Za-z0-9_ ,.'#-]{0,10}",
+        ]
+    }
+
+    fn any_rule() -> impl Strategy<Value = (Rule, i64)> {
+        (
+            prop::sample::select(vec!["local", "host", "hostssl", "hostnossl"]),
+            prop::collection::vec(name(), 1..3),
+            prop::collection::vec(name(), 1..3),
+            (0u8..=255, 0u8..=255, 0u8..=32),
+            prop::sample::select(vec!["trust", "reject", "scram-sha-256", "md5", "password"]),
+            prop::option::of("[A-Za-z0-9 ,.#'\"-]{1,20}"),
+            -1000i64..1000,
+        )
+            .prop_map(|(t, dbs, users, (a, b, bits), method, comment, position)| {
+                let address = (t != "local").then(|| {
+                    let ip = std::net::Ipv4Addr::new(192, 0, a, b);
+                    let masked =
+                        u32::from(ip) & u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+                    format!("{}/{bits}", std::net::Ipv4Addr::from(masked))
+                });
+                let rule = Rule {
+                    conn_type: t.to_string(),
+                    databases: dbs,
+                    users,
+                    address,
+                    method: method.to_string(),
+                    options: Default::default(),
+                    comment: comment
+                        .map(|c| c.trim().to_string())
+                        .filter(|c| !c.is_empty() && !c.starts_with('(')),
+                };
+                (rule, position)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_parses_without_panic_and_renders_back(text in ".*(\\n.*){0,6}") {
+            let f = HbaFile::parse(&text);
+            prop_assert_eq!(f.render(), text.clone());
+            let _ = f.rules();
+            for line in text.lines() {
+                let _ = Rule::parse_line(line);
+            }
+        }
+
+        #[test]
+        fn any_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let f = HbaFile::parse(&text);
+            let _ = f.rules();
+            prop_assert_eq!(f.render(), text.into_owned());
+        }
+
+        #[test]
+        fn rules_round_trip_and_unmanaged_content_survives(
+            (rule, position) in any_rule(),
+            text in "([^\\n]{0,30}\\n){0,6}",
+        ) {
+            prop_assume!(rule.check_field().is_ok());
+            let parsed = Rule::parse_line(&rule.render()).ok().flatten();
+            prop_assert_eq!(parsed.as_ref(), Some(&rule));
+            let original = HbaFile::parse(&text);
+            prop_assume!(original.find(&rule.key()).is_none() && !text.contains("terraform-provider-timescaledb"));
+            let mut f = original.clone();
+            f.upsert(&rule, position);
+            let found = HbaFile::parse(&f.render()).find(&rule.key());
+            prop_assert_eq!(found.map(|x| (x.rule, x.position)), Some((rule.clone(), Some(position))));
+            prop_assert!(f.remove(&rule.key()));
+            prop_assert_eq!(f.render(), text);
+        }
+    }
 
     const DEFAULT: &str = "# PostgreSQL Client Authentication Configuration File\n\
 # TYPE  DATABASE        USER            ADDRESS                 METHOD\n\

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tokio_postgres::GenericClient;
 
+use super::batch::{self, Edit, Written};
 use super::error::{ErrorKind, NodeError};
 use super::{files, Node};
 use crate::hba::{HbaFile, LockoutCheck};
@@ -95,29 +96,32 @@ impl Node {
     }
 
     /// Applies `edit` to pg_hba.conf as described in the module docs and
-    /// returns the file now in force. The work runs in its own task, so a
+    /// returns the file now in force. Edits arriving together are written
+    /// as one change ([`super::batch`]). The work runs in its own task, so a
     /// cancelled request cannot stop it between the write and the check.
     pub async fn hba_edit<F>(self: &Arc<Self>, edit: F) -> Result<HbaSnapshot, NodeError>
     where
-        F: FnOnce(&mut HbaFile) -> Result<(), String> + Send + 'static,
+        F: Fn(&mut HbaFile) -> Result<(), String> + Send + Sync + 'static,
     {
+        let rx = self.hba_queue.push(Arc::new(edit));
         let node = self.clone();
-        let task = tokio::spawn(async move { node.hba_edit_inner(edit).await });
-        match task.await {
-            Ok(r) => r,
-            Err(e) => Err(self.err(
-                ErrorKind::Sql,
+        tokio::spawn(async move {
+            let _guard = node.edit_lock.lock().await;
+            node.hba_queue.drain(|edits| node.hba_write(edits)).await;
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(batch::lost(
+                &self.name,
+                &self.address(),
                 "editing pg_hba.conf",
-                format!("internal error: {e}"),
-            )),
-        }
+            ))
+        })
     }
 
-    async fn hba_edit_inner<F>(&self, edit: F) -> Result<HbaSnapshot, NodeError>
-    where
-        F: FnOnce(&mut HbaFile) -> Result<(), String>,
-    {
-        let _guard = self.edit_lock.lock().await;
+    async fn hba_write(
+        &self,
+        edits: Vec<Edit<HbaFile>>,
+    ) -> Result<Written<HbaSnapshot>, NodeError> {
         let mut session = self.session().await?;
         let tx = session
             .client()
@@ -131,10 +135,19 @@ impl Node {
         let path = before.path.clone();
         let info = self.session_info(&tx).await?;
         let mut after = before.file.clone();
-        edit(&mut after)
-            .map_err(|m| self.err(ErrorKind::Rejected, format!("changing {path}"), m))?;
+        let mut results = Vec::with_capacity(edits.len());
+        for edit in &edits {
+            let mut attempt = after.clone();
+            results.push(match edit(&mut attempt) {
+                Ok(()) => {
+                    after = attempt;
+                    Ok(())
+                }
+                Err(m) => Err(self.err(ErrorKind::Rejected, format!("changing {path}"), m)),
+            });
+        }
         if after == before.file {
-            return Ok(before);
+            return Ok((results, before));
         }
         if let LockoutCheck::LockedOut(why) =
             LockoutCheck::evaluate(&before.file, &after, &info.client, self.credentials())
@@ -208,9 +221,13 @@ impl Node {
         let _ = tx.rollback().await;
         log::info(
             "pg_hba.conf updated",
-            &[("node", &self.name), ("path", &path)],
+            &[
+                ("node", &self.name),
+                ("path", &path),
+                ("edits", &edits.len().to_string()),
+            ],
         );
-        Ok(HbaSnapshot { path, file: after })
+        Ok((results, HbaSnapshot { path, file: after }))
     }
 
     async fn restore<C: GenericClient>(

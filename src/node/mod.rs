@@ -2,6 +2,7 @@
 //! its own session there, files on the node read and written through SQL,
 //! and guarded edits of pg_hba.conf.
 
+mod batch;
 mod certs;
 mod conn;
 mod error;
@@ -35,6 +36,10 @@ pub struct Node {
     /// Serialises edits of this node's files within the process; edits from
     /// other processes are kept apart by an advisory lock on the node.
     edit_lock: tokio::sync::Mutex<()>,
+    /// pg_hba.conf edits waiting to be written together.
+    hba_queue: batch::Queue<crate::hba::HbaFile, HbaSnapshot>,
+    /// Passfile edits waiting to be written together.
+    passfile_queue: batch::Queue<crate::passfile::PassFile, PassSnapshot>,
     /// Serialises catalog changes (grants) within the process.
     catalog_lock: tokio::sync::Mutex<()>,
 }
@@ -56,6 +61,8 @@ impl Node {
             spec,
             edit_lock: tokio::sync::Mutex::new(()),
             catalog_lock: tokio::sync::Mutex::new(()),
+            hba_queue: Default::default(),
+            passfile_queue: Default::default(),
         }
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tokio_postgres::GenericClient;
 
+use super::batch::{self, Edit, Written};
 use super::error::{ErrorKind, NodeError};
 use super::{files, Node};
 use crate::passfile::PassFile;
@@ -104,29 +105,34 @@ impl Node {
     /// Applies `edit` to the password file and writes it back (mode 0600,
     /// replaced in one step where the server allows it), keeping the
     /// previous content in `<path>.terraform-backup`. Returns the file now
-    /// in force. Runs in its own task so that a cancelled request cannot
-    /// stop it halfway.
+    /// in force. Edits arriving together are written as one change; the work
+    /// runs in its own task so that a cancelled request cannot stop it
+    /// halfway.
     pub async fn passfile_edit<F>(self: &Arc<Self>, edit: F) -> Result<PassSnapshot, NodeError>
     where
-        F: FnOnce(&mut PassFile) -> Result<(), String> + Send + 'static,
+        F: Fn(&mut PassFile) -> Result<(), String> + Send + Sync + 'static,
     {
+        let rx = self.passfile_queue.push(Arc::new(edit));
         let node = self.clone();
-        let task = tokio::spawn(async move { node.passfile_edit_inner(edit).await });
-        match task.await {
-            Ok(r) => r,
-            Err(e) => Err(self.err(
-                ErrorKind::Sql,
+        tokio::spawn(async move {
+            let _guard = node.edit_lock.lock().await;
+            node.passfile_queue
+                .drain(|edits| node.passfile_write(edits))
+                .await;
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(batch::lost(
+                &self.name,
+                &self.address(),
                 "editing the passfile",
-                format!("internal error: {e}"),
-            )),
-        }
+            ))
+        })
     }
 
-    async fn passfile_edit_inner<F>(&self, edit: F) -> Result<PassSnapshot, NodeError>
-    where
-        F: FnOnce(&mut PassFile) -> Result<(), String>,
-    {
-        let _guard = self.edit_lock.lock().await;
+    async fn passfile_write(
+        &self,
+        edits: Vec<Edit<PassFile>>,
+    ) -> Result<Written<PassSnapshot>, NodeError> {
         let mut session = self.session().await?;
         let tx = session
             .client()
@@ -142,11 +148,20 @@ impl Node {
         let before = self.passfile_load(&tx, programs).await?;
         let path = before.path.clone();
         let mut after = before.file.clone();
-        edit(&mut after)
-            .map_err(|m| self.err(ErrorKind::Rejected, format!("changing {path}"), m))?;
+        let mut results = Vec::with_capacity(edits.len());
+        for edit in &edits {
+            let mut attempt = after.clone();
+            results.push(match edit(&mut attempt) {
+                Ok(()) => {
+                    after = attempt;
+                    Ok(())
+                }
+                Err(m) => Err(self.err(ErrorKind::Rejected, format!("changing {path}"), m)),
+            });
+        }
         let mode_ok = !programs || !before.exists || before.mode == Some(PASSFILE_MODE);
         if after == before.file && mode_ok {
-            return Ok(before);
+            return Ok((results, before));
         }
         let doing = format!("writing {path}");
         if !programs && !before.exists {
@@ -187,12 +202,22 @@ impl Node {
             None
         };
         let _ = tx.rollback().await;
-        log::info("passfile updated", &[("node", &self.name), ("path", &path)]);
-        Ok(PassSnapshot {
-            path,
-            file: after,
-            exists: true,
-            mode,
-        })
+        log::info(
+            "passfile updated",
+            &[
+                ("node", &self.name),
+                ("path", &path),
+                ("edits", &edits.len().to_string()),
+            ],
+        );
+        Ok((
+            results,
+            PassSnapshot {
+                path,
+                file: after,
+                exists: true,
+                mode,
+            },
+        ))
     }
 }
