@@ -105,6 +105,12 @@ pub const SERVER_GRANTS: &str = "SELECT s.srvname::text, a.is_grantable \
 pub const MISSING_SERVERS: &str = "SELECT n FROM unnest($1::text[]) n \
      WHERE NOT EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = n) ORDER BY n";
 
+/// `$1`: setting names. Each with the value the configuration files give
+/// it (the last valid one; NULL when no file sets it), in the given order.
+pub const FILE_SETTINGS: &str = "SELECT n, (SELECT f.setting FROM pg_file_settings f \
+     WHERE f.name = n AND f.error IS NULL ORDER BY f.seqno DESC LIMIT 1) \
+     FROM unnest($1::text[]) WITH ORDINALITY AS u(n, i) ORDER BY i";
+
 /// Errors the server finds in the pg_hba.conf file now on disk.
 pub const HBA_ERRORS: &str =
     "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL ORDER BY line_number";

@@ -33,6 +33,9 @@ pub struct Installed {
     pub cert: Option<String>,
     pub key: Option<Secret>,
     pub ca: Option<String>,
+    /// Permission bits of the key file, when it exists and the provider
+    /// may run programs to look.
+    pub key_mode: Option<u32>,
 }
 
 /// What to install.
@@ -113,32 +116,70 @@ impl Node {
     /// Reads the installed files.
     pub async fn read_installed(&self, paths: &CertPaths) -> Result<Installed, NodeError> {
         let mut s = self.session().await?;
-        let c = s.client();
+        let tx = s
+            .client()
+            .transaction()
+            .await
+            .map_err(|e| self.pg_err("starting a transaction", &e))?;
         let mut out = Vec::new();
         for p in std::iter::once(&paths.cert)
             .chain(std::iter::once(&paths.key))
             .chain(paths.ca.iter())
         {
-            let bytes = files::read(&*c, p)
+            let bytes = files::read(&tx, p)
                 .await
                 .map_err(|e| self.pg_err(format!("reading {p}"), &e))?;
             out.push(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()));
         }
         let mut it = out.into_iter();
+        let cert = it.next().flatten();
+        let key = it.next().flatten().map(Secret::new);
+        let ca = it.next().flatten();
+        let programs = files::can_run_programs(&tx)
+            .await
+            .map_err(|e| self.pg_err("checking the right to run programs", &e))?;
+        let key_mode = if programs && key.is_some() {
+            files::mode(&tx, &paths.key)
+                .await
+                .map_err(|e| self.pg_err(format!("reading the mode of {}", paths.key), &e))?
+        } else {
+            None
+        };
+        let _ = tx.rollback().await;
         Ok(Installed {
-            cert: it.next().flatten(),
-            key: it.next().flatten().map(Secret::new),
-            ca: it.next().flatten(),
+            cert,
+            key,
+            ca,
+            key_mode,
         })
     }
 
     /// The node's current `ssl` settings, in [`SSL_SETTINGS`] order.
+    ///
+    /// Read from the configuration files (`pg_file_settings`), which is what
+    /// the next reload or restart takes, rather than from a session that may
+    /// not have seen the latest reload yet. `ssl` is given as `on` or `off`.
     pub async fn ssl_settings(&self) -> Result<Vec<String>, NodeError> {
-        let mut out = Vec::new();
-        for name in SSL_SETTINGS {
-            out.push(self.setting(name).await?.unwrap_or_default());
-        }
-        Ok(out)
+        let mut s = self.session().await?;
+        let names: Vec<&str> = SSL_SETTINGS.to_vec();
+        let rows = s
+            .client()
+            .query(sql::FILE_SETTINGS, &[&names])
+            .await
+            .map_err(|e| self.pg_err("reading the ssl settings", &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let name: String = r.get(0);
+                let value: String = r.get::<_, Option<String>>(1).unwrap_or_default();
+                if name == "ssl" {
+                    let on = ["on", "true", "yes", "1"].contains(&value.to_lowercase().as_str());
+                    if on { "on" } else { "off" }.to_string()
+                } else {
+                    value
+                }
+            })
+            .collect())
     }
 
     /// Installs a certificate as described in the module docs. Runs in its
@@ -234,7 +275,8 @@ impl Node {
                 // Put the settings back; the files stay for inspection.
                 for (i, name) in SSL_SETTINGS.iter().enumerate() {
                     if before[i] != want[i] {
-                        let _ = self.alter_system(name, Some(&before[i])).await;
+                        let value = Some(before[i].as_str()).filter(|v| !v.is_empty());
+                        let _ = self.alter_system(name, value).await;
                     }
                 }
                 let _ = self.reload().await;

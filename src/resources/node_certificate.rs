@@ -387,6 +387,9 @@ async fn check_installed(
         }
         _ => {}
     }
+    if let Some(mode) = installed.key_mode.filter(|m| *m != 0o600) {
+        problems.push(format!("key file mode {mode:04o}"));
+    }
     if m.kind == "user" {
         if let Some(text) = &installed.cert {
             if cert_info.is_some() && !text.contains(m.ca_cert_pem.trim()) {

@@ -159,6 +159,11 @@ fn certificate_third_end_to_end() {
 
     // Drift: a deleted key file, and a server certificate replaced by hand.
     std::fs::remove_file(&testrole.1).unwrap();
+    std::fs::set_permissions(
+        &postgres.1,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let dn1_crt = c.data_dir("dn1").join("server.crt");
     let original_dn1 = std::fs::read(&dn1_crt).unwrap();
     std::fs::copy(c.data_dir("dn2").join("server.crt"), &dn1_crt).unwrap();
@@ -167,6 +172,7 @@ fn certificate_third_end_to_end() {
     for expected in [
         "\"key file missing\" -> \"in sync\"",
         "\"certificate file replaced",
+        "\"key file mode 0644\" -> \"in sync\"",
     ] {
         assert!(
             plan.stdout.contains(expected),
@@ -177,6 +183,11 @@ fn certificate_third_end_to_end() {
     tf.apply();
     tf.assert_no_changes();
     assert_eq!(std::fs::read(&dn1_crt).unwrap(), original_dn1);
+    let mode = std::fs::metadata(&postgres.1).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
     assert!(cert_login(&c, "dn1", "testrole", Some(&testrole))
         .status
         .success());
