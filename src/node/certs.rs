@@ -158,7 +158,8 @@ impl Node {
     ///
     /// Read from the configuration files (`pg_file_settings`), which is what
     /// the next reload or restart takes, rather than from a session that may
-    /// not have seen the latest reload yet. `ssl` is given as `on` or `off`.
+    /// not have seen the latest reload yet. A setting no file sets is empty;
+    /// `ssl` is given as `on` or `off` otherwise.
     pub async fn ssl_settings(&self) -> Result<Vec<String>, NodeError> {
         let mut s = self.session().await?;
         let names: Vec<&str> = SSL_SETTINGS.to_vec();
@@ -172,7 +173,7 @@ impl Node {
             .map(|r| {
                 let name: String = r.get(0);
                 let value: String = r.get::<_, Option<String>>(1).unwrap_or_default();
-                if name == "ssl" {
+                if name == "ssl" && !value.is_empty() {
                     let on = ["on", "true", "yes", "1"].contains(&value.to_lowercase().as_str());
                     if on { "on" } else { "off" }.to_string()
                 } else {
