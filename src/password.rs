@@ -50,8 +50,33 @@ pub enum Check {
     Unknown,
 }
 
-/// Compares the stored password of `role` with `password`.
+/// Compares the stored password of `role` with `password`. Results are
+/// remembered for the life of the process (keyed by digests, never the
+/// password), so a refresh does not redo the key derivation it already did.
 pub fn check(stored: &str, password: &str, role: &str) -> Check {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static MEMO: OnceLock<Mutex<HashMap<[u8; 32], Check>>> = OnceLock::new();
+    let mut h = Sha256::new();
+    for part in [stored, password, role] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    let key: [u8; 32] = h.finalize().into();
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some(c) = memo.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return *c;
+    }
+    let c = check_uncached(stored, password, role);
+    let mut m = memo.lock().unwrap_or_else(|p| p.into_inner());
+    if m.len() > 100_000 {
+        m.clear();
+    }
+    m.insert(key, c);
+    c
+}
+
+fn check_uncached(stored: &str, password: &str, role: &str) -> Check {
     if let Some(rest) = stored.strip_prefix("SCRAM-SHA-256$") {
         return match check_scram(rest, password) {
             Some(true) => Check::Matches,

@@ -254,7 +254,7 @@ fn exists_error(name: &str) -> Diagnostics {
         AttrPath::attr(NAME),
         "Role already exists",
         format!(
-            "The access node already has a role named {name:?}. Adopt it with `terraform import <address> '{name}'` instead of creating it."
+            "The access node already has a role named {name:?}, with other attributes than configured. Adopt it with `terraform import <address> '{name}'` instead of creating it."
         ),
     )
 }
@@ -331,7 +331,11 @@ async fn converge(
     // The access node first: when it fails nothing else is touched.
     let spec = m.spec_for(ACCESS_NODE);
     match reads.get(ACCESS_NODE) {
-        Some(Ok(Some(_))) if creating => return Err(exists_error(&m.name).into()),
+        // A role exactly as specified is adopted: an apply cut off before
+        // Terraform could record it leaves just that behind.
+        Some(Ok(Some(state))) if creating && !spec.differences(state).is_empty() => {
+            return Err(exists_error(&m.name).into())
+        }
         Some(Ok(Some(state))) => {
             let d = spec.differences(state);
             if !d.is_empty() {

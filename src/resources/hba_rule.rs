@@ -105,6 +105,16 @@ impl Resource for HbaRule {
         if plan.prior.is_none() {
             if let Some(found) = snap.file.find(&rule.key()) {
                 match found.position {
+                    // Exactly this rule, made by an apply that was cut off
+                    // before Terraform could record it: adopted.
+                    Some(p) if p == m.position && found.rule == rule => plan.warnings.push_warning(
+                        None,
+                        "Identical managed rule will be adopted",
+                        format!(
+                            "{} on node {:?} already has this exact rule in its managed block (line {}), most likely from an apply that was interrupted; applying records it in the state.",
+                            snap.path, m.node, found.line_index + 1
+                        ),
+                    ),
                     Some(_) => {
                         return Err(Diagnostics::attr_error(
                             AttrPath::attr(ADDRESS),
@@ -283,7 +293,11 @@ impl HbaRule {
         let snap = node
             .hba_edit(move |f: &mut HbaFile| {
                 if creating {
-                    if let Some(found) = f.find(&to_write.key()).filter(|x| x.position.is_some()) {
+                    let identical = |x: &crate::hba::Found| x.position == Some(position) && x.rule == to_write;
+                    if let Some(found) = f
+                        .find(&to_write.key())
+                        .filter(|x| x.position.is_some() && !identical(x))
+                    {
                         return Err(format!(
                             "a managed rule for `{}` already exists (line {}); import it with ID '{id}' instead of creating it again",
                             to_write.key(),

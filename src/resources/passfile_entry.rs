@@ -81,6 +81,19 @@ impl Resource for PassfileEntry {
             .map_err(|e| node_diag(&e))?;
         let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
         if let Some(found) = snap.file.find(&m.key()) {
+            if found.position == Some(m.position) && found.entry == m.entry {
+                // Made by an apply that was cut off before Terraform could
+                // record it: adopted.
+                plan.warnings.push_warning(
+                    None,
+                    "Identical managed entry will be adopted",
+                    format!(
+                        "{} on node {:?} already has this exact entry in its managed block (line {}), most likely from an apply that was interrupted; applying records it in the state.",
+                        snap.path, m.node, found.line_index + 1
+                    ),
+                );
+                return Ok(());
+            }
             if found.position.is_some() {
                 return Err(Diagnostics::attr_error(
                     AttrPath::attr(USERNAME),
@@ -216,7 +229,9 @@ impl PassfileEntry {
         let snap = node
             .passfile_edit(move |f: &mut PassFile| {
                 if creating {
-                    if let Some(found) = f.find(&entry.key()).filter(|x| x.position.is_some()) {
+                    if let Some(found) = f.find(&entry.key()).filter(|x| {
+                        x.position.is_some() && !(x.position == Some(position) && x.entry == entry)
+                    }) {
                         return Err(format!(
                             "a managed entry for `{}` already exists (line {}); import it with ID '{id}' instead of creating it again",
                             entry.key(),

@@ -9,3 +9,4 @@ mod harness;
 mod hba_rule;
 mod password_auth;
 mod protocol;
+mod soak;

@@ -23,13 +23,13 @@ use crate::harness::Cluster;
 const BIN: &str = env!("CARGO_BIN_EXE_terraform-provider-timescaledb");
 
 /// A certificate like the one Terraform makes for each plugin it starts.
-struct ClientIdentity {
-    pem: String,
+pub(crate) struct ClientIdentity {
+    pub(crate) pem: String,
     der: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
 }
 
-fn client_identity() -> ClientIdentity {
+pub(crate) fn client_identity() -> ClientIdentity {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -45,8 +45,8 @@ fn client_identity() -> ClientIdentity {
     }
 }
 
-struct Plugin {
-    child: Child,
+pub(crate) struct Plugin {
+    pub(crate) child: Child,
     network: String,
     address: String,
     server_cert: Vec<u8>,
@@ -59,7 +59,7 @@ impl Drop for Plugin {
     }
 }
 
-fn start_plugin(client_pem: &str) -> Plugin {
+pub(crate) fn start_plugin(client_pem: &str) -> Plugin {
     let mut child = Command::new(BIN)
         .env(
             "TF_PLUGIN_MAGIC_COOKIE",
@@ -136,7 +136,7 @@ impl ServerCertVerifier for PinnedServer {
     }
 }
 
-async fn connect(
+pub(crate) async fn connect(
     p: &Plugin,
     identity: Option<&ClientIdentity>,
 ) -> Result<ProviderClient<Channel>, Box<dyn std::error::Error>> {
@@ -173,14 +173,14 @@ async fn connect(
     Ok(ProviderClient::new(channel))
 }
 
-fn dv(v: &Value, ty: &Type) -> Option<pb::DynamicValue> {
+pub(crate) fn dv(v: &Value, ty: &Type) -> Option<pb::DynamicValue> {
     Some(pb::DynamicValue {
         msgpack: msgpack::encode(v, ty).unwrap(),
         json: vec![],
     })
 }
 
-fn provider_config(pairs: &[(&'static str, Value)]) -> Value {
+pub(crate) fn provider_config(pairs: &[(&'static str, Value)]) -> Value {
     let schema = tsdb_provider::provider::config::schema();
     let mut v = object(schema.attributes.iter().map(|a| (a.name, Value::Null)));
     v.set_attr("clientcert", Value::Null);
