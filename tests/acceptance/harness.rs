@@ -142,7 +142,7 @@ pub fn assert_text_eq(actual: &str, expected: &str, what: &str) {
     }
 }
 
-fn terraform_bin() -> PathBuf {
+pub fn terraform_bin() -> PathBuf {
     if let Ok(p) = std::env::var("TF_ACC_TERRAFORM") {
         return PathBuf::from(p);
     }
@@ -211,6 +211,11 @@ impl Terraform {
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).expect("work dir");
         Terraform { dir, rc, work }
+    }
+
+    /// The CLI configuration file (provider installation from the mirror).
+    pub fn rc(&self) -> &Path {
+        &self.rc
     }
 
     pub fn work(&self) -> PathBuf {

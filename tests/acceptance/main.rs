@@ -9,4 +9,5 @@ mod harness;
 mod hba_rule;
 mod password_auth;
 mod protocol;
+mod reliability;
 mod soak;
