@@ -482,3 +482,34 @@ resource "timescaledb_node_certificate" "dn1" {{
         }
     }
 }
+
+#[test]
+fn a_rule_that_passes_the_checks_but_stops_the_login_is_rolled_back() {
+    // The provider presents a password, so a SCRAM rule for its own role
+    // looks safe; but the role has no password on the node, so the login
+    // after the reload fails and the previous file must come back.
+    let c = Cluster::start(1);
+    let before = c.read_hba("dn1");
+    let provider = c.provider_block().replace(
+        "username = \"postgres\"",
+        "username = \"postgres\"\n  password = \"not the real one\"",
+    );
+    let tf = Terraform::new();
+    tf.config(&format!(
+        "{provider}resource \"timescaledb_hba_rule\" \"r\" {{\n  node = \"dn1\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"postgres\"]\n  address = \"127.0.0.1\"\n  method = \"scram-sha-256\"\n  position = 1\n}}\n"
+    ));
+    tf.init();
+    let run = tf.try_apply();
+    assert!(!run.ok);
+    let text = run.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        text.contains("could not log in again") && text.contains("restored"),
+        "{text}"
+    );
+    assert_eq!(c.read_hba("dn1"), before);
+    assert_eq!(c.hba_errors("dn1"), "");
+    // The restored file is the one in force: the provider still gets in.
+    assert_eq!(c.psql("dn1", "SELECT 1"), "1");
+    tf.config(&c.provider_block());
+    tf.assert_no_changes();
+}
