@@ -58,22 +58,20 @@ pub const STAT_TABLE: &str =
 pub const PASSFILE_PATH: &str =
     "SELECT current_setting('timescaledb.passfile', true), current_setting('data_directory')";
 
-/// `$1`: role name, `$2`: the expiry the spec asks for (text or NULL).
-/// The role's attributes, its stored password, and whether it could be read.
-pub const ROLE_READ_AUTHID: &str =
-    "SELECT rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, \
-     rolbypassrls, rolconnlimit, rolvaliduntil::text, \
-     CASE WHEN $2::text IS NULL THEN rolvaliduntil IS NULL OR rolvaliduntil = 'infinity' \
-          ELSE rolvaliduntil IS NOT DISTINCT FROM $2::text::timestamptz END, \
-     rolpassword, true FROM pg_authid WHERE rolname = $1";
+/// Every role with its attributes, expiry (text and epoch seconds) and
+/// stored password.
+pub const ROLES_ALL_AUTHID: &str = "SELECT rolname::text, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, \
+     rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil::text, extract(epoch from rolvaliduntil)::float8, \
+     rolpassword, true FROM pg_authid";
 
-/// As [`ROLE_READ_AUTHID`] for a session that may not read passwords.
-pub const ROLE_READ_ROLES: &str =
-    "SELECT rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, \
-     rolbypassrls, rolconnlimit, rolvaliduntil::text, \
-     CASE WHEN $2::text IS NULL THEN rolvaliduntil IS NULL OR rolvaliduntil = 'infinity' \
-          ELSE rolvaliduntil IS NOT DISTINCT FROM $2::text::timestamptz END, \
-     NULL::text, false FROM pg_roles WHERE rolname = $1";
+/// As [`ROLES_ALL_AUTHID`] for a session that may not read passwords.
+pub const ROLES_ALL_ROLES: &str = "SELECT rolname::text, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, \
+     rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil::text, extract(epoch from rolvaliduntil)::float8, \
+     NULL::text, false FROM pg_roles";
+
+/// `$1`: a time as the user wrote it. Epoch seconds (infinite for
+/// `infinity`); fails when it is not a time.
+pub const TIMESTAMP_EPOCH: &str = "SELECT extract(epoch from $1::text::timestamptz)::float8";
 
 /// `$1`: role name. What depends on the role, by database and kind.
 pub const ROLE_DEPENDENTS: &str = "SELECT db.datname::text, d.deptype::text, count(*) \
@@ -92,14 +90,11 @@ pub const HAS_DISTRIBUTED_EXEC: &str =
 /// data nodes (never on the access node itself).
 pub const DISTRIBUTED_EXEC: &str = "CALL distributed_exec($1, $2::text[]::name[])";
 
-/// `$1`: role name. A row when the role exists.
-pub const ROLE_EXISTS: &str = "SELECT 1 FROM pg_roles WHERE rolname = $1";
-
-/// `$1`: role name. The foreign servers the role has USAGE on, directly
-/// (not through membership), with the grant option.
-pub const SERVER_GRANTS: &str = "SELECT s.srvname::text, a.is_grantable \
+/// USAGE on foreign servers: server, grantee, grant option; directly
+/// granted only (not through membership), PUBLIC left out.
+pub const SERVER_GRANTS_ALL: &str = "SELECT s.srvname::text, r.rolname::text, a.is_grantable \
      FROM pg_foreign_server s, aclexplode(coalesce(s.srvacl, acldefault('S', s.srvowner))) a \
-     WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $1) AND a.privilege_type = 'USAGE'";
+     JOIN pg_roles r ON r.oid = a.grantee WHERE a.privilege_type = 'USAGE'";
 
 /// `$1`: server names. Those that do not exist.
 pub const MISSING_SERVERS: &str = "SELECT n FROM unnest($1::text[]) n \

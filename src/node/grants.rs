@@ -1,7 +1,8 @@
 //! `USAGE` on foreign servers (TimescaleDB's data nodes are foreign servers
 //! of the access node), read from and written to `pg_foreign_server.srvacl`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::error::{ErrorKind, NodeError};
 use super::Node;
@@ -22,35 +23,49 @@ pub struct GrantChange {
     pub revoke_option: Vec<String>,
 }
 
+/// `USAGE` on foreign servers for every role: grantee -> server -> whether
+/// with the grant option.
+pub type GrantTable = HashMap<String, BTreeMap<String, bool>>;
+
 impl Node {
+    async fn grants_all(&self) -> Result<Arc<GrantTable>, NodeError> {
+        self.grants_cache
+            .get(|| async {
+                let mut s = self.session().await?;
+                let rows = s
+                    .client()
+                    .query(sql::SERVER_GRANTS_ALL, &[])
+                    .await
+                    .map_err(|e| self.pg_err("reading foreign server privileges", &e))?;
+                let mut out = GrantTable::new();
+                for r in rows {
+                    let grantable: bool = r.get(2);
+                    *out.entry(r.get::<_, String>(1))
+                        .or_default()
+                        .entry(r.get::<_, String>(0))
+                        .or_insert(false) |= grantable;
+                }
+                Ok(out)
+            })
+            .await
+    }
+
     /// The foreign servers the role has `USAGE` on, each with whether it
     /// may grant it on; `None` when the role does not exist.
     pub async fn server_grants(
         &self,
         role: &str,
     ) -> Result<Option<BTreeMap<String, bool>>, NodeError> {
-        let mut s = self.session().await?;
-        let doing = format!("reading the foreign server privileges of role {role:?}");
-        let exists = s
-            .client()
-            .query_opt(sql::ROLE_EXISTS, &[&role])
-            .await
-            .map_err(|e| self.pg_err(&doing, &e))?;
-        if exists.is_none() {
+        if !self.roles_all().await?.contains_key(role) {
             return Ok(None);
         }
-        let rows = s
-            .client()
-            .query(sql::SERVER_GRANTS, &[&role])
-            .await
-            .map_err(|e| self.pg_err(&doing, &e))?;
-        let mut out = BTreeMap::new();
-        for r in rows {
-            let server: String = r.get(0);
-            let grantable: bool = r.get(1);
-            *out.entry(server).or_insert(false) |= grantable;
-        }
-        Ok(Some(out))
+        Ok(Some(
+            self.grants_all()
+                .await?
+                .get(role)
+                .cloned()
+                .unwrap_or_default(),
+        ))
     }
 
     /// The named servers that do not exist on this node.
@@ -122,6 +137,9 @@ impl Node {
                 err
             })?;
         }
-        tx.commit().await.map_err(|e| self.pg_err(&doing, &e))
+        let r = tx.commit().await.map_err(|e| self.pg_err(&doing, &e));
+        drop(s);
+        self.grants_cache.invalidate().await;
+        r
     }
 }

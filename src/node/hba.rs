@@ -10,7 +10,8 @@
 //! provider still gets in. Any failure after the write puts the previous
 //! content back and reloads again.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio_postgres::GenericClient;
@@ -18,7 +19,7 @@ use tokio_postgres::GenericClient;
 use super::batch::{self, Edit, Written};
 use super::error::{ErrorKind, NodeError};
 use super::{files, Node};
-use crate::hba::{HbaFile, LockoutCheck};
+use crate::hba::{Found, HbaFile, LockoutCheck, RuleKey};
 use crate::{log, sql};
 
 /// Advisory lock key for pg_hba.conf edits ("tfhba" in ASCII).
@@ -29,6 +30,37 @@ const HBA_LOCK_KEY: i64 = 0x0074_6668_6261;
 pub struct HbaSnapshot {
     pub path: String,
     pub file: HbaFile,
+    /// Rules by match key, built on first use: a refresh of many rules
+    /// looks each up without parsing the file again.
+    index: OnceLock<HashMap<RuleKey, Found>>,
+}
+
+impl HbaSnapshot {
+    pub fn new(path: String, file: HbaFile) -> HbaSnapshot {
+        HbaSnapshot {
+            path,
+            file,
+            index: OnceLock::new(),
+        }
+    }
+
+    /// As [`HbaFile::find`], from the index.
+    pub fn find(&self, key: &RuleKey) -> Option<&Found> {
+        self.index
+            .get_or_init(|| {
+                let mut index: HashMap<RuleKey, Found> = HashMap::new();
+                for f in self.file.rules() {
+                    match index.get(&f.rule.key()) {
+                        Some(old) if old.position.is_some() || f.position.is_none() => {}
+                        _ => {
+                            index.insert(f.rule.key(), f);
+                        }
+                    }
+                }
+                index
+            })
+            .get(key)
+    }
 }
 
 impl Node {
@@ -61,16 +93,29 @@ impl Node {
                 "the file is not valid UTF-8; the provider will not edit it",
             )
         })?;
-        Ok(HbaSnapshot {
-            path,
-            file: HbaFile::parse(&text),
-        })
+        Ok(HbaSnapshot::new(path, HbaFile::parse(&text)))
     }
 
-    /// The pg_hba.conf the server uses now.
-    pub async fn hba_read(&self) -> Result<HbaSnapshot, NodeError> {
-        let mut s = self.session().await?;
-        self.hba_load(s.client()).await
+    /// The pg_hba.conf the server uses now (shared snapshot, see
+    /// [`super::cache`]).
+    pub async fn hba_read(&self) -> Result<Arc<HbaSnapshot>, NodeError> {
+        self.hba_cache
+            .get(|| async {
+                let mut s = self.session().await?;
+                self.hba_load(s.client()).await
+            })
+            .await
+    }
+
+    /// What the server says about the provider's own session (read once;
+    /// only the parts that do not change are used from it).
+    async fn own_session(&self) -> Result<Arc<super::SessionInfo>, NodeError> {
+        self.session_cache
+            .get(|| async {
+                let mut s = self.session().await?;
+                self.session_info(s.client()).await
+            })
+            .await
     }
 
     /// Plans an edit without making it: fails when the edit would lock out
@@ -79,10 +124,9 @@ impl Node {
     pub async fn hba_preview(
         &self,
         edit: impl FnOnce(&mut HbaFile),
-    ) -> Result<HbaSnapshot, NodeError> {
-        let mut s = self.session().await?;
-        let snap = self.hba_load(s.client()).await?;
-        let info = self.session_info(s.client()).await?;
+    ) -> Result<Arc<HbaSnapshot>, NodeError> {
+        let snap = self.hba_read().await?;
+        let info = self.own_session().await?;
         let mut after = snap.file.clone();
         edit(&mut after);
         match LockoutCheck::evaluate(&snap.file, &after, &info.client, self.credentials()) {
@@ -108,6 +152,8 @@ impl Node {
         tokio::spawn(async move {
             let _guard = node.edit_lock.lock().await;
             node.hba_queue.drain(|edits| node.hba_write(edits)).await;
+            // Whatever happened, the next read looks at the file again.
+            node.hba_cache.invalidate().await;
         });
         rx.await.unwrap_or_else(|_| {
             Err(batch::lost(
@@ -227,7 +273,7 @@ impl Node {
                 ("edits", &edits.len().to_string()),
             ],
         );
-        Ok((results, HbaSnapshot { path, file: after }))
+        Ok((results, HbaSnapshot::new(path, after)))
     }
 
     async fn restore<C: GenericClient>(

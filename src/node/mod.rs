@@ -3,6 +3,7 @@
 //! and guarded edits of pg_hba.conf.
 
 mod batch;
+mod cache;
 mod certs;
 mod conn;
 mod error;
@@ -40,6 +41,13 @@ pub struct Node {
     hba_queue: batch::Queue<crate::hba::HbaFile, HbaSnapshot>,
     /// Passfile edits waiting to be written together.
     passfile_queue: batch::Queue<crate::passfile::PassFile, PassSnapshot>,
+    /// Snapshots shared by reads ([`cache`]).
+    hba_cache: cache::Cached<HbaSnapshot>,
+    passfile_cache: cache::Cached<PassSnapshot>,
+    roles_cache: cache::Cached<roles::RoleTable>,
+    grants_cache: cache::Cached<grants::GrantTable>,
+    session_cache: cache::Cached<SessionInfo>,
+    encryption_cache: cache::Cached<crate::password::Encryption>,
     /// Serialises catalog changes (grants) within the process.
     catalog_lock: tokio::sync::Mutex<()>,
 }
@@ -62,6 +70,12 @@ impl Node {
             edit_lock: tokio::sync::Mutex::new(()),
             catalog_lock: tokio::sync::Mutex::new(()),
             hba_queue: Default::default(),
+            hba_cache: Default::default(),
+            passfile_cache: Default::default(),
+            roles_cache: Default::default(),
+            grants_cache: Default::default(),
+            session_cache: Default::default(),
+            encryption_cache: Default::default(),
             passfile_queue: Default::default(),
         }
     }
@@ -127,6 +141,13 @@ impl Node {
             server_version_num: row.get(6),
             conf_load_time: row.get(7),
         })
+    }
+
+    /// Forgets what was read of roles and privileges, after a change made
+    /// on this node by other means (`distributed_exec` from the access node).
+    pub async fn roles_changed(&self) {
+        self.roles_cache.invalidate().await;
+        self.grants_cache.invalidate().await;
     }
 
     /// Closes pooled sessions.

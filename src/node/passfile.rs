@@ -6,14 +6,15 @@
 //! group or others can read, so the file is always written with mode 0600
 //! and its mode is read back.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use tokio_postgres::GenericClient;
 
 use super::batch::{self, Edit, Written};
 use super::error::{ErrorKind, NodeError};
 use super::{files, Node};
-use crate::passfile::PassFile;
+use crate::passfile::{Found, Key, PassFile};
 use crate::{log, sql};
 
 /// Advisory lock key for passfile edits ("tfpass" in ASCII).
@@ -31,6 +32,38 @@ pub struct PassSnapshot {
     /// Permission bits; `None` when the file does not exist or the provider
     /// may not run programs on the server to look.
     pub mode: Option<u32>,
+    /// Entries by key, built on first use.
+    index: OnceLock<HashMap<Key, Found>>,
+}
+
+impl PassSnapshot {
+    fn new(path: String, file: PassFile, exists: bool, mode: Option<u32>) -> PassSnapshot {
+        PassSnapshot {
+            path,
+            file,
+            exists,
+            mode,
+            index: OnceLock::new(),
+        }
+    }
+
+    /// As [`PassFile::find`], from the index.
+    pub fn find(&self, key: &Key) -> Option<&Found> {
+        self.index
+            .get_or_init(|| {
+                let mut index: HashMap<Key, Found> = HashMap::new();
+                for f in self.file.entries() {
+                    match index.get(&f.entry.key()) {
+                        Some(old) if old.position.is_some() || f.position.is_none() => {}
+                        _ => {
+                            index.insert(f.entry.key(), f);
+                        }
+                    }
+                }
+                index
+            })
+            .get(key)
+    }
 }
 
 impl Node {
@@ -78,28 +111,33 @@ impl Node {
         } else {
             None
         };
-        Ok(PassSnapshot {
+        Ok(PassSnapshot::new(
             path,
-            file: PassFile::parse(&text),
+            PassFile::parse(&text),
             exists,
             mode,
-        })
+        ))
     }
 
-    /// The password file as it is now.
-    pub async fn passfile_read(&self) -> Result<PassSnapshot, NodeError> {
-        let mut s = self.session().await?;
-        let tx = s
-            .client()
-            .transaction()
+    /// The password file as it is now (shared snapshot, see
+    /// [`super::cache`]).
+    pub async fn passfile_read(&self) -> Result<Arc<PassSnapshot>, NodeError> {
+        self.passfile_cache
+            .get(|| async {
+                let mut s = self.session().await?;
+                let tx = s
+                    .client()
+                    .transaction()
+                    .await
+                    .map_err(|e| self.pg_err("starting a transaction", &e))?;
+                let programs = files::can_run_programs(&tx)
+                    .await
+                    .map_err(|e| self.pg_err("checking the right to run programs", &e))?;
+                let snap = self.passfile_load(&tx, programs).await;
+                let _ = tx.rollback().await;
+                snap
+            })
             .await
-            .map_err(|e| self.pg_err("starting a transaction", &e))?;
-        let programs = files::can_run_programs(&tx)
-            .await
-            .map_err(|e| self.pg_err("checking the right to run programs", &e))?;
-        let snap = self.passfile_load(&tx, programs).await;
-        let _ = tx.rollback().await;
-        snap
     }
 
     /// Applies `edit` to the password file and writes it back (mode 0600,
@@ -119,6 +157,7 @@ impl Node {
             node.passfile_queue
                 .drain(|edits| node.passfile_write(edits))
                 .await;
+            node.passfile_cache.invalidate().await;
         });
         rx.await.unwrap_or_else(|_| {
             Err(batch::lost(
@@ -210,14 +249,6 @@ impl Node {
                 ("edits", &edits.len().to_string()),
             ],
         );
-        Ok((
-            results,
-            PassSnapshot {
-                path,
-                file: after,
-                exists: true,
-                mode,
-            },
-        ))
+        Ok((results, PassSnapshot::new(path, after, true, mode)))
     }
 }

@@ -1,5 +1,8 @@
 //! Roles on one node: read, change, and what still depends on them.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use tokio_postgres::error::SqlState;
 
 use super::error::NodeError;
@@ -9,70 +12,121 @@ use crate::role::{RoleState, StoredPassword};
 use crate::secret::Secret;
 use crate::sql;
 
+/// Every role of a node, by name, as one snapshot.
+pub type RoleTable = HashMap<String, RoleRow>;
+
+/// A role as read in bulk; `valid_until_epoch` is `None` when unset.
+#[derive(Clone, Debug)]
+pub struct RoleRow {
+    state: RoleState,
+    valid_until_epoch: Option<f64>,
+}
+
 impl Node {
+    /// Every role on the node (shared snapshot, see [`super::cache`]).
+    pub(super) async fn roles_all(&self) -> Result<Arc<RoleTable>, NodeError> {
+        self.roles_cache
+            .get(|| async {
+                let mut s = self.session().await?;
+                let doing = "reading roles";
+                let rows = match s.client().query(sql::ROLES_ALL_AUTHID, &[]).await {
+                    Ok(rows) => rows,
+                    Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => s
+                        .client()
+                        .query(sql::ROLES_ALL_ROLES, &[])
+                        .await
+                        .map_err(|e| self.pg_err(doing, &e))?,
+                    Err(e) => return Err(self.pg_err(doing, &e)),
+                };
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        let readable: bool = r.get(12);
+                        let stored: Option<String> = r.get(11);
+                        let row = RoleRow {
+                            state: RoleState {
+                                superuser: r.get(1),
+                                inherit: r.get(2),
+                                createrole: r.get(3),
+                                createdb: r.get(4),
+                                login: r.get(5),
+                                replication: r.get(6),
+                                bypassrls: r.get(7),
+                                connection_limit: i64::from(r.get::<_, i32>(8)),
+                                valid_until: r.get(9),
+                                valid_until_matches: true,
+                                password: match (readable, stored) {
+                                    (false, _) => StoredPassword::Unreadable,
+                                    (true, None) => StoredPassword::None,
+                                    (true, Some(p)) => StoredPassword::Some(p),
+                                },
+                            },
+                            valid_until_epoch: r.get(10),
+                        };
+                        (r.get::<_, String>(0), row)
+                    })
+                    .collect())
+            })
+            .await
+    }
+
     /// The role as this node has it, or `None` when it does not exist.
-    /// `valid_until` is what the spec asks for; the server says whether the
-    /// stored instant is the same.
+    /// `valid_until` is what the spec asks for; the server reads it as a
+    /// time, so that any spelling of the stored instant matches.
     pub async fn role_read(
         &self,
         name: &str,
         valid_until: Option<&str>,
     ) -> Result<Option<RoleState>, NodeError> {
-        let mut s = self.session().await?;
-        let doing = format!("reading role {name:?}");
-        let row = match s
-            .client()
-            .query_opt(sql::ROLE_READ_AUTHID, &[&name, &valid_until])
-            .await
-        {
-            Ok(row) => row,
-            Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => s
-                .client()
-                .query_opt(sql::ROLE_READ_ROLES, &[&name, &valid_until])
-                .await
-                .map_err(|e| self.pg_err(&doing, &e))?,
-            Err(e) => return Err(self.pg_err(&doing, &e)),
+        let table = self.roles_all().await?;
+        let Some(row) = table.get(name) else {
+            return Ok(None);
         };
-        Ok(row.map(|r| {
-            let readable: bool = r.get(11);
-            let stored: Option<String> = r.get(10);
-            RoleState {
-                superuser: r.get(0),
-                inherit: r.get(1),
-                createrole: r.get(2),
-                createdb: r.get(3),
-                login: r.get(4),
-                replication: r.get(5),
-                bypassrls: r.get(6),
-                connection_limit: i64::from(r.get::<_, i32>(7)),
-                valid_until: r.get(8),
-                valid_until_matches: r.get(9),
-                password: match (readable, stored) {
-                    (false, _) => StoredPassword::Unreadable,
-                    (true, None) => StoredPassword::None,
-                    (true, Some(p)) => StoredPassword::Some(p),
-                },
+        let mut state = row.state.clone();
+        state.valid_until_matches = match valid_until {
+            None => row.valid_until_epoch.is_none_or(f64::is_infinite),
+            Some(v) => {
+                let mut s = self.session().await?;
+                let want: Option<f64> = s
+                    .client()
+                    .query_one(sql::TIMESTAMP_EPOCH, &[&v])
+                    .await
+                    .map_err(|e| self.pg_err(format!("reading valid_until {v:?}"), &e))?
+                    .get(0);
+                want == row.valid_until_epoch
+                    || (want.is_some_and(f64::is_infinite) && row.valid_until_epoch.is_none())
             }
-        }))
+        };
+        Ok(Some(state))
     }
 
-    /// How this node stores new passwords.
+    /// How this node stores new passwords (read once).
     pub async fn password_encryption(&self) -> Result<Encryption, NodeError> {
-        Ok(self
-            .setting("password_encryption")
-            .await?
-            .map(|s| Encryption::from_setting(&s))
-            .unwrap_or(Encryption::ScramSha256))
+        let e = self
+            .encryption_cache
+            .get(|| async {
+                Ok(self
+                    .setting("password_encryption")
+                    .await?
+                    .map(|s| Encryption::from_setting(&s))
+                    .unwrap_or(Encryption::ScramSha256))
+            })
+            .await?;
+        Ok(*e)
     }
 
     /// Runs one role statement (it may carry a password verifier, so it is
     /// never logged).
     pub async fn role_exec(&self, doing: &str, statement: &Secret) -> Result<(), NodeError> {
         let mut s = self.session().await?;
-        s.client()
+        let r = s
+            .client()
             .batch_execute(statement.expose())
             .await
-            .map_err(|e| self.pg_err(doing, &e))
+            .map_err(|e| self.pg_err(doing, &e));
+        drop(s);
+        self.roles_changed().await;
+        r
     }
 
     /// What keeps the role from being dropped: one line per database and
@@ -127,8 +181,12 @@ impl Node {
         tx.batch_execute(&stmt)
             .await
             .map_err(|e| self.pg_err(format!("dropping what role {name:?} owns"), &e))?;
-        tx.commit()
+        let r = tx
+            .commit()
             .await
-            .map_err(|e| self.pg_err(format!("dropping what role {name:?} owns"), &e))
+            .map_err(|e| self.pg_err(format!("dropping what role {name:?} owns"), &e));
+        drop(s);
+        self.roles_changed().await;
+        r
     }
 }

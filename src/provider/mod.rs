@@ -244,6 +244,14 @@ impl Provider {
                         })
                 }
                 .await;
+                // The data nodes changed behind their own sessions' backs.
+                if let Ok(all) = self.data_nodes().await {
+                    for n in nodes {
+                        if let Some(node) = all.get(n) {
+                            node.roles_changed().await;
+                        }
+                    }
+                }
                 nodes
                     .iter()
                     .map(|n| {

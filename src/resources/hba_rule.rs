@@ -103,7 +103,7 @@ impl Resource for HbaRule {
             .await
             .map_err(|e| node_diag(&e))?;
         if plan.prior.is_none() {
-            if let Some(found) = snap.file.find(&rule.key()) {
+            if let Some(found) = snap.find(&rule.key()) {
                 match found.position {
                     // Exactly this rule, made by an apply that was cut off
                     // before Terraform could record it: adopted.
@@ -164,7 +164,7 @@ impl Resource for HbaRule {
             .await
             .map_err(|e| node_diag(&e))?;
         let snap = node.hba_read().await.map_err(|e| node_diag(&e))?;
-        let Some(found) = snap.file.find(&rule.key()) else {
+        let Some(found) = snap.find(&rule.key()) else {
             return Ok(None);
         };
         let mut now = prior.clone();
@@ -244,7 +244,7 @@ impl Import for HbaRule {
             .await
             .map_err(|e| node_diag(&e))?;
         let snap = node.hba_read().await.map_err(|e| node_diag(&e))?;
-        let found = snap.file.find(&key_rule.key()).ok_or_else(|| {
+        let found = snap.find(&key_rule.key()).ok_or_else(|| {
             Diagnostics::error(
                 "Rule not found",
                 format!(
@@ -310,7 +310,7 @@ impl HbaRule {
             })
             .await
             .map_err(|e| node_diag(&e))?;
-        let found = snap.file.find(&rule.key()).ok_or_else(|| {
+        let found = snap.find(&rule.key()).ok_or_else(|| {
             Diagnostics::error(
                 "Rule missing after write",
                 format!(

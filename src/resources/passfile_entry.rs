@@ -80,7 +80,7 @@ impl Resource for PassfileEntry {
             .await
             .map_err(|e| node_diag(&e))?;
         let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
-        if let Some(found) = snap.file.find(&m.key()) {
+        if let Some(found) = snap.find(&m.key()) {
             if found.position == Some(m.position) && found.entry == m.entry {
                 // Made by an apply that was cut off before Terraform could
                 // record it: adopted.
@@ -193,7 +193,7 @@ impl Import for PassfileEntry {
             .await
             .map_err(|e| node_diag(&e))?;
         let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
-        let found = snap.file.find(&key).ok_or_else(|| {
+        let found = snap.find(&key).ok_or_else(|| {
             Diagnostics::error(
                 "Entry not found",
                 format!(
@@ -204,7 +204,7 @@ impl Import for PassfileEntry {
         })?;
         let m = Model {
             node: node_name,
-            entry: found.entry,
+            entry: found.entry.clone(),
             position: found.position.unwrap_or(DEFAULT_POSITION),
         };
         Ok(m.to_state(&snap))
@@ -341,10 +341,10 @@ impl Model {
     /// The prior value keeps the position of an adopted line outside the
     /// managed block.
     fn read_back(&self, snap: &PassSnapshot, _shape: &Value) -> Option<Value> {
-        let found = snap.file.find(&self.key())?;
+        let found = snap.find(&self.key())?;
         let now = Model {
             node: self.node.clone(),
-            entry: found.entry,
+            entry: found.entry.clone(),
             position: found.position.unwrap_or(self.position),
         };
         Some(now.to_state(snap))
