@@ -1,0 +1,624 @@
+//! `make bench`: plan and apply at fleet scale, against a plain-psql
+//! baseline, with the costs counted where they happen.
+//!
+//! For each fleet (an access node and 2 or 4 data nodes) and size (N = 100,
+//! 500, 2000 resources: 40% pg_hba.conf rules spread over the nodes, 20%
+//! passfile entries, 20% distributed roles, 20% foreign server grants) it
+//! runs the real terraform binary: apply from empty, plan with no changes,
+//! plan after 1% drift, destroy. Per step it records wall time, the
+//! provider's CPU time and peak RSS (measured by a wrapper the mirror runs
+//! the provider under, from the kernel's rusage of the process), terraform's
+//! own CPU time, and the SQL statements and connections each node received
+//! (counted in each server's log with `log_statement = all` and
+//! `log_connections = on`, not by the provider). The baseline reaches the
+//! same end state, reads it back and removes it with psql: one session per
+//! node, the fewest statements. Results go to stdout as a table and to
+//! `bench/results.json`.
+//!
+//! `TSDB_BENCH_SIZES=100,500` and `TSDB_BENCH_DATA_NODES=2` narrow the run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../acceptance/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use harness::{Cluster, Terraform, ROOT};
+
+const BIN: &str = env!("CARGO_BIN_EXE_terraform-provider-timescaledb");
+
+/// The nodes of a fleet, in order.
+fn node_names(data_nodes: usize) -> Vec<String> {
+    std::iter::once("access".to_string())
+        .chain((1..=data_nodes).map(|i| format!("dn{i}")))
+        .collect()
+}
+
+/// Cumulative CPU seconds of this process's waited-for children.
+fn children_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = stat.rsplit_once(") ").unwrap().1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // fields after "(comm) ": state=0 ... cutime=13, cstime=14
+    let ticks: f64 = f[13].parse::<f64>().unwrap() + f[14].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// A provider mirror whose plugin is the real binary under a wrapper that
+/// records the kernel's rusage of it when it exits.
+fn bench_mirror(dir: &Path) -> PathBuf {
+    let version = env!("CARGO_PKG_VERSION");
+    let platform = dir.join(format!(
+        "mirror/registry.terraform.io/local/timescaledb/{version}/linux_amd64"
+    ));
+    std::fs::create_dir_all(&platform).unwrap();
+    let wrapper = platform.join(format!("terraform-provider-timescaledb_v{version}"));
+    std::fs::write(
+        &wrapper,
+        format!(
+            r#"#!/usr/bin/env python3
+# Runs the provider and appends its rusage (CPU seconds, peak RSS) to
+# $TSDB_BENCH_RUSAGE when it exits.
+import json, os, resource, signal, subprocess, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+p = subprocess.Popen([{bin:?}] + sys.argv[1:])
+signal.signal(signal.SIGTERM, lambda *_: p.terminate())
+rc = p.wait()
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(os.environ["TSDB_BENCH_RUSAGE"], "a") as f:
+    f.write(json.dumps({{"cpu": ru.ru_utime + ru.ru_stime, "maxrss_kb": ru.ru_maxrss}}) + "\n")
+sys.exit(rc)
+"#,
+            bin = BIN
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let rc = dir.join("terraformrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n    include = [\"registry.terraform.io/local/*\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/local/*\"]\n  }}\n}}\n",
+            dir.join("mirror").display()
+        ),
+    )
+    .unwrap();
+    rc
+}
+
+/// Per-node counts of logged statements and connections.
+#[derive(Clone, Default)]
+struct ServerCounts {
+    statements: BTreeMap<String, u64>,
+    connections: BTreeMap<String, u64>,
+}
+
+struct Logs {
+    files: BTreeMap<String, PathBuf>,
+}
+
+impl Logs {
+    fn offsets(&self) -> BTreeMap<String, u64> {
+        self.files
+            .iter()
+            .map(|(n, p)| {
+                (
+                    n.clone(),
+                    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    /// What each node logged since `from`.
+    fn counts_since(&self, from: &BTreeMap<String, u64>) -> ServerCounts {
+        // give the servers a moment to flush the last lines
+        std::thread::sleep(Duration::from_millis(200));
+        let mut out = ServerCounts::default();
+        for (n, p) in &self.files {
+            let bytes = std::fs::read(p).unwrap_or_default();
+            let start = (from[n] as usize).min(bytes.len());
+            let text = String::from_utf8_lossy(&bytes[start..]);
+            let mut st = 0;
+            let mut conns = 0;
+            for line in text.lines() {
+                if line.contains("LOG:  statement: ") || line.contains("LOG:  execute ") {
+                    st += 1;
+                } else if line.contains("LOG:  connection authorized") {
+                    conns += 1;
+                }
+            }
+            out.statements.insert(n.clone(), st);
+            out.connections.insert(n.clone(), conns);
+        }
+        out
+    }
+}
+
+struct Step {
+    name: &'static str,
+    wall: f64,
+    provider_cpu: f64,
+    terraform_cpu: f64,
+    provider_rss_mb: f64,
+    server: ServerCounts,
+}
+
+struct Fleet {
+    cluster: Cluster,
+    names: Vec<String>,
+    logs: Logs,
+    work: tempfile::TempDir,
+    rc: PathBuf,
+    rusage: PathBuf,
+}
+
+impl Fleet {
+    fn start(data_nodes: usize) -> Fleet {
+        let cluster = Cluster::start(data_nodes);
+        let names = node_names(data_nodes);
+        let mut files = BTreeMap::new();
+        for n in &names {
+            cluster.psql(
+                n,
+                "ALTER SYSTEM SET log_statement = 'all'; ALTER SYSTEM SET log_connections = on; SELECT pg_reload_conf()",
+            );
+            files.insert(n.clone(), cluster.data_dir(n).join("server.log"));
+        }
+        let servers: String = names[1..]
+            .iter()
+            .map(|n| format!("CREATE SERVER {n} FOREIGN DATA WRAPPER bench_fdw;"))
+            .collect();
+        cluster.psql(
+            "access",
+            &format!("CREATE FOREIGN DATA WRAPPER bench_fdw; {servers}"),
+        );
+        let work = tempfile::Builder::new()
+            .prefix("tsdb-bench-")
+            .tempdir()
+            .unwrap();
+        let rc = bench_mirror(work.path());
+        let rusage = work.path().join("rusage.jsonl");
+        Fleet {
+            cluster,
+            names,
+            logs: Logs { files },
+            work,
+            rc,
+            rusage,
+        }
+    }
+
+    fn config(&self, n: usize) -> String {
+        let mut body = self.cluster.provider_block().replace(
+            "sslmode = \"disable\"",
+            "sslmode = \"disable\"\n  fanout = \"direct\"",
+        );
+        let rules = n * 40 / 100;
+        let entries = n * 20 / 100;
+        let roles = (n - rules - entries) / 2;
+        for i in 0..rules {
+            let node = &self.names[i % self.names.len()];
+            body.push_str(&format!(
+                "resource \"timescaledb_hba_rule\" \"h{i}\" {{\n  node = \"{node}\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"all\"]\n  address = \"198.18.{}.{}/32\"\n  method = \"reject\"\n  position = {i}\n}}\n",
+                i / 250,
+                i % 250
+            ));
+        }
+        for i in 0..entries {
+            body.push_str(&format!(
+                "resource \"timescaledb_passfile_entry\" \"p{i}\" {{\n  username = \"user{i}\"\n  password = \"secret {i}\"\n  position = {i}\n}}\n"
+            ));
+        }
+        for i in 0..roles {
+            body.push_str(&format!(
+                "resource \"timescaledb_distributed_role\" \"r{i}\" {{\n  name = \"role{i}\"\n  login = true\n  password = \"pw {i}\"\n}}\nresource \"timescaledb_foreign_server_grant\" \"g{i}\" {{\n  role = timescaledb_distributed_role.r{i}.name\n}}\n"
+            ));
+        }
+        body
+    }
+
+    fn terraform(&self, tf: &Terraform, args: &[&str], expect: &[i32]) -> Step {
+        let _ = std::fs::remove_file(&self.rusage);
+        let offsets = self.logs.offsets();
+        let cpu0 = children_cpu();
+        let t = Instant::now();
+        let rc = self.rc.to_string_lossy().to_string();
+        let rusage = self.rusage.to_string_lossy().to_string();
+        let run = tf.run_env(
+            args,
+            &[
+                ("TF_CLI_CONFIG_FILE", rc.as_str()),
+                ("TSDB_BENCH_RUSAGE", rusage.as_str()),
+            ],
+        );
+        let wall = t.elapsed().as_secs_f64();
+        let total_cpu = children_cpu() - cpu0;
+        assert!(
+            expect.contains(&run.code),
+            "terraform {args:?} exited {}:\n{}",
+            run.code,
+            run.all()
+        );
+        let records: Vec<serde_json::Value> = std::fs::read_to_string(&self.rusage)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let provider_cpu: f64 = records
+            .iter()
+            .map(|r| r["cpu"].as_f64().unwrap_or(0.0))
+            .sum();
+        let rss = records
+            .iter()
+            .map(|r| r["maxrss_kb"].as_f64().unwrap_or(0.0))
+            .fold(0.0, f64::max);
+        Step {
+            name: "",
+            wall,
+            provider_cpu,
+            terraform_cpu: (total_cpu - provider_cpu).max(0.0),
+            provider_rss_mb: rss / 1024.0,
+            server: self.logs.counts_since(&offsets),
+        }
+    }
+
+    /// The same end state by psql, one session per node at once; returns
+    /// the step with the statements the servers logged.
+    fn psql_step(&self, scripts: &BTreeMap<String, String>) -> Step {
+        let offsets = self.logs.offsets();
+        let t = Instant::now();
+        let handles: Vec<_> = scripts
+            .iter()
+            .map(|(node, sql)| {
+                let path = self.work.path().join(format!("{node}.sql"));
+                std::fs::write(&path, sql).unwrap();
+                let port = self.cluster.port(node);
+                std::thread::spawn(move || {
+                    let out = Command::new("psql")
+                        .args([
+                            "-h",
+                            "127.0.0.1",
+                            "-p",
+                            &port.to_string(),
+                            "-U",
+                            "postgres",
+                            "-d",
+                            "postgres",
+                            "-qAtX",
+                        ])
+                        .args(["-v", "ON_ERROR_STOP=1", "-f"])
+                        .arg(&path)
+                        .output()
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        Step {
+            name: "",
+            wall: t.elapsed().as_secs_f64(),
+            provider_cpu: 0.0,
+            terraform_cpu: 0.0,
+            provider_rss_mb: 0.0,
+            server: self.logs.counts_since(&offsets),
+        }
+    }
+
+    fn file_write_sql(path: &Path, content: &[u8]) -> String {
+        format!(
+            "BEGIN;\nSELECT lo_from_bytea(0, '\\x{}'::bytea) AS lo \\gset\nSELECT lo_export(:lo, '{}');\nROLLBACK;\n",
+            hex::encode(content),
+            path.display()
+        )
+    }
+}
+
+fn sizes() -> Vec<usize> {
+    std::env::var("TSDB_BENCH_SIZES")
+        .unwrap_or_else(|_| "100,500,2000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+fn fleets() -> Vec<usize> {
+    std::env::var("TSDB_BENCH_DATA_NODES")
+        .unwrap_or_else(|_| "2,4".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+/// Milliseconds from exec to the handshake line, median of 21 starts.
+fn startup_ms() -> f64 {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap()
+        .pem();
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        let mut child = Command::new(BIN)
+            .env(
+                "TF_PLUGIN_MAGIC_COOKIE",
+                tsdb_provider::plugin::MAGIC_COOKIE_VALUE,
+            )
+            .env("PLUGIN_PROTOCOL_VERSIONS", "6")
+            .env("PLUGIN_CLIENT_CERT", &cert)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[times.len() / 2]
+}
+
+fn per_node(c: &ServerCounts, which: fn(&ServerCounts) -> &BTreeMap<String, u64>) -> String {
+    which(c)
+        .iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn max_node(m: &BTreeMap<String, u64>) -> u64 {
+    m.values().copied().max().unwrap_or(0)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` builds this
+    // target too but must not start a twenty-minute run.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("the fleet benchmark runs with `make bench` (cargo bench --bench fleet)");
+        return;
+    }
+    let startup = startup_ms();
+    println!("plugin start-up to handshake: {startup:.2} ms (median of 21)");
+    let mut results = Vec::new();
+    println!(
+        "\n{:>3} {:>5} {:<18} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}  statements per node",
+        "DN", "N", "step", "wall s", "prov s", "tf s", "RSS MB", "max stmt", "max conn"
+    );
+    for data_nodes in fleets() {
+        for n in sizes() {
+            let fleet = Fleet::start(data_nodes);
+            let tf = Terraform::new();
+            tf.config(&fleet.config(n));
+            tf.run_env(
+                &["init", "-input=false"],
+                &[("TF_CLI_CONFIG_FILE", fleet.rc.to_str().unwrap())],
+            );
+            let mut steps = Vec::new();
+            let mut s = fleet.terraform(
+                &tf,
+                &["apply", "-auto-approve", "-input=false", "-no-color"],
+                &[0],
+            );
+            s.name = "apply";
+            steps.push(s);
+            // The end state, for the baseline to write by hand.
+            let files: BTreeMap<String, (PathBuf, Vec<u8>)> = fleet
+                .names
+                .iter()
+                .map(|node| {
+                    let p = fleet.cluster.data_dir(node).join("pg_hba.conf");
+                    (node.clone(), (p.clone(), std::fs::read(&p).unwrap()))
+                })
+                .collect();
+            let passfile_path = fleet.cluster.data_dir("access").join("passfile");
+            let passfile = std::fs::read(&passfile_path).unwrap();
+            let mut s = fleet.terraform(
+                &tf,
+                &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
+                &[0],
+            );
+            s.name = "plan (no changes)";
+            steps.push(s);
+            // 1% drift, half of it on roles of one data node, half revoked grants.
+            let drift = (n / 100).max(2);
+            let roles = (n - n * 40 / 100 - n * 20 / 100) / 2;
+            let mut sql = String::new();
+            for i in 0..drift / 2 {
+                sql.push_str(&format!("ALTER ROLE role{} CONNECTION LIMIT 7;", i % roles));
+            }
+            fleet.cluster.psql("dn1", &sql);
+            let mut sql = String::new();
+            for i in 0..drift - drift / 2 {
+                sql.push_str(&format!(
+                    "REVOKE USAGE ON FOREIGN SERVER dn1 FROM role{};",
+                    roles - 1 - i % roles
+                ));
+            }
+            fleet.cluster.psql("access", &sql);
+            let mut s = fleet.terraform(
+                &tf,
+                &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
+                &[2],
+            );
+            s.name = "plan (1% drift)";
+            steps.push(s);
+            let mut s = fleet.terraform(
+                &tf,
+                &["destroy", "-auto-approve", "-input=false", "-no-color"],
+                &[0],
+            );
+            s.name = "destroy";
+            steps.push(s);
+
+            // The baseline: the same end state by psql, read back, removed.
+            let originals: BTreeMap<String, Vec<u8>> = fleet
+                .names
+                .iter()
+                .map(|node| (node.clone(), std::fs::read(&files[node].0).unwrap()))
+                .collect();
+            let role_names: Vec<String> = (0..roles).map(|i| format!("role{i}")).collect();
+            let servers = fleet.names[1..].join(", ");
+            let mut apply = BTreeMap::new();
+            let mut read = BTreeMap::new();
+            let mut destroy = BTreeMap::new();
+            for node in &fleet.names {
+                let (path, content) = &files[node];
+                let mut a = Fleet::file_write_sql(path, content);
+                let mut r = format!(
+                    "SELECT pg_read_file('{}');\nSELECT rolname, rolpassword FROM pg_authid;\n",
+                    path.display()
+                );
+                let mut d = Fleet::file_write_sql(path, &originals[node]);
+                if node == "access" {
+                    a.push_str(&Fleet::file_write_sql(&passfile_path, &passfile));
+                    r.push_str(&format!(
+                        "SELECT pg_read_file('{}');\nSELECT srvname, srvacl FROM pg_foreign_server;\n",
+                        passfile_path.display()
+                    ));
+                    d.push_str(&format!(
+                        "REVOKE USAGE ON FOREIGN SERVER {servers} FROM {};\n",
+                        role_names.join(", ")
+                    ));
+                    d.push_str(&Fleet::file_write_sql(&passfile_path, b""));
+                }
+                a.push_str("SELECT pg_reload_conf();\n");
+                for (i, role) in role_names.iter().enumerate() {
+                    a.push_str(&format!("CREATE ROLE {role} LOGIN PASSWORD 'pw {i}';\n"));
+                    d.push_str(&format!("DROP ROLE {role};\n"));
+                }
+                if node == "access" {
+                    a.push_str(&format!(
+                        "GRANT USAGE ON FOREIGN SERVER {servers} TO {};\n",
+                        role_names.join(", ")
+                    ));
+                }
+                d.push_str("SELECT pg_reload_conf();\n");
+                apply.insert(node.clone(), a);
+                read.insert(node.clone(), r);
+                destroy.insert(node.clone(), d);
+            }
+            let mut b = Vec::new();
+            for (name, scripts) in [
+                ("apply", &apply),
+                ("read back", &read),
+                ("destroy", &destroy),
+            ] {
+                let mut s = fleet.psql_step(scripts);
+                s.name = name;
+                b.push(s);
+            }
+
+            for s in steps
+                .iter()
+                .map(|s| ("ours", s))
+                .chain(b.iter().map(|s| ("psql", s)))
+            {
+                let (who, s) = s;
+                println!(
+                    "{:>3} {:>5} {:<18} {:>8.2} {:>8.2} {:>8.2} {:>7.1} {:>9} {:>9}  {}",
+                    data_nodes,
+                    n,
+                    format!("{who} {}", s.name),
+                    s.wall,
+                    s.provider_cpu,
+                    s.terraform_cpu,
+                    s.provider_rss_mb,
+                    max_node(&s.server.statements),
+                    max_node(&s.server.connections),
+                    per_node(&s.server, |c| &c.statements)
+                );
+            }
+            let ratio = |ours: &Step, base: &Step| ours.wall / base.wall.max(1e-3);
+            println!(
+                "{:>3} {:>5} ratios: apply {:.1}x psql, plan {:.1}x psql read-back, destroy {:.1}x psql",
+                data_nodes,
+                n,
+                ratio(&steps[0], &b[0]),
+                ratio(&steps[1], &b[1]),
+                ratio(&steps[3], &b[2])
+            );
+            let step_json = |s: &Step| {
+                json!({
+                    "step": s.name,
+                    "wall_s": s.wall,
+                    "provider_cpu_s": s.provider_cpu,
+                    "terraform_cpu_s": s.terraform_cpu,
+                    "provider_peak_rss_mb": s.provider_rss_mb,
+                    "statements": s.server.statements,
+                    "connections": s.server.connections,
+                })
+            };
+            results.push(json!({
+                "data_nodes": data_nodes,
+                "resources": n,
+                "ours": steps.iter().map(step_json).collect::<Vec<_>>(),
+                "psql_baseline": b.iter().map(step_json).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    let out = json!({
+        "machine": machine(),
+        "terraform": String::from_utf8_lossy(&Command::new(harness::terraform_bin()).arg("version").output().unwrap().stdout).lines().next().unwrap_or("").to_string(),
+        "startup_ms_median": startup,
+        "runs": results,
+    });
+    let dir = Path::new(ROOT).join("bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
+    println!("\nsaved {}", path.display());
+}
+
+fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_default();
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let pg = String::from_utf8_lossy(
+        &Command::new("psql")
+            .arg("--version")
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .trim()
+    .to_string();
+    json!({ "cpu": model, "cores": cores, "memory": mem, "psql": pg })
+}
