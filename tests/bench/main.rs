@@ -171,10 +171,10 @@ impl Fleet {
         let names = node_names(data_nodes);
         let mut files = BTreeMap::new();
         for n in &names {
-            cluster.psql(
-                n,
-                "ALTER SYSTEM SET log_statement = 'all'; ALTER SYSTEM SET log_connections = on; SELECT pg_reload_conf()",
-            );
+            for setting in ["log_statement = 'all'", "log_connections = on"] {
+                cluster.psql(n, &format!("ALTER SYSTEM SET {setting}"));
+            }
+            cluster.psql(n, "SELECT pg_reload_conf()");
             files.insert(n.clone(), cluster.data_dir(n).join("server.log"));
         }
         let servers: String = names[1..]
