@@ -50,25 +50,46 @@ pub enum Check {
     Unknown,
 }
 
-/// Compares the stored password of `role` with `password`. Results are
-/// remembered for the life of the process (keyed by digests, never the
-/// password), so a refresh does not redo the key derivation it already did.
-pub fn check(stored: &str, password: &str, role: &str) -> Check {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static MEMO: OnceLock<Mutex<HashMap<[u8; 32], Check>>> = OnceLock::new();
+type Memo = std::sync::Mutex<std::collections::HashMap<[u8; 32], Check>>;
+
+fn memo() -> &'static Memo {
+    static MEMO: std::sync::OnceLock<Memo> = std::sync::OnceLock::new();
+    MEMO.get_or_init(Default::default)
+}
+
+fn memo_key(stored: &str, password: &str, role: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     for part in [stored, password, role] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
-    let key: [u8; 32] = h.finalize().into();
-    let memo = MEMO.get_or_init(Default::default);
-    if let Some(c) = memo.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+    h.finalize().into()
+}
+
+/// A digest of a stored verifier, kept (privately) with the state once the
+/// verifier was found to match the configured password: while the node
+/// still stores the same verifier, nothing needs recomputing.
+pub fn stamp(stored: &str) -> String {
+    hex::encode(Sha256::digest(stored.as_bytes()))
+}
+
+/// Records that `stored` is known to match `password` (its stamp was kept
+/// with the state after a check or a change).
+pub fn trust(stored: &str, password: &str, role: &str) {
+    let mut m = memo().lock().unwrap_or_else(|p| p.into_inner());
+    m.insert(memo_key(stored, password, role), Check::Matches);
+}
+
+/// Compares the stored password of `role` with `password`. Results are
+/// remembered for the life of the process (keyed by digests, never the
+/// password), so a refresh does not redo the key derivation it already did.
+pub fn check(stored: &str, password: &str, role: &str) -> Check {
+    let key = memo_key(stored, password, role);
+    if let Some(c) = memo().lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
         return *c;
     }
     let c = check_uncached(stored, password, role);
-    let mut m = memo.lock().unwrap_or_else(|p| p.into_inner());
+    let mut m = memo().lock().unwrap_or_else(|p| p.into_inner());
     if m.len() > 100_000 {
         m.clear();
     }
@@ -104,14 +125,22 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-/// PBKDF2-HMAC-SHA-256 with one output block: SCRAM's `Hi()`.
+/// PBKDF2-HMAC-SHA-256 with one output block: SCRAM's `Hi()`. The keyed
+/// HMAC state is made once and cloned for each round.
 fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
+    let keyed =
+        <HmacSha256 as KeyInit>::new_from_slice(password).unwrap_or_else(|_| unreachable!());
+    let round = |data: &[u8]| -> [u8; 32] {
+        let mut m = keyed.clone();
+        m.update(data);
+        m.finalize().into_bytes().into()
+    };
     let mut first = salt.to_vec();
     first.extend_from_slice(&1u32.to_be_bytes());
-    let mut u = hmac(password, &first);
+    let mut u = round(&first);
     let mut out = u;
     for _ in 1..iterations {
-        u = hmac(password, &u);
+        u = round(&u);
         for (o, x) in out.iter_mut().zip(u.iter()) {
             *o ^= x;
         }

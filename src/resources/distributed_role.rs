@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use crate::diag::{AttrPath, Diagnostics};
 use crate::node::{ErrorKind, Node, NodeError};
-use crate::password::Encryption;
+use crate::password::{self, Encryption};
 use crate::provider::ACCESS_NODE;
-use crate::role::{self, RoleSpec, RoleState, IN_SYNC, MISSING, UNREACHABLE};
+use crate::role::{self, RoleSpec, RoleState, StoredPassword, IN_SYNC, MISSING, UNREACHABLE};
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::secret::Secret;
 use crate::sql;
@@ -36,6 +36,15 @@ pub const NODES: &str = "nodes";
 const MAX_NAME_BYTES: usize = 63;
 
 pub struct DistributedRole;
+
+/// Private data of roles applied by this process, until Terraform collects
+/// it with the apply's result.
+fn applied_stamps() -> &'static std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>> {
+    static STAMPS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    > = std::sync::OnceLock::new();
+    STAMPS.get_or_init(Default::default)
+}
 
 /// The outcome of reading one node.
 type NodeRead = Result<Option<RoleState>, NodeError>;
@@ -163,8 +172,18 @@ impl Resource for DistributedRole {
     }
 
     async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
+        Ok(self.read_private(ctx, state, &[]).await?.map(|(v, _)| v))
+    }
+
+    async fn read_private(
+        &self,
+        ctx: &Ctx,
+        state: &Value,
+        private: &[u8],
+    ) -> Result<Option<(Value, Vec<u8>)>, Diagnostics> {
         let m = Model::from_value(state)?;
         let reads = read_all(ctx, &m).await?;
+        m.trust_stamps(&reads, private);
         let all_missing = reads.values().all(|r| matches!(r, Ok(None) | Err(_)));
         if all_missing && matches!(reads.get(ACCESS_NODE), Some(Ok(None))) {
             return Ok(None);
@@ -175,7 +194,16 @@ impl Resource for DistributedRole {
         }
         // Statuses compare each node with the state, so drift the top-level
         // attributes cannot show (one data node changed) is named.
-        Ok(Some(now.to_state(&m.statuses(&reads))))
+        let statuses = m.statuses(&reads);
+        Ok(Some((now.to_state(&statuses), m.stamps(&reads))))
+    }
+
+    fn private_after_apply(&self, new: &Value) -> Option<Vec<u8>> {
+        let name = new.attr(NAME).as_str()?;
+        applied_stamps()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
     }
 
     async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
@@ -447,6 +475,10 @@ async fn converge(
     // What is there now decides the state.
     let reads = read_all(ctx, m).await?;
     let statuses = m.statuses(&reads);
+    applied_stamps()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(m.name.clone(), m.stamps(&reads));
     let state = m.to_state(&statuses);
     for (n, s) in &statuses {
         if s != IN_SYNC && !failed.contains(n) {
@@ -686,6 +718,43 @@ impl Model {
         if !a.valid_until_matches {
             self.valid_until = a.valid_until.clone().filter(|v| v != "infinity");
         }
+    }
+
+    /// Stored verifiers the private data says were found to match: they
+    /// are trusted without recomputing the key derivation.
+    fn trust_stamps(&self, reads: &BTreeMap<String, NodeRead>, private: &[u8]) {
+        let Ok(stamps) = serde_json::from_slice::<BTreeMap<String, String>>(private) else {
+            return;
+        };
+        for (node, read) in reads {
+            let (Ok(Some(state)), Some(stamp)) = (read, stamps.get(node)) else {
+                continue;
+            };
+            if let (StoredPassword::Some(stored), Some(p)) =
+                (&state.password, self.spec_for(node).password)
+            {
+                if password::stamp(stored) == *stamp {
+                    password::trust(stored, p.expose(), &self.name);
+                }
+            }
+        }
+    }
+
+    /// Private data for the state: for each node whose stored verifier
+    /// matches the configured password, a digest of that verifier.
+    fn stamps(&self, reads: &BTreeMap<String, NodeRead>) -> Vec<u8> {
+        let mut out = BTreeMap::new();
+        for (node, read) in reads {
+            let Ok(Some(state)) = read else { continue };
+            if let (StoredPassword::Some(stored), Some(p)) =
+                (&state.password, self.spec_for(node).password)
+            {
+                if password::check(stored, p.expose(), &self.name) == password::Check::Matches {
+                    out.insert(node.clone(), password::stamp(stored));
+                }
+            }
+        }
+        serde_json::to_vec(&out).unwrap_or_default()
     }
 
     fn statuses(&self, reads: &BTreeMap<String, NodeRead>) -> BTreeMap<String, String> {

@@ -100,6 +100,23 @@ pub trait Resource: Send + Sync {
     /// The resource as it is on the nodes now; `None` when it is gone.
     async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics>;
 
+    /// As [`Resource::read`], with the private data Terraform keeps next
+    /// to the state (never shown to users); returns the new private data.
+    async fn read_private(
+        &self,
+        ctx: &Ctx,
+        state: &Value,
+        private: &[u8],
+    ) -> Result<Option<(Value, Vec<u8>)>, Diagnostics> {
+        Ok(self.read(ctx, state).await?.map(|v| (v, private.to_vec())))
+    }
+
+    /// Private data to keep with the state an apply just produced; `None`
+    /// keeps what the plan carried.
+    fn private_after_apply(&self, _new: &Value) -> Option<Vec<u8>> {
+        None
+    }
+
     async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError>;
 
     async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, ApplyError>;

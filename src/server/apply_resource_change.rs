@@ -38,11 +38,12 @@ pub(super) async fn handle(
     req: pb::apply_resource_change::Request,
 ) -> Result<pb::apply_resource_change::Response, Status> {
     let res = server.resource(&req.type_name)?.clone();
-    let ty = res.schema().ty();
+    let shape = server.shape(&req.type_name)?;
+    let ty = &shape.ty;
     let decoded = (|| {
         Ok::<_, Diagnostics>((
-            convert::from_dynamic(req.prior_state.as_ref(), &ty)?,
-            convert::from_dynamic(req.planned_state.as_ref(), &ty)?,
+            convert::from_dynamic(req.prior_state.as_ref(), ty)?,
+            convert::from_dynamic(req.planned_state.as_ref(), ty)?,
         ))
     })();
     let (prior, planned) = match decoded {
@@ -80,11 +81,18 @@ pub(super) async fn handle(
         Ok(new)
     }
     .await;
-    let result = result.and_then(|v| Ok(convert::to_dynamic(&v, &ty)?));
+    let result = result.and_then(|v| {
+        let private = if v.is_null() {
+            None
+        } else {
+            res.private_after_apply(&v)
+        };
+        Ok((convert::to_dynamic(&v, ty)?, private))
+    });
     Ok(match result {
-        Ok(dv) => pb::apply_resource_change::Response {
+        Ok((dv, private)) => pb::apply_resource_change::Response {
             new_state: Some(dv),
-            private: req.planned_private,
+            private: private.unwrap_or(req.planned_private),
             ..Default::default()
         },
         Err(e) => {
@@ -93,7 +101,7 @@ pub(super) async fn handle(
             let partial = e
                 .partial
                 .as_ref()
-                .and_then(|v| convert::to_dynamic(v, &ty).ok());
+                .and_then(|v| convert::to_dynamic(v, ty).ok());
             pb::apply_resource_change::Response {
                 new_state: partial.or(req.prior_state),
                 private: req.planned_private,

@@ -11,7 +11,8 @@ pub(super) async fn handle(
     req: pb::import_resource_state::Request,
 ) -> Result<pb::import_resource_state::Response, Status> {
     let res = server.resource(&req.type_name)?.clone();
-    let ty = res.schema().ty();
+    let shape = server.shape(&req.type_name)?;
+    let ty = &shape.ty;
     let result = async {
         let importer = res.importer().ok_or_else(|| {
             Diagnostics::error(
@@ -26,7 +27,7 @@ pub(super) async fn handle(
             )
         })?;
         let state = ProviderServer::cancellable(&ctx, importer.import(&ctx, &req.id)).await?;
-        convert::to_dynamic(&state, &ty)
+        convert::to_dynamic(&state, ty)
     }
     .await;
     Ok(match result {

@@ -46,8 +46,15 @@ enum Configured {
     Yes(Arc<Provider>),
 }
 
+/// A resource's schema and the object type of its values, built once.
+pub(crate) struct Shape {
+    pub schema: Schema,
+    pub ty: crate::value::Type,
+}
+
 pub struct ProviderServer {
     resources: BTreeMap<&'static str, Arc<dyn Resource>>,
+    shapes: BTreeMap<&'static str, Arc<Shape>>,
     data_sources: BTreeMap<&'static str, Arc<dyn DataSource>>,
     provider_schema: Schema,
     configured: RwLock<Configured>,
@@ -66,6 +73,14 @@ impl ProviderServer {
             resources: resources::all()
                 .into_iter()
                 .map(|r| (r.type_name(), r))
+                .collect(),
+            shapes: resources::all()
+                .into_iter()
+                .map(|r| {
+                    let schema = r.schema();
+                    let ty = schema.ty();
+                    (r.type_name(), Arc::new(Shape { schema, ty }))
+                })
                 .collect(),
             data_sources: data_sources::all()
                 .into_iter()
@@ -90,6 +105,15 @@ impl ProviderServer {
     fn resource(&self, name: &str) -> Result<&Arc<dyn Resource>, Status> {
         self.resources
             .get(name)
+            .ok_or_else(|| Status::not_found(format!("unknown resource type {name:?}")))
+    }
+
+    /// The schema and value type of a resource type (built once, not per
+    /// request).
+    fn shape(&self, name: &str) -> Result<Arc<Shape>, Status> {
+        self.shapes
+            .get(name)
+            .cloned()
             .ok_or_else(|| Status::not_found(format!("unknown resource type {name:?}")))
     }
 

@@ -75,12 +75,12 @@ pub(super) async fn handle(
     req: pb::plan_resource_change::Request,
 ) -> Result<pb::plan_resource_change::Response, Status> {
     let res = server.resource(&req.type_name)?.clone();
-    let schema = res.schema();
-    let ty = schema.ty();
+    let shape = server.shape(&req.type_name)?;
+    let (schema, ty) = (&shape.schema, &shape.ty);
     let result = async {
-        let prior = convert::from_dynamic(req.prior_state.as_ref(), &ty)?;
-        let proposed = convert::from_dynamic(req.proposed_new_state.as_ref(), &ty)?;
-        let config = convert::from_dynamic(req.config.as_ref(), &ty)?;
+        let prior = convert::from_dynamic(req.prior_state.as_ref(), ty)?;
+        let proposed = convert::from_dynamic(req.proposed_new_state.as_ref(), ty)?;
+        let config = convert::from_dynamic(req.config.as_ref(), ty)?;
         let ctx = server.ctx()?;
         if proposed.is_null() {
             if let (Some(ctx), false) = (&ctx, prior.is_null()) {
@@ -88,7 +88,7 @@ pub(super) async fn handle(
             }
             return Ok((Value::Null, Vec::new(), Diagnostics::new()));
         }
-        let (mut planned, mut replace) = plan_by_schema(&schema, &prior, &proposed, &config);
+        let (mut planned, mut replace) = plan_by_schema(schema, &prior, &proposed, &config);
         if !replace.is_empty() {
             res.refine_replace(&prior, &planned, &mut replace);
             if replace.is_empty() {
@@ -137,7 +137,7 @@ pub(super) async fn handle(
     }
     .await;
     Ok(
-        match result.and_then(|(v, r, w)| Ok((convert::to_dynamic(&v, &ty)?, r, w))) {
+        match result.and_then(|(v, r, w)| Ok((convert::to_dynamic(&v, ty)?, r, w))) {
             Ok((dv, replace, warnings)) => pb::plan_resource_change::Response {
                 planned_state: Some(dv),
                 requires_replace: replace.iter().map(convert::path_to_proto).collect(),

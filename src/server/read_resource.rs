@@ -11,15 +11,16 @@ pub(super) async fn handle(
     req: pb::read_resource::Request,
 ) -> Result<pb::read_resource::Response, Status> {
     let res = server.resource(&req.type_name)?.clone();
-    let ty = res.schema().ty();
+    let shape = server.shape(&req.type_name)?;
+    let ty = &shape.ty;
     let deferral_allowed = req
         .client_capabilities
         .as_ref()
         .is_some_and(|c| c.deferral_allowed);
     let result = async {
-        let state = convert::from_dynamic(req.current_state.as_ref(), &ty)?;
+        let state = convert::from_dynamic(req.current_state.as_ref(), ty)?;
         if state.is_null() {
-            return Ok((Value::Null, None));
+            return Ok((Value::Null, None, None));
         }
         let Some(ctx) = server.ctx()? else {
             // The provider block is not known yet: keep the state as it is
@@ -27,18 +28,24 @@ pub(super) async fn handle(
             let deferred = deferral_allowed.then_some(pb::Deferred {
                 reason: pb::deferred::Reason::ProviderConfigUnknown as i32,
             });
-            return Ok((state, deferred));
+            return Ok((state, deferred, None));
         };
-        let now = ProviderServer::cancellable(&ctx, res.read(&ctx, &state)).await?;
-        Ok((now.unwrap_or(Value::Null), None))
+        let now =
+            ProviderServer::cancellable(&ctx, res.read_private(&ctx, &state, &req.private)).await?;
+        Ok(match now {
+            Some((v, private)) => (v, None, Some(private)),
+            None => (Value::Null, None, None),
+        })
     }
     .await;
     Ok(
-        match result.and_then(|(v, deferred)| Ok((convert::to_dynamic(&v, &ty)?, deferred))) {
-            Ok((dv, deferred)) => pb::read_resource::Response {
+        match result.and_then(|(v, deferred, private)| {
+            Ok((convert::to_dynamic(&v, ty)?, deferred, private))
+        }) {
+            Ok((dv, deferred, private)) => pb::read_resource::Response {
                 new_state: Some(dv),
                 diagnostics: Vec::new(),
-                private: req.private,
+                private: private.unwrap_or(req.private),
                 deferred,
                 new_identity: None,
             },

@@ -11,7 +11,8 @@ pub(super) fn handle(
     req: pb::validate_resource_config::Request,
 ) -> Result<pb::validate_resource_config::Response, Status> {
     let res = server.resource(&req.type_name)?;
-    let schema = res.schema();
+    let shape = server.shape(&req.type_name)?;
+    let schema = &shape.schema;
     let diags = match convert::from_dynamic(req.config.as_ref(), &schema.ty()) {
         Ok(config) => {
             let mut d = schema.validate(&config);
