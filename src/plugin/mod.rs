@@ -289,6 +289,24 @@ pub async fn serve(mode: Mode) -> Result<(), StartError> {
     .map_err(|e| StartError(format!("writing the handshake: {e}")))?;
     drop(stdout);
 
+    // A plugin whose Terraform died (killed, crashed) would otherwise run
+    // on forever, holding sessions on the nodes: stop when the parent goes.
+    if mode == Mode::Managed {
+        let parent = std::os::unix::process::parent_id();
+        let orphaned = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                if std::os::unix::process::parent_id() != parent {
+                    log::warn("Terraform went away; the provider stops", &[]);
+                    orphaned.cancel();
+                    break;
+                }
+            }
+        });
+    }
+
     let incoming = tokio_stream::wrappers::ReceiverStream::new(rx);
     let stop = shutdown.clone();
     router

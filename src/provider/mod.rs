@@ -290,7 +290,7 @@ impl Provider {
                         (n.clone(), r)
                     }
                 });
-                futures_util::future::join_all(work).await
+                fan_out(work).await
             }
         }
     }
@@ -320,4 +320,24 @@ fn clone_err(e: &NodeError) -> NodeError {
 /// message that quotes it.
 fn redact(message: &str, statement: &Secret) -> String {
     message.replace(statement.expose(), "<statement>")
+}
+
+/// At most this many nodes are worked on at once by one operation.
+pub const FAN_OUT: usize = 16;
+
+/// Runs `work` (one future per node) concurrently, at most [`FAN_OUT`] at a
+/// time, and returns the outcomes in order: a slow node holds up only its
+/// own slot.
+pub async fn fan_out<I, F, T>(work: I) -> Vec<T>
+where
+    I: IntoIterator<Item = F>,
+    F: std::future::Future<Output = T>,
+{
+    use futures_util::StreamExt;
+    // Collected first: a stream over a borrowing iterator would not be Send.
+    let futures: Vec<F> = work.into_iter().collect();
+    futures_util::stream::iter(futures)
+        .buffered(FAN_OUT)
+        .collect()
+        .await
 }

@@ -311,7 +311,7 @@ async fn read_all(ctx: &Ctx, m: &Model) -> Result<BTreeMap<String, NodeRead>, Di
     for n in m.targets() {
         nodes.push((n.clone(), ctx.provider.node(&n).await));
     }
-    let reads = futures_util::future::join_all(nodes.into_iter().map(|(n, node)| {
+    let reads = crate::provider::fan_out(nodes.into_iter().map(|(n, node)| {
         let valid_until = m.valid_until.clone();
         let name = m.name.clone();
         async move {
@@ -530,7 +530,7 @@ async fn drop_everywhere(ctx: &Ctx, m: &Model, targets: &[String]) -> Result<(),
     for n in targets {
         nodes.push(ctx.provider.node(n).await.map_err(|e| node_diag(&e))?);
     }
-    let checks = futures_util::future::join_all(nodes.iter().map(|node| {
+    let checks = crate::provider::fan_out(nodes.iter().map(|node| {
         let name = m.name.clone();
         async move {
             let exists = node.role_read(&name, None).await?.is_some();

@@ -513,3 +513,69 @@ fn a_rule_that_passes_the_checks_but_stops_the_login_is_rolled_back() {
     tf.config(&c.provider_block());
     tf.assert_no_changes();
 }
+
+#[test]
+fn a_provider_whose_terraform_died_stops_and_lets_go_of_its_sessions() {
+    let c = Cluster::start(1);
+    let tf = Terraform::new();
+    tf.config(&format!(
+        "{}{}",
+        c.provider_block(),
+        hba_rules("dn1", 60, 4)
+    ));
+    tf.init();
+    let mut cmd = spawn_command(
+        &tf,
+        &["apply", "-auto-approve", "-no-color", "-parallelism=1"],
+    );
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().unwrap();
+    let start = Instant::now();
+    while managed_hba_rules(&c, "dn1") < 2 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let providers = provider_children(child.id());
+    assert!(!providers.is_empty());
+    // Kill every terraform process, but not the providers.
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let pgrp = stat
+            .rsplit_once(") ")
+            .and_then(|(_, r)| r.split_whitespace().nth(2)?.parse::<u32>().ok());
+        if pgrp == Some(child.id()) && !providers.contains(&p) {
+            signal(p, "-KILL");
+        }
+    }
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while providers
+        .iter()
+        .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A zombie has no /proc/<pid>/fd entries left; a live process has.
+    let alive: Vec<&u32> = providers
+        .iter()
+        .filter(|p| {
+            std::fs::read_dir(format!("/proc/{p}/fd"))
+                .map(|d| d.count() > 0)
+                .unwrap_or(false)
+        })
+        .collect();
+    assert!(
+        alive.is_empty(),
+        "provider {alive:?} still running after its terraform died"
+    );
+    assert_eq!(
+        c.psql("dn1", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'terraform-provider-timescaledb'"),
+        "0"
+    );
+    assert_eq!(c.hba_errors("dn1"), "");
+}
