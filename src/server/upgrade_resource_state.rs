@@ -13,8 +13,8 @@ pub(super) fn handle(
     server: &ProviderServer,
     req: pb::upgrade_resource_state::Request,
 ) -> Result<pb::upgrade_resource_state::Response, Status> {
-    let schema = server.resource(&req.type_name)?.schema();
-    let ty = schema.ty();
+    let shape = server.shape(&req.type_name)?;
+    let (schema, ty) = (&shape.schema, &shape.ty);
     let result = (|| {
         if req.version > schema.version {
             return Err(Diagnostics::error(
@@ -26,13 +26,13 @@ pub(super) fn handle(
         if raw.json.is_empty() && !raw.flatmap.is_empty() {
             return Err(Diagnostics::error("Unsupported state format", "Flatmap state comes from Terraform 0.11 providers and cannot be upgraded by this provider."));
         }
-        let v = json::decode(&raw.json, &ty, true).map_err(|e| {
+        let v = json::decode(&raw.json, ty, true).map_err(|e| {
             Diagnostics::error(
                 "Invalid stored state",
                 format!("The stored state could not be read: {e}."),
             )
         })?;
-        convert::to_dynamic(&v, &ty)
+        convert::to_dynamic(&v, ty)
     })();
     Ok(match result {
         Ok(dv) => pb::upgrade_resource_state::Response {
