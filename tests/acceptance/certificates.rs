@@ -306,3 +306,70 @@ fn bad_certificate_inputs_are_refused_before_anything_changes() {
     assert!(!exists(&c.data_dir("dn1").join("server.crt")));
     assert_eq!(c.psql("dn1", "SHOW ssl"), "off");
 }
+
+#[test]
+fn a_ca_inside_its_renewal_window_is_replaced_with_what_it_signed() {
+    let c = Cluster::start(1);
+    let tf = Terraform::new();
+    let config = |early: u32| {
+        format!(
+            r#"{}
+resource "timescaledb_certificate_authority" "ca" {{
+  subject            = {{ common_name = "Renewing CA" }}
+  validity_days      = 30
+  early_renewal_days = {early}
+}}
+resource "timescaledb_node_certificate" "dn1" {{
+  kind               = "server"
+  node               = "dn1"
+  common_name        = "localhost"
+  ip_addresses       = ["127.0.0.1"]
+  ca_cert_pem        = timescaledb_certificate_authority.ca.cert_pem
+  ca_private_key_pem = timescaledb_certificate_authority.ca.private_key_pem
+}}
+"#,
+            c.provider_block()
+        )
+    };
+    tf.config(&config(5));
+    tf.init();
+    tf.apply();
+    tf.assert_no_changes();
+    let ca_before = fingerprint_in_state(&tf, "timescaledb_certificate_authority.ca");
+    let cert_before = fingerprint_in_state(&tf, "timescaledb_node_certificate.dn1");
+    // Widen the window past the validity: the CA is due, and so is what it signed.
+    tf.config(&config(40));
+    let (changes, plan) = tf.plan();
+    assert!(changes);
+    for expected in [
+        "timescaledb_certificate_authority.ca must be replaced",
+        "timescaledb_node_certificate.dn1 must be replaced",
+    ] {
+        assert!(
+            plan.stdout.contains(expected),
+            "{expected} not in:\n{}",
+            plan.stdout
+        );
+    }
+    tf.apply();
+    assert_ne!(
+        fingerprint_in_state(&tf, "timescaledb_certificate_authority.ca"),
+        ca_before
+    );
+    assert_ne!(
+        fingerprint_in_state(&tf, "timescaledb_node_certificate.dn1"),
+        cert_before
+    );
+    // The node serves the new certificate, which chains to the new CA.
+    let root = c.data_dir("dn1").join("root.crt");
+    let out = c.psql_conn(
+        &format!("host=127.0.0.1 port={} dbname=postgres user=postgres sslmode=verify-full sslrootcert={}", c.port("dn1"), root.display()),
+        "SELECT 1",
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    tf.config(&config(5));
+    tf.apply();
+    tf.assert_no_changes();
+    tf.destroy();
+}
