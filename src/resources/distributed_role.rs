@@ -812,8 +812,9 @@ fn schema() -> Schema {
          reached through `CALL distributed_exec(...)` on the access node or by direct connections (the provider's `fanout` \
          setting); reads always look at every node directly. Passwords are sent to nodes only as SCRAM-SHA-256 (or md5) \
          verifiers the provider computes, and a password changed by hand on any node is found by recomputing the stored \
-         verifier from the configured password. The `nodes` attribute shows how each node's copy compares, so drift on \
-         one data node shows in the plan with the node's name.",
+         verifier from the configured password (only when the stored verifier changed since it was last checked: a \
+         digest of each checked verifier is kept in the resource's private state, so refreshes stay cheap). The `nodes` \
+         attribute shows how each node's copy compares, so drift on one data node shows in the plan with the node's name.",
         vec![
             Attribute::new(NAME, Type::String, Mode::Required, "Role name, used exactly as written (case, spaces and quotes included).").force_new(),
             flag(role::LOGIN, "Whether clients may log in as the role on the access node. Data nodes always get LOGIN.", false),
