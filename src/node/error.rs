@@ -120,7 +120,7 @@ impl NodeError {
             self.doing, self.node, self.address, self.message
         );
         match self.kind {
-            ErrorKind::Permission => detail.push_str("\n\nThe provider's role needs to be a superuser on every node it manages."),
+            ErrorKind::Permission => detail.push_str("\n\nThe provider's role needs to be a superuser on every node it manages, or to hold the rights the provider documentation lists under \"Running without superuser\"."),
             ErrorKind::Unreachable => detail.push_str("\n\nCheck that the node is running and that the provider's host, port and sslmode settings are right."),
             _ => {}
         }

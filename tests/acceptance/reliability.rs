@@ -579,3 +579,60 @@ fn a_provider_whose_terraform_died_stops_and_lets_go_of_its_sessions() {
     );
     assert_eq!(c.hba_errors("dn1"), "");
 }
+
+#[test]
+fn a_provider_role_without_superuser_works_with_granted_rights() {
+    // The least the provider needs: reading and writing server files,
+    // reloading, the settings, the rules view, and CREATEROLE. It may not
+    // run programs (so files are rewritten in place) nor read passwords.
+    let c = Cluster::start(1);
+    for node in ["access", "dn1"] {
+        c.psql(
+            node,
+            "CREATE ROLE tfadmin LOGIN CREATEROLE; \
+             GRANT pg_read_server_files, pg_write_server_files, pg_read_all_settings TO tfadmin; \
+             GRANT EXECUTE ON FUNCTION lo_export(oid, text), pg_reload_conf(), pg_hba_file_rules(), \
+             pg_stat_file(text, boolean), pg_read_binary_file(text) TO tfadmin; \
+             GRANT SELECT ON pg_hba_file_rules TO tfadmin",
+        );
+    }
+    let provider = c
+        .provider_block()
+        .replace("username = \"postgres\"", "username = \"tfadmin\"");
+    let tf = Terraform::new();
+    let body = |extra: &str| {
+        format!(
+            "{provider}resource \"timescaledb_hba_rule\" \"r\" {{\n  node = \"dn1\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"app\"]\n  address = \"10.0.0.1\"\n  method = \"scram-sha-256\"\n}}\nresource \"timescaledb_distributed_role\" \"app\" {{\n  name = \"app\"\n  login = true\n  password = \"app pass\"\n}}\n{extra}"
+        )
+    };
+    tf.config(&body(""));
+    tf.init();
+    tf.apply();
+    assert!(c
+        .read_hba("dn1")
+        .contains("host all app 10.0.0.1/32 scram-sha-256"));
+    assert_eq!(
+        c.psql(
+            "dn1",
+            "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'"
+        ),
+        "t"
+    );
+    tf.assert_no_changes();
+    // A passfile cannot be created 0600 without running programs: refused
+    // with the reason, and nothing is written.
+    tf.config(&body("resource \"timescaledb_passfile_entry\" \"p\" {\n  username = \"app\"\n  password = \"x\"\n}\n"));
+    let run = tf.try_apply();
+    assert!(!run.ok);
+    let text = run.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(text.contains("pg_execute_server_program"), "{text}");
+    assert!(!c.data_dir("access").join("passfile").exists());
+    tf.config(&body(""));
+    tf.destroy();
+    assert_eq!(c.hba_errors("dn1"), "");
+    assert!(!c.read_hba("dn1").contains("BEGIN terraform"));
+    assert_eq!(
+        c.psql("dn1", "SELECT count(*) FROM pg_roles WHERE rolname = 'app'"),
+        "0"
+    );
+}
