@@ -17,6 +17,7 @@ pub mod data_sources;
 pub mod diag;
 pub mod docs;
 pub mod hba;
+pub mod lines;
 pub mod log;
 pub mod node;
 pub mod passfile;

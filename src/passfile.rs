@@ -8,6 +8,8 @@
 //! the file (so they win over older lines), each preceded by a `# position N`
 //! comment that keeps their order; every other line is kept byte for byte.
 
+use crate::lines::Lines;
+
 /// One entry. Fields hold their unescaped values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -158,47 +160,26 @@ pub struct Found {
 /// A password file, kept as its lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PassFile {
-    lines: Vec<String>,
-    final_newline: bool,
+    text: Lines,
 }
 
 impl PassFile {
     pub fn parse(text: &str) -> PassFile {
-        let final_newline = text.ends_with('\n') || text.is_empty();
-        let body = text.strip_suffix('\n').unwrap_or(text);
-        let lines = if text.is_empty() {
-            Vec::new()
-        } else {
-            body.split('\n').map(str::to_string).collect()
-        };
         PassFile {
-            lines,
-            final_newline,
+            text: Lines::parse(text),
         }
     }
 
     pub fn render(&self) -> String {
-        let mut s = self.lines.join("\n");
-        if self.final_newline && !self.lines.is_empty() {
-            s.push('\n');
-        }
-        s
+        self.text.render()
     }
 
     fn block(&self) -> Option<(usize, usize)> {
-        let begin = self
-            .lines
-            .iter()
-            .position(|l| l.trim_end() == BEGIN_MARKER)?;
-        let end = self.lines[begin..]
-            .iter()
-            .position(|l| l.trim_end() == END_MARKER)?
-            + begin;
-        Some((begin, end))
+        self.text.block(BEGIN_MARKER, END_MARKER)
     }
 
     fn position_at(&self, i: usize) -> Option<i64> {
-        let prev = self.lines.get(i.checked_sub(1)?)?;
+        let prev = self.text.lines.get(i.checked_sub(1)?)?;
         prev.trim_end()
             .strip_prefix(POSITION_PREFIX)?
             .trim()
@@ -209,7 +190,8 @@ impl PassFile {
     /// Every entry in file order (what libpq would consider).
     pub fn entries(&self) -> Vec<Found> {
         let block = self.block();
-        self.lines
+        self.text
+            .lines
             .iter()
             .enumerate()
             .filter_map(|(i, line)| {
@@ -246,7 +228,7 @@ impl PassFile {
     pub fn upsert(&mut self, entry: &Entry, position: i64) {
         if let Some(found) = self.find(&entry.key()) {
             if found.position.is_none() {
-                self.lines[found.line_index] = entry.render();
+                self.text.lines[found.line_index] = entry.render();
                 return;
             }
             self.remove_at(found.line_index);
@@ -254,7 +236,7 @@ impl PassFile {
         let (begin, end) = self.ensure_block();
         let mut insert_at = end;
         for i in begin + 1..end {
-            if Entry::parse(&self.lines[i]).is_some()
+            if Entry::parse(&self.text.lines[i]).is_some()
                 && self.position_at(i).unwrap_or(i64::MIN) > position
             {
                 // before this entry's position comment
@@ -262,8 +244,9 @@ impl PassFile {
                 break;
             }
         }
-        self.lines.insert(insert_at, entry.render());
-        self.lines
+        self.text.lines.insert(insert_at, entry.render());
+        self.text
+            .lines
             .insert(insert_at, format!("{POSITION_PREFIX}{position}"));
         self.tidy();
     }
@@ -285,26 +268,22 @@ impl PassFile {
         let Some((b, e)) = self.block() else { return };
         let orphans: Vec<usize> = (b + 1..e)
             .filter(|&i| {
-                self.lines[i].starts_with(POSITION_PREFIX)
-                    && (i + 1 >= e || Entry::parse(&self.lines[i + 1]).is_none())
+                self.text.lines[i].starts_with(POSITION_PREFIX)
+                    && (i + 1 >= e || Entry::parse(&self.text.lines[i + 1]).is_none())
             })
             .collect();
         for i in orphans.into_iter().rev() {
-            self.lines.remove(i);
+            self.text.lines.remove(i);
         }
-        if let Some((b, e)) = self.block() {
-            if self.lines[b + 1..e].iter().all(|l| l.trim().is_empty()) {
-                self.lines.drain(b..=e);
-            }
-        }
+        self.text.drop_block_if_empty(BEGIN_MARKER, END_MARKER);
     }
 
     /// Removes the line at `i`, with its position comment when it has one.
     fn remove_at(&mut self, i: usize) {
         let in_block = self.block().is_some_and(|(b, e)| i > b && i < e);
-        self.lines.remove(i);
-        if in_block && i > 0 && self.lines[i - 1].starts_with(POSITION_PREFIX) {
-            self.lines.remove(i - 1);
+        self.text.lines.remove(i);
+        if in_block && i > 0 && self.text.lines[i - 1].starts_with(POSITION_PREFIX) {
+            self.text.lines.remove(i - 1);
         }
     }
 
@@ -312,12 +291,7 @@ impl PassFile {
         if let Some(b) = self.block() {
             return b;
         }
-        self.lines.insert(0, END_MARKER.to_string());
-        self.lines.insert(0, BEGIN_MARKER.to_string());
-        if self.lines.len() == 2 {
-            self.final_newline = true;
-        }
-        (0, 1)
+        self.text.insert_block(0, BEGIN_MARKER, END_MARKER)
     }
 }
 #[cfg(test)]

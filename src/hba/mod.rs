@@ -16,6 +16,8 @@ pub use eval::{first_match, ClientInfo, Credentials, LockoutCheck};
 pub(crate) use rule::tokenize;
 pub use rule::{Field, Rule, RuleKey, CONNECTION_TYPES, METHODS};
 
+use crate::lines::Lines;
+
 /// First line of the managed block.
 pub const BEGIN_MARKER: &str =
     "# BEGIN terraform-provider-timescaledb managed rules: change them with Terraform";
@@ -37,43 +39,22 @@ pub struct Found {
 /// A pg_hba.conf file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HbaFile {
-    lines: Vec<String>,
-    final_newline: bool,
+    text: Lines,
 }
 
 impl HbaFile {
     pub fn parse(text: &str) -> HbaFile {
-        let final_newline = text.ends_with('\n') || text.is_empty();
-        let body = text.strip_suffix('\n').unwrap_or(text);
-        let lines = if text.is_empty() {
-            Vec::new()
-        } else {
-            body.split('\n').map(str::to_string).collect()
-        };
         HbaFile {
-            lines,
-            final_newline,
+            text: Lines::parse(text),
         }
     }
 
     pub fn render(&self) -> String {
-        let mut s = self.lines.join("\n");
-        if self.final_newline && !self.lines.is_empty() {
-            s.push('\n');
-        }
-        s
+        self.text.render()
     }
 
     fn block(&self) -> Option<(usize, usize)> {
-        let begin = self
-            .lines
-            .iter()
-            .position(|l| l.trim_end() == BEGIN_MARKER)?;
-        let end = self.lines[begin..]
-            .iter()
-            .position(|l| l.trim_end() == END_MARKER)?
-            + begin;
-        Some((begin, end))
+        self.text.block(BEGIN_MARKER, END_MARKER)
     }
 
     /// Every rule in the file, in order, skipping lines that do not parse
@@ -81,7 +62,7 @@ impl HbaFile {
     pub fn rules(&self) -> Vec<Found> {
         let block = self.block();
         let mut out = Vec::new();
-        for (i, line) in self.lines.iter().enumerate() {
+        for (i, line) in self.text.lines.iter().enumerate() {
             let Ok(Some(mut rule)) = Rule::parse_line(line) else {
                 continue;
             };
@@ -120,15 +101,15 @@ impl HbaFile {
     pub fn upsert(&mut self, rule: &Rule, position: i64) {
         if let Some(found) = self.find(&rule.key()) {
             if found.position.is_none() {
-                self.lines[found.line_index] = rule.render();
+                self.text.lines[found.line_index] = rule.render();
                 return;
             }
-            self.lines.remove(found.line_index);
+            self.text.lines.remove(found.line_index);
         }
         let (begin, end) = self.ensure_block();
         let mut insert_at = end;
         for i in begin + 1..end {
-            if let Ok(Some(r)) = Rule::parse_line(&self.lines[i]) {
+            if let Ok(Some(r)) = Rule::parse_line(&self.text.lines[i]) {
                 if split_position(r.comment.as_deref()).0.unwrap_or(i64::MIN) > position {
                     insert_at = i;
                     break;
@@ -140,7 +121,7 @@ impl HbaFile {
             Some(c) if !c.is_empty() => format!("({position}) {c}"),
             _ => format!("({position})"),
         });
-        self.lines.insert(insert_at, placed.render());
+        self.text.lines.insert(insert_at, placed.render());
     }
 
     /// Removes the rule with this key; returns whether one was there. An
@@ -150,12 +131,8 @@ impl HbaFile {
         let Some(found) = self.find(key) else {
             return false;
         };
-        self.lines.remove(found.line_index);
-        if let Some((b, e)) = self.block() {
-            if self.lines[b + 1..e].iter().all(|l| l.trim().is_empty()) {
-                self.lines.drain(b..=e);
-            }
-        }
+        self.text.lines.remove(found.line_index);
+        self.text.drop_block_if_empty(BEGIN_MARKER, END_MARKER);
         true
     }
 
@@ -164,16 +141,12 @@ impl HbaFile {
             return b;
         }
         let at = self
+            .text
             .lines
             .iter()
             .position(|l| matches!(Rule::parse_line(l), Ok(Some(_)) | Err(_)))
-            .unwrap_or(self.lines.len());
-        self.lines.insert(at, END_MARKER.to_string());
-        self.lines.insert(at, BEGIN_MARKER.to_string());
-        if self.lines.len() == 2 {
-            self.final_newline = true;
-        }
-        (at, at + 1)
+            .unwrap_or(self.text.lines.len());
+        self.text.insert_block(at, BEGIN_MARKER, END_MARKER)
     }
 }
 

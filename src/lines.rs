@@ -1,0 +1,84 @@
+//! A text file kept as its lines, so that what the provider does not touch
+//! is written back byte for byte; and the marked block a file's managed
+//! part lives in. Shared by pg_hba.conf and passfile editing.
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Lines {
+    pub lines: Vec<String>,
+    /// Whether the text ended with a newline (an empty text counts as one).
+    pub final_newline: bool,
+}
+
+impl Lines {
+    pub fn parse(text: &str) -> Lines {
+        let final_newline = text.ends_with('\n') || text.is_empty();
+        let body = text.strip_suffix('\n').unwrap_or(text);
+        let lines = if text.is_empty() {
+            Vec::new()
+        } else {
+            body.split('\n').map(str::to_string).collect()
+        };
+        Lines {
+            lines,
+            final_newline,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = self.lines.join("\n");
+        if self.final_newline && !self.lines.is_empty() {
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Indexes of the `begin` and `end` marker lines of the block.
+    pub fn block(&self, begin: &str, end: &str) -> Option<(usize, usize)> {
+        let b = self.lines.iter().position(|l| l.trim_end() == begin)?;
+        let e = self.lines[b..].iter().position(|l| l.trim_end() == end)? + b;
+        Some((b, e))
+    }
+
+    /// Removes the block when nothing but blank lines is left in it, so the
+    /// file returns to what it was before the provider touched it.
+    pub fn drop_block_if_empty(&mut self, begin: &str, end: &str) {
+        if let Some((b, e)) = self.block(begin, end) {
+            if self.lines[b + 1..e].iter().all(|l| l.trim().is_empty()) {
+                self.lines.drain(b..=e);
+            }
+        }
+    }
+
+    /// Inserts the two markers at `at`; returns their indexes.
+    pub fn insert_block(&mut self, at: usize, begin: &str, end: &str) -> (usize, usize) {
+        self.lines.insert(at, end.to_string());
+        self.lines.insert(at, begin.to_string());
+        if self.lines.len() == 2 {
+            self.final_newline = true;
+        }
+        (at, at + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_what_it_parsed() {
+        for text in ["", "a", "a\n", "a\r\nb", "\n\n"] {
+            assert_eq!(Lines::parse(text).render(), text);
+        }
+    }
+
+    #[test]
+    fn an_emptied_block_goes_away() {
+        let mut l = Lines::parse("x\n");
+        let (b, _) = l.insert_block(0, "B", "E");
+        l.lines.insert(b + 1, "entry".into());
+        assert_eq!(l.render(), "B\nentry\nE\nx\n");
+        l.lines.remove(b + 1);
+        l.drop_block_if_empty("B", "E");
+        assert_eq!(l.render(), "x\n");
+    }
+}
