@@ -2,6 +2,9 @@
 //! is written back byte for byte; and the marked block a file's managed
 //! part lives in. Shared by pg_hba.conf and passfile editing.
 
+use std::collections::HashMap;
+use std::hash::Hash;
+
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Lines {
     pub lines: Vec<String>,
@@ -58,6 +61,26 @@ impl Lines {
         }
         (at, at + 1)
     }
+}
+
+/// Items by key, as the provider looks them up: an item inside the managed
+/// block wins, otherwise the first in the file.
+pub fn index_preferring_managed<K: Eq + Hash, T>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> K,
+    managed: impl Fn(&T) -> bool,
+) -> HashMap<K, T> {
+    let mut index: HashMap<K, T> = HashMap::new();
+    for item in items {
+        let k = key(&item);
+        let keep_old = index
+            .get(&k)
+            .is_some_and(|old| managed(old) || !managed(&item));
+        if !keep_old {
+            index.insert(k, item);
+        }
+    }
+    index
 }
 
 #[cfg(test)]

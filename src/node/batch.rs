@@ -89,6 +89,27 @@ impl<T, S: Clone> Queue<T, S> {
     }
 }
 
+/// Applies `edits` in order to a copy of `file`. An edit that refuses
+/// leaves the file as the previous edits made it, and its refusal (as made
+/// by `refused`) is its result.
+pub fn apply<T: Clone>(
+    file: &T,
+    edits: &[Edit<T>],
+    refused: impl Fn(String) -> NodeError,
+) -> (T, Vec<Result<(), NodeError>>) {
+    let mut after = file.clone();
+    let results = edits
+        .iter()
+        .map(|edit| {
+            let mut attempt = after.clone();
+            edit(&mut attempt)
+                .map(|()| after = attempt)
+                .map_err(&refused)
+        })
+        .collect();
+    (after, results)
+}
+
 /// The error a waiter gets when the writing task itself failed.
 pub fn lost(node: &str, address: &str, doing: &str) -> NodeError {
     NodeError::new(

@@ -20,6 +20,7 @@ use super::batch::{self, Edit, Written};
 use super::error::{ErrorKind, NodeError};
 use super::{files, Node};
 use crate::hba::{Found, HbaFile, LockoutCheck, RuleKey};
+use crate::lines::index_preferring_managed;
 use crate::{log, sql};
 
 /// Advisory lock key for pg_hba.conf edits ("tfhba" in ASCII).
@@ -48,16 +49,11 @@ impl HbaSnapshot {
     pub fn find(&self, key: &RuleKey) -> Option<&Found> {
         self.index
             .get_or_init(|| {
-                let mut index: HashMap<RuleKey, Found> = HashMap::new();
-                for f in self.file.rules() {
-                    match index.get(&f.rule.key()) {
-                        Some(old) if old.position.is_some() || f.position.is_none() => {}
-                        _ => {
-                            index.insert(f.rule.key(), f);
-                        }
-                    }
-                }
-                index
+                index_preferring_managed(
+                    self.file.rules(),
+                    |f| f.rule.key(),
+                    |f| f.position.is_some(),
+                )
             })
             .get(key)
     }
@@ -80,17 +76,11 @@ impl Node {
 
     async fn hba_load<C: GenericClient>(&self, c: &C) -> Result<HbaSnapshot, NodeError> {
         let path = self.hba_path(c).await?;
-        let doing = format!("reading {path}");
-        let bytes = files::read(c, &path)
-            .await
-            .map_err(|e| self.pg_err(&doing, &e))?;
-        let bytes =
-            bytes.ok_or_else(|| self.err(ErrorKind::Sql, &doing, "the file does not exist"))?;
-        let text = String::from_utf8(bytes).map_err(|_| {
+        let text = self.read_text(c, &path).await?.ok_or_else(|| {
             self.err(
                 ErrorKind::Sql,
-                &doing,
-                "the file is not valid UTF-8; the provider will not edit it",
+                format!("reading {path}"),
+                "the file does not exist",
             )
         })?;
         Ok(HbaSnapshot::new(path, HbaFile::parse(&text)))
@@ -180,18 +170,9 @@ impl Node {
         let before = self.hba_load(&tx).await?;
         let path = before.path.clone();
         let info = self.session_info(&tx).await?;
-        let mut after = before.file.clone();
-        let mut results = Vec::with_capacity(edits.len());
-        for edit in &edits {
-            let mut attempt = after.clone();
-            results.push(match edit(&mut attempt) {
-                Ok(()) => {
-                    after = attempt;
-                    Ok(())
-                }
-                Err(m) => Err(self.err(ErrorKind::Rejected, format!("changing {path}"), m)),
-            });
-        }
+        let (after, results) = batch::apply(&before.file, &edits, |m| {
+            self.err(ErrorKind::Rejected, format!("changing {path}"), m)
+        });
         if after == before.file {
             return Ok((results, before));
         }

@@ -143,6 +143,29 @@ impl Node {
         })
     }
 
+    /// A text file on the node, `None` when it does not exist; a file that
+    /// is not UTF-8 is refused rather than edited.
+    pub(crate) async fn read_text<C: tokio_postgres::GenericClient>(
+        &self,
+        c: &C,
+        path: &str,
+    ) -> Result<Option<String>, NodeError> {
+        let doing = format!("reading {path}");
+        let Some(bytes) = files::read(c, path)
+            .await
+            .map_err(|e| self.pg_err(&doing, &e))?
+        else {
+            return Ok(None);
+        };
+        String::from_utf8(bytes).map(Some).map_err(|_| {
+            self.err(
+                ErrorKind::Sql,
+                &doing,
+                "the file is not valid UTF-8; the provider will not edit it",
+            )
+        })
+    }
+
     /// Forgets what was read of roles and privileges, after a change made
     /// on this node by other means (`distributed_exec` from the access node).
     pub async fn roles_changed(&self) {

@@ -14,6 +14,7 @@ use tokio_postgres::GenericClient;
 use super::batch::{self, Edit, Written};
 use super::error::{ErrorKind, NodeError};
 use super::{files, Node};
+use crate::lines::index_preferring_managed;
 use crate::passfile::{Found, Key, PassFile};
 use crate::{log, sql};
 
@@ -51,16 +52,11 @@ impl PassSnapshot {
     pub fn find(&self, key: &Key) -> Option<&Found> {
         self.index
             .get_or_init(|| {
-                let mut index: HashMap<Key, Found> = HashMap::new();
-                for f in self.file.entries() {
-                    match index.get(&f.entry.key()) {
-                        Some(old) if old.position.is_some() || f.position.is_none() => {}
-                        _ => {
-                            index.insert(f.entry.key(), f);
-                        }
-                    }
-                }
-                index
+                index_preferring_managed(
+                    self.file.entries(),
+                    |f| f.entry.key(),
+                    |f| f.position.is_some(),
+                )
             })
             .get(key)
     }
@@ -92,18 +88,9 @@ impl Node {
         programs: bool,
     ) -> Result<PassSnapshot, NodeError> {
         let path = self.passfile_path(c).await?;
-        let doing = format!("reading {path}");
-        let bytes = files::read(c, &path)
-            .await
-            .map_err(|e| self.pg_err(&doing, &e))?;
-        let exists = bytes.is_some();
-        let text = String::from_utf8(bytes.unwrap_or_default()).map_err(|_| {
-            self.err(
-                ErrorKind::Sql,
-                &doing,
-                "the file is not valid UTF-8; the provider will not edit it",
-            )
-        })?;
+        let text = self.read_text(c, &path).await?;
+        let exists = text.is_some();
+        let text = text.unwrap_or_default();
         let mode = if programs && exists {
             files::mode(c, &path)
                 .await
@@ -186,18 +173,9 @@ impl Node {
             .map_err(|e| self.pg_err("checking the right to run programs", &e))?;
         let before = self.passfile_load(&tx, programs).await?;
         let path = before.path.clone();
-        let mut after = before.file.clone();
-        let mut results = Vec::with_capacity(edits.len());
-        for edit in &edits {
-            let mut attempt = after.clone();
-            results.push(match edit(&mut attempt) {
-                Ok(()) => {
-                    after = attempt;
-                    Ok(())
-                }
-                Err(m) => Err(self.err(ErrorKind::Rejected, format!("changing {path}"), m)),
-            });
-        }
+        let (after, results) = batch::apply(&before.file, &edits, |m| {
+            self.err(ErrorKind::Rejected, format!("changing {path}"), m)
+        });
         let mode_ok = !programs || !before.exists || before.mode == Some(PASSFILE_MODE);
         if after == before.file && mode_ok {
             return Ok((results, before));
