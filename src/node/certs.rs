@@ -135,9 +135,7 @@ impl Node {
         let cert = it.next().flatten();
         let key = it.next().flatten().map(Secret::new);
         let ca = it.next().flatten();
-        let programs = files::can_run_programs(&tx)
-            .await
-            .map_err(|e| self.pg_err("checking the right to run programs", &e))?;
+        let programs = self.can_run_programs(&tx).await?;
         let key_mode = if programs && key.is_some() {
             files::mode(&tx, &paths.key)
                 .await
@@ -209,9 +207,7 @@ impl Node {
             .transaction()
             .await
             .map_err(|e| self.pg_err("starting a transaction", &e))?;
-        if !files::can_run_programs(&tx)
-            .await
-            .map_err(|e| self.pg_err("checking the right to run programs", &e))?
+        if !self.can_run_programs(&tx).await?
         {
             return Err(self.err(
                 ErrorKind::Permission,

@@ -76,8 +76,8 @@ pub async fn replace<C: GenericClient>(
         return write(c, path, bytes).await;
     }
     let tmp = format!("{path}{NEW_SUFFIX}");
-    // A leftover from an interrupted write is replaced, whatever its mode.
-    run(c, &format!("rm -f -- {}", sh_quote(&tmp))).await?;
+    // A leftover from an interrupted write is truncated by the export and
+    // gets its mode from the chmod below, so it needs no removal first.
     write(c, &tmp, bytes).await?;
     let chmod = match mode {
         Some(m) => format!("chmod {m:o} -- {}", sh_quote(&tmp)),

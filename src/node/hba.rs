@@ -188,9 +188,7 @@ impl Node {
         let old_text = before.file.render();
         let new_text = after.render();
         let doing = format!("writing {path}");
-        let programs = files::can_run_programs(&tx)
-            .await
-            .map_err(|e| self.pg_err("checking the right to replace files", &e))?;
+        let programs = self.can_run_programs(&tx).await?;
         files::replace(
             &tx,
             &format!("{path}.terraform-backup"),

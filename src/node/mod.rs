@@ -48,6 +48,7 @@ pub struct Node {
     grants_cache: cache::Cached<grants::GrantTable>,
     session_cache: cache::Cached<SessionInfo>,
     encryption_cache: cache::Cached<crate::password::Encryption>,
+    programs_cache: cache::Cached<bool>,
     /// Serialises catalog changes (grants) within the process.
     catalog_lock: tokio::sync::Mutex<()>,
 }
@@ -76,6 +77,7 @@ impl Node {
             grants_cache: Default::default(),
             session_cache: Default::default(),
             encryption_cache: Default::default(),
+            programs_cache: Default::default(),
             passfile_queue: Default::default(),
         }
     }
@@ -141,6 +143,23 @@ impl Node {
             server_version_num: row.get(6),
             conf_load_time: row.get(7),
         })
+    }
+
+    /// Whether the provider's session may run programs on the server (asked
+    /// once per node).
+    pub(crate) async fn can_run_programs<C: tokio_postgres::GenericClient>(
+        &self,
+        c: &C,
+    ) -> Result<bool, NodeError> {
+        let v = self
+            .programs_cache
+            .get(|| async {
+                files::can_run_programs(c)
+                    .await
+                    .map_err(|e| self.pg_err("checking the right to run programs", &e))
+            })
+            .await?;
+        Ok(*v)
     }
 
     /// A text file on the node, `None` when it does not exist; a file that

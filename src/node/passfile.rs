@@ -117,9 +117,7 @@ impl Node {
                     .transaction()
                     .await
                     .map_err(|e| self.pg_err("starting a transaction", &e))?;
-                let programs = files::can_run_programs(&tx)
-                    .await
-                    .map_err(|e| self.pg_err("checking the right to run programs", &e))?;
+                let programs = self.can_run_programs(&tx).await?;
                 let snap = self.passfile_load(&tx, programs).await;
                 let _ = tx.rollback().await;
                 snap
@@ -168,9 +166,7 @@ impl Node {
         tx.query_one(sql::ADVISORY_LOCK_XACT, &[&PASSFILE_LOCK_KEY])
             .await
             .map_err(|e| self.pg_err("locking the passfile", &e))?;
-        let programs = files::can_run_programs(&tx)
-            .await
-            .map_err(|e| self.pg_err("checking the right to run programs", &e))?;
+        let programs = self.can_run_programs(&tx).await?;
         let before = self.passfile_load(&tx, programs).await?;
         let path = before.path.clone();
         let (after, results) = batch::apply(&before.file, &edits, |m| {
