@@ -207,8 +207,7 @@ impl Node {
             .transaction()
             .await
             .map_err(|e| self.pg_err("starting a transaction", &e))?;
-        if !self.can_run_programs(&tx).await?
-        {
+        if !self.can_run_programs(&tx).await? {
             return Err(self.err(
                 ErrorKind::Permission,
                 format!("installing {}", paths.cert),

@@ -21,7 +21,9 @@ use crate::secret::Secret;
 use crate::sql;
 use crate::value::{Type, Value};
 
-use super::{node_diag, ApplyError, Ctx, Import, PlanInput, Resource};
+use super::{
+    default_data_nodes, node_diag, plan_id_from, ApplyError, Ctx, Import, PlanInput, Resource,
+};
 
 pub const NAME: &str = "name";
 pub const PASSWORD: &str = "password";
@@ -111,18 +113,13 @@ impl Resource for DistributedRole {
         config: &Value,
         planned: &mut Value,
     ) -> Result<(), Diagnostics> {
-        if let Value::String(n) = planned.attr(NAME) {
-            let n = n.clone();
-            planned.set_attr(ID, Value::string(n));
-        }
+        plan_id_from(planned, NAME, ID);
         if config.attr(DATA_NODES).is_null() {
-            match ctx {
-                Some(ctx) => {
-                    let all = ctx.provider.data_nodes().await.map_err(|e| node_diag(&e))?;
-                    planned.set_attr(DATA_NODES, Value::list_of_strings(all.keys().cloned()));
-                }
-                None => planned.set_attr(DATA_NODES, Value::Unknown),
-            }
+            let all = default_data_nodes(ctx).await?;
+            planned.set_attr(
+                DATA_NODES,
+                all.map_or(Value::Unknown, Value::list_of_strings),
+            );
         }
         // After apply every node has the role as configured.
         let nodes = match planned.attr(DATA_NODES) {

@@ -9,7 +9,9 @@ use crate::node::GrantChange;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::value::{Type, Value};
 
-use super::{node_diag, ApplyError, Ctx, Import, PlanInput, Resource};
+use super::{
+    default_data_nodes, node_diag, plan_id_from, ApplyError, Ctx, Import, PlanInput, Resource,
+};
 
 pub const ROLE: &str = "role";
 pub const SERVERS: &str = "servers";
@@ -57,25 +59,20 @@ impl Resource for ForeignServerGrant {
         config: &Value,
         planned: &mut Value,
     ) -> Result<(), Diagnostics> {
-        if let Value::String(r) = planned.attr(ROLE) {
-            let r = r.clone();
-            planned.set_attr(ID, Value::string(r));
-        }
+        plan_id_from(planned, ROLE, ID);
         if config.attr(SERVERS).is_null() {
-            match ctx {
-                Some(ctx) => {
-                    let all = ctx.provider.data_nodes().await.map_err(|e| node_diag(&e))?;
-                    if all.is_empty() {
-                        return Err(Diagnostics::attr_error(
-                            AttrPath::attr(SERVERS),
-                            "No data nodes to grant on",
-                            "The provider knows no data nodes (neither its `data_nodes` setting nor TimescaleDB's catalog names any); list the foreign servers in `servers`.",
-                        ));
-                    }
-                    planned.set_attr(SERVERS, Value::set(all.keys().map(Value::string).collect()));
+            let servers = match default_data_nodes(ctx).await? {
+                Some(all) if all.is_empty() => {
+                    return Err(Diagnostics::attr_error(
+                        AttrPath::attr(SERVERS),
+                        "No data nodes to grant on",
+                        "The provider knows no data nodes (neither its `data_nodes` setting nor TimescaleDB's catalog names any); list the foreign servers in `servers`.",
+                    ))
                 }
-                None => planned.set_attr(SERVERS, Value::Unknown),
-            }
+                Some(all) => Value::set(all.into_iter().map(Value::string).collect()),
+                None => Value::Unknown,
+            };
+            planned.set_attr(SERVERS, servers);
         }
         Ok(())
     }

@@ -157,6 +157,28 @@ pub trait Import: Send + Sync {
     async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics>;
 }
 
+/// Every data node the provider knows, by name, for an attribute the
+/// configuration leaves out; `None` while the provider configuration is
+/// not known (the attribute is then planned as unknown).
+pub async fn default_data_nodes(ctx: Option<&Ctx>) -> Result<Option<Vec<String>>, Diagnostics> {
+    match ctx {
+        Some(ctx) => {
+            let all = ctx.provider.data_nodes().await.map_err(|e| node_diag(&e))?;
+            Ok(Some(all.keys().cloned().collect()))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Plans computed `id` as the value of the attribute it is made from, once
+/// that is known.
+pub fn plan_id_from(planned: &mut Value, from: &str, id: &str) {
+    if let Value::String(v) = planned.attr(from) {
+        let v = v.clone();
+        planned.set_attr(id, Value::string(v));
+    }
+}
+
 /// A node error as diagnostics on the resource.
 pub fn node_diag(e: &crate::node::NodeError) -> Diagnostics {
     e.to_diagnostics(None)
