@@ -39,15 +39,6 @@ const MAX_NAME_BYTES: usize = 63;
 
 pub struct DistributedRole;
 
-/// Private data of roles applied by this process, until Terraform collects
-/// it with the apply's result.
-fn applied_stamps() -> &'static std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>> {
-    static STAMPS: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
-    > = std::sync::OnceLock::new();
-    STAMPS.get_or_init(Default::default)
-}
-
 /// The outcome of reading one node.
 type NodeRead = Result<Option<RoleState>, NodeError>;
 
@@ -195,20 +186,29 @@ impl Resource for DistributedRole {
         Ok(Some((now.to_state(&statuses), m.stamps(&reads))))
     }
 
-    fn private_after_apply(&self, new: &Value) -> Option<Vec<u8>> {
-        let name = new.attr(NAME).as_str()?;
-        applied_stamps()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
+        Ok(self.create_private(ctx, planned).await?.0)
     }
 
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
+    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, ApplyError> {
+        Ok(self.update_private(ctx, prior, planned).await?.0)
+    }
+
+    async fn create_private(
+        &self,
+        ctx: &Ctx,
+        planned: &Value,
+    ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
         let m = Model::from_value(planned)?;
         converge(ctx, &m, true, &[]).await
     }
 
-    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, ApplyError> {
+    async fn update_private(
+        &self,
+        ctx: &Ctx,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
         let before = Model::from_value(prior)?;
         let m = Model::from_value(planned)?;
         let removed: Vec<String> = before
@@ -339,14 +339,15 @@ fn is_unreachable(e: &NodeError) -> bool {
 }
 
 /// Makes every node of `m` hold the role as specified, and drops it from
-/// `removed` data nodes. Returns the state, or the state that exists now
-/// with diagnostics naming each node that could not be brought in line.
+/// `removed` data nodes. Returns the state and its private data (stamps of
+/// the verifiers now in place), or the state that exists now with
+/// diagnostics naming each node that could not be brought in line.
 async fn converge(
     ctx: &Ctx,
     m: &Model,
     creating: bool,
     removed: &[String],
-) -> Result<Value, ApplyError> {
+) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
     ctx.check_cancelled()?;
     let access = ctx.provider.access();
     let reads = read_all(ctx, m).await?;
@@ -472,10 +473,6 @@ async fn converge(
     // What is there now decides the state.
     let reads = read_all(ctx, m).await?;
     let statuses = m.statuses(&reads);
-    applied_stamps()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(m.name.clone(), m.stamps(&reads));
     let state = m.to_state(&statuses);
     for (n, s) in &statuses {
         if s != IN_SYNC && !failed.contains(n) {
@@ -497,7 +494,7 @@ async fn converge(
             partial: Some(state),
         });
     }
-    Ok(state)
+    Ok((state, Some(m.stamps(&reads))))
 }
 
 /// Adds each failed node's diagnostic (once per distinct message: a failed

@@ -111,10 +111,24 @@ pub trait Resource: Send + Sync {
         Ok(self.read(ctx, state).await?.map(|v| (v, private.to_vec())))
     }
 
-    /// Private data to keep with the state an apply just produced; `None`
-    /// keeps what the plan carried.
-    fn private_after_apply(&self, _new: &Value) -> Option<Vec<u8>> {
-        None
+    /// As [`Resource::create`], with private data to keep next to the new
+    /// state (`None` keeps what the plan carried).
+    async fn create_private(
+        &self,
+        ctx: &Ctx,
+        planned: &Value,
+    ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
+        Ok((self.create(ctx, planned).await?, None))
+    }
+
+    /// As [`Resource::update`], with private data (see `create_private`).
+    async fn update_private(
+        &self,
+        ctx: &Ctx,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
+        Ok((self.update(ctx, prior, planned).await?, None))
     }
 
     async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError>;

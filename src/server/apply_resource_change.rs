@@ -56,39 +56,32 @@ pub(super) async fn handle(
             })
         }
     };
-    let result: Result<Value, ApplyError> = async {
+    let result: Result<(Value, Option<Vec<u8>>), ApplyError> = async {
         let ctx = server.ctx()?.ok_or_else(|| {
             Diagnostics::error("Provider configuration not known", "The provider block still holds unknown values at apply time. This is a bug in Terraform.")
         })?;
         if planned.is_null() {
             ProviderServer::cancellable(&ctx, res.delete(&ctx, &prior)).await?;
-            return Ok(Value::Null);
+            return Ok((Value::Null, None));
         }
         // Cancellation stops waiting, never a change halfway: resources run
         // their writes in tasks of their own.
-        let new = if prior.is_null() {
+        let (new, private) = if prior.is_null() {
             ProviderServer::cancellable(&ctx, async {
-                Ok(res.create(&ctx, &planned).await)
+                Ok(res.create_private(&ctx, &planned).await)
             })
             .await??
         } else {
             ProviderServer::cancellable(&ctx, async {
-                Ok(res.update(&ctx, &prior, &planned).await)
+                Ok(res.update_private(&ctx, &prior, &planned).await)
             })
             .await??
         };
         check_against_plan(&planned, &new).into_result()?;
-        Ok(new)
+        Ok((new, private))
     }
     .await;
-    let result = result.and_then(|v| {
-        let private = if v.is_null() {
-            None
-        } else {
-            res.private_after_apply(&v)
-        };
-        Ok((convert::to_dynamic(&v, ty)?, private))
-    });
+    let result = result.and_then(|(v, private)| Ok((convert::to_dynamic(&v, ty)?, private)));
     Ok(match result {
         Ok((dv, private)) => pb::apply_resource_change::Response {
             new_state: Some(dv),

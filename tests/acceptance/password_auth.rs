@@ -129,6 +129,22 @@ fn password_half_through_distributed_exec() {
         0o600
     );
     tf.assert_no_changes();
+    // The verified verifiers' digests are kept privately with the role, so
+    // the next refresh needs no key derivation.
+    let state: serde_json::Value =
+        serde_json::from_str(&tf.must(&["state", "pull"]).stdout).unwrap();
+    let role = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "timescaledb_distributed_role")
+        .unwrap();
+    assert!(
+        role["instances"][0]["private"]
+            .as_str()
+            .is_some_and(|p| !p.is_empty()),
+        "{role}"
+    );
 
     // Drift on one data node: a password changed by hand.
     c.psql("dn2", "ALTER ROLE testrole PASSWORD 'changed by hand'");
