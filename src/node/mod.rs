@@ -49,6 +49,8 @@ pub struct Node {
     session_cache: cache::Cached<SessionInfo>,
     encryption_cache: cache::Cached<crate::password::Encryption>,
     programs_cache: cache::Cached<bool>,
+    /// Times as users wrote them (`valid_until`), as epoch seconds.
+    epochs: tokio::sync::Mutex<std::collections::HashMap<String, Option<f64>>>,
     /// Serialises catalog changes (grants) within the process.
     catalog_lock: tokio::sync::Mutex<()>,
 }
@@ -78,6 +80,7 @@ impl Node {
             session_cache: Default::default(),
             encryption_cache: Default::default(),
             programs_cache: Default::default(),
+            epochs: Default::default(),
             passfile_queue: Default::default(),
         }
     }

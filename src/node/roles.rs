@@ -86,18 +86,29 @@ impl Node {
         state.valid_until_matches = match valid_until {
             None => row.valid_until_epoch.is_none_or(f64::is_infinite),
             Some(v) => {
-                let mut s = self.session().await?;
-                let want: Option<f64> = s
-                    .client()
-                    .query_one(sql::TIMESTAMP_EPOCH, &[&v])
-                    .await
-                    .map_err(|e| self.pg_err(format!("reading valid_until {v:?}"), &e))?
-                    .get(0);
+                let want = self.epoch_of(v).await?;
                 want == row.valid_until_epoch
                     || (want.is_some_and(f64::is_infinite) && row.valid_until_epoch.is_none())
             }
         };
         Ok(Some(state))
+    }
+
+    /// Epoch seconds of a time as the user wrote it, read by the server
+    /// once per distinct spelling (many roles usually share one).
+    async fn epoch_of(&self, v: &str) -> Result<Option<f64>, NodeError> {
+        if let Some(e) = self.epochs.lock().await.get(v) {
+            return Ok(*e);
+        }
+        let mut s = self.session().await?;
+        let e: Option<f64> = s
+            .client()
+            .query_one(sql::TIMESTAMP_EPOCH, &[&v])
+            .await
+            .map_err(|e| self.pg_err(format!("reading valid_until {v:?}"), &e))?
+            .get(0);
+        self.epochs.lock().await.insert(v.to_string(), e);
+        Ok(e)
     }
 
     /// How this node stores new passwords (read once).

@@ -69,19 +69,17 @@ impl Default for ProviderServer {
 
 impl ProviderServer {
     pub fn new() -> ProviderServer {
+        let all = resources::all();
         ProviderServer {
-            resources: resources::all()
-                .into_iter()
-                .map(|r| (r.type_name(), r))
-                .collect(),
-            shapes: resources::all()
-                .into_iter()
+            shapes: all
+                .iter()
                 .map(|r| {
                     let schema = r.schema();
                     let ty = schema.ty();
                     (r.type_name(), Arc::new(Shape { schema, ty }))
                 })
                 .collect(),
+            resources: all.into_iter().map(|r| (r.type_name(), r)).collect(),
             data_sources: data_sources::all()
                 .into_iter()
                 .map(|d| (d.type_name(), d))
