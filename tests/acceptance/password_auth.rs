@@ -547,3 +547,33 @@ output "nodes" {{
     tf.assert_no_changes();
     tf.destroy();
 }
+
+#[test]
+fn valid_until_is_compared_as_a_time() {
+    let c = Cluster::start(1);
+    let tf = Terraform::new();
+    tf.config(&format!(
+        "{}resource \"timescaledb_distributed_role\" \"r\" {{\n  name = \"expiring\"\n  login = true\n  valid_until = \"2030-01-01\"\n}}\n",
+        c.provider_block()
+    ));
+    tf.init();
+    tf.apply();
+    // The node stores `2030-01-01 00:00:00+00`; the configured spelling plans clean.
+    tf.assert_no_changes();
+    c.psql("dn1", "ALTER ROLE expiring VALID UNTIL '2031-06-01'");
+    let (changes, plan) = tf.plan();
+    assert!(changes);
+    assert!(
+        plan.stdout
+            .contains("\"differs: valid_until\" -> \"in sync\""),
+        "{}",
+        plan.stdout
+    );
+    tf.apply();
+    tf.assert_no_changes();
+    assert_eq!(
+        c.psql("dn1", "SELECT rolvaliduntil = '2030-01-01'::timestamptz FROM pg_roles WHERE rolname = 'expiring'"),
+        "t"
+    );
+    tf.destroy();
+}
