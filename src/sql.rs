@@ -34,11 +34,20 @@ pub const SHOW_SETTING: &str = "SELECT current_setting($1, true)";
 /// `$1`: path. The file's bytes, or NULL when it does not exist.
 pub const READ_FILE: &str = "SELECT CASE WHEN (pg_stat_file($1, true)).size IS NULL THEN NULL ELSE pg_read_binary_file($1) END";
 
-/// `$1`: bytes. Makes a large object to carry a file's content; run inside
-/// a transaction that is rolled back, so it disappears while the file
-/// written from it stays. (`lo_export` cannot see a large object created
-/// by the same statement, hence two statements.)
-pub const NEW_LARGE_OBJECT: &str = "SELECT lo_from_bytea(0, $1::bytea)";
+/// A temporary table that receives a file's content as COPY data (never
+/// logged, unlike statement text and bind parameters); emptied first, and
+/// gone with the transaction, which the caller rolls back.
+pub const BLOB_TABLE: &str =
+    "CREATE TEMP TABLE IF NOT EXISTS terraform_blob (data bytea) ON COMMIT DROP; \
+     TRUNCATE pg_temp.terraform_blob";
+
+/// The content arrives as one row of COPY text data.
+pub const COPY_BLOB_IN: &str = "COPY pg_temp.terraform_blob (data) FROM STDIN";
+
+/// A large object holding the content received into [`BLOB_TABLE`], for
+/// `lo_export`; rolled back with the transaction. (`lo_export` cannot see a
+/// large object created by the same statement, hence two statements.)
+pub const BLOB_OBJECT: &str = "SELECT lo_from_bytea(0, (SELECT data FROM pg_temp.terraform_blob))";
 
 /// `$1`: large object, `$2`: path. Writes the file as the server's OS user.
 pub const EXPORT_LARGE_OBJECT: &str = "SELECT lo_export($1, $2)";
@@ -106,9 +115,11 @@ pub const FILE_SETTINGS: &str = "SELECT n, (SELECT f.setting FROM pg_file_settin
      WHERE f.name = n AND f.error IS NULL ORDER BY f.seqno DESC LIMIT 1) \
      FROM unnest($1::text[]) WITH ORDINALITY AS u(n, i) ORDER BY i";
 
-/// Errors the server finds in the pg_hba.conf file now on disk.
-pub const HBA_ERRORS: &str =
-    "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL ORDER BY line_number";
+/// Every record of the pg_hba.conf file now on disk as the server parses
+/// it, errors included.
+pub const HBA_FILE_RULES: &str =
+    "SELECT line_number, type, database, user_name, address, netmask, auth_method, \
+     options, error FROM pg_hba_file_rules ORDER BY line_number";
 
 pub const RELOAD: &str = "SELECT pg_reload_conf()";
 

@@ -44,10 +44,12 @@ template() {
   echo "$dir"
 }
 
-# Server options of a node: loopback only, its own socket directory, and no
-# durability (test data is thrown away).
+# Server options of a node: loopback only, its own socket directory, no
+# durability (test data is thrown away), and logging turned all the way up
+# (every statement with its parameters in full, each line naming the
+# application), so tests can prove that no secret reaches a server's log.
 server_opts() {
-  echo "-p $3 -c listen_addresses=127.0.0.1 -c unix_socket_directories=$1/sock-$2 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+  echo "-p $3 -c listen_addresses=127.0.0.1 -c unix_socket_directories=$1/sock-$2 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100 -c log_statement=all -c log_min_duration_statement=0 -c log_parameter_max_length=-1 -c log_parameter_max_length_on_error=-1 -c log_line_prefix='%m [%p] %a: '"
 }
 
 start() {
@@ -105,7 +107,8 @@ stop_node() {
 }
 
 start_node() {
-  local dir=$1 name=$2 bin opts
+  local dir name=$2 bin opts
+  dir=$(cd "$1" && pwd)
   bin=$(pgbin)
   opts=$(node_opts "$dir" "$name")
   as_pg "$bin/pg_ctl" -D "$dir/$name" -l "$dir/$name/server.log" -w -t 30 -o "$opts" start >/dev/null

@@ -1,20 +1,36 @@
 //! Files on a node, read and written by the server process through SQL, so
 //! no shell or SSH access to the node is needed.
 //!
-//! Content travels as a bind parameter into a large object that
-//! `lo_export` writes out; the transaction that carries it is rolled back,
-//! so no large object is left behind. When the session may run server
-//! programs (superuser or `pg_execute_server_program`), a file is written
-//! next to its target and then renamed over it with the wanted mode, so a
-//! crash at any point leaves either the old or the new file in force, never
-//! a truncated one. Without that right the file is rewritten in place.
+//! Content travels as `COPY ... FROM STDIN` data into a temporary table,
+//! never as a statement text or a bind parameter: PostgreSQL logs those
+//! (`log_statement`, `log_min_duration_statement`, `auto_explain`) but never
+//! COPY data, so secrets stay out of the server's log whatever its logging
+//! settings. A large object made from that table is written out by
+//! `lo_export`; the transaction that carries both is rolled back, so neither
+//! is left behind.
+//!
+//! When the session may run server programs (superuser or
+//! `pg_execute_server_program`), a file is staged in a fresh directory of
+//! its own beside the target (mode 0700, made by `mkdir`, which never
+//! follows a link), given its mode there, and renamed over the target: no
+//! other OS user can read it at any moment, a link at the target is
+//! replaced rather than followed, and a crash leaves either the old or the
+//! new file in force, never a truncated one. A staging directory left by a
+//! killed session is removed by the next write of that file. Without that
+//! right the file is rewritten in place.
 
+use futures_util::SinkExt;
 use tokio_postgres::GenericClient;
 
 use crate::sql;
 
-/// Suffix of the file written before it is renamed into place.
-pub const NEW_SUFFIX: &str = ".terraform-new";
+/// Suffix of the private directory a file is staged in before it is
+/// renamed into place.
+pub const STAGING_SUFFIX: &str = ".terraform-new.d";
+
+/// What earlier releases staged beside the target (a plain file, created
+/// with the server's default mode); removed whenever the target is written.
+const OLD_STAGING_SUFFIX: &str = ".terraform-new";
 
 /// The file's bytes, or `None` when it does not exist.
 pub async fn read<C: GenericClient>(
@@ -26,18 +42,33 @@ pub async fn read<C: GenericClient>(
 }
 
 /// Writes the file in place. Must run inside a transaction that the caller
-/// rolls back or commits; the large object used to carry the bytes is
-/// rolled back with it, while the file stays written. A new file is created
-/// with mode 0644.
+/// rolls back or commits; the table and large object used to carry the
+/// bytes are rolled back with it, while the file stays written. A new file
+/// is created with mode 0644 (`lo_export` sets that itself).
 pub async fn write<C: GenericClient>(
     c: &C,
     path: &str,
     bytes: &[u8],
 ) -> Result<(), tokio_postgres::Error> {
-    let oid: u32 = c.query_one(sql::NEW_LARGE_OBJECT, &[&bytes]).await?.get(0);
+    c.batch_execute(sql::BLOB_TABLE).await?;
+    let sink = c.client().copy_in(sql::COPY_BLOB_IN).await?;
+    futures_util::pin_mut!(sink);
+    sink.send(bytes::Bytes::from(copy_text_row(bytes))).await?;
+    sink.finish().await?;
+    let oid: u32 = c.query_one(sql::BLOB_OBJECT, &[]).await?.get(0);
     c.query_one(sql::EXPORT_LARGE_OBJECT, &[&oid, &path])
         .await?;
     Ok(())
+}
+
+/// One row of `COPY ... FROM STDIN` text format holding `bytes` as a bytea
+/// in hex (`\\x` is COPY's escape for the backslash bytea input wants).
+fn copy_text_row(bytes: &[u8]) -> Vec<u8> {
+    let mut row = Vec::with_capacity(bytes.len() * 2 + 4);
+    row.extend_from_slice(b"\\\\x");
+    row.extend_from_slice(hex::encode(bytes).as_bytes());
+    row.push(b'\n');
+    row
 }
 
 /// Whether this session may run programs on the server (`COPY ... PROGRAM`).
@@ -75,9 +106,20 @@ pub async fn replace<C: GenericClient>(
     if !programs {
         return write(c, path, bytes).await;
     }
-    let tmp = format!("{path}{NEW_SUFFIX}");
-    // A leftover from an interrupted write is truncated by the export and
-    // gets its mode from the chmod below, so it needs no removal first.
+    let staging = format!("{path}{STAGING_SUFFIX}");
+    let tmp = format!("{staging}/file");
+    // `rm -rf` removes a leftover of a killed session (a link in its place
+    // included, without following it); `mkdir` fails rather than reuse
+    // anything that appears in between.
+    run(
+        c,
+        &format!(
+            "rm -rf -- {s} {old} && mkdir -m 700 -- {s}",
+            s = sh_quote(&staging),
+            old = sh_quote(&format!("{path}{OLD_STAGING_SUFFIX}")),
+        ),
+    )
+    .await?;
     write(c, &tmp, bytes).await?;
     let chmod = match mode {
         Some(m) => format!("chmod {m:o} -- {}", sh_quote(&tmp)),
@@ -89,7 +131,12 @@ pub async fn replace<C: GenericClient>(
     };
     run(
         c,
-        &format!("{chmod} && mv -f -- {} {}", sh_quote(&tmp), sh_quote(path)),
+        &format!(
+            "{chmod} && mv -f -T -- {} {} && rmdir -- {}",
+            sh_quote(&tmp),
+            sh_quote(path),
+            sh_quote(&staging)
+        ),
     )
     .await
 }
@@ -100,9 +147,19 @@ pub async fn make_dir<C: GenericClient>(c: &C, path: &str) -> Result<(), tokio_p
     run(c, &format!("mkdir -p -m 700 -- {}", sh_quote(path))).await
 }
 
-/// Removes a file if it exists. Needs the right to run programs.
+/// Removes a file if it exists, with whatever a killed write of it left
+/// behind. Needs the right to run programs.
 pub async fn remove<C: GenericClient>(c: &C, path: &str) -> Result<(), tokio_postgres::Error> {
-    run(c, &format!("rm -f -- {}", sh_quote(path))).await
+    run(
+        c,
+        &format!(
+            "rm -rf -- {} {} {}",
+            sh_quote(path),
+            sh_quote(&format!("{path}{STAGING_SUFFIX}")),
+            sh_quote(&format!("{path}{OLD_STAGING_SUFFIX}"))
+        ),
+    )
+    .await
 }
 
 /// The file's permission bits, or `None` when the file does not exist.
@@ -132,6 +189,12 @@ pub async fn mode<C: GenericClient>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_rows_carry_bytes_as_escaped_hex() {
+        assert_eq!(copy_text_row(b""), b"\\\\x\n");
+        assert_eq!(copy_text_row(b"a\n\\"), b"\\\\x610a5c\n");
+    }
 
     #[test]
     fn shell_quoting() {

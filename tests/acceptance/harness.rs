@@ -129,7 +129,80 @@ impl Drop for Cluster {
             .arg("stop")
             .arg(self.dir.path())
             .output();
+        // Every node logs every statement with its parameters in full
+        // (tests/cluster.sh); whatever the test did, the provider must have
+        // left no secret there.
+        if !std::thread::panicking() {
+            let found = self.secrets_in_logs();
+            assert!(
+                found.is_empty(),
+                "secrets in the servers' logs:\n{}",
+                found.join("\n")
+            );
+        }
     }
+}
+
+impl Cluster {
+    /// Lines of the nodes' logs, written for the provider's own sessions,
+    /// that carry a secret: a private key or passfile content (in clear or
+    /// hex-encoded, as bytea parameters are logged) or a role password in
+    /// clear. Each is given with its node and line number, the secret cut.
+    pub fn secrets_in_logs(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for node in self.ports.keys() {
+            let log = self.data_dir(node).join("server.log");
+            let text = std::fs::read(&log).unwrap_or_default();
+            let text = String::from_utf8_lossy(&text);
+            for (i, line) in text.lines().enumerate() {
+                if !line.contains(" terraform-provider-timescaledb: ") {
+                    continue;
+                }
+                if let Some(what) = secret_in_log_line(line) {
+                    let cut: String = line.chars().take(120).collect();
+                    found.push(format!("{node}: server.log:{}: {what}: {cut}...", i + 1));
+                }
+            }
+        }
+        found
+    }
+}
+
+/// What secret a server log line carries, if any.
+pub fn secret_in_log_line(line: &str) -> Option<&'static str> {
+    const FILE_MARKERS: &[(&str, &str)] = &[
+        ("PRIVATE KEY", "a private key"),
+        ("managed entries", "passfile content"),
+    ];
+    let mut texts = vec![line.to_string()];
+    // bytea parameters are logged as '\x<hex>'
+    for part in line.split("\\x").skip(1) {
+        let hex: String = part.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+        if let Ok(bytes) = hex::decode(&hex[..hex.len() & !1]) {
+            texts.push(String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    for t in &texts {
+        for (marker, what) in FILE_MARKERS {
+            if t.contains(marker) {
+                return Some(what);
+            }
+        }
+    }
+    // A role password is only ever sent as a verifier.
+    let upper = line.to_ascii_uppercase();
+    for (i, _) in upper.match_indices("PASSWORD '") {
+        // inside a quoted parameter (distributed_exec's statement) the
+        // literal's quotes are doubled
+        let value = line[i + "PASSWORD '".len()..].trim_start_matches('\'');
+        if !value.starts_with("SCRAM-SHA-256$") && !value.starts_with("md5") {
+            return Some("a role password in clear");
+        }
+    }
+    if upper.contains("PASSWORD E'") {
+        return Some("a role password in clear");
+    }
+    None
 }
 
 /// Asserts two texts are equal, printing both in full when they are not.
