@@ -107,6 +107,137 @@ pub fn lookup(text: &str, host: &str, port: &str, database: &str, user: &str) ->
         .map(|e| e.password)
 }
 
+/// What libpq itself (`passwordFromFile` and `pwdfMatchesString` in
+/// `fe-connect.c`) takes from a password file for a connection, byte for
+/// byte: lines are read with `fgets`, so a NUL byte cuts a line and joins
+/// the next one on; only a line whose very first byte is `#` is a comment;
+/// trailing `\r`/`\n` are stripped; a field is exactly `*` (a wildcard) or
+/// is compared with `\` escaping the next byte; the password runs to the
+/// first unescaped `:`.
+pub fn libpq_lookup(
+    bytes: &[u8],
+    host: &str,
+    port: &str,
+    database: &str,
+    user: &str,
+) -> Option<Vec<u8>> {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let mut buf: Vec<u8> = Vec::new();
+        // fgets + strlen until the buffer ends with a newline or the file ends
+        while pos < bytes.len() {
+            let end = bytes[pos..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |i| pos + i + 1);
+            let chunk = &bytes[pos..end];
+            pos = end;
+            buf.extend_from_slice(
+                &chunk[..chunk.iter().position(|&b| b == 0).unwrap_or(chunk.len())],
+            );
+            if buf.last() == Some(&b'\n') {
+                break;
+            }
+        }
+        if buf.first() == Some(&b'#') {
+            continue;
+        }
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        if buf.is_empty() {
+            continue;
+        }
+        let mut rest: &[u8] = &buf;
+        let mut matched = true;
+        for token in [host, port, database, user] {
+            match pwdf_match(rest, token.as_bytes()) {
+                Some(after) => rest = after,
+                None => {
+                    matched = false;
+                    break;
+                }
+            }
+        }
+        if matched {
+            let mut password = Vec::new();
+            let mut i = 0;
+            while i < rest.len() && rest[i] != b':' {
+                if rest[i] == b'\\' && i + 1 < rest.len() {
+                    i += 1;
+                }
+                password.push(rest[i]);
+                i += 1;
+            }
+            return Some(password);
+        }
+    }
+    None
+}
+
+/// libpq's `pwdfMatchesString`: what follows the field when it matches
+/// `token`.
+fn pwdf_match<'a>(buf: &'a [u8], token: &[u8]) -> Option<&'a [u8]> {
+    if buf.starts_with(b"*:") {
+        return Some(&buf[2..]);
+    }
+    let (mut b, mut t) = (0, 0);
+    let mut bslash = false;
+    while b < buf.len() {
+        if buf[b] == b'\\' && !bslash {
+            b += 1;
+            bslash = true;
+        }
+        let c = buf.get(b).copied().unwrap_or(0);
+        if c == b':' && t == token.len() && !bslash {
+            return Some(&buf[b + 1..]);
+        }
+        bslash = false;
+        if t == token.len() || c != token[t] {
+            return None;
+        }
+        b += 1;
+        t += 1;
+    }
+    None
+}
+
+/// Checks that a field can be written so that libpq reads it back exactly:
+/// libpq's reader treats a NUL byte, a line feed and a trailing carriage
+/// return specially, so none of them can be part of a field.
+pub fn check_field(value: &str) -> Result<(), String> {
+    if value.contains('\0') {
+        return Err("cannot contain a NUL byte: libpq stops reading the line there and joins the next one on".into());
+    }
+    if value.contains(['\n', '\r']) {
+        return Err("cannot contain a line break or carriage return: the password file has one entry per line".into());
+    }
+    Ok(())
+}
+
+impl Entry {
+    /// Whether libpq, connecting with this entry's own match fields (a
+    /// wildcard standing for any value), reads exactly this entry's
+    /// password from its rendered line.
+    pub fn reads_back(&self) -> bool {
+        let probe = |f: &str| {
+            if f == "*" {
+                "any".to_string()
+            } else {
+                f.to_string()
+            }
+        };
+        libpq_lookup(
+            self.render().as_bytes(),
+            &probe(&self.hostname),
+            &probe(&self.port),
+            &probe(&self.database),
+            &probe(&self.username),
+        )
+        .is_some_and(|p| p == self.password.as_bytes())
+    }
+}
+
 /// First line of the managed block.
 pub const BEGIN_MARKER: &str =
     "# BEGIN terraform-provider-timescaledb managed entries: change them with Terraform";
@@ -297,6 +428,46 @@ impl PassFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libpq_reads_what_the_provider_writes() {
+        for (fields, password) in [
+            (["h", "5432", "db", "u"], "plain"),
+            (["#h", "*", "d:b", "u\\"], "p:a\\ss#word"),
+            (["*", "*", "*", "\u{e9}\u{1f4a5}"], ":\\"),
+            (["h", "1", "db", "u"], " lead and trail "),
+        ] {
+            let e = Entry {
+                hostname: fields[0].into(),
+                port: fields[1].into(),
+                database: fields[2].into(),
+                username: fields[3].into(),
+                password: password.into(),
+            };
+            assert!(e.reads_back(), "{:?} -> {}", e.key(), e.render());
+        }
+    }
+
+    #[test]
+    fn libpq_cuts_at_nul_and_skips_hash_lines() {
+        let file = b"h:1:d:u:pw\0rest\nh:1:d:v:second\n";
+        // the NUL ends line one; line two is joined on after it
+        assert_eq!(
+            libpq_lookup(file, "h", "1", "d", "u"),
+            Some(b"pwh".to_vec())
+        );
+        assert_eq!(libpq_lookup(file, "h", "1", "d", "v"), None);
+        assert_eq!(libpq_lookup(b"#h:1:d:u:x\n", "#h", "1", "d", "u"), None);
+        assert_eq!(
+            libpq_lookup(b"\\#h:1:d:u:x\r\n", "#h", "1", "d", "u"),
+            Some(b"x".to_vec())
+        );
+        assert!(
+            check_field("a\0b").is_err()
+                && check_field("a\rb").is_err()
+                && check_field("a:b\\").is_ok()
+        );
+    }
     use proptest::prelude::*;
 
     /// A field as a user may write it: one line, not empty.

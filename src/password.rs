@@ -14,19 +14,32 @@ use sha2::{Digest, Sha256};
 
 use crate::secret::Secret;
 
-/// How a node stores new passwords (`password_encryption`).
+/// How a password is stored (PostgreSQL's `password_encryption` names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encryption {
     ScramSha256,
     Md5,
 }
 
+/// The form a stored password is in, when it is one the provider knows.
+pub fn kind(stored: &str) -> Option<Encryption> {
+    if stored.starts_with("SCRAM-SHA-256$") {
+        Some(Encryption::ScramSha256)
+    } else if stored.len() == 35 && stored.starts_with("md5") {
+        Some(Encryption::Md5)
+    } else {
+        None
+    }
+}
+
 impl Encryption {
-    pub fn from_setting(s: &str) -> Encryption {
-        if s.eq_ignore_ascii_case("md5") {
-            Encryption::Md5
-        } else {
-            Encryption::ScramSha256
+    pub const NAMES: &'static [&'static str] = &["scram-sha-256", "md5"];
+
+    /// The name as PostgreSQL spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encryption::ScramSha256 => "scram-sha-256",
+            Encryption::Md5 => "md5",
         }
     }
 }

@@ -21,6 +21,9 @@ pub struct RoleSpec {
     pub valid_until: Option<String>,
     /// `None`: the role has no password.
     pub password: Option<Secret>,
+    /// How the password is stored, whatever a node's
+    /// `password_encryption` says.
+    pub encryption: Encryption,
 }
 
 /// The stored password as the provider could see it.
@@ -62,6 +65,10 @@ pub const BYPASSRLS: &str = "bypassrls";
 pub const CONNECTION_LIMIT: &str = "connection_limit";
 pub const VALID_UNTIL: &str = "valid_until";
 pub const PASSWORD: &str = "password";
+/// The password is stored as an md5 hash where SCRAM-SHA-256 is wanted.
+pub const PASSWORD_MD5: &str = "password (md5 verifier)";
+/// The password is stored as a SCRAM verifier where md5 is wanted.
+pub const PASSWORD_SCRAM: &str = "password (scram-sha-256 verifier)";
 
 impl RoleSpec {
     /// The attributes in which `state` differs from this spec.
@@ -92,8 +99,20 @@ impl RoleSpec {
             (None, StoredPassword::None) => true,
             (None, StoredPassword::Some(_)) | (Some(_), StoredPassword::None) => false,
             (Some(want), StoredPassword::Some(stored)) => {
-                // A stored form the provider cannot check is left alone.
-                password::check(stored, want.expose(), &self.name) != Check::Differs
+                // The right password in the wrong form is drift: a data node
+                // whose rules say scram-sha-256 refuses an md5-stored role.
+                match (password::kind(stored), self.encryption) {
+                    (Some(Encryption::Md5), Encryption::ScramSha256) => {
+                        out.push(PASSWORD_MD5);
+                        return out;
+                    }
+                    (Some(Encryption::ScramSha256), Encryption::Md5) => {
+                        out.push(PASSWORD_SCRAM);
+                        return out;
+                    }
+                    // A stored form the provider cannot check is left alone.
+                    _ => password::check(stored, want.expose(), &self.name) != Check::Differs,
+                }
             }
         };
         if !password_ok {
@@ -102,9 +121,16 @@ impl RoleSpec {
         out
     }
 
-    /// The role options, with the password as a verifier made for this
-    /// node's `password_encryption`.
-    fn options(&self, with_password: bool, how: Encryption, altering: bool) -> String {
+    /// Whether `differences` include the password in any form.
+    fn password_differs(differences: &[&str]) -> bool {
+        differences
+            .iter()
+            .any(|d| [PASSWORD, PASSWORD_MD5, PASSWORD_SCRAM].contains(d))
+    }
+
+    /// The role options, with the password as a verifier of the spec's
+    /// encryption.
+    fn options(&self, with_password: bool, altering: bool) -> String {
         let flag = |on: bool, name: &str| {
             if on {
                 name.to_string()
@@ -131,7 +157,7 @@ impl RoleSpec {
             match &self.password {
                 Some(p) => parts.push(format!(
                     "PASSWORD {}",
-                    literal(password::encrypt(p, &self.name, how).expose())
+                    literal(password::encrypt(p, &self.name, self.encryption).expose())
                 )),
                 None => parts.push("PASSWORD NULL".into()),
             }
@@ -140,21 +166,21 @@ impl RoleSpec {
     }
 
     /// `CREATE ROLE`, password included.
-    pub fn create_sql(&self, how: Encryption) -> Secret {
+    pub fn create_sql(&self) -> Secret {
         Secret::new(format!(
             "CREATE ROLE {} WITH {}",
             ident(&self.name),
-            self.options(true, how, false)
+            self.options(true, false)
         ))
     }
 
     /// `ALTER ROLE` to this spec. The password is only sent when it
     /// differs, as each verifier has a fresh salt.
-    pub fn alter_sql(&self, differences: &[&str], how: Encryption) -> Secret {
+    pub fn alter_sql(&self, differences: &[&str]) -> Secret {
         Secret::new(format!(
             "ALTER ROLE {} WITH {}",
             ident(&self.name),
-            self.options(differences.contains(&PASSWORD), how, true)
+            self.options(Self::password_differs(differences), true)
         ))
     }
 
@@ -200,6 +226,7 @@ mod tests {
             connection_limit: -1,
             valid_until: None,
             password: Some(Secret::new("it's")),
+            encryption: Encryption::ScramSha256,
         }
     }
 
@@ -225,18 +252,18 @@ mod tests {
 
     #[test]
     fn statements_quote_everything_and_never_carry_the_plain_password() {
-        let sql = spec().create_sql(Encryption::ScramSha256);
+        let sql = spec().create_sql();
         let sql = sql.expose();
         assert!(sql.starts_with("CREATE ROLE \"Test \"\"Role\"\"\" WITH LOGIN NOSUPERUSER"));
         assert!(sql.contains("PASSWORD 'SCRAM-SHA-256$4096:"));
         assert!(!sql.contains("it's") && !sql.contains("it''s"));
-        let alter = spec().alter_sql(&[SUPERUSER], Encryption::ScramSha256);
+        let alter = spec().alter_sql(&[SUPERUSER]);
         assert!(!alter.expose().contains("PASSWORD"));
         assert!(alter.expose().contains("VALID UNTIL 'infinity'"));
         let mut s = spec();
         s.password = None;
         s.valid_until = Some("2030-01-01'; DROP ROLE x; --".into());
-        let alter = s.alter_sql(&[PASSWORD], Encryption::Md5);
+        let alter = s.alter_sql(&[PASSWORD]);
         assert!(alter
             .expose()
             .ends_with("VALID UNTIL '2030-01-01''; DROP ROLE x; --' PASSWORD NULL"));
@@ -267,5 +294,27 @@ mod tests {
         let mut none = spec();
         none.password = None;
         assert_eq!(none.differences(&state()), [PASSWORD]);
+    }
+
+    #[test]
+    fn the_right_password_in_the_wrong_form_differs() {
+        let md5 = password::encrypt(&Secret::new("it's"), &spec().name, Encryption::Md5);
+        let mut s = state();
+        s.password = StoredPassword::Some(md5.expose().to_string());
+        assert_eq!(spec().differences(&s), [PASSWORD_MD5]);
+        assert_eq!(
+            status(&spec(), Some(&s)),
+            "differs: password (md5 verifier)"
+        );
+        let fix = spec().alter_sql(&spec().differences(&s));
+        assert!(
+            fix.expose().contains("PASSWORD 'SCRAM-SHA-256$"),
+            "repaired as SCRAM"
+        );
+        let mut md5_wanted = spec();
+        md5_wanted.encryption = Encryption::Md5;
+        assert!(md5_wanted.differences(&s).is_empty(), "md5 when asked for");
+        assert_eq!(md5_wanted.differences(&state()), [PASSWORD_SCRAM]);
+        assert!(md5_wanted.create_sql().expose().contains("PASSWORD 'md5"));
     }
 }

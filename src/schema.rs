@@ -306,25 +306,55 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A list or set of strings; a null element is an error on its index
+    /// (Terraform allows one in a list, but it stands for no name at all).
     pub fn strings(&mut self, name: &str) -> Vec<String> {
-        match self.get(name) {
-            Some(Value::List(items) | Value::Set(items)) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
-            _ => Vec::new(),
+        let items = match self.get(name) {
+            Some(Value::List(items) | Value::Set(items)) => items,
+            _ => return Vec::new(),
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match item.as_str() {
+                Some(s) => out.push(s.to_string()),
+                None => {
+                    let p = self.path(name).index(i);
+                    self.diags.push_error(
+                        Some(p),
+                        "Null element",
+                        format!(
+                            "`{name}` cannot hold null: remove the element or give it a value."
+                        ),
+                    );
+                }
+            }
         }
+        out
     }
 
+    /// A map of strings; a null value is an error on its key.
     pub fn string_map(&mut self, name: &str) -> BTreeMap<String, String> {
-        match self.get(name) {
-            Some(Value::Map(m)) => m
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect(),
-            _ => BTreeMap::new(),
+        let m = match self.get(name) {
+            Some(Value::Map(m)) => m,
+            _ => return BTreeMap::new(),
+        };
+        let mut out = BTreeMap::new();
+        for (k, v) in m {
+            match v.as_str() {
+                Some(s) => {
+                    out.insert(k.clone(), s.to_string());
+                }
+                None => {
+                    let p = self.path(name).key(k);
+                    self.diags.push_error(
+                        Some(p),
+                        "Null value",
+                        format!("`{name}` cannot hold null: remove the key or give it a value."),
+                    );
+                }
+            }
         }
+        out
     }
 
     pub fn object(&mut self, name: &str) -> Option<&'a Value> {

@@ -9,11 +9,12 @@
 
 mod address;
 mod eval;
+pub mod reader;
 mod rule;
+pub mod verify;
 
 pub use address::normalize_address;
 pub use eval::{first_match, ClientInfo, Credentials, LockoutCheck};
-pub(crate) use rule::tokenize;
 pub use rule::{Field, Rule, RuleKey, CONNECTION_TYPES, METHODS};
 
 use crate::lines::Lines;
@@ -28,8 +29,11 @@ pub const END_MARKER: &str = "# END terraform-provider-timescaledb managed rules
 #[derive(Clone, Debug, PartialEq)]
 pub struct Found {
     pub rule: Rule,
-    /// Index of the line in the file.
+    /// Index of the (first) line in the file.
     pub line_index: usize,
+    /// How many lines of the file the record spans (more than one when a
+    /// line ends in a backslash).
+    pub span: usize,
     /// Present when the rule is inside the managed block.
     pub position: Option<i64>,
     /// The line exactly as it is in the file.
@@ -57,15 +61,17 @@ impl HbaFile {
         self.text.block(BEGIN_MARKER, END_MARKER)
     }
 
-    /// Every rule in the file, in order, skipping lines that do not parse
-    /// (the server reports those itself).
+    /// Every rule in the file, in order, as the server reads the file
+    /// ([`reader`]), skipping records that do not parse (the server reports
+    /// those itself).
     pub fn rules(&self) -> Vec<Found> {
         let block = self.block();
         let mut out = Vec::new();
-        for (i, line) in self.text.lines.iter().enumerate() {
-            let Ok(Some(mut rule)) = Rule::parse_line(line) else {
+        for record in reader::records(self.render().as_bytes()) {
+            let Ok(Some(mut rule)) = Rule::from_record(&record) else {
                 continue;
             };
+            let i = record.first_line;
             let in_block = block.is_some_and(|(b, e)| i > b && i < e);
             let mut position = None;
             if in_block {
@@ -76,8 +82,9 @@ impl HbaFile {
             out.push(Found {
                 rule,
                 line_index: i,
+                span: record.span,
                 position,
-                text: line.clone(),
+                text: self.text.lines.get(i).cloned().unwrap_or_default(),
             });
         }
         out
@@ -100,11 +107,12 @@ impl HbaFile {
     /// the rule goes into the managed block, ordered by `position`.
     pub fn upsert(&mut self, rule: &Rule, position: i64) {
         if let Some(found) = self.find(&rule.key()) {
+            let lines = found.line_index..found.line_index + found.span;
             if found.position.is_none() {
-                self.text.lines[found.line_index] = rule.render();
+                self.text.lines.splice(lines, [rule.render()]);
                 return;
             }
-            self.text.lines.remove(found.line_index);
+            self.text.lines.drain(lines);
         }
         let (begin, end) = self.ensure_block();
         let mut insert_at = end;
@@ -131,7 +139,9 @@ impl HbaFile {
         let Some(found) = self.find(key) else {
             return false;
         };
-        self.text.lines.remove(found.line_index);
+        self.text
+            .lines
+            .drain(found.line_index..found.line_index + found.span);
         self.text.drop_block_if_empty(BEGIN_MARKER, END_MARKER);
         true
     }

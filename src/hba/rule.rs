@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::address::normalize_address;
+use super::reader::{self, Record, Token};
 
 /// Connection types a record can start with.
 pub const CONNECTION_TYPES: &[&str] = &[
@@ -138,8 +139,61 @@ impl Rule {
                 .map_err(|m| (Field::Option(name.clone()), m))?;
         }
         if let Some(c) = &self.comment {
-            if c.contains('\n') || c.contains('\r') {
-                return Err((Field::Comment, "a comment must fit on one line".into()));
+            check_comment(c).map_err(|m| (Field::Comment, m))?;
+        }
+        self.check_read_back()
+    }
+
+    /// Renders the rule as the provider writes it (a managed rule's
+    /// position in front of the comment) and reads it back as the server
+    /// will: anything the reader takes differently from what was meant is
+    /// refused, naming the first field that differs.
+    fn check_read_back(&self) -> Result<(), (Field, String)> {
+        let mut placed = self.clone();
+        placed.comment = Some(match &self.comment {
+            Some(c) => format!("(0) {c}"),
+            None => "(0)".into(),
+        });
+        for rule in [self, &placed] {
+            let line = rule.render();
+            let back = match reader::records(line.as_bytes()).as_slice() {
+                [r] => Rule::from_record(r),
+                _ => Err("the line is not read back as one record".into()),
+            };
+            let differs = |field: Field, what: &str| {
+                Err((
+                    field,
+                    format!("PostgreSQL would not read the {what} back as written (the line would be `{}`)", line.escape_debug()),
+                ))
+            };
+            let back = match back {
+                Ok(Some(b)) => b,
+                Ok(None) | Err(_) => return differs(Field::Comment, "rule"),
+            };
+            if back.conn_type != rule.conn_type {
+                return differs(Field::Type, "connection type");
+            }
+            if back.databases != rule.databases {
+                return differs(Field::Databases, "databases");
+            }
+            if back.users != rule.users {
+                return differs(Field::Users, "users");
+            }
+            if back.address != rule.address {
+                return differs(Field::Address, "address");
+            }
+            if back.method != rule.method {
+                return differs(Field::Method, "method");
+            }
+            if let Some((k, _)) = rule
+                .options
+                .iter()
+                .find(|(k, v)| back.options.get(*k) != Some(*v))
+            {
+                return differs(Field::Option(k.clone()), "option");
+            }
+            if back.options.len() != rule.options.len() || back.comment != rule.comment {
+                return differs(Field::Comment, "comment");
             }
         }
         Ok(())
@@ -207,10 +261,8 @@ impl Rule {
     }
 
     fn check_option(&self, name: &str, value: &str) -> Result<(), String> {
-        if value.contains('"') || value.contains('\n') || value.contains('\r') {
-            return Err(format!(
-                "option `{name}` cannot contain a double quote or a line break"
-            ));
+        if let Some(what) = line_breaking(value) {
+            return Err(format!("option `{name}` cannot contain {what}"));
         }
         let allowed: &[&str] = match self.method.as_str() {
             "ident" | "peer" => &["map"],
@@ -283,6 +335,26 @@ impl Rule {
 
     /// The record as one line, fields separated by single spaces.
     pub fn render(&self) -> String {
+        let mut s = self.render_key_fields();
+        s.push(' ');
+        s.push_str(&self.method);
+        for (k, v) in &self.options {
+            s.push(' ');
+            s.push_str(k);
+            s.push('=');
+            s.push_str(&render_option_value(v));
+        }
+        if let Some(c) = &self.comment {
+            s.push_str(" # ");
+            s.push_str(c);
+        }
+        s
+    }
+
+    /// The match fields (type, databases, users and, but for `local`, the
+    /// address) as written in the file: with the node name in front, the
+    /// import ID. [`Rule::parse_key_fields`] reads it back.
+    pub fn render_key_fields(&self) -> String {
         let mut s = format!(
             "{} {} {}",
             self.conn_type,
@@ -293,24 +365,6 @@ impl Rule {
             s.push(' ');
             s.push_str(a);
         }
-        s.push(' ');
-        s.push_str(&self.method);
-        for (k, v) in &self.options {
-            s.push(' ');
-            s.push_str(k);
-            s.push('=');
-            if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c == '#' || c == ',') {
-                s.push('"');
-                s.push_str(v);
-                s.push('"');
-            } else {
-                s.push_str(v);
-            }
-        }
-        if let Some(c) = &self.comment {
-            s.push_str(" # ");
-            s.push_str(c);
-        }
         s
     }
 
@@ -318,195 +372,274 @@ impl Rule {
     /// `local`, the address with an optional netmask), as an import ID gives
     /// them. Unlike a file line, a bare IP address here needs no mask.
     pub fn parse_key_fields(fields: &str) -> Result<Rule, String> {
-        let (tokens, _) = tokenize(fields)?;
-        let line = match tokens.as_slice() {
-            [t, d, u] if t == "local" => format!("{t} {d} {u} trust"),
-            [t, d, u, a] if t != "local" => format!("{t} {d} {u} {} trust", normalize_address(a, None)?),
-            [t, d, u, a, m] if t != "local" => format!("{t} {d} {u} {} trust", normalize_address(a, Some(m))?),
-            _ => return Err(format!("expected `<type> <databases> <users>` and, but for `local`, an address; got {} fields", tokens.len())),
+        let record = single_record(fields)?.ok_or_else(|| "no rule fields".to_string())?;
+        let n = record.fields.len();
+        let is_local = record.fields[0][0].text == "local";
+        let address = match (is_local, n) {
+            (true, 3) => None,
+            (false, 4) => Some(normalize_address(&single(&record, 3, "address")?, None)?),
+            (false, 5) => Some(normalize_address(
+                &single(&record, 3, "address")?,
+                Some(&single(&record, 4, "IP mask")?),
+            )?),
+            _ => return Err(format!("expected `<type> <databases> <users>` and, but for `local`, an address; got {n} fields")),
         };
-        Rule::parse_line(&line)?.ok_or_else(|| "no rule fields".to_string())
+        Ok(Rule {
+            conn_type: single(&record, 0, "connection type")?,
+            databases: items(&record.fields[1]),
+            users: items(&record.fields[2]),
+            address,
+            method: "trust".into(),
+            options: BTreeMap::new(),
+            comment: None,
+        })
     }
 
-    /// Parses one line. Blank lines, comments and `include` directives give
-    /// `Ok(None)`; a line PostgreSQL would not accept gives `Err`.
+    /// Parses one line as the server reads it ([`super::reader`]). Blank
+    /// lines, comments and `include` directives give `Ok(None)`; a line
+    /// PostgreSQL would not accept gives `Err`.
     pub fn parse_line(line: &str) -> Result<Option<Rule>, String> {
-        let (tokens, comment) = tokenize(line)?;
-        let Some(first) = tokens.first() else {
+        match single_record(line)? {
+            Some(record) => Rule::from_record(&record),
+            None => Ok(None),
+        }
+    }
+
+    /// The rule a record of the file stands for.
+    pub fn from_record(record: &Record) -> Result<Option<Rule>, String> {
+        if let Some(e) = &record.error {
+            return Err(e.clone());
+        }
+        let Some(first) = record.fields.first() else {
             return Ok(None);
         };
-        if first.starts_with("include") {
+        if first[0].text.starts_with("include") {
             return Ok(None);
         }
-        let conn_type = first.clone();
-        let need = |i: usize, what: &str| {
-            tokens
+        let conn_type = single(record, 0, "connection type")?;
+        let need = |i: usize, what: &str| -> Result<&Vec<Token>, String> {
+            record
+                .fields
                 .get(i)
-                .cloned()
                 .ok_or_else(|| format!("missing {what}"))
         };
-        let databases = split_items(&need(1, "database field")?);
-        let users = split_items(&need(2, "user field")?);
+        let databases = items(need(1, "database field")?);
+        let users = items(need(2, "user field")?);
         let mut i = 3;
         let address = if conn_type == "local" {
             None
         } else {
-            let a = need(3, "address field")?;
+            need(3, "address field")?;
+            let a = single(record, 3, "address")?;
             i = 4;
-            let is_ip = a.parse::<std::net::IpAddr>().is_ok();
-            let mask = if is_ip {
+            let mask = if a.parse::<std::net::IpAddr>().is_ok() {
+                need(4, "IP mask")?;
                 i = 5;
-                Some(need(4, "IP mask")?)
+                Some(single(record, 4, "IP mask")?)
             } else {
                 None
             };
             Some(normalize_address(&a, mask.as_deref())?)
         };
-        let method = need(i, "authentication method")?;
+        need(i, "authentication method")?;
+        let method = single(record, i, "authentication method")?;
         let mut options = BTreeMap::new();
-        for t in &tokens[i + 1..] {
-            let (k, v) = t
-                .split_once('=')
-                .ok_or_else(|| format!("authentication option {t:?} is not in name=value form"))?;
-            options.insert(k.to_string(), unquote(v));
+        for t in record.fields[i + 1..].iter().flatten() {
+            let (k, v) = t.text.split_once('=').ok_or_else(|| {
+                format!(
+                    "authentication option {:?} is not in name=value form",
+                    t.text
+                )
+            })?;
+            options.insert(k.to_string(), v.to_string());
         }
-        let rule = Rule {
+        if !CONNECTION_TYPES.contains(&conn_type.as_str()) {
+            return Err(format!("unknown connection type {conn_type:?}"));
+        }
+        Ok(Some(Rule {
             conn_type,
             databases,
             users,
             address,
             method,
             options,
-            comment,
-        };
-        if !CONNECTION_TYPES.contains(&rule.conn_type.as_str()) {
-            return Err(format!("unknown connection type {:?}", rule.conn_type));
-        }
-        Ok(Some(rule))
+            comment: record.comment.clone(),
+        }))
     }
 }
 
-fn check_item(item: &str) -> Result<(), String> {
-    if item.is_empty() {
-        return Err("empty database or user name".into());
+/// The one record in `text` (a line or an import ID), if any.
+fn single_record(text: &str) -> Result<Option<Record>, String> {
+    let mut records = reader::records(text.as_bytes());
+    match records.len() {
+        0 => Ok(None),
+        1 => Ok(records.pop()),
+        _ => Err("more than one record".into()),
     }
-    let inner = item.strip_prefix('"').and_then(|s| s.strip_suffix('"'));
-    let bare = inner.unwrap_or(item);
-    if bare.contains('"') || bare.contains('\n') || bare.contains('\r') {
-        return Err(format!(
-            "name {item:?} cannot contain a double quote or a line break"
-        ));
+}
+
+/// Field `i` of a record, which must hold a single item.
+fn single(record: &Record, i: usize, what: &str) -> Result<String, String> {
+    match record.fields.get(i).map(Vec::as_slice) {
+        Some([t]) => Ok(t.text.clone()),
+        Some(_) => Err(format!("multiple values specified for the {what}")),
+        None => Err(format!("missing {what}")),
+    }
+}
+
+/// Database or user items as the provider writes them: a quoted token
+/// that would otherwise be a keyword (`"all"`, `"+x"`, ...) keeps its
+/// quotes, since they make it a literal name.
+fn items(tokens: &[Token]) -> Vec<String> {
+    tokens
+        .iter()
+        .map(|t| {
+            if t.quoted && has_meaning_unquoted(&t.text) {
+                format!("\"{}\"", t.text)
+            } else {
+                t.text.clone()
+            }
+        })
+        .collect()
+}
+
+/// Whether an unquoted item means something other than a name: a keyword,
+/// `+role` (members of), `@file` (names read from a file) or, from
+/// PostgreSQL 16 on, `/regex`.
+fn has_meaning_unquoted(text: &str) -> bool {
+    KEYWORDS.contains(&text) || text.starts_with(['+', '@', '/'])
+}
+
+fn literal_name(item: &str) -> Option<&str> {
+    if item.len() >= 2 {
+        item.strip_prefix('"').and_then(|s| s.strip_suffix('"'))
+    } else {
+        None
+    }
+}
+
+/// A comment is everything after `#` to the end of the line, so it can
+/// hold anything but what ends or joins lines; the reader also takes a
+/// final backslash as joining the next line into this one, which would
+/// hide the next rule from the server.
+fn check_comment(c: &str) -> Result<(), String> {
+    if let Some(what) = line_breaking(c) {
+        return Err(format!("a comment cannot contain {what}"));
+    }
+    if c.ends_with('\\') {
+        return Err("a comment cannot end with a backslash: PostgreSQL would read the next line of pg_hba.conf as part of this one, and the rule written there would never be in force".into());
+    }
+    if c.trim_matches([' ', '\t']) != c {
+        return Err(
+            "a comment cannot start or end with a space or tab (PostgreSQL's reader drops them)"
+                .into(),
+        );
     }
     Ok(())
 }
 
+/// Characters no field may hold: the server's line reader ends or joins
+/// lines at them.
+fn line_breaking(s: &str) -> Option<&'static str> {
+    if s.contains('\0') {
+        Some("a NUL byte (PostgreSQL's line reader stops there and joins the next line on)")
+    } else if s.contains('\n') || s.contains('\r') {
+        Some("a line break or carriage return")
+    } else {
+        None
+    }
+}
+
+fn check_item(item: &str) -> Result<(), String> {
+    if item.is_empty() || literal_name(item) == Some("") {
+        return Err("empty database or user name".into());
+    }
+    if let Some(what) = line_breaking(item) {
+        return Err(format!("name {item:?} cannot contain {what}"));
+    }
+    if let Some(file) = item.strip_prefix('@') {
+        return Err(format!(
+            "`{item}` would make PostgreSQL read the names from the file {:?}, which this provider does not manage; \
+             for a role or database whose name starts with `@`, write it in double quotes (\"\\\"{item}\\\"\")",
+            file
+        ));
+    }
+    if let Some(inner) = literal_name(item) {
+        if !has_meaning_unquoted(inner) {
+            return Err(format!(
+                "{item:?} needs no double quotes: write it as {inner:?} (quotes mark a keyword such as `all`, or a name \
+                 starting with `+`, `@` or `/`, as a literal name)"
+            ));
+        }
+    } else if item.starts_with('/') {
+        return Err(format!(
+            "PostgreSQL 16 and later read an unquoted name starting with `/` as a regular expression; for the name \
+             itself write it in double quotes (\"\\\"{item}\\\"\")"
+        ));
+    }
+    let rendered = render_item(item);
+    match reader::records(format!("local {rendered} x trust").as_bytes()).as_slice() {
+        [r] if r.error.is_none() && r.fields.len() == 4 && items(&r.fields[1]) == [item] => Ok(()),
+        [r] if r.error.is_some() => Err(format!(
+            "name {item:?} is too long for pg_hba.conf (PostgreSQL 15 and earlier take at most {} bytes, quotes included)",
+            reader::MAX_TOKEN_BYTES - 1
+        )),
+        _ => Err(format!("name {item:?} cannot be written so that PostgreSQL reads it back unchanged")),
+    }
+}
+
+/// Whether a name can stand in the file without quotes.
 fn is_plain(s: &str) -> bool {
     !s.is_empty()
+        && !s.starts_with(['@', '/'])
         && s.chars().all(|c| {
             c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '-' | '.' | '+' | '@' | '/')
         })
 }
 
+/// `text` in double quotes, with quotes inside doubled (the server reads
+/// `""` inside quotes as one `"`).
+fn quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+fn render_item(item: &str) -> String {
+    match literal_name(item) {
+        Some(inner) => quote(inner),
+        None if is_plain(item) => item.to_string(),
+        // `+` must stay outside the quotes to keep its meaning; a quote
+        // opening inside a token still groups what follows.
+        None => match item.strip_prefix('+') {
+            Some(group) => format!("+{}", quote(group)),
+            None => quote(item),
+        },
+    }
+}
+
 fn render_items(items: &[String]) -> String {
     items
         .iter()
-        .map(|i| {
-            if is_plain(i) || (i.starts_with('"') && i.ends_with('"') && i.len() >= 2) {
-                i.clone()
-            } else {
-                format!("\"{i}\"")
-            }
-        })
+        .map(|i| render_item(i))
         .collect::<Vec<_>>()
         .join(",")
 }
 
+/// An option value as written after `name=`: quoted unless it is made of
+/// characters that never mean anything to the reader.
+fn render_option_value(v: &str) -> String {
+    let plain = !v.is_empty()
+        && v.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '_' | '$' | '-' | '.' | '+' | '@' | '/' | ':' | '=')
+        });
+    if plain {
+        v.to_string()
+    } else {
+        quote(v)
+    }
+}
+
 const KEYWORDS: &[&str] = &["all", "sameuser", "samerole", "samegroup", "replication"];
-
-/// Splits a comma-separated field; quotes are dropped from names that do
-/// not need them and kept on keywords, where they mean a literal name.
-fn split_items(field: &str) -> Vec<String> {
-    let mut items = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in field.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                cur.push(c);
-            }
-            ',' if !quoted => items.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    items.push(cur);
-    items
-        .into_iter()
-        .map(
-            |i| match i.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-                Some(inner)
-                    if KEYWORDS.contains(&inner)
-                        || inner.starts_with('+')
-                        || inner.starts_with('@') =>
-                {
-                    i
-                }
-                Some(inner) => inner.to_string(),
-                None => i,
-            },
-        )
-        .collect()
-}
-
-fn unquote(v: &str) -> String {
-    v.strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap_or(v)
-        .to_string()
-}
-
-/// Splits a line into whitespace-separated tokens (double quotes group) and
-/// its trailing comment.
-pub(crate) fn tokenize(line: &str) -> Result<(Vec<String>, Option<String>), String> {
-    let mut tokens = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for (idx, c) in line.char_indices() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                cur.push(c);
-            }
-            '#' if !quoted => {
-                if !cur.is_empty() {
-                    tokens.push(std::mem::take(&mut cur));
-                }
-                let text = line[idx + 1..].trim();
-                return Ok((
-                    tokens,
-                    if text.is_empty() {
-                        None
-                    } else {
-                        Some(text.to_string())
-                    },
-                ));
-            }
-            c if c.is_whitespace() && !quoted => {
-                if !cur.is_empty() {
-                    tokens.push(std::mem::take(&mut cur));
-                }
-            }
-            _ => cur.push(c),
-        }
-    }
-    if quoted {
-        return Err("unterminated quoted string".into());
-    }
-    if !cur.is_empty() {
-        tokens.push(cur);
-    }
-    Ok((tokens, None))
-}
 
 #[cfg(test)]
 mod tests {

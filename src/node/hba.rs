@@ -19,6 +19,7 @@ use tokio_postgres::GenericClient;
 use super::batch::{self, Edit, Written};
 use super::error::{ErrorKind, NodeError};
 use super::{files, Node};
+use crate::hba::verify::{self, ServerRule};
 use crate::hba::{Found, HbaFile, LockoutCheck, RuleKey};
 use crate::lines::index_preferring_managed;
 use crate::{log, sql};
@@ -202,23 +203,32 @@ impl Node {
             .await
             .map_err(|e| self.pg_err(&doing, &e))?;
 
-        let problems = match tx.query(sql::HBA_ERRORS, &[]).await {
-            Ok(rows) => rows
-                .iter()
-                .map(|r| {
-                    let line: Option<i32> = r.get(0);
-                    let error: Option<String> = r.get(1);
-                    let text = line
-                        .and_then(|n| new_text.lines().nth((n - 1).max(0) as usize))
-                        .unwrap_or("");
-                    format!(
-                        "line {}: {} (`{}`)",
-                        line.unwrap_or(0),
-                        error.unwrap_or_default(),
-                        text.trim()
-                    )
-                })
-                .collect::<Vec<_>>(),
+        let problems = match tx.query(sql::HBA_FILE_RULES, &[]).await {
+            Ok(rows) => {
+                let server = rows.iter().map(server_rule).collect::<Vec<_>>();
+                let errors: Vec<String> = server
+                    .iter()
+                    .filter_map(|r| {
+                        let text = new_text
+                            .lines()
+                            .nth((r.line_number - 1).max(0) as usize)
+                            .unwrap_or("");
+                        r.error
+                            .as_ref()
+                            .map(|e| format!("line {}: {e} (`{}`)", r.line_number, text.trim()))
+                    })
+                    .collect();
+                if errors.is_empty() {
+                    verify::differences(new_text.as_bytes(), &server)
+                        .into_iter()
+                        .map(|d| {
+                            format!("{d} (PostgreSQL and the provider read the file differently)")
+                        })
+                        .collect()
+                } else {
+                    errors
+                }
+            }
             Err(e) => vec![format!(
                 "could not validate the file: {}",
                 self.pg_err("validating", &e).message
@@ -301,5 +311,20 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// A row of [`sql::HBA_FILE_RULES`].
+fn server_rule(r: &tokio_postgres::Row) -> ServerRule {
+    ServerRule {
+        line_number: r.get::<_, Option<i32>>(0).unwrap_or(0),
+        conn_type: r.get(1),
+        databases: r.get::<_, Option<Vec<String>>>(2).unwrap_or_default(),
+        users: r.get::<_, Option<Vec<String>>>(3).unwrap_or_default(),
+        address: r.get(4),
+        netmask: r.get(5),
+        method: r.get(6),
+        options: r.get::<_, Option<Vec<String>>>(7).unwrap_or_default(),
+        error: r.get(8),
     }
 }

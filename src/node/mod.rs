@@ -47,7 +47,6 @@ pub struct Node {
     roles_cache: cache::Cached<roles::RoleTable>,
     grants_cache: cache::Cached<grants::GrantTable>,
     session_cache: cache::Cached<SessionInfo>,
-    encryption_cache: cache::Cached<crate::password::Encryption>,
     programs_cache: cache::Cached<bool>,
     /// Times as users wrote them (`valid_until`), as epoch seconds.
     epochs: tokio::sync::Mutex<std::collections::HashMap<String, Option<f64>>>,
@@ -78,7 +77,6 @@ impl Node {
             roles_cache: Default::default(),
             grants_cache: Default::default(),
             session_cache: Default::default(),
-            encryption_cache: Default::default(),
             programs_cache: Default::default(),
             epochs: Default::default(),
             passfile_queue: Default::default(),

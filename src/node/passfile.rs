@@ -21,6 +21,30 @@ use crate::{log, sql};
 /// Advisory lock key for passfile edits ("tfpass" in ASCII).
 const PASSFILE_LOCK_KEY: i64 = 0x7466_7061_7373;
 
+/// The backup copy earlier releases kept beside the file.
+const OLD_BACKUP_SUFFIX: &str = ".terraform-backup";
+
+/// Why a passfile read back after a write is not what was written, if it
+/// is not: other bytes, or an entry libpq would read differently.
+fn read_back_problem(back: Option<&[u8]>, written: &str, file: &PassFile) -> Option<String> {
+    if back != Some(written.as_bytes()) {
+        return Some("the file read back is not what was written".into());
+    }
+    let reparsed = PassFile::parse(written).entries();
+    if reparsed != file.entries() {
+        return Some("the file does not parse back into the entries written".into());
+    }
+    reparsed
+        .iter()
+        .find(|f| f.position.is_some() && !f.entry.reads_back())
+        .map(|f| {
+            format!(
+                "libpq would not read the entry for `{}` back as written",
+                f.entry.key()
+            )
+        })
+}
+
 /// The only mode libpq accepts without complaint.
 pub const PASSFILE_MODE: u32 = 0o600;
 
@@ -187,26 +211,47 @@ impl Node {
                  user, or grant that right",
             ));
         }
-        if before.exists {
-            files::replace(
-                &tx,
-                &format!("{path}.terraform-backup"),
-                before.file.render().as_bytes(),
-                Some(PASSFILE_MODE),
-                programs,
-            )
-            .await
-            .map_err(|e| self.pg_err(format!("writing the backup of {path}"), &e))?;
+        // No backup copy is kept: it would be one more file holding
+        // passwords, outliving the entries it holds. One left by earlier
+        // releases goes now.
+        if programs {
+            files::remove(&tx, &format!("{path}{OLD_BACKUP_SUFFIX}"))
+                .await
+                .map_err(|e| self.pg_err(format!("removing the old backup of {path}"), &e))?;
         }
+        let new_text = after.render();
         files::replace(
             &tx,
             &path,
-            after.render().as_bytes(),
+            new_text.as_bytes(),
             Some(PASSFILE_MODE),
             programs,
         )
         .await
         .map_err(|e| self.pg_err(&doing, &e))?;
+        // The file must read back as exactly the entries meant: the bytes
+        // the server wrote, and each entry as libpq's reader takes it.
+        let back = files::read(&tx, &path)
+            .await
+            .map_err(|e| self.pg_err(format!("reading back {path}"), &e))?;
+        if let Some(why) = read_back_problem(back.as_deref(), &new_text, &after) {
+            if before.exists {
+                files::replace(
+                    &tx,
+                    &path,
+                    before.file.render().as_bytes(),
+                    Some(PASSFILE_MODE),
+                    programs,
+                )
+                .await
+                .map_err(|e| self.pg_err(format!("restoring {path}"), &e))?;
+            }
+            return Err(self.err(
+                ErrorKind::Rejected,
+                doing,
+                format!("{why}; the previous content was put back"),
+            ));
+        }
         let mode = if programs {
             files::mode(&tx, &path)
                 .await

@@ -7,7 +7,6 @@ use tokio_postgres::error::SqlState;
 
 use super::error::NodeError;
 use super::Node;
-use crate::password::Encryption;
 use crate::role::{RoleState, StoredPassword};
 use crate::secret::Secret;
 use crate::sql;
@@ -109,21 +108,6 @@ impl Node {
             .get(0);
         self.epochs.lock().await.insert(v.to_string(), e);
         Ok(e)
-    }
-
-    /// How this node stores new passwords (read once).
-    pub async fn password_encryption(&self) -> Result<Encryption, NodeError> {
-        let e = self
-            .encryption_cache
-            .get(|| async {
-                Ok(self
-                    .setting("password_encryption")
-                    .await?
-                    .map(|s| Encryption::from_setting(&s))
-                    .unwrap_or(Encryption::ScramSha256))
-            })
-            .await?;
-        Ok(*e)
     }
 
     /// Runs one role statement (it may carry a password verifier, so it is

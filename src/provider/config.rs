@@ -63,8 +63,9 @@ pub fn schema() -> Schema {
                 Mode::Optional,
                 "Data nodes by name, each a map with any of `host`, `port`, `database`, `username`, `password` and `sslmode`; \
                  keys left out take the access node's value. When not set, the data nodes are discovered from \
-                 `timescaledb_information.data_nodes` on the access node.",
-            ),
+                 `timescaledb_information.data_nodes` on the access node. Sensitive, since an entry may hold a password.",
+            )
+            .sensitive(),
             Attribute::new(
                 FANOUT,
                 Type::String,

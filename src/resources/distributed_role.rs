@@ -28,6 +28,7 @@ use super::{
 pub const NAME: &str = "name";
 pub const PASSWORD: &str = "password";
 pub const DATA_NODE_PASSWORD: &str = "data_node_password";
+pub const PASSWORD_ENCRYPTION: &str = "password_encryption";
 pub const DATA_NODES: &str = "data_nodes";
 pub const DROP_OWNED: &str = "drop_owned";
 pub const REASSIGN_OWNED_TO: &str = "reassign_owned_to";
@@ -73,6 +74,17 @@ impl Resource for DistributedRole {
                     "reassign_owned_to needs drop_owned",
                     "Objects are reassigned as part of dropping what the role owns on destroy; set `drop_owned = true` too.",
                 );
+            }
+        }
+        for a in [PASSWORD, DATA_NODE_PASSWORD] {
+            if let Value::String(p) = config.attr(a) {
+                if p.contains('\0') {
+                    d.push_error(
+                        Some(AttrPath::attr(a)),
+                        "Invalid password",
+                        "A password cannot contain a NUL character: libpq ends a password there, so no client could ever send the password the verifier is made from.",
+                    );
+                }
             }
         }
         if let Value::Number(n) = config.attr(role::CONNECTION_LIMIT) {
@@ -264,6 +276,7 @@ impl Import for DistributedRole {
             valid_until: None,
             password: None,
             data_node_password: None,
+            encryption: Encryption::ScramSha256,
             data_nodes: data_nodes.keys().cloned().collect(),
             drop_owned: false,
             reassign_owned_to: None,
@@ -365,29 +378,15 @@ async fn converge(
         Some(Ok(Some(state))) => {
             let d = spec.differences(state);
             if !d.is_empty() {
-                let how = access
-                    .password_encryption()
-                    .await
-                    .map_err(|e| node_diag(&e))?;
                 access
-                    .role_exec(
-                        &format!("altering role {:?}", m.name),
-                        &spec.alter_sql(&d, how),
-                    )
+                    .role_exec(&format!("altering role {:?}", m.name), &spec.alter_sql(&d))
                     .await
                     .map_err(|e| node_diag(&e))?;
             }
         }
         _ => {
-            let how = access
-                .password_encryption()
-                .await
-                .map_err(|e| node_diag(&e))?;
             access
-                .role_exec(
-                    &format!("creating role {:?}", m.name),
-                    &spec.create_sql(how),
-                )
+                .role_exec(&format!("creating role {:?}", m.name), &spec.create_sql())
                 .await
                 .map_err(|e| node_diag(&e))?;
         }
@@ -419,7 +418,7 @@ async fn converge(
             None => {}
         }
     }
-    let create_shared = data_spec.create_sql(Encryption::ScramSha256);
+    let create_shared = data_spec.create_sql();
     let outcomes = ctx
         .provider
         .exec_on_data_nodes(
@@ -429,10 +428,9 @@ async fn converge(
             |node: Arc<Node>| {
                 let spec = data_spec.clone();
                 async move {
-                    let how = node.password_encryption().await?;
                     node.role_exec(
                         &format!("creating role {:?}", spec.name),
-                        &spec.create_sql(how),
+                        &spec.create_sql(),
                     )
                     .await
                 }
@@ -440,7 +438,7 @@ async fn converge(
         )
         .await;
     collect(&mut diags, &mut failed, outcomes);
-    let alter_shared = data_spec.alter_sql(&alter_diffs, Encryption::ScramSha256);
+    let alter_shared = data_spec.alter_sql(&alter_diffs);
     let outcomes = ctx
         .provider
         .exec_on_data_nodes(
@@ -451,10 +449,9 @@ async fn converge(
                 let spec = data_spec.clone();
                 let diffs = alter_diffs.clone();
                 async move {
-                    let how = node.password_encryption().await?;
                     node.role_exec(
                         &format!("altering role {:?}", spec.name),
-                        &spec.alter_sql(&diffs, how),
+                        &spec.alter_sql(&diffs),
                     )
                     .await
                 }
@@ -639,6 +636,7 @@ struct Model {
     valid_until: Option<String>,
     password: Option<Secret>,
     data_node_password: Option<Secret>,
+    encryption: Encryption,
     data_nodes: Vec<String>,
     drop_owned: bool,
     reassign_owned_to: Option<String>,
@@ -660,6 +658,10 @@ impl Model {
             valid_until: f.opt_string(role::VALID_UNTIL),
             password: f.opt_string(PASSWORD).map(Secret::new),
             data_node_password: f.opt_string(DATA_NODE_PASSWORD).map(Secret::new),
+            encryption: match f.opt_string(PASSWORD_ENCRYPTION).as_deref() {
+                Some("md5") => Encryption::Md5,
+                _ => Encryption::ScramSha256,
+            },
             data_nodes: f.strings(DATA_NODES),
             drop_owned: f.bool_or(DROP_OWNED, false),
             reassign_owned_to: f.opt_string(REASSIGN_OWNED_TO),
@@ -695,6 +697,7 @@ impl Model {
             } else {
                 self.data_node_password.clone().or(self.password.clone())
             },
+            encryption: self.encryption,
         }
     }
 
@@ -773,6 +776,7 @@ impl Model {
             (role::LOGIN, Value::Bool(self.login)),
             (PASSWORD, secret(&self.password)),
             (DATA_NODE_PASSWORD, secret(&self.data_node_password)),
+            (PASSWORD_ENCRYPTION, Value::string(self.encryption.name())),
             (role::SUPERUSER, Value::Bool(self.superuser)),
             (role::CREATEDB, Value::Bool(self.createdb)),
             (role::CREATEROLE, Value::Bool(self.createrole)),
@@ -814,6 +818,7 @@ fn schema() -> Schema {
             flag(role::LOGIN, "Whether clients may log in as the role on the access node. Data nodes always get LOGIN.", false),
             Attribute::new(PASSWORD, Type::String, Mode::Optional, "Password clients use on the access node. Leave it out for a role without a password (trust or certificate authentication).").sensitive(),
             Attribute::new(DATA_NODE_PASSWORD, Type::String, Mode::Optional, "Internal password of the role on the data nodes, which the access node presents from its passfile (`timescaledb_passfile_entry`). Defaults to `password`.").sensitive(),
+            Attribute::new(PASSWORD_ENCRYPTION, Type::String, Mode::Optional, "How the passwords are stored on every node, whatever a node's own `password_encryption` setting says: `scram-sha-256` or `md5`. A password stored in the other form (for example an md5 hash set by hand) is drift that apply repairs. Defaults to `scram-sha-256`.").one_of(Encryption::NAMES).default(Value::string(Encryption::ScramSha256.name())),
             flag(role::SUPERUSER, "`SUPERUSER` on every node.", false),
             flag(role::CREATEDB, "`CREATEDB` on every node.", false),
             flag(role::CREATEROLE, "`CREATEROLE` on every node.", false),

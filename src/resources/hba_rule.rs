@@ -329,17 +329,24 @@ fn id_address(fields: &str, rule: &Rule) -> (Option<String>, Option<String>) {
     if rule.address.is_none() {
         return (None, None);
     }
-    let Ok((tokens, _)) = crate::hba::tokenize(fields) else {
-        return (rule.address.clone(), None);
-    };
-    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let records = crate::hba::reader::records(fields.as_bytes());
+    let tokens: Vec<&str> = records
+        .first()
+        .map(|r| {
+            r.fields
+                .iter()
+                .filter_map(|f| f.first())
+                .map(|t| t.text.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
     let is_ip = |t: &str| t.parse::<std::net::IpAddr>().is_ok();
     match tokens.as_slice() {
         [.., addr, mask] if tokens.len() >= 5 && is_ip(addr) && is_ip(mask) => {
             (Some(addr.to_string()), Some(mask.to_string()))
         }
-        [.., addr] => (Some(addr.to_string()), None),
-        [] => (rule.address.clone(), None),
+        [.., addr] if tokens.len() >= 4 => (Some(addr.to_string()), None),
+        _ => (rule.address.clone(), None),
     }
 }
 
@@ -436,12 +443,7 @@ impl Model {
     }
 
     fn id(&self, rule: &Rule) -> String {
-        let mut fields = rule.render();
-        // keep the match fields only: drop method, options and comment
-        let keep = if rule.address.is_some() { 4 } else { 3 };
-        let tokens: Vec<&str> = fields.split(' ').collect();
-        fields = tokens[..keep.min(tokens.len())].join(" ");
-        format!("{} {fields}", self.node)
+        format!("{} {}", self.node, rule.render_key_fields())
     }
 
     /// The state value. `shape` is the planned or prior value, whose choice

@@ -209,3 +209,38 @@ pub fn all() -> Vec<Arc<dyn Resource>> {
         Arc::new(node_certificate::NodeCertificate),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether an attribute name says it holds a secret.
+    fn names_a_secret(name: &str) -> bool {
+        (name.contains("password") && name != "password_encryption") || name.contains("private_key")
+    }
+
+    #[test]
+    fn every_secret_attribute_is_sensitive() {
+        let mut schemas: Vec<(String, Schema)> = all()
+            .iter()
+            .map(|r| (r.type_name().to_string(), r.schema()))
+            .collect();
+        schemas.push(("provider".into(), crate::provider::config::schema()));
+        let mut checked = 0;
+        for (owner, schema) in &schemas {
+            for a in &schema.attributes {
+                let secret =
+                    names_a_secret(a.name) || (owner == "provider" && a.name == "data_nodes");
+                if secret {
+                    checked += 1;
+                    assert!(
+                        a.sensitive,
+                        "{owner}.{} holds a secret but is not sensitive",
+                        a.name
+                    );
+                }
+            }
+        }
+        assert!(checked >= 8, "only {checked} secret attributes found");
+    }
+}

@@ -43,11 +43,29 @@ impl Resource for PassfileEntry {
 
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = Diagnostics::new();
+        let mut fields = Vec::new();
         for a in [HOSTNAME, PORT, DATABASE, USERNAME, PASSWORD] {
             if let Value::String(s) = config.attr(a) {
                 if let Err(m) = check_field(a, s) {
                     d.push_error(Some(AttrPath::attr(a)), "Invalid passfile field", m);
                 }
+                fields.push(s.clone());
+            }
+        }
+        if let [hostname, port, database, username, password] = fields.as_slice() {
+            let entry = Entry {
+                hostname: hostname.clone(),
+                port: port.clone(),
+                database: database.clone(),
+                username: username.clone(),
+                password: password.clone(),
+            };
+            if d.is_empty() && !entry.reads_back() {
+                d.push_error(
+                    Some(AttrPath::attr(PASSWORD)),
+                    "Invalid passfile entry",
+                    "libpq would not read this entry back as written; check the fields for characters its password file reader treats specially.",
+                );
             }
         }
         d
@@ -275,11 +293,7 @@ fn check_field(name: &str, s: &str) -> Result<(), String> {
             "`{name}` cannot be empty; use \"*\" to match anything."
         ));
     }
-    if s.contains(['\n', '\r']) {
-        return Err(format!(
-            "`{name}` cannot contain a line break: the password file has one entry per line."
-        ));
-    }
+    crate::passfile::check_field(s).map_err(|why| format!("`{name}` {why}."))?;
     if name == PORT && s != WILDCARD && s.parse::<u16>().map_or(true, |p| p == 0) {
         return Err(format!(
             "{s:?} is not a port: use a number from 1 to 65535, or \"*\"."
@@ -381,7 +395,7 @@ fn schema() -> Schema {
             Attribute::new(PORT, Type::String, Mode::Optional, "Port the entry applies to, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
             Attribute::new(DATABASE, Type::String, Mode::Optional, "Database the entry applies to, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
             Attribute::new(USERNAME, Type::String, Mode::Required, "Role the entry applies to, or `*` for any.").force_new(),
-            Attribute::new(PASSWORD, Type::String, Mode::Required, "The password. Any character is allowed but a line break.").sensitive(),
+            Attribute::new(PASSWORD, Type::String, Mode::Required, "The password. Any character is allowed but a NUL byte, a line break and a carriage return, which libpq's password file reader cannot carry.").sensitive(),
             Attribute::new(POSITION, Type::Number, Mode::Optional, "Order among the managed entries of the file; lower comes first, and the first matching entry wins.").default(Value::int(DEFAULT_POSITION)),
             Attribute::new(ID, Type::String, Mode::Computed, "The node name and the entry's first four fields as written in the file (`access *:*:*:testrole`), which is also the import ID.").stable(),
             Attribute::new(PATH, Type::String, Mode::Computed, "Absolute path of the password file on the node.").stable(),

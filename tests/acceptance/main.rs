@@ -4,6 +4,7 @@
 // Test code: a failed expectation is a panic with the reason.
 #![allow(clippy::unwrap_used)]
 mod certificates;
+mod differential;
 mod examples;
 mod harness;
 mod hba_rule;
