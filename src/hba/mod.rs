@@ -114,6 +114,23 @@ impl HbaFile {
             }
             self.text.lines.drain(lines);
         }
+        self.place(rule, position);
+    }
+
+    /// Puts `rule` in the managed block, ordered by `position`, as a newly
+    /// created rule goes: a line with the same key outside the block is
+    /// left exactly as it is (the managed rule comes first, so it is the one
+    /// in force; removing the managed rule puts that line back in force).
+    pub fn add(&mut self, rule: &Rule, position: i64) {
+        if let Some(found) = self.find(&rule.key()).filter(|f| f.position.is_some()) {
+            self.text
+                .lines
+                .drain(found.line_index..found.line_index + found.span);
+        }
+        self.place(rule, position);
+    }
+
+    fn place(&mut self, rule: &Rule, position: i64) {
         let (begin, end) = self.ensure_block();
         let mut insert_at = end;
         for i in begin + 1..end {
@@ -266,6 +283,48 @@ mod tests {
         }
     }
 
+    fn hostile_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "all",
+                "\"all\"",
+                "replication",
+                "\"samerole\"",
+                "+g",
+                "\"+g\""
+            ])
+            .prop_map(str::to_string),
+            "[a-zA-Z0-9 \"\\\\#,'+@/=\t\u{e9}\u{a0}]{1,12}",
+            "\\+[a-z \",#]{1,8}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn import_ids_round_trip_for_every_accepted_name(
+            dbs in prop::collection::vec(hostile_name(), 1..4),
+            users in prop::collection::vec(hostile_name(), 1..4),
+            local in any::<bool>(),
+        ) {
+            let rule = Rule {
+                conn_type: if local { "local" } else { "host" }.into(),
+                databases: dbs,
+                users,
+                address: (!local).then(|| "10.0.0.0/8".to_string()),
+                method: "trust".into(),
+                options: Default::default(),
+                comment: None,
+            };
+            prop_assume!(rule.check().is_ok());
+            let back = Rule::parse_key_fields(&rule.render_key_fields());
+            prop_assert_eq!(
+                back.map(|b| (b.conn_type, b.databases, b.users, b.address)),
+                Ok((rule.conn_type.clone(), rule.databases.clone(), rule.users.clone(), rule.address.clone())),
+                "{}", rule.render_key_fields()
+            );
+        }
+    }
+
     const DEFAULT: &str = "# PostgreSQL Client Authentication Configuration File\n\
 # TYPE  DATABASE        USER            ADDRESS                 METHOD\n\
 \n\
@@ -276,6 +335,27 @@ host    all             all             ::1/128                 trust\n";
 
     fn rule(addr: &str, method: &str) -> Rule {
         Rule::new("host", &["all"], &["all"], Some(addr), method).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn a_created_rule_never_touches_an_unmanaged_line_with_its_key(
+            (rule, position) in any_rule(),
+            before in "([^\n]{0,30}\n){0,4}",
+            after in "([^\n]{0,30}\n){0,4}",
+        ) {
+            prop_assume!(rule.check_field().is_ok() && !before.contains("terraform-provider") && !after.contains("terraform-provider"));
+            let mut existing = rule.clone();
+            existing.comment = Some("the operator's own".into());
+            let text = format!("{before}{}\n{after}", existing.render());
+            let mut f = HbaFile::parse(&text);
+            f.add(&rule, position);
+            let found = HbaFile::parse(&f.render()).find(&rule.key());
+            prop_assert_eq!(found.map(|x| (x.rule, x.position)), Some((rule.clone(), Some(position))));
+            prop_assert!(f.render().contains(&existing.render()), "the operator's line stays");
+            prop_assert!(f.remove(&rule.key()));
+            prop_assert_eq!(f.render(), text);
+        }
     }
 
     #[test]

@@ -98,8 +98,15 @@ impl Resource for HbaRule {
         // One read of the file serves the lockout check and the duplicate check.
         let position = m.position;
         let to_check = rule.clone();
+        let creating = plan.prior.is_none();
         let snap = node
-            .hba_preview(move |f| f.upsert(&to_check, position))
+            .hba_preview(move |f| {
+                if creating {
+                    f.add(&to_check, position)
+                } else {
+                    f.upsert(&to_check, position)
+                }
+            })
             .await
             .map_err(|e| node_diag(&e))?;
         if plan.prior.is_none() {
@@ -127,10 +134,12 @@ impl Resource for HbaRule {
                     }
                     None => plan.warnings.push_warning(
                         None,
-                        "Existing line will be taken over",
+                        "An unmanaged line has the same match fields",
                         format!(
-                            "{} on node {:?} already has `{}` at line {}; applying rewrites that line in place to match this resource.",
-                            snap.path, m.node, found.text.trim(), found.line_index + 1
+                            "{} on node {:?} already has `{}` at line {}, outside the managed block. The new rule goes into the managed block, \
+                             which comes first, so the new rule is the one in force; that line is left exactly as it is and is in force again \
+                             if this resource is destroyed. To manage that line itself instead, import it with ID '{}'.",
+                            snap.path, m.node, found.text.trim(), found.line_index + 1, m.id(&rule)
                         ),
                     ),
                 }
@@ -305,7 +314,11 @@ impl HbaRule {
                         ));
                     }
                 }
-                f.upsert(&to_write, position);
+                if creating {
+                    f.add(&to_write, position);
+                } else {
+                    f.upsert(&to_write, position);
+                }
                 Ok(())
             })
             .await

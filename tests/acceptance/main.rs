@@ -11,4 +11,5 @@ mod hba_rule;
 mod password_auth;
 mod protocol;
 mod reliability;
+mod safe_writes;
 mod soak;
