@@ -106,17 +106,17 @@ fn hostile_values_are_refused_on_their_attribute() {
             "needs no double quotes",
         ),
         (
-            format!("resource \"timescaledb_passfile_entry\" \"p\" {{\n  hostname = \"dn1\"\n  port = \"5432\"\n  database = \"*\"\n  username = \"u\"\n  password = \"pw\\u0000tail\"\n}}\n"),
+            "resource \"timescaledb_passfile_entry\" \"p\" {\n  hostname = \"dn1\"\n  port = \"5432\"\n  database = \"*\"\n  username = \"u\"\n  password = \"pw\\u0000tail\"\n}\n".to_string(),
             "password",
             "NUL",
         ),
         (
-            format!("resource \"timescaledb_passfile_entry\" \"p\" {{\n  hostname = \"dn1\\r\"\n  port = \"5432\"\n  database = \"*\"\n  username = \"u\"\n  password = \"pw\"\n}}\n"),
+            "resource \"timescaledb_passfile_entry\" \"p\" {\n  hostname = \"dn1\\r\"\n  port = \"5432\"\n  database = \"*\"\n  username = \"u\"\n  password = \"pw\"\n}\n".to_string(),
             "hostname",
             "carriage return",
         ),
         (
-            format!("resource \"timescaledb_distributed_role\" \"r\" {{\n  name = \"u\"\n  password = \"pw\\u0000\"\n  data_nodes = []\n}}\n"),
+            "resource \"timescaledb_distributed_role\" \"r\" {\n  name = \"u\"\n  password = \"pw\\u0000\"\n  data_nodes = []\n}\n".to_string(),
             "password",
             "NUL",
         ),
