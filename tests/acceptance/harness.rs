@@ -227,6 +227,36 @@ pub fn terraform_bin() -> PathBuf {
     local
 }
 
+/// Every terraform release the tests can use: the one the suite runs with
+/// and, when it is another release, `terraform` on the PATH.
+pub fn terraform_bins() -> Vec<PathBuf> {
+    let mut bins = vec![terraform_bin()];
+    let on_path = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("terraform"))
+            .find(|f| f.is_file())
+    });
+    let version = |b: &Path| {
+        Command::new(b)
+            .arg("version")
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    if let Some(p) = on_path {
+        if version(&p) != version(&bins[0]) {
+            bins.push(p);
+        }
+    }
+    bins
+}
+
 /// A filesystem mirror holding the provider binary built for this test run.
 fn mirror() -> &'static Path {
     static MIRROR: OnceLock<PathBuf> = OnceLock::new();

@@ -10,6 +10,7 @@ mod harness;
 mod hba_rule;
 mod password_auth;
 mod protocol;
+mod release;
 mod reliability;
 mod safe_writes;
 mod soak;
