@@ -97,6 +97,14 @@ example() {
   dir="$demo/examples/$name"
   [ -d "$dir" ] || { echo "no example $name (see examples/)" >&2; exit 1; }
   write_vars "$dir"
+  # The examples each build the whole set-up (the same testrole, the same
+  # rules), so one is applied at a time: the one before is destroyed first.
+  local current
+  current=$(cat "$demo/applied" 2>/dev/null || true)
+  if [ -n "$current" ] && [ "$current" != "$name" ]; then
+    echo "==> examples/$current: terraform destroy (one example at a time)"
+    (cd "$demo/examples/$current" && tf destroy -input=false -auto-approve -no-color >/dev/null)
+  fi
   echo "==> examples/$name: terraform init"
   (cd "$dir" && tf init -input=false -no-color >/dev/null)
   echo "==> examples/$name: terraform apply"
@@ -105,7 +113,7 @@ example() {
   (cd "$dir" && tf plan -input=false -no-color -detailed-exitcode >/dev/null) ||
     { echo "the second plan found changes" >&2; exit 1; }
   echo "==> no changes: the live nodes match examples/$name"
-  echo "$name" >> "$demo/applied"
+  echo "$name" > "$demo/applied"
 }
 
 next_steps() {
@@ -125,7 +133,8 @@ The playground stays up. Things to try (each from this directory):
     make plan        # shows testrole missing on dn1
     make apply       # puts it back
 
-  Try another example (trust, password, certificate, environments/dev, ...)
+  Try another example (trust, password, certificate, environments/dev, ...);
+  the one applied before is destroyed first, since each builds the whole set-up
     make example NAME=password
 
   Look around
@@ -137,12 +146,12 @@ EOF
 }
 
 down() {
-  if running && [ -f "$demo/applied" ]; then
-    for name in $(tac "$demo/applied" | awk '!seen[$0]++'); do
-      echo "==> examples/$name: terraform destroy"
-      (cd "$demo/examples/$name" && tf destroy -input=false -auto-approve -no-color >/dev/null) ||
-        echo "destroy of examples/$name failed; the nodes are stopped anyway" >&2
-    done
+  if running && [ -s "$demo/applied" ]; then
+    local name
+    name=$(cat "$demo/applied")
+    echo "==> examples/$name: terraform destroy"
+    (cd "$demo/examples/$name" && tf destroy -input=false -auto-approve -no-color >/dev/null) ||
+      echo "destroy of examples/$name failed; the nodes are stopped anyway" >&2
   fi
   "$ROOT/tests/cluster.sh" stop "$cluster"
   rm -rf "$demo"
@@ -154,7 +163,7 @@ case "${1:-}" in
   example) example "${4:-}" ;;
   plan | apply)
     running || { echo "the playground is not running: start it with 'make demo'" >&2; exit 1; }
-    last=$(tail -n 1 "$demo/applied" 2>/dev/null || echo quickstart)
+    last=$(cat "$demo/applied" 2>/dev/null || echo quickstart)
     (cd "$demo/examples/$last" && tf "$1" -input=false -no-color $([ "$1" = apply ] && echo -auto-approve))
     ;;
   down) down ;;
