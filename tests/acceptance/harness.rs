@@ -281,6 +281,7 @@ pub struct Terraform {
     dir: tempfile::TempDir,
     rc: PathBuf,
     work: PathBuf,
+    bin: PathBuf,
 }
 
 pub struct Run {
@@ -298,6 +299,11 @@ impl Run {
 
 impl Terraform {
     pub fn new() -> Terraform {
+        Terraform::with_binary(terraform_bin())
+    }
+
+    /// As [`Terraform::new`], with another terraform release.
+    pub fn with_binary(bin: PathBuf) -> Terraform {
         let dir = tempfile::Builder::new()
             .prefix("tsdb-tf-")
             .tempdir()
@@ -313,7 +319,7 @@ impl Terraform {
         .expect("write terraformrc");
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).expect("work dir");
-        Terraform { dir, rc, work }
+        Terraform { dir, rc, work, bin }
     }
 
     /// The CLI configuration file (provider installation from the mirror).
@@ -336,7 +342,7 @@ impl Terraform {
     }
 
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = Command::new(terraform_bin())
+        let out = Command::new(&self.bin)
             .args(args)
             .current_dir(self.work())
             .env("TF_CLI_CONFIG_FILE", &self.rc)
@@ -388,6 +394,26 @@ impl Terraform {
     pub fn assert_no_changes(&self) {
         let (changes, r) = self.plan();
         assert!(!changes, "expected no changes, got:\n{}", r.stdout);
+    }
+
+    /// Every resource in the state with its `id`, by address.
+    pub fn state_ids(&self) -> Vec<(String, String)> {
+        let show: serde_json::Value =
+            serde_json::from_str(&self.must(&["show", "-json"]).stdout).expect("show -json");
+        show["values"]["root_module"]["resources"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .filter(|r| r["mode"] == "managed")
+                    .map(|r| {
+                        (
+                            r["address"].as_str().unwrap_or_default().to_string(),
+                            r["values"]["id"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     #[track_caller]

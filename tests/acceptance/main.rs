@@ -6,6 +6,7 @@
 mod certificates;
 mod differential;
 mod examples;
+mod generate_config;
 mod harness;
 mod hba_rule;
 mod password_auth;
