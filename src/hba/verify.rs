@@ -37,6 +37,18 @@ const VERBATIM_OPTIONS: &[&str] = &[
     "ldapsearchfilter",
 ];
 
+/// What PostgreSQL reports for a `hostssl` rule while its `ssl` is off. The
+/// server still loads the file (the message is only logged at reload) and
+/// the rule is in force as soon as ssl is on, so it is no error here.
+pub const HOSTSSL_WITHOUT_SSL: &str = "hostssl record cannot match because SSL is disabled";
+
+/// Whether a row's error stops the file from being loaded.
+pub fn is_fatal(row: &ServerRule) -> bool {
+    row.error
+        .as_deref()
+        .is_some_and(|e| e != HOSTSSL_WITHOUT_SSL || row.conn_type.as_deref() != Some("hostssl"))
+}
+
 /// Compares the server's rows with the provider's reading of `bytes`.
 /// Returns each difference as `line N: what` (N as the server numbers
 /// lines); empty when both read the same rules.
@@ -71,8 +83,11 @@ pub fn differences(bytes: &[u8], server: &[ServerRule]) -> Vec<String> {
 
 /// How one record and the server's row for the same line differ.
 fn compare(record: &Record, row: &ServerRule) -> Option<String> {
-    if let Some(e) = &row.error {
-        return Some(format!("PostgreSQL refuses the line: {e}"));
+    if is_fatal(row) {
+        return Some(format!(
+            "PostgreSQL refuses the line: {}",
+            row.error.as_deref().unwrap_or_default()
+        ));
     }
     let rule = match Rule::from_record(record) {
         Ok(Some(r)) => r,
@@ -267,5 +282,23 @@ mod tests {
             assert!(d.len() == 1 && d[0].contains(what), "{what}: {d:?}");
         }
         assert!(differences(file, &[with_map]).is_empty());
+    }
+
+    #[test]
+    fn hostssl_while_ssl_is_off_is_no_error() {
+        let file = b"hostssl all u 10.0.0.1/32 md5\n";
+        let mut r = row(
+            1,
+            "hostssl",
+            &["all"],
+            &["u"],
+            Some(("10.0.0.1", "255.255.255.255")),
+            "md5",
+        );
+        r.error = Some(HOSTSSL_WITHOUT_SSL.into());
+        assert!(!is_fatal(&r));
+        assert!(differences(file, &[r.clone()]).is_empty());
+        r.conn_type = Some("host".into());
+        assert!(is_fatal(&r));
     }
 }

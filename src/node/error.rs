@@ -20,6 +20,8 @@ pub enum ErrorKind {
     Sql,
     /// Terraform asked the provider to stop.
     Cancelled,
+    /// No node has the name a resource gave.
+    UnknownNode,
 }
 
 #[derive(Debug)]
@@ -93,7 +95,18 @@ impl NodeError {
                     m.push_str(&s.to_string());
                     src = s.source();
                 }
-                (ErrorKind::Unreachable, m)
+                // The node answered and asked for a password the provider
+                // does not have: a matter of credentials, not reachability.
+                if m.contains("password missing") {
+                    (
+                        ErrorKind::Authentication,
+                        "the node asks for a password and the provider has none: set `password` in the provider \
+                         block (or its `data_nodes` entry), PGPASSWORD, or a password file"
+                            .to_string(),
+                    )
+                } else {
+                    (ErrorKind::Unreachable, m)
+                }
             }
         };
         NodeError::new(node, address, kind, doing, message)
@@ -114,7 +127,20 @@ impl NodeError {
             ),
             ErrorKind::Sql => format!("Error on node {:?}", self.node),
             ErrorKind::Cancelled => "Operation cancelled".to_string(),
+            ErrorKind::UnknownNode => format!("Unknown node {:?}", self.node),
         };
+        if self.kind == ErrorKind::UnknownNode {
+            let mut d = Diagnostics::new();
+            d.push_error(
+                path,
+                summary,
+                format!(
+                    "{}. Name `access` or a data node the provider knows (its `data_nodes` setting, or TimescaleDB's catalog on the access node).",
+                    self.message
+                ),
+            );
+            return d;
+        }
         let mut detail = format!(
             "While {} on node {:?} ({}): {}",
             self.doing, self.node, self.address, self.message

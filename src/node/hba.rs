@@ -208,6 +208,7 @@ impl Node {
                 let server = rows.iter().map(server_rule).collect::<Vec<_>>();
                 let errors: Vec<String> = server
                     .iter()
+                    .filter(|r| verify::is_fatal(r))
                     .filter_map(|r| {
                         let text = new_text
                             .lines()

@@ -111,7 +111,7 @@ impl Provider {
             NodeError::new(
                 name,
                 "unknown",
-                ErrorKind::Sql,
+                ErrorKind::UnknownNode,
                 "looking up the node",
                 format!(
                     "no node is named {name:?}; known nodes: {}",

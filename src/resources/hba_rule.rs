@@ -8,7 +8,7 @@ use crate::provider::ACCESS_NODE;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::value::{Type, Value};
 
-use super::{node_diag, ApplyError, Ctx, Import, PlanInput, Resource};
+use super::{node_diag, node_lookup_diag, ApplyError, Ctx, Import, PlanInput, Resource};
 
 pub const NODE: &str = "node";
 pub const TYPE: &str = "type";
@@ -94,7 +94,7 @@ impl Resource for HbaRule {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_diag(&e))?;
+            .map_err(|e| node_lookup_diag(&e))?;
         // One read of the file serves the lockout check and the duplicate check.
         let position = m.position;
         let to_check = rule.clone();
@@ -109,6 +109,25 @@ impl Resource for HbaRule {
             })
             .await
             .map_err(|e| node_diag(&e))?;
+        if rule.conn_type == "hostssl"
+            && node
+                .setting("ssl")
+                .await
+                .map_err(|e| node_diag(&e))?
+                .as_deref()
+                != Some("on")
+        {
+            plan.warnings.push_warning(
+                Some(AttrPath::attr(TYPE)),
+                "hostssl rule on a node without TLS",
+                format!(
+                    "Node {:?} has `ssl` off, so this rule matches no connection yet. It is written all the same and is in \
+                     force as soon as the node serves TLS (for example once a `timescaledb_node_certificate` of kind `server` \
+                     with `configure_ssl` is applied).",
+                    m.node
+                ),
+            );
+        }
         if plan.prior.is_none() {
             if let Some(found) = snap.find(&rule.key()) {
                 match found.position {
@@ -155,7 +174,7 @@ impl Resource for HbaRule {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_diag(&e))?;
+            .map_err(|e| node_lookup_diag(&e))?;
         node.hba_preview(move |f| {
             f.remove(&key);
         })
@@ -171,7 +190,7 @@ impl Resource for HbaRule {
             .provider
             .node(&prior.node)
             .await
-            .map_err(|e| node_diag(&e))?;
+            .map_err(|e| node_lookup_diag(&e))?;
         let snap = node.hba_read().await.map_err(|e| node_diag(&e))?;
         let Some(found) = snap.find(&rule.key()) else {
             return Ok(None);
@@ -211,7 +230,7 @@ impl Resource for HbaRule {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_diag(&e))?;
+            .map_err(|e| node_lookup_diag(&e))?;
         node.hba_edit(move |f| {
             f.remove(&key);
             Ok(())
@@ -297,7 +316,7 @@ impl HbaRule {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_diag(&e))?;
+            .map_err(|e| node_lookup_diag(&e))?;
         let (to_write, position, id) = (rule.clone(), m.position, m.id(&rule));
         let snap = node
             .hba_edit(move |f: &mut HbaFile| {

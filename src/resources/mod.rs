@@ -198,6 +198,13 @@ pub fn node_diag(e: &crate::node::NodeError) -> Diagnostics {
     e.to_diagnostics(None)
 }
 
+/// A failed lookup of the node a resource's `node` attribute names: an
+/// unknown name is that attribute's fault, anything else the node's.
+pub fn node_lookup_diag(e: &crate::node::NodeError) -> Diagnostics {
+    let path = (e.kind == crate::node::ErrorKind::UnknownNode).then(|| AttrPath::attr("node"));
+    e.to_diagnostics(path)
+}
+
 /// Every resource the provider offers.
 pub fn all() -> Vec<Arc<dyn Resource>> {
     vec![

@@ -15,7 +15,7 @@ use super::certificate_authority::{
     EARLY_RENEWAL_DAYS, FINGERPRINT, KEY_ALGORITHM, NOT_AFTER, PRIVATE_KEY_PEM, READY_FOR_RENEWAL,
     VALIDITY_DAYS,
 };
-use super::{node_diag, ApplyError, Ctx, Import, Resource};
+use super::{node_diag, node_lookup_diag, ApplyError, Ctx, Import, Resource};
 
 pub const KIND: &str = "kind";
 pub const NODE: &str = "node";
@@ -162,7 +162,7 @@ impl Resource for NodeCertificate {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_diag(&e))?;
+            .map_err(|e| node_lookup_diag(&e))?;
         let paths = m.paths_from_state(state);
         let installed = node
             .read_installed(&paths)
@@ -232,7 +232,7 @@ impl Resource for NodeCertificate {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_diag(&e))?;
+            .map_err(|e| node_lookup_diag(&e))?;
         let paths = m.paths_from_state(prior);
         let cert = prior.attr(CERT_PEM).as_str().unwrap_or_default();
         node.uninstall_cert(&paths, cert, m.kind == "server" && m.configure_ssl)
@@ -445,7 +445,7 @@ async fn install(ctx: &Ctx, m: &Model, mut state: Value) -> Result<Value, Diagno
         .provider
         .node(&m.node)
         .await
-        .map_err(|e| node_diag(&e))?;
+        .map_err(|e| node_lookup_diag(&e))?;
     let paths = match m.kind.as_str() {
         "server" => node.server_cert_paths().await,
         _ => node.user_cert_paths(&m.common_name).await,

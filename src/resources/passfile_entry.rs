@@ -9,7 +9,7 @@ use crate::provider::ACCESS_NODE;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::value::{Type, Value};
 
-use super::{node_diag, ApplyError, Ctx, Import, PlanInput, Resource};
+use super::{node_diag, node_lookup_diag, ApplyError, Ctx, Import, PlanInput, Resource};
 
 pub const NODE: &str = "node";
 pub const HOSTNAME: &str = "hostname";
@@ -96,7 +96,7 @@ impl Resource for PassfileEntry {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_diag(&e))?;
+            .map_err(|e| node_lookup_diag(&e))?;
         let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
         if let Some(found) = snap.find(&m.key()) {
             if found.position == Some(m.position) && found.entry == m.entry {
@@ -140,7 +140,7 @@ impl Resource for PassfileEntry {
             .provider
             .node(&prior.node)
             .await
-            .map_err(|e| node_diag(&e))?;
+            .map_err(|e| node_lookup_diag(&e))?;
         let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
         Ok(prior.read_back(&snap, state))
     }
@@ -165,7 +165,7 @@ impl Resource for PassfileEntry {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_diag(&e))?;
+            .map_err(|e| node_lookup_diag(&e))?;
         let key = m.key();
         node.passfile_edit(move |f: &mut PassFile| {
             f.remove(&key);
@@ -242,7 +242,7 @@ impl PassfileEntry {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_diag(&e))?;
+            .map_err(|e| node_lookup_diag(&e))?;
         let (entry, position, id) = (m.entry.clone(), m.position, m.id());
         let snap = node
             .passfile_edit(move |f: &mut PassFile| {

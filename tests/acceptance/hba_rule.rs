@@ -245,26 +245,45 @@ fn bad_rules_are_refused_and_nothing_changes() {
         r.all()
     );
 
-    // PostgreSQL itself rejects hostssl rules while ssl is off: the server's
-    // own validation refuses the file and the old one stays in force
-    tf.config(&format!("{}{}", c.provider_block(), rule("r", "dn1", "  type = \"hostssl\"\n  databases = [\"all\"]\n  users = [\"all\"]\n  address = \"192.0.2.0/24\"\n  method = \"scram-sha-256\"")));
+    // A file the server itself refuses (a rule PostgreSQL cannot parse
+    // reaches it only through a hand edit here, since the provider refuses
+    // such values at validate time) is not put in force: an unmanaged line
+    // the server rejects makes the provider's next write fail, and the old
+    // file stays.
+    let broken = format!("{original}host all all 10.0.0.0/8 md5 ldapserver=x\n");
+    c.write_hba("dn1", &broken);
+    tf.config(&format!("{}{}", c.provider_block(), rule("r", "dn1", "  type = \"host\"\n  databases = [\"all\"]\n  users = [\"all\"]\n  address = \"192.0.2.0/24\"\n  method = \"scram-sha-256\"")));
     let r = tf.try_apply();
-    assert!(!r.ok && r.all().contains("SSL is disabled"), "{}", r.all());
+    assert!(
+        !r.ok && r.all().contains("PostgreSQL refused the new file"),
+        "{}",
+        r.all()
+    );
     assert_text_eq(
         &c.read_hba("dn1"),
-        &original,
+        &broken,
         "pg_hba.conf after a refused change",
     );
+    c.write_hba("dn1", &original);
+
+    // hostssl while the node's ssl is off: PostgreSQL loads such a file
+    // and the rule is in force once ssl is on, so it is a warning
+    tf.config(&format!("{}{}", c.provider_block(), rule("r", "dn1", "  type = \"hostssl\"\n  databases = [\"all\"]\n  users = [\"all\"]\n  address = \"192.0.2.0/24\"\n  method = \"scram-sha-256\"")));
+    let r = tf.apply();
+    assert!(
+        r.all().contains("hostssl rule on a node without TLS"),
+        "{}",
+        r.all()
+    );
+    assert!(c
+        .read_hba("dn1")
+        .contains("hostssl all all 192.0.2.0/24 scram-sha-256 # (100)"));
+    tf.destroy();
+    assert_text_eq(&c.read_hba("dn1"), &original, "pg_hba.conf after destroy");
     assert_eq!(
         c.psql("dn1", "SELECT 1"),
         "1",
         "the server still accepts connections"
-    );
-    let state = tf.run(&["state", "list"]);
-    assert!(
-        !state.stdout.contains("timescaledb_hba_rule.r"),
-        "nothing recorded: {}",
-        state.stdout
     );
 }
 
@@ -354,4 +373,54 @@ fn two_terraform_processes_editing_one_file_both_land() {
     for tf in &workspaces {
         tf.assert_no_changes();
     }
+}
+
+#[test]
+fn diagnostics_say_what_is_wrong_and_where() {
+    let c = Cluster::start(1);
+    let tf = Terraform::new();
+    // An unknown node is the `node` attribute's fault.
+    tf.config(&format!(
+        "{}{}",
+        c.provider_block(),
+        rule("r", "dn3", &format!("{HOST_RULE}  method = \"trust\""))
+    ));
+    tf.init();
+    let r = tf.run(&["plan", "-no-color"]);
+    let out = r.all();
+    assert!(!r.ok, "{out}");
+    assert!(out.contains("Unknown node \"dn3\""), "{out}");
+    assert!(
+        out.contains("node = \"dn3\""),
+        "the diagnostic points at `node`:\n{out}"
+    );
+    assert!(out.contains("known nodes: access, dn1"), "{out}");
+
+    // A node that asks for a password the provider does not have refused
+    // its credentials: it is reachable.
+    c.psql(
+        "access",
+        "CREATE ROLE needs_pw LOGIN SUPERUSER PASSWORD 'secret pw'",
+    );
+    let hba = c.read_hba("access");
+    c.write_hba(
+        "access",
+        &format!("host all needs_pw 127.0.0.1/32 scram-sha-256\n{hba}"),
+    );
+    c.psql("access", "SELECT pg_reload_conf()");
+    tf.config(&format!(
+        "{}{}",
+        c.provider_block()
+            .replace("username = \"postgres\"", "username = \"needs_pw\""),
+        rule("r", "access", &format!("{HOST_RULE}  method = \"trust\""))
+    ));
+    let r = tf.run_env(&["plan", "-no-color"], &[("PGPASSFILE", "/nonexistent")]);
+    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!r.ok, "{out}");
+    assert!(
+        out.contains("refused the provider's credentials")
+            && out.contains("asks for a password and the provider has none"),
+        "{out}"
+    );
+    assert!(!out.contains("Cannot reach"), "{out}");
 }
