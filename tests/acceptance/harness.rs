@@ -602,3 +602,17 @@ impl Cluster {
         out
     }
 }
+
+/// The entries of a `nodes` map that a plan brings back to `in sync`, as
+/// (node, what the refresh found), e.g. `("dn2", "differs: password")`.
+pub fn drifted_nodes(plan: &str) -> Vec<(String, String)> {
+    plan.lines()
+        .filter_map(|l| {
+            let l = l.trim().strip_prefix("~ \"")?;
+            let (node, rest) = l.split_once('"')?;
+            let rest = rest.trim_start().strip_prefix("= \"")?;
+            let (was, tail) = rest.split_once('"')?;
+            (tail.trim() == "-> \"in sync\"").then(|| (node.to_string(), was.to_string()))
+        })
+        .collect()
+}

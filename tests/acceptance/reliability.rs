@@ -194,7 +194,11 @@ fn ctrl_c_stops_cleanly_and_the_next_apply_converges() {
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let child = cmd.spawn().unwrap();
     let start = Instant::now();
-    while managed_hba_rules(&c, "dn1") < 3 && start.elapsed() < Duration::from_secs(60) {
+    while managed_hba_rules(&c, "dn1") < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the apply did not get three rules in within a minute"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     signal_group(child.id(), "-INT");
@@ -255,8 +259,11 @@ fn connections_dropped_by_the_server_mid_apply() {
     let kills = killer.join().unwrap();
     assert!(kills > 0, "no connection was dropped");
     if !run.ok {
-        // The failure names the node.
-        assert!(run.all().contains("dn1"), "{}", run.all());
+        // The failure says which node dropped the connection (not only a
+        // resource address that happens to hold "dn1").
+        let text = run.all().split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(text.contains("on node \"dn1\""), "{text}");
+        assert!(!text.contains("on node \"access\""), "{text}");
     }
     assert_eq!(c.hba_errors("dn1"), "");
     tf.apply();
@@ -341,6 +348,19 @@ fn injection_attempts_do_what_they_say_or_are_refused() {
         assert!(!run.ok, "accepted:\n{body}");
         run.all().split_whitespace().collect::<Vec<_>>().join(" ")
     };
+    // A canary the payloads try to drop (PostgreSQL never drops the
+    // bootstrap superuser, so that would prove nothing), and a real foreign
+    // server, so that a grant reaches SQL.
+    c.psql(
+        "access",
+        "CREATE ROLE canary; CREATE EXTENSION postgres_fdw; CREATE SERVER dn1 FOREIGN DATA WRAPPER postgres_fdw",
+    );
+    let canary_alive = || {
+        c.psql(
+            "access",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'canary'",
+        ) == "1"
+    };
     tf.config(&c.provider_block());
     tf.init();
     let out = attempt("resource \"timescaledb_hba_rule\" \"x\" {\n  node = \"dn1\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"all\"]\n  address = \"10.0.0.1\"\n  method = \"reject\"\n  comment = \"x\\nhost all all 0.0.0.0/0 trust\"\n}\n");
@@ -352,22 +372,32 @@ fn injection_attempts_do_what_they_say_or_are_refused() {
     assert!(out.contains("databases"), "{out}");
     let out = attempt("resource \"timescaledb_passfile_entry\" \"x\" {\n  username = \"u\\n*:*:*:postgres:stolen\"\n  password = \"p\"\n}\n");
     assert!(out.contains("cannot contain a line break"), "{out}");
-    let out = attempt("resource \"timescaledb_foreign_server_grant\" \"x\" {\n  role = \"x\\\"; DROP ROLE postgres; --\"\n  servers = [\"dn1\"]\n}\n");
-    assert!(
-        out.contains("foreign server") || out.contains("Role not found"),
-        "{out}"
-    );
-    let out = attempt("resource \"timescaledb_distributed_role\" \"x\" {\n  name = \"x\"\n  valid_until = \"2030-01-01'; DROP ROLE postgres; --\"\n}\n");
+    let out = attempt("resource \"timescaledb_distributed_role\" \"x\" {\n  name = \"x\"\n  valid_until = \"2030-01-01'; DROP ROLE canary; --\"\n}\n");
     assert!(out.contains("Invalid timestamp"), "{out}");
     // Nothing changed anywhere.
     assert_eq!(c.read_hba("dn1"), hba_before);
     assert!(!c.data_dir("access").join("passfile").exists());
+    assert!(canary_alive());
+
+    // A grant to a role whose name is SQL: the statement is sent and grants
+    // exactly that role, and nothing else happens.
+    let odd_role = "x\"; DROP ROLE canary; --";
+    c.psql("access", "CREATE ROLE \"x\"\"; DROP ROLE canary; --\"");
+    tf.config(&format!(
+        "{}resource \"timescaledb_foreign_server_grant\" \"x\" {{\n  role = {}\n  servers = [\"dn1\"]\n}}\n",
+        c.provider_block(),
+        serde_json::to_string(odd_role).unwrap()
+    ));
+    tf.apply();
     assert_eq!(
-        c.psql(
-            "access",
-            "SELECT count(*) FROM pg_roles WHERE rolname = 'postgres'"
-        ),
-        "1"
+        c.psql("access", "SELECT r.rolname FROM pg_foreign_server s, aclexplode(s.srvacl) a JOIN pg_roles r ON r.oid = a.grantee WHERE s.srvname = 'dn1' AND r.rolname <> 'postgres'"),
+        odd_role
+    );
+    assert!(canary_alive(), "the payload ran");
+    tf.destroy();
+    c.psql(
+        "access",
+        "DROP ROLE \"x\"\"; DROP ROLE canary; --\"; DROP ROLE canary; DROP SERVER dn1; DROP EXTENSION postgres_fdw",
     );
     assert_eq!(c.leftovers(), Vec::<String>::new());
 
@@ -437,9 +467,15 @@ resource "timescaledb_node_certificate" "dn1" {{
         assert!(run.ok, "{}", run.all());
         logs.push_str(&run.all());
     }
-    // A change the nodes refuse, so diagnostics are produced too.
+    // Drift in a password, so the refresh compares the secrets with what
+    // the node stores.
     c.psql("dn1", "ALTER ROLE secretive PASSWORD 'hand'");
     let run = tf.run_env(&["plan", "-no-color"], &trace);
+    assert!(
+        run.ok && run.all().contains("differs: password"),
+        "{}",
+        run.all()
+    );
     logs.push_str(&run.all());
     // The keys, as stored in the state.
     let state = tf.must(&["state", "pull"]).stdout;
@@ -463,6 +499,16 @@ resource "timescaledb_node_certificate" "dn1" {{
             );
         }
     }
+    // A change a node refuses, so diagnostics carry what the provider was
+    // doing (the other resources are destroyed meanwhile).
+    c.psql(
+        "dn1",
+        "CREATE TABLE owned_by_secretive (); ALTER TABLE owned_by_secretive OWNER TO secretive",
+    );
+    let run = tf.run_env(&["destroy", "-auto-approve", "-no-color"], &trace);
+    assert!(!run.ok && run.all().contains("owns"), "{}", run.all());
+    logs.push_str(&run.all());
+    c.psql("dn1", "DROP TABLE owned_by_secretive");
     let run = tf.run_env(&["destroy", "-auto-approve", "-no-color"], &trace);
     assert!(run.ok, "{}", run.all());
     logs.push_str(&run.all());
@@ -531,7 +577,11 @@ fn a_provider_whose_terraform_died_stops_and_lets_go_of_its_sessions() {
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().unwrap();
     let start = Instant::now();
-    while managed_hba_rules(&c, "dn1") < 2 && start.elapsed() < Duration::from_secs(60) {
+    while managed_hba_rules(&c, "dn1") < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the apply did not get two rules in within a minute"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     let providers = provider_children(child.id());
