@@ -243,6 +243,32 @@ fn certificate_third_end_to_end() {
         verify.must(&["output", "-json", "reachable"]).stdout.trim(),
         "[true,true]"
     );
+    // ... and refuses a node whose certificate does not chain to
+    // `sslrootcert` (the nodes accept plain connections too, so a provider
+    // ignoring it would get in).
+    let other_ca = tsdb_provider::pki::new_ca(
+        tsdb_provider::pki::distinguished_name([("common_name", "Other CA")]).unwrap(),
+        "ecdsa_p256",
+        30,
+    )
+    .unwrap()
+    .cert_pem;
+    let other_ca_file = c.data_dir("access").join("other-ca.crt");
+    std::fs::write(&other_ca_file, other_ca).unwrap();
+    let foreign = provider.replace(
+        &ca_file.display().to_string(),
+        &other_ca_file.display().to_string(),
+    );
+    verify.config(&format!(
+        "{foreign}\nresource \"timescaledb_hba_rule\" \"r\" {{\n  node = \"dn1\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"nobody\"]\n  address = \"192.0.2.1\"\n  method = \"reject\"\n}}\n"
+    ));
+    let r = verify.run(&["plan", "-no-color"]);
+    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!r.ok, "a foreign CA: the provider got in:\n{out}");
+    assert!(
+        out.contains("Cannot reach node") && out.contains("certificate"),
+        "a foreign CA: refused for another reason:\n{out}"
+    );
 
     tf.destroy();
     for node in ["access", "dn1", "dn2"] {

@@ -98,13 +98,39 @@ fn passfile_entries(n: usize) -> String {
         .collect()
 }
 
-/// The managed block of a passfile is made only of markers, position
-/// comments and entries: nothing half-written.
+/// The passfile, when there is one, is whole: it ends with a newline, its
+/// managed block is opened and closed once, and every line in it is a
+/// marker, a position comment, or exactly one of the entries
+/// [`passfile_entries`] writes (a line cut short would change a password).
 fn passfile_is_whole(c: &Cluster) -> Result<(), String> {
-    let text = std::fs::read_to_string(c.data_dir("access").join("passfile")).unwrap_or_default();
+    let path = c.data_dir("access").join("passfile");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(()); // not written yet when the kill came
+    };
+    if text.is_empty() {
+        return Ok(()); // emptied by a destroy
+    }
+    if !text.ends_with('\n') {
+        return Err(format!("no final newline:\n{text}"));
+    }
+    let begins = text.lines().filter(|l| l.starts_with("# BEGIN ")).count();
+    let ends = text.lines().filter(|l| l.starts_with("# END ")).count();
+    if begins != ends || begins > 1 {
+        return Err(format!("{begins} block openings, {ends} closings:\n{text}"));
+    }
     for line in text.lines() {
-        let ok = line.starts_with("# ") || tsdb_provider::passfile::Entry::parse(line).is_some();
-        if !ok {
+        let entry_ok = tsdb_provider::passfile::Entry::parse(line).is_some_and(|e| {
+            e.username
+                .strip_prefix('u')
+                .is_some_and(|i| e.password == format!("p:{i}\\x"))
+                && (e.hostname, e.port.as_str(), e.database.as_str()) == ("*".to_string(), "*", "*")
+        });
+        let comment_ok = line.starts_with("# BEGIN ")
+            || line.starts_with("# END ")
+            || line
+                .strip_prefix("# position ")
+                .is_some_and(|n| n.parse::<i64>().is_ok());
+        if !entry_ok && !comment_ok {
             return Err(format!("unexpected line {line:?} in:\n{text}"));
         }
     }
