@@ -116,6 +116,10 @@ impl Resource for DistributedRole {
         config: &Value,
         planned: &mut Value,
     ) -> Result<(), Diagnostics> {
+        // A create (or replace) has no id yet; what it achieves on each
+        // node is known after apply: a data node that cannot be reached
+        // then is recorded as such, not promised as in sync.
+        let creating = planned.attr(ID).is_unknown();
         plan_id_from(planned, NAME, ID);
         if config.attr(DATA_NODES).is_null() {
             let all = default_data_nodes(ctx).await?;
@@ -136,7 +140,7 @@ impl Resource for DistributedRole {
             }
             _ => Value::Unknown,
         };
-        planned.set_attr(NODES, nodes);
+        planned.set_attr(NODES, if creating { Value::Unknown } else { nodes });
         Ok(())
     }
 
@@ -167,6 +171,9 @@ impl Resource for DistributedRole {
                     }
                 }
             }
+        }
+        if plan.prior.is_none() && plan.planned.attr(NAME).is_wholly_known() {
+            check_not_taken(&access, plan).await?;
         }
         Ok(())
     }
@@ -285,6 +292,36 @@ impl Import for DistributedRole {
         let reads = read_all(ctx, &m).await?;
         Ok(m.to_state(&m.statuses(&reads)))
     }
+}
+
+/// At plan time, before anything is made: a role of that name on the access
+/// node is adopted when it is exactly what is planned (an apply cut off
+/// before Terraform recorded it), and refused with the import command
+/// otherwise, so that the conflict shows before a CA, certificates or
+/// settings are installed in the same apply.
+async fn check_not_taken(access: &Node, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
+    let Ok(m) = Model::from_value(plan.planned) else {
+        return Ok(()); // parts still unknown: apply checks again
+    };
+    let existing = access
+        .role_read(&m.name, m.valid_until.as_deref())
+        .await
+        .map_err(|e| node_diag(&e))?;
+    let Some(existing) = existing else {
+        return Ok(());
+    };
+    if m.spec_for(ACCESS_NODE).differences(&existing).is_empty() {
+        plan.warnings.push_warning(
+            None,
+            "Identical role will be adopted",
+            format!(
+                "The access node already has a role named {:?} exactly as configured, most likely from an apply that was interrupted; applying records it in the state.",
+                m.name
+            ),
+        );
+        return Ok(());
+    }
+    Err(exists_error(&m.name))
 }
 
 fn exists_error(name: &str) -> Diagnostics {
@@ -481,6 +518,28 @@ async fn converge(
         }
     }
     if diags.has_errors() {
+        // A create that made the role on the access node but not on every
+        // data node (one down, or a distributed_exec call that failed as a
+        // whole): recorded as made, with warnings, so that Terraform does
+        // not taint it and drop the role everywhere at the next apply.
+        let unfinished = creating && statuses.get(ACCESS_NODE).map(String::as_str) == Some(IN_SYNC);
+        if unfinished {
+            let mut warnings = Diagnostics::new();
+            for d in diags.0 {
+                warnings.push_warning(d.path, d.summary, d.detail);
+            }
+            warnings.push_warning(
+                None,
+                format!("Role {:?} is not yet on every node", m.name),
+                "The role was created where it could be and is recorded in the state; `nodes` shows where it is not yet. \
+                 Run apply again once those nodes are back: it finishes the role there, in place (nothing is dropped).",
+            );
+            return Err(ApplyError::unfinished(
+                state,
+                Some(m.stamps(&reads)),
+                warnings,
+            ));
+        }
         diags.push_error(
             None,
             format!("Role {:?} is not yet on every node", m.name),
@@ -489,6 +548,7 @@ async fn converge(
         return Err(ApplyError {
             diags,
             partial: Some(state),
+            private: None,
         });
     }
     Ok((state, Some(m.stamps(&reads))))

@@ -150,6 +150,8 @@ pub trait Resource: Send + Sync {
 pub struct ApplyError {
     pub diags: Diagnostics,
     pub partial: Option<Value>,
+    /// Private data to keep with `partial`.
+    pub private: Option<Vec<u8>>,
 }
 
 impl From<Diagnostics> for ApplyError {
@@ -157,7 +159,29 @@ impl From<Diagnostics> for ApplyError {
         ApplyError {
             diags,
             partial: None,
+            private: None,
         }
+    }
+}
+
+impl ApplyError {
+    /// A create that made the object but could not finish it everywhere:
+    /// recorded as made, with `diags` (warnings only) saying what is left.
+    /// Terraform would taint an object created with errors and replace it
+    /// at the next apply, dropping what was made; recorded this way, the
+    /// next apply finishes it in place.
+    pub fn unfinished(state: Value, private: Option<Vec<u8>>, diags: Diagnostics) -> ApplyError {
+        ApplyError {
+            diags,
+            partial: Some(state),
+            private,
+        }
+    }
+
+    /// Whether this is an [`ApplyError::unfinished`] create rather than a
+    /// failure.
+    pub fn is_unfinished(&self) -> bool {
+        self.partial.is_some() && !self.diags.has_errors()
     }
 }
 

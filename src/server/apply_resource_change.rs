@@ -88,6 +88,25 @@ pub(super) async fn handle(
             private: private.unwrap_or(req.planned_private),
             ..Default::default()
         },
+        Err(e) if e.is_unfinished() => {
+            let state = e.partial.as_ref().map(|v| convert::to_dynamic(v, ty));
+            match state {
+                Some(Ok(dv)) => pb::apply_resource_change::Response {
+                    new_state: Some(dv),
+                    private: e.private.unwrap_or(req.planned_private),
+                    diagnostics: convert::diagnostics(e.diags),
+                    ..Default::default()
+                },
+                _ => pb::apply_resource_change::Response {
+                    new_state: req.prior_state,
+                    diagnostics: convert::diagnostics(Diagnostics::error(
+                        "Internal error",
+                        "The state of a partly made object could not be encoded.",
+                    )),
+                    ..Default::default()
+                },
+            }
+        }
         Err(e) => {
             // A change that failed part way reports what now exists; one that
             // failed as a whole leaves the prior state in force.
