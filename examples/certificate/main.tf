@@ -1,6 +1,7 @@
 # Certificate authentication between the access node and the data nodes,
 # step by step: a root CA; a server certificate on every node (the access
-# node too: TimescaleDB presents user certificates only over TLS); a user
+# node too, after the data nodes: TimescaleDB presents user certificates only
+# over TLS, and reaches data nodes only over TLS once its own ssl is on); a user
 # certificate for each role on the access node, where TimescaleDB looks for
 # it; and data nodes that accept the role only with its certificate.
 
@@ -18,18 +19,14 @@ provider "timescaledb" {
   data_nodes = { for name, n in var.data_nodes : name => { host = n.host, port = tostring(n.port) } }
 }
 
-locals {
-  nodes = merge({ access = var.access_host }, { for name, n in var.data_nodes : name => n.host })
-}
-
 # The root CA (openssl req -new -x509 ... in the manual set-up).
 resource "timescaledb_certificate_authority" "ca" {
   subject = { common_name = "TimescaleDB cluster CA" }
 }
 
-# server.crt / server.key / root.crt on every node, ssl = on.
+# server.crt / server.key / root.crt on every data node, ssl = on.
 resource "timescaledb_node_certificate" "server" {
-  for_each = local.nodes
+  for_each = { for name, n in var.data_nodes : name => n.host }
 
   kind               = "server"
   node               = each.key
@@ -38,6 +35,21 @@ resource "timescaledb_node_certificate" "server" {
   dns_names          = can(regex("^[0-9.]+$", each.value)) ? [] : [each.value]
   ca_cert_pem        = timescaledb_certificate_authority.ca.cert_pem
   ca_private_key_pem = timescaledb_certificate_authority.ca.private_key_pem
+}
+
+# The same on the access node. While its ssl is on, TimescaleDB reaches the
+# data nodes over TLS only: so it comes after their certificates and goes
+# before them.
+resource "timescaledb_node_certificate" "access_server" {
+  kind               = "server"
+  node               = "access"
+  common_name        = var.access_host
+  ip_addresses       = can(regex("^[0-9.]+$", var.access_host)) ? [var.access_host] : []
+  dns_names          = can(regex("^[0-9.]+$", var.access_host)) ? [] : [var.access_host]
+  ca_cert_pem        = timescaledb_certificate_authority.ca.cert_pem
+  ca_private_key_pem = timescaledb_certificate_authority.ca.private_key_pem
+
+  depends_on = [timescaledb_node_certificate.server]
 }
 
 resource "timescaledb_distributed_role" "testrole" {
@@ -72,7 +84,7 @@ resource "timescaledb_hba_rule" "cert_from_access_node" {
   options   = { clientcert = "verify-full" }
   comment   = "access node"
 
-  depends_on = [timescaledb_node_certificate.server]
+  depends_on = [timescaledb_node_certificate.server, timescaledb_node_certificate.access_server]
 }
 
 output "ca_cert_pem" {

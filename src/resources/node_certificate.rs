@@ -233,6 +233,9 @@ impl Resource for NodeCertificate {
             .node(&m.node)
             .await
             .map_err(|e| node_lookup_diag(&e))?;
+        if m.kind == "server" && m.configure_ssl && m.node != ACCESS_NODE {
+            tls_coupling::before_data_node_tls_goes(ctx, &m.node).await?;
+        }
         let paths = m.paths_from_state(prior);
         let cert = prior.attr(CERT_PEM).as_str().unwrap_or_default();
         node.uninstall_cert(&paths, cert, m.kind == "server" && m.configure_ssl)
@@ -446,6 +449,9 @@ async fn install(ctx: &Ctx, m: &Model, mut state: Value) -> Result<Value, Diagno
         .node(&m.node)
         .await
         .map_err(|e| node_lookup_diag(&e))?;
+    if m.kind == "server" && m.configure_ssl && m.node == ACCESS_NODE {
+        tls_coupling::before_access_node_tls_comes(ctx).await?;
+    }
     let paths = match m.kind.as_str() {
         "server" => node.server_cert_paths().await,
         _ => node.user_cert_paths(&m.common_name).await,
@@ -581,4 +587,77 @@ fn schema() -> Schema {
             Attribute::new(INSTALLED, Type::String, Mode::Computed, "How the node compares with the state: `in sync`, or what differs (`key file missing`, `certificate file replaced`, `ssl settings changed`, `not served by the node`, ...). Apply puts it right."),
         ],
     )
+}
+
+/// TimescaleDB multi-node couples the access node's TLS with its data
+/// nodes': while the access node's `ssl` is on, it opens every data-node
+/// connection with `sslmode=require`, so a data node that serves no TLS can
+/// no longer be reached (every distributed query and `distributed_exec`
+/// fails). Turning the access node's ssl on must therefore come after every
+/// data node serves TLS, and a data node's TLS may only go once the access
+/// node's is off. Plain PostgreSQL fleets (no `distributed_exec`) have no
+/// such coupling.
+mod tls_coupling {
+    use super::*;
+    use crate::provider::Route;
+
+    const ORDER_HINT: &str = "In the configuration, make the access node's server certificate depend on the data nodes' \
+         (`depends_on = [timescaledb_node_certificate.<data nodes>]`): Terraform then creates it after them and destroys it \
+         before them. The certificate guide explains the order.";
+
+    async fn coupled(ctx: &Ctx) -> Result<bool, Diagnostics> {
+        Ok(ctx.provider.route().await.map_err(|e| node_diag(&e))? == Route::DistributedExec)
+    }
+
+    /// Refuses to turn the access node's TLS on while a data node serves
+    /// none; nothing is installed then.
+    pub async fn before_access_node_tls_comes(ctx: &Ctx) -> Result<(), Diagnostics> {
+        if !coupled(ctx).await? {
+            return Ok(());
+        }
+        let nodes = ctx.provider.data_nodes().await.map_err(|e| node_diag(&e))?;
+        let mut plain = Vec::new();
+        for (name, node) in nodes.iter() {
+            if let Ok(None) = node.served_fingerprint().await {
+                plain.push(format!("{name:?}"));
+            }
+        }
+        if plain.is_empty() {
+            return Ok(());
+        }
+        Err(Diagnostics::attr_error(
+            AttrPath::attr(NODE),
+            "Data nodes serve no TLS yet",
+            format!(
+                "Turning ssl on at the access node now would cut it off from data node(s) {}: while its ssl is on, TimescaleDB \
+                 reaches data nodes over TLS only. Nothing was installed. {ORDER_HINT}",
+                plain.join(", ")
+            ),
+        ))
+    }
+
+    /// Refuses to take a data node's TLS away while the access node serves
+    /// TLS; nothing is removed then.
+    pub async fn before_data_node_tls_goes(ctx: &Ctx, data_node: &str) -> Result<(), Diagnostics> {
+        if !coupled(ctx).await? {
+            return Ok(());
+        }
+        // Only a node seen to serve TLS counts (a Unix socket cannot be
+        // probed, and then nothing is refused).
+        if !matches!(
+            ctx.provider.access().served_fingerprint().await,
+            Ok(Some(_))
+        ) {
+            return Ok(());
+        }
+        Err(Diagnostics::attr_error(
+            AttrPath::attr(NODE),
+            "The access node still requires TLS to its data nodes",
+            format!(
+                "The access node has ssl on, so TimescaleDB reaches data node {data_node:?} over TLS only; removing its server \
+                 certificate now would cut the access node off from it. Nothing was removed. Destroy the access node's server \
+                 certificate first. {ORDER_HINT}"
+            ),
+        ))
+    }
 }

@@ -301,3 +301,137 @@ fn way_in(port: u16, access: &std::path::Path, dn: &std::path::Path) -> bool {
         None,
     )
 }
+
+/// Every switch of authentication method, in both directions, takes one
+/// apply, and the certificate set-up is destroyed in one run: against the
+/// stand-in, which couples the access node's TLS with the data nodes' as
+/// TimescaleDB does, so the order of the certificates matters.
+#[test]
+fn environment_staging_switches_every_way_in_one_apply_each() {
+    let c = cluster();
+    let tf = Terraform::example("environments/staging");
+    let vars = merge(
+        c.example_vars(),
+        json!({ "testrole_client_password": "clientpass", "testrole_internal_password": "internalpass" }),
+    );
+    tf.init();
+    // trust -> certificate -> password -> certificate -> trust -> password
+    // -> trust -> certificate: each of the six directed switches once.
+    for method in [
+        "trust",
+        "certificate",
+        "password",
+        "certificate",
+        "trust",
+        "password",
+        "trust",
+        "certificate",
+    ] {
+        tf.vars(&merge(vars.clone(), json!({ "auth_method": method })));
+        let r = tf.try_apply();
+        assert!(r.ok, "switching to {method}:\n{}", r.all());
+        works_as_testrole(&c);
+        tf.assert_no_changes();
+    }
+    assert_eq!(c.psql("access", "SHOW ssl"), "on");
+    let r = tf.run(&["destroy", "-input=false", "-auto-approve", "-no-color"]);
+    assert!(r.ok, "destroy in one run:\n{}", r.all());
+    assert_eq!(c.leftovers(), Vec::<String>::new());
+}
+
+/// With TimescaleDB multi-node, the access node reaches data nodes over
+/// TLS only while its own ssl is on (the stand-in does the same). The
+/// provider refuses to break that: the access node's TLS does not come
+/// before every data node serves TLS, and a data node's TLS does not go
+/// while the access node's is on; each refusal says what to write.
+#[test]
+fn the_access_node_tls_waits_for_the_data_nodes_and_goes_first() {
+    let c = cluster();
+    let tf = Terraform::new();
+    let cert = |name: &str, node: &str| {
+        format!(
+            "resource \"timescaledb_node_certificate\" \"{name}\" {{\n  kind = \"server\"\n  node = \"{node}\"\n  common_name = \"localhost\"\n  ip_addresses = [\"127.0.0.1\"]\n  ca_cert_pem = timescaledb_certificate_authority.ca.cert_pem\n  ca_private_key_pem = timescaledb_certificate_authority.ca.private_key_pem\n}}\n"
+        )
+    };
+    let config = |certs: &[(&str, &str)]| {
+        let mut s = format!(
+            "{}resource \"timescaledb_certificate_authority\" \"ca\" {{\n  subject = {{ common_name = \"coupling\" }}\n}}\n",
+            c.provider_block_discovering("")
+        );
+        for (name, node) in certs {
+            s.push_str(&cert(name, node));
+        }
+        s
+    };
+    // The access node alone first: refused, and its ssl stays off.
+    tf.config(&config(&[("access", "access")]));
+    tf.init();
+    let r = tf.try_apply();
+    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!r.ok, "{out}");
+    assert!(
+        out.contains("Data nodes serve no TLS yet")
+            && out.contains("\"dn1\", \"dn2\"")
+            && out.contains("depends_on"),
+        "{out}"
+    );
+    assert_eq!(c.psql("access", "SHOW ssl"), "off");
+    works_as_testrole_or_postgres(&c);
+
+    // With the data nodes' first, it goes through.
+    tf.config(&config(&[("dn1", "dn1"), ("dn2", "dn2")]));
+    tf.apply();
+    tf.config(&config(&[
+        ("dn1", "dn1"),
+        ("dn2", "dn2"),
+        ("access", "access"),
+    ]));
+    tf.apply();
+    assert_eq!(c.psql("access", "SHOW ssl"), "on");
+    works_as_testrole_or_postgres(&c);
+
+    // Taking dn2's TLS away now is refused, and dn2 still serves it.
+    tf.config(&config(&[("dn1", "dn1"), ("access", "access")]));
+    let r = tf.try_apply();
+    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!r.ok, "{out}");
+    assert!(
+        out.contains("The access node still requires TLS to its data nodes")
+            && out.contains("depends_on"),
+        "{out}"
+    );
+    assert_eq!(c.psql("dn2", "SHOW ssl"), "on");
+    works_as_testrole_or_postgres(&c);
+
+    // What the refusals prevent: dn2 without TLS while the access node's
+    // ssl is on cuts it off, as on a real cluster.
+    c.psql("dn2", "ALTER SYSTEM SET ssl = off");
+    c.psql("dn2", "SELECT pg_reload_conf()");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = c.psql_output(
+        "access",
+        "postgres",
+        "CALL distributed_exec($$SET work_mem = '64kB'$$, '{dn2}')",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("does not support SSL"),
+        "{err}"
+    );
+    c.psql("dn2", "ALTER SYSTEM RESET ssl");
+    c.psql("dn2", "SELECT pg_reload_conf()");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    // The access node first, then the data nodes: one destroy.
+    tf.config(&config(&[("dn1", "dn1"), ("dn2", "dn2")]));
+    tf.apply();
+    let r = tf.run(&["destroy", "-input=false", "-auto-approve", "-no-color"]);
+    assert!(r.ok, "{}", r.all());
+    assert_eq!(c.leftovers(), Vec::<String>::new());
+}
+
+/// A distributed call as the provider's own role, which needs no role of
+/// the example's.
+fn works_as_testrole_or_postgres(c: &Cluster) {
+    c.psql("access", "CALL distributed_exec($$SET work_mem = '64kB'$$)");
+}

@@ -10,8 +10,10 @@
 --   * `distributed_exec(query text, node_list name[] DEFAULT NULL,
 --     transactional boolean DEFAULT true)`, which runs the statement on
 --     each data node (never on the access node) through dblink, connecting
---     as the current user with the access node's passfile, and refuses
---     users without USAGE on a node's foreign server, as TimescaleDB does.
+--     as the current user with the access node's passfile (while the access
+--     node's ssl is on, with TLS required and the user's certificate: see
+--     standin_ssl_options), and refuses users without USAGE on a node's
+--     foreign server, as TimescaleDB does.
 --
 -- Every call is recorded in standin_calls (statement kind and nodes only)
 -- so tests can see which path the provider took.
@@ -44,11 +46,45 @@ BEGIN
     SELECT string_agg(o, ' ') INTO conn
     FROM timescaledb_information.data_nodes d, unnest(d.options) o
     WHERE d.node_name = node;
-    -- libpq connection-string quoting: single quotes, \ and ' escaped by \
-    PERFORM dblink_exec(conn || ' user=''' || replace(replace(as_user, '\', '\\'), '''', '\''') || ''''
-                             || ' passfile=''' || standin_passfile() || '''', query);
+    PERFORM dblink_exec(conn || ' user=' || standin_quote(as_user)
+                             || ' passfile=' || standin_quote(standin_passfile())
+                             || standin_ssl_options(as_user), query);
 END
 $f$;
+
+-- libpq connection-string quoting: single quotes, \ and ' escaped by \
+CREATE FUNCTION standin_quote(v text) RETURNS text LANGUAGE sql IMMUTABLE
+    AS $q$ SELECT '''' || replace(replace(v, '\', '\\'), '''', '\''') || '''' $q$;
+
+-- As TimescaleDB does: while the access node has ssl on, every data-node
+-- connection requires TLS, trusts the access node's ssl_ca_file, and
+-- presents the user's certificate from timescaledb.ssl_dir (default
+-- <data_directory>/timescaledb/certs), files named by the md5 of the user
+-- name. So a data node that serves no TLS cannot be reached while the access
+-- node's ssl is on.
+CREATE FUNCTION standin_ssl_options(as_user name) RETURNS text LANGUAGE plpgsql STABLE AS $s$
+DECLARE
+    data text := current_setting('data_directory');
+    ca text := current_setting('ssl_ca_file');
+    dir text := coalesce(nullif(current_setting('timescaledb.ssl_dir', true), ''), 'timescaledb/certs');
+    opts text := ' sslmode=require';
+BEGIN
+    IF current_setting('ssl') <> 'on' THEN
+        RETURN '';
+    END IF;
+    IF dir NOT LIKE '/%' THEN
+        dir := data || '/' || dir;
+    END IF;
+    IF ca <> '' THEN
+        IF ca NOT LIKE '/%' THEN
+            ca := data || '/' || ca;
+        END IF;
+        opts := opts || ' sslrootcert=' || standin_quote(ca);
+    END IF;
+    RETURN opts || ' sslcert=' || standin_quote(dir || '/' || md5(as_user) || '.crt')
+                || ' sslkey=' || standin_quote(dir || '/' || md5(as_user) || '.key');
+END
+$s$;
 
 CREATE PROCEDURE distributed_exec(query text, node_list name[] DEFAULT NULL, transactional boolean DEFAULT true)
 LANGUAGE plpgsql AS $f$

@@ -55,9 +55,9 @@ resource "timescaledb_certificate_authority" "ca" {
   subject = { common_name = "TimescaleDB cluster CA" }
 }
 
-# TLS on every node, the access node included.
+# TLS on every data node.
 resource "timescaledb_node_certificate" "server" {
-  for_each = local.certificates ? var.nodes : {}
+  for_each = local.certificates ? local.data_nodes : {}
 
   kind               = "server"
   node               = each.key
@@ -67,6 +67,24 @@ resource "timescaledb_node_certificate" "server" {
   validity_days      = var.certificate_validity_days
   ca_cert_pem        = timescaledb_certificate_authority.ca[0].cert_pem
   ca_private_key_pem = timescaledb_certificate_authority.ca[0].private_key_pem
+}
+
+# TLS on the access node. While the access node's ssl is on, TimescaleDB
+# reaches every data node over TLS only, so this certificate comes after the
+# data nodes' and goes before them (depends_on orders both).
+resource "timescaledb_node_certificate" "access_server" {
+  count = local.certificates ? 1 : 0
+
+  kind               = "server"
+  node               = "access"
+  common_name        = var.nodes["access"]
+  ip_addresses       = can(cidrhost("${var.nodes["access"]}/32", 0)) ? [var.nodes["access"]] : []
+  dns_names          = can(cidrhost("${var.nodes["access"]}/32", 0)) ? [] : [var.nodes["access"]]
+  validity_days      = var.certificate_validity_days
+  ca_cert_pem        = timescaledb_certificate_authority.ca[0].cert_pem
+  ca_private_key_pem = timescaledb_certificate_authority.ca[0].private_key_pem
+
+  depends_on = [timescaledb_node_certificate.server]
 }
 
 # The certificates the access node presents for each role.
@@ -99,5 +117,5 @@ resource "timescaledb_hba_rule" "access_node" {
     create_before_destroy = true
   }
 
-  depends_on = [timescaledb_node_certificate.server]
+  depends_on = [timescaledb_node_certificate.server, timescaledb_node_certificate.access_server]
 }
