@@ -49,7 +49,7 @@ template() {
 # (every statement with its parameters in full, each line naming the
 # application), so tests can prove that no secret reaches a server's log.
 server_opts() {
-  echo "-p $3 -c listen_addresses=127.0.0.1 -c unix_socket_directories=$1/sock-$2 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100 -c log_statement=all -c log_min_duration_statement=0 -c log_parameter_max_length=-1 -c log_parameter_max_length_on_error=-1 -c log_line_prefix='%m [%p] %a: '"
+  echo "-p $3 -c listen_addresses=127.0.0.1 -c unix_socket_directories=$1/sock-$2 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100 -c max_prepared_transactions=20 -c log_statement=all -c log_min_duration_statement=0 -c log_parameter_max_length=-1 -c log_parameter_max_length_on_error=-1 -c log_line_prefix='%m [%p] %a: '"
 }
 
 start() {

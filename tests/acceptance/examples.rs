@@ -435,3 +435,38 @@ fn the_access_node_tls_waits_for_the_data_nodes_and_goes_first() {
 fn works_as_testrole_or_postgres(c: &Cluster) {
     c.psql("access", "CALL distributed_exec($$SET work_mem = '64kB'$$)");
 }
+
+/// The stand-in runs a transactional `distributed_exec` as TimescaleDB
+/// does, as one distributed transaction: a call that fails on the second
+/// node leaves the first unchanged, which the provider relies on when it
+/// reads a failed call as "no data node changed".
+#[test]
+fn a_distributed_call_that_fails_on_one_node_changes_none() {
+    let c = cluster();
+    let has = |node: &str| {
+        c.psql(
+            node,
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'twopc'",
+        )
+    };
+    c.psql("dn2", "CREATE ROLE twopc");
+    let out = c.psql_output(
+        "access",
+        "postgres",
+        "CALL distributed_exec($$CREATE ROLE twopc$$)",
+    );
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(has("dn1"), "0", "dn1 kept a change of a failed call");
+    for node in ["dn1", "dn2"] {
+        assert_eq!(c.psql(node, "SELECT count(*) FROM pg_prepared_xacts"), "0");
+    }
+    c.psql("dn2", "DROP ROLE twopc");
+    c.psql("access", "CALL distributed_exec($$CREATE ROLE twopc$$)");
+    assert_eq!((has("dn1"), has("dn2")), ("1".into(), "1".into()));
+    c.psql("access", "CALL distributed_exec($$DROP ROLE twopc$$)");
+    assert_eq!((has("dn1"), has("dn2")), ("0".into(), "0".into()));
+}

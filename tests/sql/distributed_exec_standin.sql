@@ -86,11 +86,57 @@ BEGIN
 END
 $s$;
 
+-- Opens a dblink connection named for the node, as the given user, with
+-- the same options standin_exec_on uses.
+CREATE FUNCTION standin_connect(node name, as_user name) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER AS $f$
+DECLARE
+    conn text;
+    link text := 'standin_' || node;
+BEGIN
+    SELECT string_agg(o, ' ') INTO conn
+    FROM timescaledb_information.data_nodes d, unnest(d.options) o
+    WHERE d.node_name = node;
+    IF link = ANY(coalesce(dblink_get_connections(), '{}')) THEN
+        PERFORM dblink_disconnect(link);
+    END IF;
+    PERFORM dblink_connect(link, conn || ' user=' || standin_quote(as_user)
+                                 || ' passfile=' || standin_quote(standin_passfile())
+                                 || standin_ssl_options(as_user));
+    RETURN link;
+END
+$f$;
+
+-- Runs a statement on a node connection and disconnects.
+CREATE FUNCTION standin_run(link text, statements text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER AS $f$
+DECLARE
+    q text;
+BEGIN
+    FOREACH q IN ARRAY statements LOOP
+        PERFORM dblink_exec(link, q);
+    END LOOP;
+    PERFORM dblink_disconnect(link);
+EXCEPTION WHEN OTHERS THEN
+    IF link = ANY(coalesce(dblink_get_connections(), '{}')) THEN
+        PERFORM dblink_disconnect(link);
+    END IF;
+    RAISE;
+END
+$f$;
+
+-- Like TimescaleDB, a transactional call is one distributed transaction:
+-- the statement is prepared on every node (two-phase commit) and committed
+-- only when every node prepared it; a failure on any node rolls back the
+-- nodes already prepared, so a failed call changes no data node. A call
+-- with transactional => false runs on each node on its own, in order.
 CREATE PROCEDURE distributed_exec(query text, node_list name[] DEFAULT NULL, transactional boolean DEFAULT true)
 LANGUAGE plpgsql AS $f$
 DECLARE
     n name;
     known name[];
+    prepared name[] := '{}';
+    gid text := 'standin_' || md5(random()::text || clock_timestamp()::text);
 BEGIN
     SELECT array_agg(node_name ORDER BY node_name) INTO known FROM timescaledb_information.data_nodes;
     IF node_list IS NULL THEN
@@ -106,8 +152,28 @@ BEGIN
     END LOOP;
     INSERT INTO standin_calls(kind, node_list)
         VALUES (split_part(query, ' ', 1) || ' ' || split_part(query, ' ', 2), node_list);
-    FOREACH n IN ARRAY node_list LOOP
-        PERFORM standin_exec_on(n, current_user, query);
+    IF NOT transactional THEN
+        FOREACH n IN ARRAY node_list LOOP
+            PERFORM standin_exec_on(n, current_user, query);
+        END LOOP;
+        RETURN;
+    END IF;
+    BEGIN
+        FOREACH n IN ARRAY node_list LOOP
+            PERFORM standin_run(standin_connect(n, current_user),
+                                ARRAY['BEGIN', query, 'PREPARE TRANSACTION ' || quote_literal(gid)]);
+            prepared := prepared || n;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        FOREACH n IN ARRAY prepared LOOP
+            PERFORM standin_run(standin_connect(n, current_user),
+                                ARRAY['ROLLBACK PREPARED ' || quote_literal(gid)]);
+        END LOOP;
+        RAISE;
+    END;
+    FOREACH n IN ARRAY prepared LOOP
+        PERFORM standin_run(standin_connect(n, current_user),
+                            ARRAY['COMMIT PREPARED ' || quote_literal(gid)]);
     END LOOP;
 END
 $f$;
