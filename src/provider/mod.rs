@@ -22,6 +22,45 @@ pub enum Route {
     Direct,
 }
 
+/// What running a statement on data nodes came to.
+#[derive(Debug, Default)]
+pub struct FanOut {
+    /// Each node's outcome.
+    pub outcomes: Vec<(String, Result<(), NodeError>)>,
+    /// Why the statement went over the provider's own connections although
+    /// `distributed_exec` was the route, when it did.
+    pub fell_back: Option<String>,
+}
+
+impl FanOut {
+    fn all_failed(nodes: &[String], e: &NodeError) -> FanOut {
+        FanOut {
+            outcomes: nodes
+                .iter()
+                .map(|n| {
+                    (
+                        n.clone(),
+                        Err(NodeError {
+                            node: n.clone(),
+                            ..clone_err(e)
+                        }),
+                    )
+                })
+                .collect(),
+            fell_back: None,
+        }
+    }
+}
+
+/// Whether a failed `distributed_exec` failed because the access node could
+/// not open a connection to a data node (TimescaleDB: `could not connect
+/// to "dn2"`; the stand-in's dblink: `could not establish connection`).
+fn access_cannot_connect(e: &NodeError) -> bool {
+    e.kind == ErrorKind::Sql
+        && (e.message.contains("could not connect")
+            || e.message.contains("could not establish connection"))
+}
+
 /// The name resources use for the access node.
 pub const ACCESS_NODE: &str = "access";
 
@@ -194,105 +233,120 @@ impl Provider {
     /// [`Provider::route`] says; `direct` builds the statement per node (it
     /// may depend on the node's settings), `shared` is the one statement
     /// `distributed_exec` sends everywhere. Returns each node's outcome.
+    ///
+    /// When `distributed_exec` fails because the access node cannot connect
+    /// to a data node (TLS, its passfile, a data node's rules), the call
+    /// changed no data node (it is one distributed transaction), so the
+    /// provider runs the statement over its own connections instead and
+    /// says so in [`FanOut::fell_back`].
     pub async fn exec_on_data_nodes<F, Fut>(
         &self,
         nodes: &[String],
         doing: &str,
         shared: &Secret,
         direct: F,
-    ) -> Vec<(String, Result<(), NodeError>)>
+    ) -> FanOut
     where
         F: Fn(Arc<Node>) -> Fut,
         Fut: std::future::Future<Output = Result<(), NodeError>>,
     {
         if nodes.is_empty() {
-            return Vec::new();
+            return FanOut::default();
         }
         let route = match self.route().await {
             Ok(r) => r,
             Err(e) => {
+                return FanOut::all_failed(nodes, &e);
+            }
+        };
+        if route == Route::Direct {
+            return FanOut {
+                outcomes: self.exec_direct(nodes, doing, &direct).await,
+                fell_back: None,
+            };
+        }
+        let access = self.access();
+        let outcome = async {
+            let mut s = access.session().await?;
+            s.client()
+                .execute(sql::DISTRIBUTED_EXEC, &[&shared.expose(), &nodes])
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    let mut err = access.pg_err(
+                        format!("{doing} on {} through distributed_exec", nodes.join(", ")),
+                        &e,
+                    );
+                    err.message = redact(&err.message, shared);
+                    err
+                })
+        }
+        .await;
+        // The data nodes changed behind their own sessions' backs.
+        if let Ok(all) = self.data_nodes().await {
+            for n in nodes {
+                if let Some(node) = all.get(n) {
+                    node.roles_changed().await;
+                }
+            }
+        }
+        match outcome {
+            Ok(()) => FanOut {
+                outcomes: nodes.iter().map(|n| (n.clone(), Ok(()))).collect(),
+                fell_back: None,
+            },
+            Err(e) if access_cannot_connect(&e) => FanOut {
+                outcomes: self.exec_direct(nodes, doing, &direct).await,
+                fell_back: Some(format!(
+                    "While {doing}, distributed_exec on the access node could not reach {} ({}). The provider reached them \
+                     over its own connections instead. TimescaleDB's distributed queries fail the same way until the access \
+                     node can connect to its data nodes again: check their TLS (while the access node's ssl is on it \
+                     connects over TLS only), the access node's passfile and the data nodes' pg_hba.conf.",
+                    nodes.join(", "),
+                    e.message
+                )),
+            },
+            Err(e) => FanOut::all_failed(nodes, &e),
+        }
+    }
+
+    async fn exec_direct<F, Fut>(
+        &self,
+        nodes: &[String],
+        doing: &str,
+        direct: &F,
+    ) -> Vec<(String, Result<(), NodeError>)>
+    where
+        F: Fn(Arc<Node>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), NodeError>>,
+    {
+        let all = match self.data_nodes().await {
+            Ok(all) => all,
+            Err(e) => {
                 return nodes
                     .iter()
-                    .map(|n| {
-                        (
-                            n.clone(),
-                            Err(NodeError {
-                                node: n.clone(),
-                                ..clone_err(&e)
-                            }),
-                        )
-                    })
+                    .map(|n| (n.clone(), Err(clone_err(&e))))
                     .collect()
             }
         };
-        match route {
-            Route::DistributedExec => {
-                let access = self.access();
-                let outcome = async {
-                    let mut s = access.session().await?;
-                    s.client()
-                        .execute(sql::DISTRIBUTED_EXEC, &[&shared.expose(), &nodes])
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| {
-                            let mut err = access.pg_err(
-                                format!("{doing} on {} through distributed_exec", nodes.join(", ")),
-                                &e,
-                            );
-                            err.message = redact(&err.message, shared);
-                            err
-                        })
-                }
-                .await;
-                // The data nodes changed behind their own sessions' backs.
-                if let Ok(all) = self.data_nodes().await {
-                    for n in nodes {
-                        if let Some(node) = all.get(n) {
-                            node.roles_changed().await;
-                        }
-                    }
-                }
-                nodes
-                    .iter()
-                    .map(|n| {
-                        let r = outcome.as_ref().map(|_| ()).map_err(|e| NodeError {
-                            node: n.clone(),
-                            ..clone_err(e)
-                        });
-                        (n.clone(), r)
-                    })
-                    .collect()
-            }
-            Route::Direct => {
-                let all = match self.data_nodes().await {
-                    Ok(all) => all,
-                    Err(e) => {
-                        return nodes
-                            .iter()
-                            .map(|n| (n.clone(), Err(clone_err(&e))))
-                            .collect()
-                    }
+        let work = nodes.iter().map(|n| {
+            let node = all.get(n).cloned();
+            let fut = node.clone().map(direct);
+            async move {
+                let r = match fut {
+                    Some(f) => f.await,
+                    None => Err(NodeError::new(
+                        n,
+                        "unknown",
+                        ErrorKind::Sql,
+                        doing,
+                        format!("no data node is named {n:?}"),
+                    )),
                 };
-                let work = nodes.iter().map(|n| {
-                    let node = all.get(n).cloned();
-                    let fut = node.clone().map(&direct);
-                    async move {
-                        let r = match fut {
-                            Some(f) => f.await,
-                            None => Err(NodeError::new(
-                                n,
-                                "unknown",
-                                ErrorKind::Sql,
-                                doing,
-                                format!("no data node is named {n:?}"),
-                            )),
-                        };
-                        (n.clone(), r)
-                    }
-                });
-                fan_out(work).await
+                (n.clone(), r)
             }
-        }
+        });
+        fan_out(work).await
     }
 
     /// Closes every pooled session.

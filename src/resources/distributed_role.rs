@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::diag::{AttrPath, Diagnostics};
 use crate::node::{ErrorKind, Node, NodeError};
 use crate::password::{self, Encryption};
-use crate::provider::ACCESS_NODE;
+use crate::provider::{FanOut, ACCESS_NODE};
 use crate::role::{self, RoleSpec, RoleState, StoredPassword, IN_SYNC, MISSING, UNREACHABLE};
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::secret::Secret;
@@ -551,18 +551,23 @@ async fn converge(
             private: None,
         });
     }
+    if !diags.is_empty() {
+        // Warnings only (a fallback to direct connections): shown with the
+        // result.
+        return Err(ApplyError::unfinished(state, Some(m.stamps(&reads)), diags));
+    }
     Ok((state, Some(m.stamps(&reads))))
 }
 
 /// Adds each failed node's diagnostic (once per distinct message: a failed
 /// `distributed_exec` fails every node of the call with one message).
-fn collect(
-    diags: &mut Diagnostics,
-    failed: &mut std::collections::BTreeSet<String>,
-    outcomes: Vec<(String, Result<(), NodeError>)>,
-) {
+/// A fallback from `distributed_exec` to direct connections is a warning.
+fn collect(diags: &mut Diagnostics, failed: &mut std::collections::BTreeSet<String>, fan: FanOut) {
+    if let Some(why) = fan.fell_back {
+        diags.push_warning(None, "distributed_exec could not reach the data nodes", why);
+    }
     let mut seen = Vec::new();
-    for (n, r) in outcomes {
+    for (n, r) in fan.outcomes {
         if let Err(e) = r {
             failed.insert(n);
             if !seen.contains(&e.message) {
@@ -678,7 +683,13 @@ async fn drop_everywhere(ctx: &Ctx, m: &Model, targets: &[String]) -> Result<(),
             .await
             .map_err(|e| node_diag(&e))?;
     }
-    Ok(())
+    // Warnings only (a fallback to direct connections): the server shows
+    // them with the successful destroy.
+    if d.is_empty() {
+        Ok(())
+    } else {
+        Err(d)
+    }
 }
 
 /// The resource's attributes as Rust values.

@@ -165,11 +165,11 @@ impl From<Diagnostics> for ApplyError {
 }
 
 impl ApplyError {
-    /// A create that made the object but could not finish it everywhere:
-    /// recorded as made, with `diags` (warnings only) saying what is left.
-    /// Terraform would taint an object created with errors and replace it
-    /// at the next apply, dropping what was made; recorded this way, the
-    /// next apply finishes it in place.
+    /// A change recorded as made, with `diags` (warnings only) to show: a
+    /// create that could not finish everywhere (Terraform would taint an
+    /// object created with errors and replace it at the next apply,
+    /// dropping what was made; recorded this way, the next apply finishes
+    /// it in place), or one that succeeded by another way than usual.
     pub fn unfinished(state: Value, private: Option<Vec<u8>>, diags: Diagnostics) -> ApplyError {
         ApplyError {
             diags,

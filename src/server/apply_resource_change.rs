@@ -61,8 +61,12 @@ pub(super) async fn handle(
             Diagnostics::error("Provider configuration not known", "The provider block still holds unknown values at apply time. This is a bug in Terraform.")
         })?;
         if planned.is_null() {
-            ProviderServer::cancellable(&ctx, res.delete(&ctx, &prior)).await?;
-            return Ok((Value::Null, None));
+            return match ProviderServer::cancellable(&ctx, res.delete(&ctx, &prior)).await {
+                Ok(()) => Ok((Value::Null, None)),
+                // Gone, with warnings to show.
+                Err(d) if !d.has_errors() => Err(ApplyError::unfinished(Value::Null, None, d)),
+                Err(d) => Err(d.into()),
+            };
         }
         // Cancellation stops waiting, never a change halfway: resources run
         // their writes in tasks of their own.

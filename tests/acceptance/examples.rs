@@ -418,6 +418,45 @@ fn the_access_node_tls_waits_for_the_data_nodes_and_goes_first() {
         !out.status.success() && err.contains("does not support SSL"),
         "{err}"
     );
+    // A role still reaches every node: distributed_exec cannot reach dn2,
+    // the failed call changed nothing, and the provider goes over its own
+    // connections instead, saying so.
+    let roles = Terraform::new();
+    roles.config(&format!(
+        "{}resource \"timescaledb_distributed_role\" \"r\" {{\n  name = \"fallback\"\n  login = true\n}}\n",
+        c.provider_block_discovering("")
+    ));
+    roles.init();
+    for (args, what) in [
+        (
+            vec!["apply", "-input=false", "-auto-approve", "-no-color"],
+            "1",
+        ),
+        (
+            vec!["destroy", "-input=false", "-auto-approve", "-no-color"],
+            "0",
+        ),
+    ] {
+        let r = roles.run(&args);
+        let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(r.ok, "{out}");
+        assert!(
+            out.contains("Warning: distributed_exec could not reach the data nodes")
+                && out.contains("over its own connections instead"),
+            "{out}"
+        );
+        for node in ["access", "dn1", "dn2"] {
+            assert_eq!(
+                c.psql(
+                    node,
+                    "SELECT count(*) FROM pg_roles WHERE rolname = 'fallback'"
+                ),
+                what,
+                "{node} after {}",
+                args[0]
+            );
+        }
+    }
     c.psql("dn2", "ALTER SYSTEM RESET ssl");
     c.psql("dn2", "SELECT pg_reload_conf()");
     std::thread::sleep(std::time::Duration::from_millis(300));
