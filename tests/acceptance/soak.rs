@@ -260,6 +260,9 @@ async fn two_hundred_cycles_leave_no_growth() {
     }
     let ((rss0, fds0), conns0) = baseline.unwrap();
     let ((rss, fds), conns) = (usage(pid), server_connections(&c));
+    println!(
+        "after cycle 10 and cycle {CYCLES}: RSS {rss0} -> {rss} kB, open files {fds0} -> {fds}, server connections {conns0} -> {conns}"
+    );
     assert!(fds <= fds0 + 2, "open files grew from {fds0} to {fds}");
     assert!(
         conns <= conns0.max(8),
