@@ -11,6 +11,7 @@ mod harness;
 mod hba_rule;
 mod password_auth;
 mod protocol;
+mod real_cluster;
 mod release;
 mod reliability;
 mod safe_writes;
