@@ -63,6 +63,25 @@ impl Lines {
     }
 }
 
+/// Reads one line from `bytes` at `pos` the way C's `fgets` followed by
+/// `strlen` does, which is how both PostgreSQL's configuration reader and
+/// libpq's password file reader take their lines: everything up to and
+/// including the next `\n`, except that a NUL byte ends what is kept (the
+/// rest of that physical line is lost). Returns what is kept, where the next
+/// line starts, and whether a NUL cut the line (then the reader, seeing no
+/// newline, goes on appending the next physical line).
+pub fn c_line(bytes: &[u8], pos: usize) -> (&[u8], usize, bool) {
+    let end = bytes[pos..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| pos + i + 1);
+    let chunk = &bytes[pos..end];
+    match chunk.iter().position(|&b| b == 0) {
+        Some(nul) => (&chunk[..nul], end, true),
+        None => (chunk, end, false),
+    }
+}
+
 /// Items by key, as the provider looks them up: an item inside the managed
 /// block wins, otherwise the first in the file.
 pub fn index_preferring_managed<K: Eq + Hash, T>(

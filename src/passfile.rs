@@ -126,15 +126,9 @@ pub fn libpq_lookup(
         let mut buf: Vec<u8> = Vec::new();
         // fgets + strlen until the buffer ends with a newline or the file ends
         while pos < bytes.len() {
-            let end = bytes[pos..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(bytes.len(), |i| pos + i + 1);
-            let chunk = &bytes[pos..end];
-            pos = end;
-            buf.extend_from_slice(
-                &chunk[..chunk.iter().position(|&b| b == 0).unwrap_or(chunk.len())],
-            );
+            let (kept, next, _) = crate::lines::c_line(bytes, pos);
+            buf.extend_from_slice(kept);
+            pos = next;
             if buf.last() == Some(&b'\n') {
                 break;
             }

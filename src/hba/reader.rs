@@ -90,19 +90,12 @@ fn logical_line(bytes: &[u8], mut pos: usize) -> (Vec<u8>, usize, usize) {
         // on with the next one.
         let mut got_line = false;
         while pos < bytes.len() {
-            let end = bytes[pos..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(bytes.len(), |i| pos + i + 1);
-            let chunk = &bytes[pos..end];
-            pos = end;
-            match chunk.iter().position(|&b| b == 0) {
-                Some(nul) => buf.extend_from_slice(&chunk[..nul]),
-                None => {
-                    buf.extend_from_slice(chunk);
-                    got_line = true;
-                    break;
-                }
+            let (kept, next, cut) = crate::lines::c_line(bytes, pos);
+            buf.extend_from_slice(kept);
+            pos = next;
+            if !cut {
+                got_line = true;
+                break;
             }
         }
         while matches!(buf.last(), Some(b'\n' | b'\r')) {

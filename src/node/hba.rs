@@ -316,7 +316,7 @@ impl Node {
 }
 
 /// A row of [`sql::HBA_FILE_RULES`].
-fn server_rule(r: &tokio_postgres::Row) -> ServerRule {
+pub fn server_rule(r: &tokio_postgres::Row) -> ServerRule {
     ServerRule {
         line_number: r.get::<_, Option<i32>>(0).unwrap_or(0),
         conn_type: r.get(1),

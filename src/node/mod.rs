@@ -22,7 +22,7 @@ pub use certs::{user_cert_base, CertPaths, Install, Installed, SSL_SETTINGS};
 pub use conn::{ConnSpec, SslMode, SSL_MODES};
 pub use error::{ErrorKind, NodeError};
 pub use grants::GrantChange;
-pub use hba::HbaSnapshot;
+pub use hba::{server_rule, HbaSnapshot};
 pub use passfile::{PassSnapshot, PASSFILE_MODE};
 pub use pool::{Pool, Pooled};
 

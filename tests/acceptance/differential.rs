@@ -298,26 +298,9 @@ fn hba_round(
     let text = file.render();
     c.write_hba("access", &text);
     let rows = rt
-        .block_on(client.query(
-            "SELECT line_number, type, database, user_name, address, netmask, auth_method, options, error \
-             FROM pg_hba_file_rules ORDER BY line_number",
-            &[],
-        ))
+        .block_on(client.query(tsdb_provider::sql::HBA_FILE_RULES, &[]))
         .unwrap();
-    let server: Vec<ServerRule> = rows
-        .iter()
-        .map(|r| ServerRule {
-            line_number: r.get::<_, Option<i32>>(0).unwrap_or(0),
-            conn_type: r.get(1),
-            databases: r.get::<_, Option<Vec<String>>>(2).unwrap_or_default(),
-            users: r.get::<_, Option<Vec<String>>>(3).unwrap_or_default(),
-            address: r.get(4),
-            netmask: r.get(5),
-            method: r.get(6),
-            options: r.get::<_, Option<Vec<String>>>(7).unwrap_or_default(),
-            error: r.get(8),
-        })
-        .collect();
+    let server: Vec<ServerRule> = rows.iter().map(tsdb_provider::node::server_rule).collect();
     // The provider's reading of the bytes equals the server's.
     let diffs = differences(text.as_bytes(), &server);
     assert!(

@@ -29,7 +29,9 @@ struct Real {
 impl Real {
     fn from_env() -> Option<Real> {
         let node = std::env::var("TSDB_ACCESS_NODE").ok()?;
-        let (host, port) = node.rsplit_once(':').expect("TSDB_ACCESS_NODE is host:port");
+        let (host, port) = node
+            .rsplit_once(':')
+            .expect("TSDB_ACCESS_NODE is host:port");
         Some(Real {
             host: host.to_string(),
             port: port.parse().expect("TSDB_ACCESS_NODE port"),
@@ -50,7 +52,14 @@ impl Real {
     /// psql on the access node; `Err` carries stderr.
     fn psql(&self, sql: &str) -> Result<String, String> {
         let out = Command::new("psql")
-            .args(["-h", &self.host, "-p", &self.port.to_string(), "-d", "postgres"])
+            .args([
+                "-h",
+                &self.host,
+                "-p",
+                &self.port.to_string(),
+                "-d",
+                "postgres",
+            ])
             .args(["-AtX", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .envs(self.env())
             .output()
@@ -121,7 +130,14 @@ fn the_runbook_on_a_real_timescaledb_multinode_cluster() {
         r
     };
     run(&["init", "-input=false", "-no-color"]);
-    for method in ["password", "certificate", "password", "trust", "certificate", "trust"] {
+    for method in [
+        "password",
+        "certificate",
+        "password",
+        "trust",
+        "certificate",
+        "trust",
+    ] {
         let mut v = vars.clone();
         v["auth_method"] = json!(method);
         tf.vars(&v);
@@ -131,14 +147,23 @@ fn the_runbook_on_a_real_timescaledb_multinode_cluster() {
         real.psql("GRANT CREATE ON SCHEMA public TO testrole; CALL distributed_exec($$GRANT CREATE ON SCHEMA public TO testrole$$)")
             .unwrap_or_else(|e| panic!("{method}: {e}"));
         distributed_hypertable_as_testrole(&real, method);
-        let r = tf.run_env(&["plan", "-input=false", "-no-color", "-detailed-exitcode"], &env);
-        assert_eq!(r.code, 0, "{method}: a second plan found changes:\n{}", r.all());
+        let r = tf.run_env(
+            &["plan", "-input=false", "-no-color", "-detailed-exitcode"],
+            &env,
+        );
+        assert_eq!(
+            r.code,
+            0,
+            "{method}: a second plan found changes:\n{}",
+            r.all()
+        );
         real.psql("REVOKE CREATE ON SCHEMA public FROM testrole; CALL distributed_exec($$REVOKE CREATE ON SCHEMA public FROM testrole$$)")
             .unwrap_or_else(|e| panic!("{method}: {e}"));
     }
     run(&["destroy", "-input=false", "-auto-approve", "-no-color"]);
     assert_eq!(
-        real.psql("SELECT count(*) FROM pg_roles WHERE rolname = 'testrole'").unwrap(),
+        real.psql("SELECT count(*) FROM pg_roles WHERE rolname = 'testrole'")
+            .unwrap(),
         "0"
     );
 }
