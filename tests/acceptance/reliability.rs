@@ -712,3 +712,89 @@ fn a_provider_role_without_superuser_works_with_granted_rights() {
         "0"
     );
 }
+
+/// A role is dropped nowhere while one of its nodes cannot be reached: the
+/// destroy fails naming the node and every copy stays.
+#[test]
+fn a_role_is_dropped_nowhere_while_a_node_is_unreachable() {
+    let c = Cluster::start(2);
+    let tf = Terraform::new();
+    tf.config(&format!(
+        "{}resource \"timescaledb_distributed_role\" \"r\" {{\n  name = \"kept\"\n  login = true\n}}\n",
+        c.provider_block()
+    ));
+    tf.init();
+    tf.apply();
+    c.stop_node("dn2");
+    let r = tf.run(&["destroy", "-auto-approve", "-no-color"]);
+    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!r.ok, "{out}");
+    assert!(out.contains("\"dn2\""), "{out}");
+    for node in ["access", "dn1"] {
+        assert_eq!(
+            c.psql(node, "SELECT count(*) FROM pg_roles WHERE rolname = 'kept'"),
+            "1",
+            "{node}"
+        );
+    }
+    c.start_node("dn2");
+    tf.destroy();
+    assert_eq!(c.leftovers(), Vec::<String>::new());
+}
+
+/// The lockout check runs again at apply time: a plan that was safe when it
+/// was made is refused when the file changed since so that applying it
+/// would lock the provider out, and nothing is written.
+#[test]
+fn the_lockout_check_runs_again_at_apply_time() {
+    let c = Cluster::start(1);
+    let tf = Terraform::new();
+    let rule = |name: &str, position: i32, address: &str, method: &str| {
+        format!(
+            "resource \"timescaledb_hba_rule\" \"{name}\" {{\n  node = \"dn1\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"postgres\"]\n  address = \"{address}\"\n  method = \"{method}\"\n  position = {position}\n}}\n"
+        )
+    };
+    let way_in = rule("way_in", 1, "127.0.0.1/32", "trust");
+    let reject = rule("reject", 5, "127.0.0.0/8", "reject");
+    tf.config(&format!("{}{way_in}", c.provider_block()));
+    tf.init();
+    tf.apply();
+    // With the way in first, a later reject of the provider's network is
+    // safe: the plan says so and is saved.
+    tf.config(&format!("{}{way_in}{reject}", c.provider_block()));
+    tf.must(&["plan", "-input=false", "-no-color", "-out=tfplan"]);
+    // Then the way in goes, by hand, before the plan is applied.
+    let without: String = c
+        .read_hba("dn1")
+        .lines()
+        .filter(|l| !l.starts_with("host all postgres 127.0.0.1/32 trust"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    c.write_hba("dn1", &without);
+    c.psql("dn1", "SELECT pg_reload_conf()");
+    let r = tf.run(&["apply", "-input=false", "-no-color", "tfplan"]);
+    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!r.ok && out.contains("lock the provider out"), "{out}");
+    assert_eq!(c.read_hba("dn1"), without, "nothing was written");
+    assert_eq!(c.psql("dn1", "SELECT 1"), "1");
+}
+
+/// A file that is not UTF-8 is never edited: the provider says so and
+/// leaves it byte for byte.
+#[test]
+fn a_file_that_is_not_utf8_is_refused_and_left_alone() {
+    let c = Cluster::start(1);
+    let mut bytes = c.read_hba("dn1").into_bytes();
+    bytes.extend_from_slice(b"# latin-1 \xe9t\xe9\n");
+    std::fs::write(c.hba_path("dn1"), &bytes).unwrap();
+    let tf = Terraform::new();
+    tf.config(&format!(
+        "{}resource \"timescaledb_hba_rule\" \"r\" {{\n  node = \"dn1\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"app\"]\n  address = \"10.0.0.0/8\"\n  method = \"md5\"\n}}\n",
+        c.provider_block()
+    ));
+    tf.init();
+    let r = tf.try_apply();
+    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!r.ok && out.contains("not valid UTF-8"), "{out}");
+    assert_eq!(std::fs::read(c.hba_path("dn1")).unwrap(), bytes);
+}
