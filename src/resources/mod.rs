@@ -41,8 +41,11 @@ impl Ctx {
 /// The plan the server computed from Terraform's rules, for the resource to
 /// check against live nodes and adjust.
 pub struct PlanInput<'a> {
-    /// None when the resource is being created.
+    /// None when the resource is being created (or replaced).
     pub prior: Option<&'a Value>,
+    /// The object exists and is being replaced: what it installed is still
+    /// there when the plan is made.
+    pub replacing: bool,
     pub config: &'a Value,
     /// The planned state; the resource may set computed attributes.
     pub planned: &'a mut Value,

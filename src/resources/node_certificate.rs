@@ -15,7 +15,7 @@ use super::certificate_authority::{
     EARLY_RENEWAL_DAYS, FINGERPRINT, KEY_ALGORITHM, NOT_AFTER, PRIVATE_KEY_PEM, READY_FOR_RENEWAL,
     VALIDITY_DAYS,
 };
-use super::{node_diag, node_lookup_diag, ApplyError, Ctx, Import, Resource};
+use super::{node_diag, node_lookup_diag, ApplyError, Ctx, Import, PlanInput, Resource};
 
 pub const KIND: &str = "kind";
 pub const NODE: &str = "node";
@@ -154,6 +154,59 @@ impl Resource for NodeCertificate {
         plan_renewal(planned);
         planned.set_attr(INSTALLED, Value::string(IN_SYNC));
         Ok(())
+    }
+
+    /// A new certificate where one from another CA is installed already (by
+    /// hand or by another resource) is refused at plan time, with the
+    /// import command: the new one would silently take its place. One from
+    /// the configured CA is the certificate being renewed or replaced
+    /// (Terraform plans the new half of a replacement as a create), or one
+    /// an interrupted apply installed, and is replaced.
+    async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
+        if plan.prior.is_some() || plan.replacing {
+            return Ok(());
+        }
+        let Ok(m) = Model::from_value(plan.planned) else {
+            return Ok(()); // parts still unknown: nothing to look up yet
+        };
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| node_lookup_diag(&e))?;
+        let paths = match m.kind.as_str() {
+            "server" => node.server_cert_paths().await,
+            _ => node.user_cert_paths(&m.common_name).await,
+        }
+        .map_err(|e| node_diag(&e))?;
+        let installed = node
+            .read_installed(&paths)
+            .await
+            .map_err(|e| node_diag(&e))?;
+        let Some(cert) = installed.cert else {
+            return Ok(());
+        };
+        if pki::issued_by(&cert, &m.ca_cert_pem) {
+            return Ok(());
+        }
+        let who = pki::inspect(&cert)
+            .ok()
+            .and_then(|i| i.common_name)
+            .map(|cn| format!(" (issued to {cn:?})"))
+            .unwrap_or_default();
+        Err(Diagnostics::attr_error(
+            AttrPath::attr(if m.kind == "server" { NODE } else { ROLE }),
+            "Certificate already installed",
+            format!(
+                "Node {:?} already has a certificate at {}{who}, not issued by the configured CA. Another resource manages it \
+                 or it was installed by hand; a new one would silently take its place. Manage it with \
+                 `terraform import <address> '{}'` (or, for a resource that moved to a new address, `terraform state mv`), or \
+                 remove the files first.",
+                m.node,
+                paths.cert,
+                make_id(&m.node, &m.kind, m.role.as_deref())
+            ),
+        ))
     }
 
     async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {

@@ -125,6 +125,7 @@ pub(super) async fn handle(
             if needs_check {
                 let mut input = PlanInput {
                     prior: (!prior.is_null() && replace.is_empty()).then_some(&prior),
+                    replacing: !prior.is_null() && !replace.is_empty(),
                     config: &config,
                     planned: &mut planned,
                     warnings: Diagnostics::new(),

@@ -399,3 +399,41 @@ resource "timescaledb_node_certificate" "dn1" {{
     tf.assert_no_changes();
     tf.destroy();
 }
+
+/// A certificate installed already is found at plan time, before the CA or
+/// anything else of the apply is made, with the import command.
+#[test]
+fn a_certificate_installed_already_is_refused_at_plan_time() {
+    let c = Cluster::start(1);
+    let by_hand = tsdb_provider::pki::new_ca(
+        tsdb_provider::pki::distinguished_name([("common_name", "installed by hand")]).unwrap(),
+        "ecdsa_p256",
+        30,
+    )
+    .unwrap();
+    std::fs::write(c.data_dir("dn1").join("server.crt"), &by_hand.cert_pem).unwrap();
+    let tf = Terraform::new();
+    tf.config(&format!(
+        "{}resource \"timescaledb_certificate_authority\" \"ca\" {{\n  subject = {{ common_name = \"conflict\" }}\n}}\nresource \"timescaledb_node_certificate\" \"s\" {{\n  kind = \"server\"\n  node = \"dn1\"\n  common_name = \"localhost\"\n  ca_cert_pem = timescaledb_certificate_authority.ca.cert_pem\n  ca_private_key_pem = timescaledb_certificate_authority.ca.private_key_pem\n}}\n",
+        c.provider_block()
+    ));
+    tf.init();
+    // The CA does not exist yet, so the plan cannot know the certificate's
+    // inputs: the check runs on the apply's own plan, before anything is
+    // made on a node, and again when the CA is known.
+    let r = tf.try_apply();
+    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!r.ok, "{out}");
+    assert!(
+        out.contains("Certificate already installed")
+            && out.contains("installed by hand")
+            && out.contains("terraform import <address> 'dn1 server'")
+            && out.contains("node = \"dn1\""),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(c.data_dir("dn1").join("server.crt")).unwrap(),
+        by_hand.cert_pem
+    );
+    assert_eq!(c.psql("dn1", "SHOW ssl"), "off");
+}
