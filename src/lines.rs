@@ -114,6 +114,32 @@ mod tests {
     }
 
     #[test]
+    fn a_managed_item_wins_over_others_with_its_key_else_the_first_does() {
+        // (key, managed, name)
+        let items = [
+            ("a", false, "a first"),
+            ("a", true, "a managed"),
+            ("a", false, "a last"),
+            ("b", false, "b first"),
+            ("b", false, "b second"),
+            ("c", true, "c managed"),
+            ("c", false, "c after"),
+        ];
+        let index = index_preferring_managed(items, |i| i.0, |i| i.1);
+        assert_eq!(index.len(), 3);
+        assert_eq!(index["a"].2, "a managed");
+        assert_eq!(index["b"].2, "b first");
+        assert_eq!(index["c"].2, "c managed");
+    }
+
+    #[test]
+    fn c_lines_end_at_newline_or_nul() {
+        assert_eq!(c_line(b"ab\ncd", 0), (&b"ab\n"[..], 3, false));
+        assert_eq!(c_line(b"ab\ncd", 3), (&b"cd"[..], 5, false));
+        assert_eq!(c_line(b"a\0b\nc", 0), (&b"a"[..], 4, true));
+    }
+
+    #[test]
     fn an_emptied_block_goes_away() {
         let mut l = Lines::parse("x\n");
         let (b, _) = l.insert_block(0, "B", "E");

@@ -285,6 +285,30 @@ mod tests {
     }
 
     #[test]
+    fn rules_only_one_side_reads_are_named_with_their_line() {
+        let file = b"# c\nlocal all a trust\n";
+        let extra_before = row(1, "local", &["all"], &["x"], None, "trust");
+        let ours = row(2, "local", &["all"], &["a"], None, "trust");
+        let extra_after = row(3, "local", &["all"], &["y"], None, "trust");
+        let d = differences(file, &[extra_before, ours.clone(), extra_after]);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            d[0].starts_with("line 1: PostgreSQL reads a rule there"),
+            "{d:?}"
+        );
+        assert!(
+            d[1].starts_with("line 3: PostgreSQL reads a rule there"),
+            "{d:?}"
+        );
+        assert!(differences(file, &[ours]).is_empty());
+        let d = differences(file, &[]);
+        assert!(
+            d.len() == 1 && d[0].starts_with("line 2: the provider reads a rule there"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
     fn hostssl_while_ssl_is_off_is_no_error() {
         let file = b"hostssl all u 10.0.0.1/32 md5\n";
         let mut r = row(
