@@ -263,7 +263,7 @@ fn certificate_third_end_to_end() {
         "{foreign}\nresource \"timescaledb_hba_rule\" \"r\" {{\n  node = \"dn1\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"nobody\"]\n  address = \"192.0.2.1\"\n  method = \"reject\"\n}}\n"
     ));
     let r = verify.run(&["plan", "-no-color"]);
-    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    let out = r.flat();
     assert!(!r.ok, "a foreign CA: the provider got in:\n{out}");
     assert!(
         out.contains("Cannot reach node") && out.contains("certificate"),
@@ -422,7 +422,7 @@ fn a_certificate_installed_already_is_refused_at_plan_time() {
     // inputs: the check runs on the apply's own plan, before anything is
     // made on a node, and again when the CA is known.
     let r = tf.try_apply();
-    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    let out = r.flat();
     assert!(!r.ok, "{out}");
     assert!(
         out.contains("Certificate already installed")

@@ -367,7 +367,7 @@ fn the_access_node_tls_waits_for_the_data_nodes_and_goes_first() {
     tf.config(&config(&[("access", "access")]));
     tf.init();
     let r = tf.try_apply();
-    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    let out = r.flat();
     assert!(!r.ok, "{out}");
     assert!(
         out.contains("Data nodes serve no TLS yet")
@@ -393,7 +393,7 @@ fn the_access_node_tls_waits_for_the_data_nodes_and_goes_first() {
     // Taking dn2's TLS away now is refused, and dn2 still serves it.
     tf.config(&config(&[("dn1", "dn1"), ("access", "access")]));
     let r = tf.try_apply();
-    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    let out = r.flat();
     assert!(!r.ok, "{out}");
     assert!(
         out.contains("The access node still requires TLS to its data nodes")
@@ -438,7 +438,7 @@ fn the_access_node_tls_waits_for_the_data_nodes_and_goes_first() {
         ),
     ] {
         let r = roles.run(&args);
-        let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+        let out = r.flat();
         assert!(r.ok, "{out}");
         assert!(
             out.contains("Warning: distributed_exec could not reach the data nodes")

@@ -295,6 +295,12 @@ impl Run {
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
+
+    /// [`Run::all`] with every run of white space made one space, so that
+    /// text terraform wraps at its terminal width can be searched.
+    pub fn flat(&self) -> String {
+        self.all().split_whitespace().collect::<Vec<_>>().join(" ")
+    }
 }
 
 impl Terraform {

@@ -415,7 +415,7 @@ fn diagnostics_say_what_is_wrong_and_where() {
         rule("r", "access", &format!("{HOST_RULE}  method = \"trust\""))
     ));
     let r = tf.run_env(&["plan", "-no-color"], &[("PGPASSFILE", "/nonexistent")]);
-    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    let out = r.flat();
     assert!(!r.ok, "{out}");
     assert!(
         out.contains("refused the provider's credentials")

@@ -366,7 +366,7 @@ fn a_data_node_down_during_apply_converges() {
     // says plainly what is left, so that Terraform does not taint the role
     // (a tainted role would be dropped everywhere at the next apply).
     let run = tf.try_apply();
-    let out = run.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    let out = run.flat();
     assert!(run.ok, "{out}");
     assert!(
         out.contains("Warning: Role \"app\" is not yet on every node") && out.contains("\"dn2\""),
@@ -610,7 +610,7 @@ fn a_role_that_exists_already_is_refused_at_plan_time_or_adopted() {
     tf.init();
     // Refused by the plan, before the CA (or anything else) is made.
     let r = tf.run(&["plan", "-no-color"]);
-    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    let out = r.flat();
     assert!(!r.ok, "{out}");
     assert!(
         out.contains("Role already exists")

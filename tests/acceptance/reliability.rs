@@ -287,7 +287,7 @@ fn connections_dropped_by_the_server_mid_apply() {
     if !run.ok {
         // The failure says which node dropped the connection (not only a
         // resource address that happens to hold "dn1").
-        let text = run.all().split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = run.flat();
         assert!(text.contains("on node \"dn1\""), "{text}");
         assert!(!text.contains("on node \"access\""), "{text}");
     }
@@ -372,7 +372,7 @@ fn injection_attempts_do_what_they_say_or_are_refused() {
         tf.config(&format!("{}{body}", c.provider_block()));
         let run = tf.try_apply();
         assert!(!run.ok, "accepted:\n{body}");
-        run.all().split_whitespace().collect::<Vec<_>>().join(" ")
+        run.flat()
     };
     // A canary the payloads try to drop (PostgreSQL never drops the
     // bootstrap superuser, so that would prove nothing), and a real foreign
@@ -573,7 +573,7 @@ fn a_rule_that_passes_the_checks_but_stops_the_login_is_rolled_back() {
     tf.init();
     let run = tf.try_apply();
     assert!(!run.ok);
-    let text = run.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = run.flat();
     assert!(
         text.contains("could not log in again") && text.contains("restored"),
         "{text}"
@@ -700,7 +700,7 @@ fn a_provider_role_without_superuser_works_with_granted_rights() {
     tf.config(&body("resource \"timescaledb_passfile_entry\" \"p\" {\n  username = \"app\"\n  password = \"x\"\n}\n"));
     let run = tf.try_apply();
     assert!(!run.ok);
-    let text = run.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = run.flat();
     assert!(text.contains("pg_execute_server_program"), "{text}");
     assert!(!c.data_dir("access").join("passfile").exists());
     tf.config(&body(""));
@@ -727,7 +727,7 @@ fn a_role_is_dropped_nowhere_while_a_node_is_unreachable() {
     tf.apply();
     c.stop_node("dn2");
     let r = tf.run(&["destroy", "-auto-approve", "-no-color"]);
-    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    let out = r.flat();
     assert!(!r.ok, "{out}");
     assert!(out.contains("\"dn2\""), "{out}");
     for node in ["access", "dn1"] {
@@ -773,7 +773,7 @@ fn the_lockout_check_runs_again_at_apply_time() {
     c.write_hba("dn1", &without);
     c.psql("dn1", "SELECT pg_reload_conf()");
     let r = tf.run(&["apply", "-input=false", "-no-color", "tfplan"]);
-    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    let out = r.flat();
     assert!(!r.ok && out.contains("lock the provider out"), "{out}");
     assert_eq!(c.read_hba("dn1"), without, "nothing was written");
     assert_eq!(c.psql("dn1", "SELECT 1"), "1");
@@ -794,7 +794,7 @@ fn a_file_that_is_not_utf8_is_refused_and_left_alone() {
     ));
     tf.init();
     let r = tf.try_apply();
-    let out = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    let out = r.flat();
     assert!(!r.ok && out.contains("not valid UTF-8"), "{out}");
     assert_eq!(std::fs::read(c.hba_path("dn1")).unwrap(), bytes);
 }
