@@ -19,8 +19,13 @@ pub struct RoleSpec {
     pub connection_limit: i64,
     /// `None`: no expiry.
     pub valid_until: Option<String>,
-    /// `None`: the role has no password.
+    /// `None`: the role has no password (unless `password_stamp` says
+    /// one was set).
     pub password: Option<Secret>,
+    /// A write-only password, which the provider does not know between
+    /// applies: [`password::stamp`] of the verifier the node stored when
+    /// it was set last. Any other stored verifier is drift.
+    pub password_stamp: Option<String>,
     /// How the password is stored, whatever a node's
     /// `password_encryption` says.
     pub encryption: Encryption,
@@ -96,7 +101,14 @@ impl RoleSpec {
         }
         let password_ok = match (&self.password, &state.password) {
             (_, StoredPassword::Unreadable) => true,
-            (None, StoredPassword::None) => true,
+            (None, StoredPassword::Some(stored)) if self.password_stamp.is_some() => {
+                if password::kind(stored) == Some(Encryption::Md5) {
+                    out.push(PASSWORD_MD5);
+                    return out;
+                }
+                self.password_stamp.as_deref() == Some(password::stamp(stored).as_str())
+            }
+            (None, StoredPassword::None) => self.password_stamp.is_none(),
             (None, StoredPassword::Some(_)) | (Some(_), StoredPassword::None) => false,
             (Some(want), StoredPassword::Some(stored)) => {
                 // The right password in the wrong form is drift: a data node
@@ -226,6 +238,7 @@ mod tests {
             connection_limit: -1,
             valid_until: None,
             password: Some(Secret::new("it's")),
+            password_stamp: None,
             encryption: Encryption::ScramSha256,
         }
     }
@@ -294,6 +307,35 @@ mod tests {
         let mut none = spec();
         none.password = None;
         assert_eq!(none.differences(&state()), [PASSWORD]);
+    }
+
+    #[test]
+    fn a_write_only_password_is_judged_by_the_stamp_of_its_verifier() {
+        let set = state();
+        let StoredPassword::Some(stored) = &set.password else {
+            unreachable!()
+        };
+        let mut wo = spec();
+        wo.password = None;
+        wo.password_stamp = Some(password::stamp(stored));
+        assert!(wo.differences(&set).is_empty(), "the verifier set last");
+        let mut changed = state();
+        changed.password = StoredPassword::Some(
+            password::encrypt(&Secret::new("it's"), "x", Encryption::ScramSha256)
+                .expose()
+                .to_string(),
+        );
+        // The same password with a new salt is a new verifier: set by
+        // someone else, so drift.
+        assert_eq!(wo.differences(&changed), [PASSWORD]);
+        let mut gone = state();
+        gone.password = StoredPassword::None;
+        assert_eq!(wo.differences(&gone), [PASSWORD]);
+        gone.password = StoredPassword::Unreadable;
+        assert!(wo.differences(&gone).is_empty(), "cannot be told");
+        let md5 = password::encrypt(&Secret::new("it's"), &spec().name, Encryption::Md5);
+        changed.password = StoredPassword::Some(md5.expose().to_string());
+        assert_eq!(wo.differences(&changed), [PASSWORD_MD5]);
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct Attribute {
     /// For computed attributes: the value does not change when the resource
     /// is updated in place, so it is not shown as "known after apply".
     pub stable: bool,
+    /// Write-only (plugin protocol 6.8, Terraform 1.11): the value is in
+    /// the configuration during validate, plan and apply, and never in a
+    /// plan or in state.
+    pub write_only: bool,
 }
 
 impl Attribute {
@@ -59,6 +63,7 @@ impl Attribute {
             default: None,
             one_of: None,
             stable: false,
+            write_only: false,
         }
     }
     pub fn sensitive(mut self) -> Self {
@@ -67,6 +72,17 @@ impl Attribute {
     }
     pub fn force_new(mut self) -> Self {
         self.force_new = true;
+        self
+    }
+    /// Makes the attribute write-only (and sensitive); see
+    /// [`Attribute::write_only`].
+    pub fn write_only(mut self) -> Self {
+        self.write_only = true;
+        self.sensitive = true;
+        self.description = format!(
+            "{} Write-only: Terraform passes it to the provider and keeps it in neither the plan nor the state (Terraform 1.11 or later).",
+            self.description
+        );
         self
     }
     pub fn stable(mut self) -> Self {
@@ -155,6 +171,35 @@ impl Schema {
             attrs.insert(b.name.to_string(), Type::Object(inner));
         }
         Type::Object(attrs)
+    }
+
+    /// The write-only attributes.
+    pub fn write_only(&self) -> impl Iterator<Item = &Attribute> {
+        self.attributes.iter().filter(|a| a.write_only)
+    }
+
+    /// `v` with every write-only attribute null, as a plan or a state must
+    /// hold it.
+    pub fn without_write_only(&self, v: &Value) -> Value {
+        let mut out = v.clone();
+        if matches!(out, Value::Object(_)) {
+            for a in self.write_only() {
+                out.set_attr(a.name, Value::Null);
+            }
+        }
+        out
+    }
+
+    /// `v` (a plan) with the write-only values of `config` filled in, for
+    /// the resource to act on.
+    pub fn with_write_only(&self, v: &Value, config: &Value) -> Value {
+        let mut out = v.clone();
+        if matches!(out, Value::Object(_)) {
+            for a in self.write_only() {
+                out.set_attr(a.name, config.attr(a.name).clone());
+            }
+        }
+        out
     }
 
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {

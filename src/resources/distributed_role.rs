@@ -28,6 +28,9 @@ use super::{
 pub const NAME: &str = "name";
 pub const PASSWORD: &str = "password";
 pub const DATA_NODE_PASSWORD: &str = "data_node_password";
+pub const PASSWORD_WO: &str = "password_wo";
+pub const DATA_NODE_PASSWORD_WO: &str = "data_node_password_wo";
+pub const PASSWORD_WO_VERSION: &str = "password_wo_version";
 pub const PASSWORD_ENCRYPTION: &str = "password_encryption";
 pub const DATA_NODES: &str = "data_nodes";
 pub const DROP_OWNED: &str = "drop_owned";
@@ -76,7 +79,8 @@ impl Resource for DistributedRole {
                 );
             }
         }
-        for a in [PASSWORD, DATA_NODE_PASSWORD] {
+        check_write_only(config, &mut d);
+        for a in [PASSWORD, DATA_NODE_PASSWORD, PASSWORD_WO, DATA_NODE_PASSWORD_WO] {
             if let Value::String(p) = config.attr(a) {
                 if p.contains('\0') {
                     d.push_error(
@@ -188,7 +192,10 @@ impl Resource for DistributedRole {
         state: &Value,
         private: &[u8],
     ) -> Result<Option<(Value, Vec<u8>)>, Diagnostics> {
-        let m = Model::from_value(state)?;
+        let mut m = Model::from_value(state)?;
+        if m.write_only {
+            m.stamps = serde_json::from_slice(private).unwrap_or_default();
+        }
         let reads = read_all(ctx, &m).await?;
         m.trust_stamps(&reads, private);
         let all_missing = reads.values().all(|r| matches!(r, Ok(None) | Err(_)));
@@ -202,7 +209,14 @@ impl Resource for DistributedRole {
         // Statuses compare each node with the state, so drift the top-level
         // attributes cannot show (one data node changed) is named.
         let statuses = m.statuses(&reads);
-        Ok(Some((now.to_state(&statuses), m.stamps(&reads))))
+        // Without the write-only password only the stamps of the last apply
+        // can judge a verifier: kept as they are until the next apply.
+        let private = if m.write_only {
+            private.to_vec()
+        } else {
+            m.stamps(&reads)
+        };
+        Ok(Some((now.to_state(&statuses), private)))
     }
 
     async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
@@ -283,6 +297,9 @@ impl Import for DistributedRole {
             valid_until: None,
             password: None,
             data_node_password: None,
+            write_only: false,
+            password_wo_version: None,
+            stamps: BTreeMap::new(),
             encryption: Encryption::ScramSha256,
             data_nodes: data_nodes.keys().cloned().collect(),
             drop_owned: false,
@@ -332,6 +349,43 @@ fn exists_error(name: &str) -> Diagnostics {
             "The access node already has a role named {name:?}, with other attributes than configured. Adopt it with `terraform import <address> '{name}'` instead of creating it."
         ),
     )
+}
+
+/// The plain and the write-only form of the passwords do not mix, and a
+/// write-only password comes with the version that says when it changed.
+fn check_write_only(config: &Value, d: &mut Diagnostics) {
+    let set = |a: &str| !config.attr(a).is_null();
+    let write_only = set(PASSWORD_WO) || set(DATA_NODE_PASSWORD_WO);
+    for (plain, wo) in [(PASSWORD, PASSWORD_WO), (DATA_NODE_PASSWORD, DATA_NODE_PASSWORD_WO)] {
+        if set(plain) && write_only {
+            d.push_error(
+                Some(AttrPath::attr(plain)),
+                "Conflicting password forms",
+                format!("`{plain}` is kept in state and `{wo}` is not; use the write-only form for both passwords, or the plain form for both."),
+            );
+        }
+    }
+    if write_only && !set(PASSWORD_WO_VERSION) {
+        d.push_error(
+            Some(AttrPath::attr(PASSWORD_WO_VERSION)),
+            "Missing password version",
+            "A write-only password is not in the state, so Terraform cannot see it change: set `password_wo_version`, and change it whenever a write-only password changes.",
+        );
+    }
+    if set(PASSWORD_WO_VERSION) && !write_only && config.attr(PASSWORD_WO).is_wholly_known() && config.attr(DATA_NODE_PASSWORD_WO).is_wholly_known() {
+        d.push_error(
+            Some(AttrPath::attr(PASSWORD_WO_VERSION)),
+            "Version without a write-only password",
+            "`password_wo_version` versions `password_wo` and `data_node_password_wo`; set one of them, or remove the version.",
+        );
+    }
+    if write_only && config.attr(PASSWORD_ENCRYPTION).as_str() == Some("md5") {
+        d.push_error(
+            Some(AttrPath::attr(PASSWORD_ENCRYPTION)),
+            "md5 with a write-only password",
+            "A write-only password is checked for drift by a digest of the verifier each node stores; an md5 verifier has no salt, so that digest would let anyone with the state test guesses of the password. Use `scram-sha-256`, or the plain `password`.",
+        );
+    }
 }
 
 fn check_name(n: &str) -> Result<(), String> {
@@ -707,6 +761,13 @@ struct Model {
     valid_until: Option<String>,
     password: Option<Secret>,
     data_node_password: Option<Secret>,
+    /// The passwords come from the write-only attributes: known during an
+    /// apply only, never written to the state.
+    write_only: bool,
+    password_wo_version: Option<i64>,
+    /// Write-only passwords: the private state's stamps of the verifiers
+    /// set by the last apply, by node.
+    stamps: BTreeMap<String, String>,
     encryption: Encryption,
     data_nodes: Vec<String>,
     drop_owned: bool,
@@ -727,8 +788,19 @@ impl Model {
             bypassrls: f.bool_or(role::BYPASSRLS, false),
             connection_limit: f.opt_i64(role::CONNECTION_LIMIT).unwrap_or(-1),
             valid_until: f.opt_string(role::VALID_UNTIL),
-            password: f.opt_string(PASSWORD).map(Secret::new),
-            data_node_password: f.opt_string(DATA_NODE_PASSWORD).map(Secret::new),
+            password: f
+                .opt_string(PASSWORD)
+                .or(f.opt_string(PASSWORD_WO))
+                .map(Secret::new),
+            data_node_password: f
+                .opt_string(DATA_NODE_PASSWORD)
+                .or(f.opt_string(DATA_NODE_PASSWORD_WO))
+                .map(Secret::new),
+            write_only: [PASSWORD_WO, DATA_NODE_PASSWORD_WO, PASSWORD_WO_VERSION]
+                .iter()
+                .any(|a| !v.attr(a).is_null()),
+            password_wo_version: f.opt_i64(PASSWORD_WO_VERSION),
+            stamps: BTreeMap::new(),
             encryption: match f.opt_string(PASSWORD_ENCRYPTION).as_deref() {
                 Some("md5") => Encryption::Md5,
                 _ => Encryption::ScramSha256,
@@ -767,6 +839,11 @@ impl Model {
                 self.password.clone()
             } else {
                 self.data_node_password.clone().or(self.password.clone())
+            },
+            password_stamp: if self.write_only {
+                self.stamps.get(node).cloned()
+            } else {
+                None
             },
             encryption: self.encryption,
         }
@@ -840,13 +917,21 @@ impl Model {
     }
 
     fn to_state(&self, statuses: &BTreeMap<String, String>) -> Value {
-        let secret =
-            |s: &Option<Secret>| Value::opt_string(s.as_ref().map(|x| x.expose().to_string()));
+        let secret = |s: &Option<Secret>| match self.write_only {
+            true => Value::Null,
+            false => Value::opt_string(s.as_ref().map(|x| x.expose().to_string())),
+        };
         object([
             (NAME, Value::string(&self.name)),
             (role::LOGIN, Value::Bool(self.login)),
             (PASSWORD, secret(&self.password)),
             (DATA_NODE_PASSWORD, secret(&self.data_node_password)),
+            (PASSWORD_WO, Value::Null),
+            (DATA_NODE_PASSWORD_WO, Value::Null),
+            (
+                PASSWORD_WO_VERSION,
+                self.password_wo_version.map_or(Value::Null, Value::int),
+            ),
             (PASSWORD_ENCRYPTION, Value::string(self.encryption.name())),
             (role::SUPERUSER, Value::Bool(self.superuser)),
             (role::CREATEDB, Value::Bool(self.createdb)),
@@ -882,13 +967,18 @@ fn schema() -> Schema {
          setting); reads always look at every node directly. Passwords are sent to nodes only as SCRAM-SHA-256 (or md5) \
          verifiers the provider computes, and a password changed by hand on any node is found by recomputing the stored \
          verifier from the configured password (only when the stored verifier changed since it was last checked: a \
-         digest of each checked verifier is kept in the resource's private state, so refreshes stay cheap). The `nodes` \
+         digest of each checked verifier is kept in the resource's private state, so refreshes stay cheap). With \
+         Terraform 1.11 or later, `password_wo` and `data_node_password_wo` keep the passwords out of the plan and the \
+         state; drift is then found from the digests alone. The `nodes` \
          attribute shows how each node's copy compares, so drift on one data node shows in the plan with the node's name.",
         vec![
             Attribute::new(NAME, Type::String, Mode::Required, "Role name, used exactly as written (case, spaces and quotes included).").force_new(),
             flag(role::LOGIN, "Whether clients may log in as the role on the access node. Data nodes always get LOGIN.", false),
             Attribute::new(PASSWORD, Type::String, Mode::Optional, "Password clients use on the access node. Leave it out for a role without a password (trust or certificate authentication).").sensitive(),
             Attribute::new(DATA_NODE_PASSWORD, Type::String, Mode::Optional, "Internal password of the role on the data nodes, which the access node presents from its passfile (`timescaledb_passfile_entry`). Defaults to `password`.").sensitive(),
+            Attribute::new(PASSWORD_WO, Type::String, Mode::Optional, "As `password`, kept out of the plan and the state. Conflicts with `password`; needs `password_wo_version`. A password changed by hand on any node still shows in `nodes`: the private state keeps a SHA-256 digest of the salted SCRAM verifier each node stored when the password was set, and another verifier is drift.").write_only(),
+            Attribute::new(DATA_NODE_PASSWORD_WO, Type::String, Mode::Optional, "As `data_node_password`, kept out of the plan and the state. Defaults to `password_wo`; conflicts with `data_node_password`.").write_only(),
+            Attribute::new(PASSWORD_WO_VERSION, Type::Number, Mode::Optional, "Version of the write-only passwords: Terraform cannot see a write-only value change, so change this number to have apply set `password_wo` and `data_node_password_wo` again. Required with them."),
             Attribute::new(PASSWORD_ENCRYPTION, Type::String, Mode::Optional, "How the passwords are stored on every node, whatever a node's own `password_encryption` setting says: `scram-sha-256` or `md5`. A password stored in the other form (for example an md5 hash set by hand) is drift that apply repairs. Defaults to `scram-sha-256`.").one_of(Encryption::NAMES).default(Value::string(Encryption::ScramSha256.name())),
             flag(role::SUPERUSER, "`SUPERUSER` on every node.", false),
             flag(role::CREATEDB, "`CREATEDB` on every node.", false),

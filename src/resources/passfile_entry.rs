@@ -5,6 +5,8 @@
 use crate::diag::{AttrPath, Diagnostics};
 use crate::node::{PassSnapshot, PASSFILE_MODE};
 use crate::passfile::{Entry, Key, PassFile};
+use crate::password::{self, Check, Encryption};
+use crate::secret::Secret;
 use crate::provider::ACCESS_NODE;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::value::{Type, Value};
@@ -17,6 +19,9 @@ pub const PORT: &str = "port";
 pub const DATABASE: &str = "database";
 pub const USERNAME: &str = "username";
 pub const PASSWORD: &str = "password";
+pub const PASSWORD_WO: &str = "password_wo";
+pub const PASSWORD_WO_VERSION: &str = "password_wo_version";
+pub const PASSWORD_STATUS: &str = "password_status";
 pub const POSITION: &str = "position";
 pub const ID: &str = "id";
 pub const PATH: &str = "path";
@@ -24,6 +29,8 @@ pub const FILE_MODE: &str = "file_mode";
 
 const DEFAULT_POSITION: i64 = 100;
 const WILDCARD: &str = "*";
+const IN_SYNC: &str = "in sync";
+const DIFFERS: &str = "differs";
 
 pub struct PassfileEntry;
 
@@ -43,8 +50,14 @@ impl Resource for PassfileEntry {
 
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = Diagnostics::new();
+        check_password_form(config, &mut d);
+        let password_attr = if config.attr(PASSWORD_WO).is_null() {
+            PASSWORD
+        } else {
+            PASSWORD_WO
+        };
         let mut fields = Vec::new();
-        for a in [HOSTNAME, PORT, DATABASE, USERNAME, PASSWORD] {
+        for a in [HOSTNAME, PORT, DATABASE, USERNAME, password_attr] {
             if let Value::String(s) = config.attr(a) {
                 if let Err(m) = check_field(a, s) {
                     d.push_error(Some(AttrPath::attr(a)), "Invalid passfile field", m);
@@ -62,7 +75,7 @@ impl Resource for PassfileEntry {
             };
             if d.is_empty() && !entry.reads_back() {
                 d.push_error(
-                    Some(AttrPath::attr(PASSWORD)),
+                    Some(AttrPath::attr(password_attr)),
                     "Invalid passfile entry",
                     "libpq would not read this entry back as written; check the fields for characters its password file reader treats specially.",
                 );
@@ -77,9 +90,10 @@ impl Resource for PassfileEntry {
         _config: &Value,
         planned: &mut Value,
     ) -> Result<(), Diagnostics> {
-        // After apply the file always has the mode libpq wants; a mode
-        // changed by hand shows as a change here.
+        // After apply the file always has the mode libpq wants and the
+        // password last written; a change by hand shows as a change here.
         planned.set_attr(FILE_MODE, Value::string(mode_string(PASSFILE_MODE)));
+        planned.set_attr(PASSWORD_STATUS, Value::string(IN_SYNC));
         Ok(())
     }
 
@@ -135,6 +149,15 @@ impl Resource for PassfileEntry {
     }
 
     async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
+        Ok(self.read_private(ctx, state, &[]).await?.map(|(v, _)| v))
+    }
+
+    async fn read_private(
+        &self,
+        ctx: &Ctx,
+        state: &Value,
+        private: &[u8],
+    ) -> Result<Option<(Value, Vec<u8>)>, Diagnostics> {
         let prior = Model::from_value(state)?;
         let node = ctx
             .provider
@@ -142,11 +165,13 @@ impl Resource for PassfileEntry {
             .await
             .map_err(|e| node_lookup_diag(&e))?;
         let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
-        Ok(prior.read_back(&snap, state))
+        Ok(prior
+            .read_back(&snap, Private::parse(private).verifier.as_deref())
+            .map(|v| (v, private.to_vec())))
     }
 
     async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
-        Ok(self.write(ctx, planned, true).await?)
+        Ok(self.write(ctx, planned, true).await?.0)
     }
 
     async fn update(
@@ -155,7 +180,26 @@ impl Resource for PassfileEntry {
         _prior: &Value,
         planned: &Value,
     ) -> Result<Value, ApplyError> {
-        Ok(self.write(ctx, planned, false).await?)
+        Ok(self.write(ctx, planned, false).await?.0)
+    }
+
+    async fn create_private(
+        &self,
+        ctx: &Ctx,
+        planned: &Value,
+    ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
+        let (v, p) = self.write(ctx, planned, true).await?;
+        Ok((v, Some(p)))
+    }
+
+    async fn update_private(
+        &self,
+        ctx: &Ctx,
+        _prior: &Value,
+        planned: &Value,
+    ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
+        let (v, p) = self.write(ctx, planned, false).await?;
+        Ok((v, Some(p)))
     }
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
@@ -224,8 +268,10 @@ impl Import for PassfileEntry {
             node: node_name,
             entry: found.entry.clone(),
             position: found.position.unwrap_or(DEFAULT_POSITION),
+            write_only: false,
+            password_wo_version: None,
         };
-        Ok(m.to_state(&snap))
+        Ok(m.to_state(&snap, IN_SYNC))
     }
 }
 
@@ -235,7 +281,7 @@ impl PassfileEntry {
         ctx: &Ctx,
         planned: &Value,
         creating: bool,
-    ) -> Result<Value, Diagnostics> {
+    ) -> Result<(Value, Vec<u8>), Diagnostics> {
         ctx.check_cancelled()?;
         let m = Model::from_value(planned)?;
         let node = ctx
@@ -273,16 +319,33 @@ impl PassfileEntry {
                 ),
             ));
         }
-        m.read_back(&snap, planned).ok_or_else(|| {
-            Diagnostics::error(
-                "Entry missing after write",
-                format!(
-                    "The entry for `{}` was written to {} but is not there when read back.",
-                    m.key(),
-                    snap.path
-                ),
-            )
-        })
+        // A SCRAM verifier of the password written: what PostgreSQL itself
+        // would store for it (salted, 4096 rounds of PBKDF2), enough to tell
+        // later whether the file still holds it.
+        let private = Private {
+            verifier: Some(
+                password::encrypt(
+                    &Secret::new(m.entry.password.clone()),
+                    &m.entry.username,
+                    Encryption::ScramSha256,
+                )
+                .expose()
+                .to_string(),
+            ),
+        };
+        let state = m
+            .read_back(&snap, private.verifier.as_deref())
+            .ok_or_else(|| {
+                Diagnostics::error(
+                    "Entry missing after write",
+                    format!(
+                        "The entry for `{}` was written to {} but is not there when read back.",
+                        m.key(),
+                        snap.path
+                    ),
+                )
+            })?;
+        Ok((state, private.encode()))
     }
 }
 
@@ -302,11 +365,63 @@ fn check_field(name: &str, s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `password` or `password_wo`, one of them; a write-only password with
+/// its version.
+fn check_password_form(config: &Value, d: &mut Diagnostics) {
+    let (plain, wo) = (config.attr(PASSWORD), config.attr(PASSWORD_WO));
+    if !plain.is_null() && !wo.is_null() {
+        d.push_error(
+            Some(AttrPath::attr(PASSWORD)),
+            "Conflicting password forms",
+            "Set `password` (kept in state) or `password_wo` (write-only), not both.",
+        );
+    } else if plain.is_null() && wo.is_null() {
+        d.push_error(
+            Some(AttrPath::attr(PASSWORD)),
+            "Missing password",
+            "Set `password_wo` (Terraform 1.11 or later; kept out of the plan and the state) or `password`.",
+        );
+    }
+    if !wo.is_null() && config.attr(PASSWORD_WO_VERSION).is_null() {
+        d.push_error(
+            Some(AttrPath::attr(PASSWORD_WO_VERSION)),
+            "Missing password version",
+            "A write-only password is not in the state, so Terraform cannot see it change: set `password_wo_version`, and change it whenever `password_wo` changes.",
+        );
+    }
+    if wo.is_null() && plain.is_wholly_known() && !config.attr(PASSWORD_WO_VERSION).is_null() {
+        d.push_error(
+            Some(AttrPath::attr(PASSWORD_WO_VERSION)),
+            "Version without a write-only password",
+            "`password_wo_version` versions `password_wo`; set it, or remove the version.",
+        );
+    }
+}
+
+/// What the resource keeps in its private state.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Private {
+    /// A SCRAM-SHA-256 verifier of the password last written.
+    verifier: Option<String>,
+}
+
+impl Private {
+    fn parse(bytes: &[u8]) -> Private {
+        serde_json::from_slice(bytes).unwrap_or_default()
+    }
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 struct Model {
     node: String,
     entry: Entry,
     position: i64,
+    /// The password comes from `password_wo`: never written to the state.
+    write_only: bool,
+    password_wo_version: Option<i64>,
 }
 
 impl Model {
@@ -322,9 +437,14 @@ impl Model {
                 port: or_any(f.opt_string(PORT)),
                 database: or_any(f.opt_string(DATABASE)),
                 username: f.string(USERNAME),
-                password: f.string(PASSWORD),
+                password: f
+                    .opt_string(PASSWORD)
+                    .or(f.opt_string(PASSWORD_WO))
+                    .unwrap_or_default(),
             },
             position: f.opt_i64(POSITION).unwrap_or(DEFAULT_POSITION),
+            write_only: !v.attr(PASSWORD_WO).is_null() || !v.attr(PASSWORD_WO_VERSION).is_null(),
+            password_wo_version: f.opt_i64(PASSWORD_WO_VERSION),
         };
         f.finish()?;
         let mut d = Diagnostics::new();
@@ -333,7 +453,6 @@ impl Model {
             (PORT, &m.entry.port),
             (DATABASE, &m.entry.database),
             (USERNAME, &m.entry.username),
-            (PASSWORD, &m.entry.password),
         ] {
             if let Err(msg) = check_field(a, s) {
                 d.push_error(Some(AttrPath::attr(a)), "Invalid passfile field", msg);
@@ -353,26 +472,44 @@ impl Model {
 
     /// The state as the file shows it, or `None` when the entry is gone.
     /// The prior value keeps the position of an adopted line outside the
-    /// managed block.
-    fn read_back(&self, snap: &PassSnapshot, _shape: &Value) -> Option<Value> {
+    /// managed block. The file's password is compared with the one last
+    /// written: the state's, or for a write-only password the `verifier`
+    /// kept in private state.
+    fn read_back(&self, snap: &PassSnapshot, verifier: Option<&str>) -> Option<Value> {
         let found = snap.find(&self.key())?;
+        let have = &found.entry.password;
+        let same = match (self.write_only, verifier) {
+            (false, _) => *have == self.entry.password,
+            (true, Some(v)) => password::check(v, have, &self.entry.username) == Check::Matches,
+            (true, None) => false,
+        };
         let now = Model {
-            node: self.node.clone(),
             entry: found.entry.clone(),
             position: found.position.unwrap_or(self.position),
+            ..self.clone()
         };
-        Some(now.to_state(snap))
+        Some(now.to_state(snap, if same { IN_SYNC } else { DIFFERS }))
     }
 
-    fn to_state(&self, snap: &PassSnapshot) -> Value {
+    fn to_state(&self, snap: &PassSnapshot, password_status: &str) -> Value {
         let mode = snap.mode.unwrap_or(PASSFILE_MODE);
+        let password = match self.write_only {
+            true => Value::Null,
+            false => Value::string(&self.entry.password),
+        };
         object([
             (NODE, Value::string(&self.node)),
             (HOSTNAME, Value::string(&self.entry.hostname)),
             (PORT, Value::string(&self.entry.port)),
             (DATABASE, Value::string(&self.entry.database)),
             (USERNAME, Value::string(&self.entry.username)),
-            (PASSWORD, Value::string(&self.entry.password)),
+            (PASSWORD, password),
+            (PASSWORD_WO, Value::Null),
+            (
+                PASSWORD_WO_VERSION,
+                self.password_wo_version.map_or(Value::Null, Value::int),
+            ),
+            (PASSWORD_STATUS, Value::string(password_status)),
             (POSITION, Value::int(self.position)),
             (ID, Value::string(self.id())),
             (PATH, Value::string(&snap.path)),
@@ -395,7 +532,10 @@ fn schema() -> Schema {
             Attribute::new(PORT, Type::String, Mode::Optional, "Port the entry applies to, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
             Attribute::new(DATABASE, Type::String, Mode::Optional, "Database the entry applies to, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
             Attribute::new(USERNAME, Type::String, Mode::Required, "Role the entry applies to, or `*` for any.").force_new(),
-            Attribute::new(PASSWORD, Type::String, Mode::Required, "The password. Any character is allowed but a NUL byte, a line break and a carriage return, which libpq's password file reader cannot carry.").sensitive(),
+            Attribute::new(PASSWORD, Type::String, Mode::Optional, "The password, kept in state (marked sensitive). Any character is allowed but a NUL byte, a line break and a carriage return, which libpq's password file reader cannot carry. Set this or `password_wo`.").sensitive(),
+            Attribute::new(PASSWORD_WO, Type::String, Mode::Optional, "The password, kept out of the plan and the state; the same characters as `password` are allowed. Needs `password_wo_version`. A password changed by hand in the file still shows in `password_status`: the private state keeps a SCRAM-SHA-256 verifier of the password written (salted, as PostgreSQL stores role passwords), never the password.").write_only(),
+            Attribute::new(PASSWORD_WO_VERSION, Type::Number, Mode::Optional, "Version of `password_wo`: Terraform cannot see a write-only value change, so change this number to have apply write `password_wo` again. Required with it."),
+            Attribute::new(PASSWORD_STATUS, Type::String, Mode::Computed, "Whether the file holds the password last written: `in sync`, or `differs` after a change by hand; apply writes it again."),
             Attribute::new(POSITION, Type::Number, Mode::Optional, "Order among the managed entries of the file; lower comes first, and the first matching entry wins.").default(Value::int(DEFAULT_POSITION)),
             Attribute::new(ID, Type::String, Mode::Computed, "The node name and the entry's first four fields as written in the file (`access *:*:*:testrole`), which is also the import ID.").stable(),
             Attribute::new(PATH, Type::String, Mode::Computed, "Absolute path of the password file on the node.").stable(),
@@ -438,6 +578,8 @@ mod tests {
                 password: "p".into(),
             },
             position: 1,
+            write_only: false,
+            password_wo_version: None,
         };
         assert_eq!(m.id(), "access *:5432:d\\:b:r\\\\x");
         let back = Entry::parse(&format!("{}:", m.key())).unwrap();

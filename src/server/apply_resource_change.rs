@@ -40,13 +40,15 @@ pub(super) async fn handle(
     let res = server.resource(&req.type_name)?.clone();
     let shape = server.shape(&req.type_name)?;
     let ty = &shape.ty;
+    let schema = &shape.schema;
     let decoded = (|| {
         Ok::<_, Diagnostics>((
             convert::from_dynamic(req.prior_state.as_ref(), ty)?,
             convert::from_dynamic(req.planned_state.as_ref(), ty)?,
+            convert::from_dynamic(req.config.as_ref(), ty)?,
         ))
     })();
-    let (prior, planned) = match decoded {
+    let (prior, planned, config) = match decoded {
         Ok(x) => x,
         Err(d) => {
             return Ok(pb::apply_resource_change::Response {
@@ -68,23 +70,31 @@ pub(super) async fn handle(
                 Err(d) => Err(d.into()),
             };
         }
+        // The resource acts on the plan with the write-only values of the
+        // configuration; what it returns is kept without them.
+        let acting = schema.with_write_only(&planned, &config);
         // Cancellation stops waiting, never a change halfway: resources run
         // their writes in tasks of their own.
         let (new, private) = if prior.is_null() {
             ProviderServer::cancellable(&ctx, async {
-                Ok(res.create_private(&ctx, &planned).await)
+                Ok(res.create_private(&ctx, &acting).await)
             })
             .await??
         } else {
             ProviderServer::cancellable(&ctx, async {
-                Ok(res.update_private(&ctx, &prior, &planned).await)
+                Ok(res.update_private(&ctx, &prior, &acting).await)
             })
             .await??
         };
+        let new = schema.without_write_only(&new);
         check_against_plan(&planned, &new).into_result()?;
         Ok((new, private))
     }
     .await;
+    let result = result.map_err(|mut e| {
+        e.partial = e.partial.map(|v| schema.without_write_only(&v));
+        e
+    });
     let result = result.and_then(|(v, private)| Ok((convert::to_dynamic(&v, ty)?, private)));
     Ok(match result {
         Ok((dv, private)) => pb::apply_resource_change::Response {

@@ -75,7 +75,7 @@ fn attribute(a: &Attribute) -> pb::schema::Attribute {
         sensitive: a.sensitive,
         description_kind: pb::StringKind::Markdown as i32,
         deprecated: false,
-        write_only: false,
+        write_only: a.write_only,
     }
 }
 

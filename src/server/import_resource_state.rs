@@ -27,7 +27,7 @@ pub(super) async fn handle(
             )
         })?;
         let state = ProviderServer::cancellable(&ctx, importer.import(&ctx, &req.id)).await?;
-        convert::to_dynamic(&state, ty)
+        convert::to_dynamic(&shape.schema.without_write_only(&state), ty)
     }
     .await;
     Ok(match result {

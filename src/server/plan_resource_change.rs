@@ -88,7 +88,16 @@ pub(super) async fn handle(
             }
             return Ok((Value::Null, Vec::new(), Diagnostics::new()));
         }
-        let (mut planned, mut replace) = plan_by_schema(schema, &prior, &proposed, &config);
+        // Write-only values take no part in Terraform's rules (they are in
+        // no plan or state); the resource's checks see them.
+        let proposed = schema.without_write_only(&proposed);
+        let (planned, mut replace) = plan_by_schema(
+            schema,
+            &prior,
+            &proposed,
+            &schema.without_write_only(&config),
+        );
+        let mut planned = schema.with_write_only(&planned, &config);
         if !replace.is_empty() {
             res.refine_replace(&prior, &planned, &mut replace);
             if replace.is_empty() {
@@ -121,7 +130,7 @@ pub(super) async fn handle(
         }
         let mut warnings = Diagnostics::new();
         if let Some(ctx) = &ctx {
-            let needs_check = prior.is_null() || planned != prior;
+            let needs_check = prior.is_null() || schema.without_write_only(&planned) != prior;
             if needs_check {
                 let mut input = PlanInput {
                     prior: (!prior.is_null() && replace.is_empty()).then_some(&prior),
@@ -134,7 +143,7 @@ pub(super) async fn handle(
                 warnings = input.warnings;
             }
         }
-        Ok((planned, replace, warnings))
+        Ok((schema.without_write_only(&planned), replace, warnings))
     }
     .await;
     Ok(
