@@ -279,6 +279,14 @@ pub fn inspect(pem: &str) -> Result<CertInfo, String> {
     })
 }
 
+impl CertInfo {
+    /// SHA-256 of the certificate's raw subject public key, lower-case hex:
+    /// names the key pair without holding the private key.
+    pub fn public_key_fingerprint(&self) -> String {
+        fingerprint(&self.public_key)
+    }
+}
+
 /// SHA-256 of DER bytes, lower-case hex.
 pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))

@@ -19,35 +19,38 @@ provider "timescaledb" {
   data_nodes = { for name, n in var.data_nodes : name => { host = n.host, port = tostring(n.port) } }
 }
 
-# The root CA (openssl req -new -x509 ... in the manual set-up).
+# The root CA (openssl req -new -x509 ... in the manual set-up). Its key is
+# written to the access node (auth.key, mode 0600) and kept nowhere else;
+# each node's key is made for that node and kept on it only.
 resource "timescaledb_certificate_authority" "ca" {
-  subject = { common_name = "TimescaleDB cluster CA" }
+  subject  = { common_name = "TimescaleDB cluster CA" }
+  key_node = "access"
 }
 
 # server.crt / server.key / root.crt on every data node, ssl = on.
 resource "timescaledb_node_certificate" "server" {
   for_each = { for name, n in var.data_nodes : name => n.host }
 
-  kind               = "server"
-  node               = each.key
-  common_name        = each.value
-  ip_addresses       = can(regex("^[0-9.]+$", each.value)) ? [each.value] : []
-  dns_names          = can(regex("^[0-9.]+$", each.value)) ? [] : [each.value]
-  ca_cert_pem        = timescaledb_certificate_authority.ca.cert_pem
-  ca_private_key_pem = timescaledb_certificate_authority.ca.private_key_pem
+  kind         = "server"
+  node         = each.key
+  common_name  = each.value
+  ip_addresses = can(regex("^[0-9.]+$", each.value)) ? [each.value] : []
+  dns_names    = can(regex("^[0-9.]+$", each.value)) ? [] : [each.value]
+  ca_cert_pem  = timescaledb_certificate_authority.ca.cert_pem
+  ca_key_node  = timescaledb_certificate_authority.ca.key_node
 }
 
 # The same on the access node. While its ssl is on, TimescaleDB reaches the
 # data nodes over TLS only: so it comes after their certificates and goes
 # before them.
 resource "timescaledb_node_certificate" "access_server" {
-  kind               = "server"
-  node               = "access"
-  common_name        = var.access_host
-  ip_addresses       = can(regex("^[0-9.]+$", var.access_host)) ? [var.access_host] : []
-  dns_names          = can(regex("^[0-9.]+$", var.access_host)) ? [] : [var.access_host]
-  ca_cert_pem        = timescaledb_certificate_authority.ca.cert_pem
-  ca_private_key_pem = timescaledb_certificate_authority.ca.private_key_pem
+  kind         = "server"
+  node         = "access"
+  common_name  = var.access_host
+  ip_addresses = can(regex("^[0-9.]+$", var.access_host)) ? [var.access_host] : []
+  dns_names    = can(regex("^[0-9.]+$", var.access_host)) ? [] : [var.access_host]
+  ca_cert_pem  = timescaledb_certificate_authority.ca.cert_pem
+  ca_key_node  = timescaledb_certificate_authority.ca.key_node
 
   depends_on = [timescaledb_node_certificate.server]
 }
@@ -65,10 +68,10 @@ resource "timescaledb_foreign_server_grant" "testrole" {
 resource "timescaledb_node_certificate" "user" {
   for_each = toset(["postgres", timescaledb_distributed_role.testrole.name])
 
-  kind               = "user"
-  role               = each.key
-  ca_cert_pem        = timescaledb_certificate_authority.ca.cert_pem
-  ca_private_key_pem = timescaledb_certificate_authority.ca.private_key_pem
+  kind        = "user"
+  role        = each.key
+  ca_cert_pem = timescaledb_certificate_authority.ca.cert_pem
+  ca_key_node = timescaledb_certificate_authority.ca.key_node
 }
 
 # On each data node: hostssl all testrole <access node> cert clientcert=verify-full

@@ -1,7 +1,9 @@
 # Password (SCRAM-SHA-256) authentication between the access node and the
 # data nodes, step by step: clients log in to the access node with one
 # password; the access node logs in to the data nodes with an internal
-# password that it reads from its passfile.
+# password that it reads from its passfile. The passwords are ephemeral
+# variables and write-only attributes: stored in no plan and no state
+# (Terraform 1.11 or later).
 
 terraform {
   required_providers {
@@ -20,20 +22,29 @@ provider "timescaledb" {
 variable "testrole_client_password" {
   type      = string
   sensitive = true
+  ephemeral = true
 }
 
 variable "testrole_internal_password" {
   type      = string
   sensitive = true
+  ephemeral = true
+}
+
+variable "testrole_password_version" {
+  type        = number
+  default     = 1
+  description = "Raise it to have apply set the passwords again (after changing them)."
 }
 
 # CREATE ROLE testrole PASSWORD '<client>' LOGIN on the access node, and
 # CREATE ROLE testrole PASSWORD '<internal>' LOGIN on every data node.
 resource "timescaledb_distributed_role" "testrole" {
-  name               = "testrole"
-  login              = true
-  password           = var.testrole_client_password
-  data_node_password = var.testrole_internal_password
+  name                  = "testrole"
+  login                 = true
+  password_wo           = var.testrole_client_password
+  data_node_password_wo = var.testrole_internal_password
+  password_wo_version   = var.testrole_password_version
 }
 
 # GRANT USAGE ON FOREIGN SERVER <every data node> TO testrole
@@ -43,8 +54,9 @@ resource "timescaledb_foreign_server_grant" "testrole" {
 
 # The access node's passfile line for testrole: *:*:*:testrole:<internal>
 resource "timescaledb_passfile_entry" "testrole" {
-  username = timescaledb_distributed_role.testrole.name
-  password = var.testrole_internal_password
+  username            = timescaledb_distributed_role.testrole.name
+  password_wo         = var.testrole_internal_password
+  password_wo_version = var.testrole_password_version
 }
 
 # On each data node: host all testrole <access node> scram-sha-256

@@ -87,6 +87,21 @@ impl Node {
         })
     }
 
+    /// Paths of a certificate authority kept on the node, as the runbook
+    /// keeps it on the access node: `auth.crt` and `auth.key` in the data
+    /// directory.
+    pub async fn ca_key_paths(&self) -> Result<CertPaths, NodeError> {
+        let mut s = self.session().await?;
+        let dir = self.data_directory(s.client()).await?;
+        let dir = dir.trim_end_matches('/');
+        Ok(CertPaths {
+            cert: format!("{dir}/auth.crt"),
+            key: format!("{dir}/auth.key"),
+            ca: None,
+            dir: None,
+        })
+    }
+
     /// Paths of a role's client certificate where TimescaleDB (2.13) looks:
     /// `<timescaledb.ssl_dir>/<md5>.crt` when that is set, else
     /// `<data_directory>/timescaledb/certs/<md5>.crt`.

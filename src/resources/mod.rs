@@ -253,7 +253,7 @@ mod tests {
         let about_a_secret = ["_encryption", "_version", "_status"]
             .iter()
             .any(|s| name.ends_with(s));
-        ((name.contains("password") && !about_a_secret) || name.contains("private_key"))
+        (name.contains("password") && !about_a_secret) || name.contains("private_key")
     }
 
     #[test]

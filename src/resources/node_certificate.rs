@@ -3,7 +3,7 @@
 //! the client certificate TimescaleDB's access node presents for a role.
 
 use crate::diag::{AttrPath, Diagnostics};
-use crate::node::{CertPaths, Install, Installed, Node};
+use crate::node::{CertPaths, ErrorKind, Install, Installed, Node};
 use crate::pki::{self, Ca, CaField, Usage};
 use crate::provider::ACCESS_NODE;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
@@ -12,8 +12,7 @@ use crate::value::{Type, Value};
 
 use super::certificate_authority::{
     check_days, early_renewal_attr, key_algorithm_attr, plan_renewal, renewal_due, CERT_PEM,
-    EARLY_RENEWAL_DAYS, FINGERPRINT, KEY_ALGORITHM, NOT_AFTER, PRIVATE_KEY_PEM, READY_FOR_RENEWAL,
-    VALIDITY_DAYS,
+    EARLY_RENEWAL_DAYS, FINGERPRINT, KEY_ALGORITHM, NOT_AFTER, READY_FOR_RENEWAL, VALIDITY_DAYS,
 };
 use super::{node_diag, node_lookup_diag, ApplyError, Ctx, Import, PlanInput, Resource};
 
@@ -25,6 +24,9 @@ pub const DNS_NAMES: &str = "dns_names";
 pub const IP_ADDRESSES: &str = "ip_addresses";
 pub const CA_CERT_PEM: &str = "ca_cert_pem";
 pub const CA_PRIVATE_KEY_PEM: &str = "ca_private_key_pem";
+pub const CA_PRIVATE_KEY_PEM_WO: &str = "ca_private_key_pem_wo";
+pub const CA_KEY_NODE: &str = "ca_key_node";
+pub const PUBLIC_KEY_FINGERPRINT: &str = "public_key_fingerprint_sha256";
 pub const CONFIGURE_SSL: &str = "configure_ssl";
 pub const CERT_PATH: &str = "cert_path";
 pub const KEY_PATH: &str = "key_path";
@@ -34,6 +36,14 @@ pub const ID: &str = "id";
 
 const KINDS: &[&str] = &["server", "user"];
 const IN_SYNC: &str = "in sync";
+/// What `installed` says when the key on the node is not the
+/// certificate's: only a new key and certificate can repair that.
+const KEY_PROBLEMS: [&str; 2] = ["key file missing", "key file replaced"];
+const ONE_CA_KEY_SOURCE: &str = "Set exactly one of `ca_key_node` (the CA keeps its key on that node: \
+     `timescaledb_certificate_authority.<name>.key_node`), `ca_private_key_pem_wo` (Terraform 1.11 or later; kept out of \
+     the plan and the state) or `ca_private_key_pem` (kept in state).";
+/// Where the CA's key comes from, one of them.
+const CA_KEY_SOURCES: [&str; 3] = [CA_KEY_NODE, CA_PRIVATE_KEY_PEM_WO, CA_PRIVATE_KEY_PEM];
 const DEFAULT_VALIDITY: i64 = 365;
 
 pub struct NodeCertificate;
@@ -98,15 +108,28 @@ impl Resource for NodeCertificate {
                 }
             }
         }
-        if let (Value::String(cert), Value::String(key)) =
-            (config.attr(CA_CERT_PEM), config.attr(CA_PRIVATE_KEY_PEM))
-        {
-            if let Err((field, m)) = Ca::load(cert, &Secret::new(key.clone())) {
-                let path = match field {
-                    CaField::Cert => CA_CERT_PEM,
-                    CaField::Key => CA_PRIVATE_KEY_PEM,
-                };
-                d.push_error(Some(AttrPath::attr(path)), "Invalid CA", m);
+        let sources: Vec<&str> = CA_KEY_SOURCES
+            .into_iter()
+            .filter(|a| !config.attr(a).is_null())
+            .collect();
+        if let [_, second, ..] = sources.as_slice() {
+            d.push_error(
+                Some(AttrPath::attr(second)),
+                "One CA key source",
+                ONE_CA_KEY_SOURCE,
+            );
+        }
+        for key_attr in [CA_PRIVATE_KEY_PEM, CA_PRIVATE_KEY_PEM_WO] {
+            if let (Value::String(cert), Value::String(key)) =
+                (config.attr(CA_CERT_PEM), config.attr(key_attr))
+            {
+                if let Err((field, m)) = Ca::load(cert, &Secret::new(key.clone())) {
+                    let path = match field {
+                        CaField::Cert => CA_CERT_PEM,
+                        CaField::Key => key_attr,
+                    };
+                    d.push_error(Some(AttrPath::attr(path)), "Invalid CA", m);
+                }
             }
         }
         d
@@ -125,7 +148,14 @@ impl Resource for NodeCertificate {
         }
     }
 
+    /// Inside the renewal window, or when the node's key is gone or is not
+    /// the certificate's: the key is nowhere else, so a new key and
+    /// certificate are the only repair.
     fn must_replace(&self, prior: &Value, planned: &Value) -> Option<AttrPath> {
+        let installed = prior.attr(INSTALLED).as_str().unwrap_or_default();
+        if KEY_PROBLEMS.iter().any(|p| installed.contains(p)) {
+            return Some(AttrPath::attr(INSTALLED));
+        }
         renewal_due(prior, planned)
     }
 
@@ -163,6 +193,15 @@ impl Resource for NodeCertificate {
     /// (Terraform plans the new half of a replacement as a create), or one
     /// an interrupted apply installed, and is replaced.
     async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
+        // Only a new certificate is signed: an imported one needs its CA's
+        // key only once it is renewed or replaced.
+        if plan.prior.is_none() && CA_KEY_SOURCES.iter().all(|a| plan.config.attr(a).is_null()) {
+            return Err(Diagnostics::attr_error(
+                AttrPath::attr(CA_KEY_NODE),
+                "No CA key to sign with",
+                ONE_CA_KEY_SOURCE,
+            ));
+        }
         if plan.prior.is_some() || plan.replacing {
             return Ok(());
         }
@@ -236,46 +275,57 @@ impl Resource for NodeCertificate {
     async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
         ctx.check_cancelled()?;
         let m = Model::from_value(planned)?;
-        let ca = Ca::load(&m.ca_cert_pem, &m.ca_private_key_pem).map_err(|(f, msg)| {
-            Diagnostics::attr_error(
-                AttrPath::attr(if f == CaField::Cert {
-                    CA_CERT_PEM
-                } else {
-                    CA_PRIVATE_KEY_PEM
-                }),
-                "Invalid CA",
-                msg,
-            )
-        })?;
-        let usage = match m.kind.as_str() {
-            "server" => Usage::Server {
-                dns_names: m.dns_names.clone(),
-                ip_addresses: m
-                    .ip_addresses
-                    .iter()
-                    .filter_map(|s| s.parse().ok())
-                    .collect(),
-            },
-            _ => Usage::Client,
-        };
-        let issued = ca
-            .issue(&m.common_name, &usage, &m.key_algorithm, m.validity_days)
-            .map_err(|msg| Diagnostics::error("Could not issue the certificate", msg))?;
+        let (cert_pem, key_pem) = issue(ctx, &m).await?;
         let mut state = planned.clone();
-        state.set_attr(CERT_PEM, Value::string(&issued.cert_pem));
-        state.set_attr(PRIVATE_KEY_PEM, Value::string(issued.key_pem.expose()));
-        Ok(install(ctx, &m, state).await?)
+        state.set_attr(CERT_PEM, Value::string(cert_pem));
+        Ok(install(ctx, &m, state, key_pem).await?)
     }
 
+    /// Puts the same certificate back (files, mode, settings) with the key
+    /// the node still holds; when that key is gone (the plan then left the
+    /// certificate unknown), a new key and certificate.
     async fn update(
         &self,
         ctx: &Ctx,
-        _prior: &Value,
+        prior: &Value,
         planned: &Value,
     ) -> Result<Value, ApplyError> {
         ctx.check_cancelled()?;
         let m = Model::from_value(planned)?;
-        Ok(install(ctx, &m, planned.clone()).await?)
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| node_lookup_diag(&e))?;
+        let installed = node
+            .read_installed(&m.paths_from_state(prior))
+            .await
+            .map_err(|e| node_diag(&e))?;
+        let cert = pki::inspect(prior.attr(CERT_PEM).as_str().unwrap_or_default())
+            .map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
+        let mut state = planned.clone();
+        let renew = planned.attr(CERT_PEM).is_unknown();
+        let key = match installed.key.filter(|k| pki::key_matches(&cert, k)) {
+            Some(key) if !renew => key,
+            _ if renew => {
+                let (cert_pem, key_pem) = issue(ctx, &m).await?;
+                state.set_attr(CERT_PEM, Value::string(cert_pem));
+                key_pem
+            }
+            _ => {
+                return Err(Diagnostics::attr_error(
+                    AttrPath::attr(INSTALLED),
+                    "The certificate's key is gone from the node",
+                    format!(
+                        "Node {:?} no longer holds the private key of this certificate, and the key is kept nowhere \
+                         else. Run plan again: it proposes a new key and certificate.",
+                        m.node
+                    ),
+                )
+                .into())
+            }
+        };
+        Ok(install(ctx, &m, state, key).await?)
     }
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
@@ -370,6 +420,8 @@ impl Import for NodeCertificate {
             ),
             (CA_CERT_PEM, Value::string(ca_pem)),
             (CA_PRIVATE_KEY_PEM, Value::Null),
+            (CA_PRIVATE_KEY_PEM_WO, Value::Null),
+            (CA_KEY_NODE, Value::Null),
             (
                 KEY_ALGORITHM,
                 Value::opt_string(pki::key_algorithm(key).map(str::to_string)),
@@ -378,7 +430,10 @@ impl Import for NodeCertificate {
             (EARLY_RENEWAL_DAYS, Value::int(30)),
             (CONFIGURE_SSL, Value::Bool(configure_ssl)),
             (CERT_PEM, Value::string(&leaf)),
-            (PRIVATE_KEY_PEM, Value::string(key.expose())),
+            (
+                PUBLIC_KEY_FINGERPRINT,
+                Value::string(info.public_key_fingerprint()),
+            ),
             (FINGERPRINT, Value::string(&info.fingerprint_sha256)),
             (NOT_AFTER, Value::string(pki::rfc3339(info.not_after))),
             (CERT_PATH, Value::string(&paths.cert)),
@@ -487,14 +542,86 @@ async fn check_installed(
     })
 }
 
-/// Installs the certificate in `state` and fills in the computed values.
-async fn install(ctx: &Ctx, m: &Model, mut state: Value) -> Result<Value, Diagnostics> {
+/// A new key and a certificate for it, signed by the CA. The key never
+/// leaves the provider's memory but to the node.
+async fn issue(ctx: &Ctx, m: &Model) -> Result<(String, Secret), Diagnostics> {
+    let ca = load_ca(ctx, m).await?;
+    let usage = match m.kind.as_str() {
+        "server" => Usage::Server {
+            dns_names: m.dns_names.clone(),
+            ip_addresses: m
+                .ip_addresses
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+        },
+        _ => Usage::Client,
+    };
+    let issued = ca
+        .issue(&m.common_name, &usage, &m.key_algorithm, m.validity_days)
+        .map_err(|msg| Diagnostics::error("Could not issue the certificate", msg))?;
+    Ok((issued.cert_pem, issued.key_pem))
+}
+
+/// The CA that signs: its certificate, and its key from the node that
+/// keeps it or from the configuration.
+async fn load_ca(ctx: &Ctx, m: &Model) -> Result<Ca, Diagnostics> {
+    let (key, key_attr) = match (&m.ca_key_node, &m.ca_private_key_pem) {
+        (Some(name), _) => {
+            let node = ctx
+                .provider
+                .node(name)
+                .await
+                .map_err(|e| {
+                    let path = (e.kind == ErrorKind::UnknownNode).then(|| AttrPath::attr(CA_KEY_NODE));
+                    e.to_diagnostics(path)
+                })?;
+            let paths = node.ca_key_paths().await.map_err(|e| node_diag(&e))?;
+            let installed = node
+                .read_installed(&paths)
+                .await
+                .map_err(|e| node_diag(&e))?;
+            let key = installed.key.ok_or_else(|| {
+                Diagnostics::attr_error(
+                    AttrPath::attr(CA_KEY_NODE),
+                    "CA key not found",
+                    format!("Node {name:?} has no CA key at {}.", paths.key),
+                )
+            })?;
+            (key, CA_KEY_NODE)
+        }
+        (None, Some(key)) => (key.clone(), CA_PRIVATE_KEY_PEM),
+        (None, None) => {
+            return Err(Diagnostics::attr_error(
+                AttrPath::attr(CA_KEY_NODE),
+                "No CA key",
+                "Set `ca_key_node`, `ca_private_key_pem_wo` or `ca_private_key_pem`.",
+            ))
+        }
+    };
+    Ca::load(&m.ca_cert_pem, &key).map_err(|(f, msg)| {
+        let attr = if f == CaField::Cert {
+            CA_CERT_PEM
+        } else {
+            key_attr
+        };
+        Diagnostics::attr_error(AttrPath::attr(attr), "Invalid CA", msg)
+    })
+}
+
+/// Installs the certificate in `state` with its key and fills in the
+/// computed values. The key goes to the node only.
+async fn install(
+    ctx: &Ctx,
+    m: &Model,
+    mut state: Value,
+    key_pem: Secret,
+) -> Result<Value, Diagnostics> {
     let cert_pem = state
         .attr(CERT_PEM)
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let key_pem = Secret::new(state.attr(PRIVATE_KEY_PEM).as_str().unwrap_or_default());
     let info =
         pki::inspect(&cert_pem).map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
     let node = ctx
@@ -523,6 +650,10 @@ async fn install(ctx: &Ctx, m: &Model, mut state: Value) -> Result<Value, Diagno
     .await
     .map_err(|e| node_diag(&e))?;
     state.set_attr(FINGERPRINT, Value::string(&info.fingerprint_sha256));
+    state.set_attr(
+        PUBLIC_KEY_FINGERPRINT,
+        Value::string(info.public_key_fingerprint()),
+    );
     state.set_attr(NOT_AFTER, Value::string(pki::rfc3339(info.not_after)));
     state.set_attr(CERT_PATH, Value::string(&paths.cert));
     state.set_attr(KEY_PATH, Value::string(&paths.key));
@@ -556,7 +687,9 @@ struct Model {
     dns_names: Vec<String>,
     ip_addresses: Vec<String>,
     ca_cert_pem: String,
-    ca_private_key_pem: Secret,
+    /// From `ca_private_key_pem` or `ca_private_key_pem_wo`.
+    ca_private_key_pem: Option<Secret>,
+    ca_key_node: Option<String>,
     key_algorithm: String,
     validity_days: i64,
     configure_ssl: bool,
@@ -579,7 +712,11 @@ impl Model {
             dns_names: f.strings(DNS_NAMES),
             ip_addresses: f.strings(IP_ADDRESSES),
             ca_cert_pem: f.string(CA_CERT_PEM),
-            ca_private_key_pem: Secret::new(f.opt_string(CA_PRIVATE_KEY_PEM).unwrap_or_default()),
+            ca_private_key_pem: f
+                .opt_string(CA_PRIVATE_KEY_PEM)
+                .or(f.opt_string(CA_PRIVATE_KEY_PEM_WO))
+                .map(Secret::new),
+            ca_key_node: f.opt_string(CA_KEY_NODE),
             key_algorithm: f
                 .opt_string(KEY_ALGORITHM)
                 .unwrap_or_else(|| "ecdsa_p256".into()),
@@ -613,8 +750,8 @@ fn schema() -> Schema {
          that is set; the file carries the CA certificate after the role's. TimescaleDB presents it only when the access node \
          itself runs TLS (a `server` certificate on the access node). `terraform plan` shows a file deleted or replaced by \
          hand, settings changed, or a certificate the node no longer serves in `installed`, and apply puts the same \
-         certificate back; inside the renewal window it proposes a new certificate. The private key is in state only, as a \
-         sensitive value: keep state encrypted.",
+         certificate back; inside the renewal window it proposes a new certificate. The private key never enters the plan \
+         or the state: it is made in the provider's memory and written to the node only.",
         vec![
             Attribute::new(KIND, Type::String, Mode::Required, "What the certificate is for.").one_of(KINDS).force_new(),
             Attribute::new(NODE, Type::String, Mode::Optional, "Node the certificate is installed on: `access` or a data node name.").default(Value::string(ACCESS_NODE)).force_new(),
@@ -623,13 +760,15 @@ fn schema() -> Schema {
             Attribute::new(DNS_NAMES, Type::list(Type::String), Mode::OptionalComputed, "For `server` certificates: DNS names clients may use for the node (checked by `sslmode=verify-full`).").force_new(),
             Attribute::new(IP_ADDRESSES, Type::list(Type::String), Mode::OptionalComputed, "For `server` certificates: IP addresses clients may use for the node.").force_new(),
             Attribute::new(CA_CERT_PEM, Type::String, Mode::Required, "The CA certificate (PEM) that signs this certificate, e.g. `timescaledb_certificate_authority.ca.cert_pem` or the hashicorp/tls provider's. It is installed as the node's `root.crt` (server) or appended to the certificate file (user). Another CA replaces the certificate.").force_new(),
-            Attribute::new(CA_PRIVATE_KEY_PEM, Type::String, Mode::Required, "The CA's private key (PEM, PKCS#8; PKCS#1 and SEC1 are read too).").sensitive(),
+            Attribute::new(CA_KEY_NODE, Type::String, Mode::Optional, "Node that keeps the CA's private key (`timescaledb_certificate_authority.<name>.key_node`): the key is read there, through SQL, whenever a certificate is signed, and is never in the plan or the state. One of `ca_key_node`, `ca_private_key_pem_wo` and `ca_private_key_pem` is required."),
+            Attribute::new(CA_PRIVATE_KEY_PEM_WO, Type::String, Mode::Optional, "The CA's private key (PEM, PKCS#8; PKCS#1 and SEC1 are read too), for a CA kept elsewhere.").write_only(),
+            Attribute::new(CA_PRIVATE_KEY_PEM, Type::String, Mode::Optional, "The CA's private key (PEM, PKCS#8; PKCS#1 and SEC1 are read too), kept in state (marked sensitive); prefer `ca_key_node` or `ca_private_key_pem_wo`.").sensitive(),
             key_algorithm_attr(),
             Attribute::new(VALIDITY_DAYS, Type::Number, Mode::Optional, "Days the certificate is valid.").default(Value::int(DEFAULT_VALIDITY)).force_new(),
             early_renewal_attr(),
             Attribute::new(CONFIGURE_SSL, Type::Bool, Mode::Optional, "For `server` certificates: point the node's `ssl*` settings at the installed files and turn `ssl` on. Destroy then resets those settings (TLS off) before removing the files. When false, the files are only installed, and destroy leaves them in place while a setting still refers to them.").default(Value::Bool(true)),
             Attribute::new(CERT_PEM, Type::String, Mode::Computed, "The certificate, PEM.").stable(),
-            Attribute::new(PRIVATE_KEY_PEM, Type::String, Mode::Computed, "The certificate's private key, PEM. Sensitive: it is in state and in the key file on the node only.").sensitive().stable(),
+            Attribute::new(PUBLIC_KEY_FINGERPRINT, Type::String, Mode::Computed, "SHA-256 of the certificate's public key (the raw subject public key), lower-case hex. The private key itself is made by the provider, written to the node (mode 0600) and kept nowhere else: a key file missing or not matching the certificate plans a new key and certificate.").stable(),
             Attribute::new(FINGERPRINT, Type::String, Mode::Computed, "SHA-256 fingerprint of the certificate (DER), lower-case hex.").stable(),
             Attribute::new(NOT_AFTER, Type::String, Mode::Computed, "Expiry of the certificate, RFC 3339.").stable(),
             Attribute::new(CERT_PATH, Type::String, Mode::Computed, "Path of the certificate file on the node.").stable(),

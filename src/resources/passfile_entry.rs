@@ -98,6 +98,12 @@ impl Resource for PassfileEntry {
     }
 
     async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
+        // Checked here, for a new entry, not at validate: configuration
+        // generated on import leaves the password out for the user to
+        // supply (an update without one fails at apply, writing nothing).
+        if plan.prior.is_none() && [PASSWORD, PASSWORD_WO].iter().all(|a| plan.config.attr(a).is_null()) {
+            return Err(missing_password());
+        }
         if plan.prior.is_some() {
             return Ok(());
         }
@@ -284,6 +290,9 @@ impl PassfileEntry {
     ) -> Result<(Value, Vec<u8>), Diagnostics> {
         ctx.check_cancelled()?;
         let m = Model::from_value(planned)?;
+        if m.entry.password.is_empty() {
+            return Err(missing_password());
+        }
         let node = ctx
             .provider
             .node(&m.node)
@@ -365,7 +374,15 @@ fn check_field(name: &str, s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `password` or `password_wo`, one of them; a write-only password with
+fn missing_password() -> Diagnostics {
+    Diagnostics::attr_error(
+        AttrPath::attr(PASSWORD),
+        "Missing password",
+        "Set `password_wo` (Terraform 1.11 or later; kept out of the plan and the state) or `password`.",
+    )
+}
+
+/// Not both of `password` and `password_wo`; a write-only password with
 /// its version.
 fn check_password_form(config: &Value, d: &mut Diagnostics) {
     let (plain, wo) = (config.attr(PASSWORD), config.attr(PASSWORD_WO));
@@ -374,12 +391,6 @@ fn check_password_form(config: &Value, d: &mut Diagnostics) {
             Some(AttrPath::attr(PASSWORD)),
             "Conflicting password forms",
             "Set `password` (kept in state) or `password_wo` (write-only), not both.",
-        );
-    } else if plain.is_null() && wo.is_null() {
-        d.push_error(
-            Some(AttrPath::attr(PASSWORD)),
-            "Missing password",
-            "Set `password_wo` (Terraform 1.11 or later; kept out of the plan and the state) or `password`.",
         );
     }
     if !wo.is_null() && config.attr(PASSWORD_WO_VERSION).is_null() {

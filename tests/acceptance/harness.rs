@@ -257,6 +257,25 @@ pub fn terraform_bins() -> Vec<PathBuf> {
     bins
 }
 
+/// A terraform release's version as numbers (`Terraform v1.11.4`: 1, 11, 4).
+pub fn terraform_version(bin: &Path) -> Vec<u32> {
+    let out = Command::new(bin).arg("version").output().expect("terraform version");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.split('v').nth(1))
+        .map(|v| v.split('.').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// The newest of [`terraform_bins`].
+pub fn newest_terraform() -> PathBuf {
+    terraform_bins()
+        .into_iter()
+        .max_by_key(|b| terraform_version(b))
+        .expect("a terraform")
+}
+
 /// A filesystem mirror holding the provider binary built for this test run.
 fn mirror() -> &'static Path {
     static MIRROR: OnceLock<PathBuf> = OnceLock::new();
@@ -525,8 +544,10 @@ impl Cluster {
 impl Terraform {
     /// A working directory holding a copy of `examples/`, in the example
     /// `rel` (so that module sources like `../../modules/x` resolve).
+    /// The examples are written for the newest Terraform (write-only
+    /// attributes, ephemeral variables): they run with it.
     pub fn example(rel: &str) -> Terraform {
-        let mut tf = Terraform::new();
+        let mut tf = Terraform::with_binary(newest_terraform());
         let root = tf.dir.path().join("examples");
         copy_tree(&Path::new(ROOT).join("examples"), &root);
         tf.work = root.join(rel);

@@ -15,4 +15,5 @@ mod real_cluster;
 mod release;
 mod reliability;
 mod safe_writes;
+mod secrets_in_state;
 mod soak;

@@ -503,15 +503,18 @@ resource "timescaledb_node_certificate" "dn1" {{
         run.all()
     );
     logs.push_str(&run.all());
-    // The keys, as stored in the state.
+    // The keys: the CA's, as stored in the state, and the node's, which
+    // is on the node only.
     let state = tf.must(&["state", "pull"]).stdout;
-    let keys: Vec<String> = state
+    let mut keys: Vec<String> = state
         .split("\"private_key_pem\": \"")
         .skip(1)
         .filter_map(|s| s.split('"').next())
         .map(|pem| pem.replace("\\n", "\n"))
         .collect();
-    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.len(), 1, "the CA's key only");
+    keys.push(std::fs::read_to_string(c.data_dir("dn1").join("server.key")).unwrap());
+    assert!(keys[1].contains("PRIVATE KEY"));
     // Files holding secrets belong to the server's OS user, mode 0600.
     {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};

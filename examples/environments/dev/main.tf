@@ -20,7 +20,7 @@ module "auth" {
   access_address = var.access_address
   nodes          = merge({ access = var.access_host }, { for name, n in var.data_nodes : name => n.host })
   roles = {
-    testrole = { client_password = null, internal_password = null }
+    testrole = {}
   }
 }
 

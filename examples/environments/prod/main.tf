@@ -21,8 +21,8 @@ module "auth" {
   nodes                     = merge({ access = var.access_host }, { for name, n in var.data_nodes : name => n.host })
   certificate_validity_days = 90
   roles = {
-    testrole = { client_password = null, internal_password = null }
-    reporter = { client_password = null, internal_password = null }
+    testrole = {}
+    reporter = {}
   }
 }
 

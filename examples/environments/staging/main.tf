@@ -1,4 +1,6 @@
 # Staging: SCRAM passwords, the access node's internal ones in its passfile.
+# The passwords are ephemeral variables and write-only attributes: they are
+# needed at plan and apply and stored nowhere (Terraform 1.11 or later).
 
 terraform {
   required_providers {
@@ -22,11 +24,19 @@ variable "auth_method" {
 variable "testrole_client_password" {
   type      = string
   sensitive = true
+  ephemeral = true
 }
 
 variable "testrole_internal_password" {
   type      = string
   sensitive = true
+  ephemeral = true
+}
+
+variable "testrole_password_version" {
+  type        = number
+  default     = 1
+  description = "Raise it to have apply set testrole's passwords again (after changing them)."
 }
 
 module "auth" {
@@ -36,9 +46,12 @@ module "auth" {
   access_address = var.access_address
   nodes          = merge({ access = var.access_host }, { for name, n in var.data_nodes : name => n.host })
   roles = {
+    testrole = { password_version = var.testrole_password_version }
+  }
+  passwords = {
     testrole = {
-      client_password   = var.testrole_client_password
-      internal_password = var.testrole_internal_password
+      client   = var.testrole_client_password
+      internal = var.testrole_internal_password
     }
   }
 }

@@ -1,8 +1,14 @@
 # TimescaleDB multi-node authentication as one module: the same roles,
 # grants and rules for trust, password or certificate authentication
-# between the access node and the data nodes.
+# between the access node and the data nodes. No password and no private
+# key enters the plan or the state: passwords are write-only and come in
+# through an ephemeral variable, the CA's key stays on the access node and
+# each node's key on its node. Terraform 1.11 or later; the module
+# `multinode-auth-plain` is the same for older releases, with the passwords
+# kept in state.
 
 terraform {
+  required_version = ">= 1.11"
   required_providers {
     timescaledb = { source = "local/timescaledb" }
   }
@@ -10,8 +16,8 @@ terraform {
 
 locals {
   data_nodes    = { for name, host in var.nodes : name => host if name != "access" }
-  role_names    = nonsensitive(toset(keys(var.roles)))
-  with_passfile = nonsensitive(toset([for name, r in var.roles : name if r.internal_password != null]))
+  role_names    = toset(keys(var.roles))
+  with_passfile = toset([for name, r in var.roles : name if r.password_version != null])
   certificates  = var.auth_method == "certificate"
 
   # The pg_hba.conf rule each data node gets for the access node.
@@ -26,11 +32,12 @@ locals {
 resource "timescaledb_distributed_role" "this" {
   for_each = local.role_names
 
-  name               = each.key
-  login              = true
-  password           = var.roles[each.key].client_password
-  data_node_password = var.roles[each.key].internal_password
-  data_nodes         = keys(local.data_nodes)
+  name                  = each.key
+  login                 = true
+  password_wo           = try(var.passwords[each.key].client, null)
+  data_node_password_wo = try(var.passwords[each.key].internal, null)
+  password_wo_version   = var.roles[each.key].password_version
+  data_nodes            = keys(local.data_nodes)
 }
 
 # USAGE on every data node's foreign server.
@@ -41,32 +48,35 @@ resource "timescaledb_foreign_server_grant" "this" {
   servers = keys(local.data_nodes)
 }
 
-# The access node's passfile lines for roles with an internal password.
+# The access node's passfile lines for roles with passwords.
 resource "timescaledb_passfile_entry" "this" {
   for_each = local.with_passfile
 
-  username = timescaledb_distributed_role.this[each.key].name
-  password = var.roles[each.key].internal_password
+  username            = timescaledb_distributed_role.this[each.key].name
+  password_wo         = var.passwords[each.key].internal
+  password_wo_version = var.roles[each.key].password_version
 }
 
+# The CA keeps its key on the access node, as the runbook does.
 resource "timescaledb_certificate_authority" "ca" {
   count = local.certificates ? 1 : 0
 
-  subject = { common_name = "TimescaleDB cluster CA" }
+  subject  = { common_name = "TimescaleDB cluster CA" }
+  key_node = "access"
 }
 
 # TLS on every data node.
 resource "timescaledb_node_certificate" "server" {
   for_each = local.certificates ? local.data_nodes : {}
 
-  kind               = "server"
-  node               = each.key
-  common_name        = each.value
-  ip_addresses       = can(cidrhost("${each.value}/32", 0)) ? [each.value] : []
-  dns_names          = can(cidrhost("${each.value}/32", 0)) ? [] : [each.value]
-  validity_days      = var.certificate_validity_days
-  ca_cert_pem        = timescaledb_certificate_authority.ca[0].cert_pem
-  ca_private_key_pem = timescaledb_certificate_authority.ca[0].private_key_pem
+  kind          = "server"
+  node          = each.key
+  common_name   = each.value
+  ip_addresses  = can(cidrhost("${each.value}/32", 0)) ? [each.value] : []
+  dns_names     = can(cidrhost("${each.value}/32", 0)) ? [] : [each.value]
+  validity_days = var.certificate_validity_days
+  ca_cert_pem   = timescaledb_certificate_authority.ca[0].cert_pem
+  ca_key_node   = timescaledb_certificate_authority.ca[0].key_node
 }
 
 # TLS on the access node. While the access node's ssl is on, TimescaleDB
@@ -75,14 +85,14 @@ resource "timescaledb_node_certificate" "server" {
 resource "timescaledb_node_certificate" "access_server" {
   count = local.certificates ? 1 : 0
 
-  kind               = "server"
-  node               = "access"
-  common_name        = var.nodes["access"]
-  ip_addresses       = can(cidrhost("${var.nodes["access"]}/32", 0)) ? [var.nodes["access"]] : []
-  dns_names          = can(cidrhost("${var.nodes["access"]}/32", 0)) ? [] : [var.nodes["access"]]
-  validity_days      = var.certificate_validity_days
-  ca_cert_pem        = timescaledb_certificate_authority.ca[0].cert_pem
-  ca_private_key_pem = timescaledb_certificate_authority.ca[0].private_key_pem
+  kind          = "server"
+  node          = "access"
+  common_name   = var.nodes["access"]
+  ip_addresses  = can(cidrhost("${var.nodes["access"]}/32", 0)) ? [var.nodes["access"]] : []
+  dns_names     = can(cidrhost("${var.nodes["access"]}/32", 0)) ? [] : [var.nodes["access"]]
+  validity_days = var.certificate_validity_days
+  ca_cert_pem   = timescaledb_certificate_authority.ca[0].cert_pem
+  ca_key_node   = timescaledb_certificate_authority.ca[0].key_node
 
   depends_on = [timescaledb_node_certificate.server]
 }
@@ -91,11 +101,11 @@ resource "timescaledb_node_certificate" "access_server" {
 resource "timescaledb_node_certificate" "user" {
   for_each = local.certificates ? local.role_names : toset([])
 
-  kind               = "user"
-  role               = timescaledb_distributed_role.this[each.key].name
-  validity_days      = var.certificate_validity_days
-  ca_cert_pem        = timescaledb_certificate_authority.ca[0].cert_pem
-  ca_private_key_pem = timescaledb_certificate_authority.ca[0].private_key_pem
+  kind          = "user"
+  role          = timescaledb_distributed_role.this[each.key].name
+  validity_days = var.certificate_validity_days
+  ca_cert_pem   = timescaledb_certificate_authority.ca[0].cert_pem
+  ca_key_node   = timescaledb_certificate_authority.ca[0].key_node
 }
 
 # Each data node lets the access node in for the roles. A change of method

@@ -30,16 +30,25 @@ variable "nodes" {
 
 variable "roles" {
   type = map(object({
-    client_password   = string
-    internal_password = string
+    password_version = optional(number)
   }))
-  description = "Roles to set up on every node. Passwords may be null: with trust or certificate authentication they are not needed; with password authentication internal_password is what the access node logs in to data nodes with."
-  sensitive   = true
+  description = "Roles to set up on every node, by name. With passwords (password authentication), `password_version` is the version of the role's entry in `passwords`: change it to have apply set the passwords again. Leave it out for roles without passwords (trust or certificate authentication)."
 
   validation {
     condition     = alltrue([for name, r in var.roles : length(name) > 0 && length(name) <= 63])
     error_message = "Role names must be 1 to 63 bytes long."
   }
+}
+
+variable "passwords" {
+  type = map(object({
+    client   = optional(string)
+    internal = string
+  }))
+  default     = {}
+  sensitive   = true
+  ephemeral   = true
+  description = "Passwords of the roles that have a `password_version`, by role: `client` is what clients log in to the access node with (optional), `internal` what the access node logs in to the data nodes with (from its passfile). Ephemeral and write-only: they reach the nodes and no plan or state."
 }
 
 variable "certificate_validity_days" {

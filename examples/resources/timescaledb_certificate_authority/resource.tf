@@ -1,4 +1,5 @@
-# The root CA every node and user certificate of the cluster chains to.
+# The root CA every node and user certificate of the cluster chains to. Its
+# key is kept on the access node only (auth.key), never in state.
 resource "timescaledb_certificate_authority" "cluster" {
   subject = {
     common_name  = "Cluster CA"
@@ -8,4 +9,5 @@ resource "timescaledb_certificate_authority" "cluster" {
   key_algorithm      = "ecdsa_p384"
   validity_days      = 3650
   early_renewal_days = 90
+  key_node           = "access"
 }

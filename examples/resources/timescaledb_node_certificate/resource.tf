@@ -1,5 +1,7 @@
+# The CA keeps its key on the access node; no key enters the state.
 resource "timescaledb_certificate_authority" "cluster" {
-  subject = { common_name = "Cluster CA" }
+  subject  = { common_name = "Cluster CA" }
+  key_node = "access"
 }
 
 # TLS on every node, the access node included: TimescaleDB presents user
@@ -7,20 +9,20 @@ resource "timescaledb_certificate_authority" "cluster" {
 resource "timescaledb_node_certificate" "server" {
   for_each = toset(["access", "dn1", "dn2"])
 
-  kind               = "server"
-  node               = each.key
-  common_name        = "${each.key}.db.example.com"
-  dns_names          = ["${each.key}.db.example.com"]
-  ca_cert_pem        = timescaledb_certificate_authority.cluster.cert_pem
-  ca_private_key_pem = timescaledb_certificate_authority.cluster.private_key_pem
+  kind        = "server"
+  node        = each.key
+  common_name = "${each.key}.db.example.com"
+  dns_names   = ["${each.key}.db.example.com"]
+  ca_cert_pem = timescaledb_certificate_authority.cluster.cert_pem
+  ca_key_node = timescaledb_certificate_authority.cluster.key_node
 }
 
 # The certificate the access node presents for `testrole` on data nodes.
 resource "timescaledb_node_certificate" "testrole" {
-  kind               = "user"
-  role               = "testrole"
-  ca_cert_pem        = timescaledb_certificate_authority.cluster.cert_pem
-  ca_private_key_pem = timescaledb_certificate_authority.cluster.private_key_pem
+  kind        = "user"
+  role        = "testrole"
+  ca_cert_pem = timescaledb_certificate_authority.cluster.cert_pem
+  ca_key_node = timescaledb_certificate_authority.cluster.key_node
 }
 
 # Data nodes accept testrole only with a certificate signed by the CA.

@@ -1,0 +1,123 @@
+# The `multinode-auth` module for Terraform releases before 1.11, which
+# have no write-only attributes: the same resources, with the passwords in
+# ordinary (sensitive) attributes, so they are kept in state. The CA's key
+# still stays on the access node and each node's key on its node.
+
+terraform {
+  required_providers {
+    timescaledb = { source = "local/timescaledb" }
+  }
+}
+
+locals {
+  data_nodes    = { for name, host in var.nodes : name => host if name != "access" }
+  role_names    = nonsensitive(toset(keys(var.roles)))
+  with_passfile = nonsensitive(toset([for name, r in var.roles : name if r.internal_password != null]))
+  certificates  = var.auth_method == "certificate"
+
+  # The pg_hba.conf rule each data node gets for the access node.
+  rule = {
+    trust       = { type = "host", method = "trust", options = null }
+    password    = { type = "host", method = "scram-sha-256", options = null }
+    certificate = { type = "hostssl", method = "cert", options = { clientcert = "verify-full" } }
+  }[var.auth_method]
+}
+
+# Each role on the access node and, with LOGIN, on every data node.
+resource "timescaledb_distributed_role" "this" {
+  for_each = local.role_names
+
+  name               = each.key
+  login              = true
+  password           = var.roles[each.key].client_password
+  data_node_password = var.roles[each.key].internal_password
+  data_nodes         = keys(local.data_nodes)
+}
+
+# USAGE on every data node's foreign server.
+resource "timescaledb_foreign_server_grant" "this" {
+  for_each = local.role_names
+
+  role    = timescaledb_distributed_role.this[each.key].name
+  servers = keys(local.data_nodes)
+}
+
+# The access node's passfile lines for roles with an internal password.
+resource "timescaledb_passfile_entry" "this" {
+  for_each = local.with_passfile
+
+  username = timescaledb_distributed_role.this[each.key].name
+  password = var.roles[each.key].internal_password
+}
+
+resource "timescaledb_certificate_authority" "ca" {
+  count = local.certificates ? 1 : 0
+
+  subject  = { common_name = "TimescaleDB cluster CA" }
+  key_node = "access"
+}
+
+# TLS on every data node.
+resource "timescaledb_node_certificate" "server" {
+  for_each = local.certificates ? local.data_nodes : {}
+
+  kind          = "server"
+  node          = each.key
+  common_name   = each.value
+  ip_addresses  = can(cidrhost("${each.value}/32", 0)) ? [each.value] : []
+  dns_names     = can(cidrhost("${each.value}/32", 0)) ? [] : [each.value]
+  validity_days = var.certificate_validity_days
+  ca_cert_pem   = timescaledb_certificate_authority.ca[0].cert_pem
+  ca_key_node   = timescaledb_certificate_authority.ca[0].key_node
+}
+
+# TLS on the access node. While the access node's ssl is on, TimescaleDB
+# reaches every data node over TLS only, so this certificate comes after the
+# data nodes' and goes before them (depends_on orders both).
+resource "timescaledb_node_certificate" "access_server" {
+  count = local.certificates ? 1 : 0
+
+  kind          = "server"
+  node          = "access"
+  common_name   = var.nodes["access"]
+  ip_addresses  = can(cidrhost("${var.nodes["access"]}/32", 0)) ? [var.nodes["access"]] : []
+  dns_names     = can(cidrhost("${var.nodes["access"]}/32", 0)) ? [] : [var.nodes["access"]]
+  validity_days = var.certificate_validity_days
+  ca_cert_pem   = timescaledb_certificate_authority.ca[0].cert_pem
+  ca_key_node   = timescaledb_certificate_authority.ca[0].key_node
+
+  depends_on = [timescaledb_node_certificate.server]
+}
+
+# The certificates the access node presents for each role.
+resource "timescaledb_node_certificate" "user" {
+  for_each = local.certificates ? local.role_names : toset([])
+
+  kind          = "user"
+  role          = timescaledb_distributed_role.this[each.key].name
+  validity_days = var.certificate_validity_days
+  ca_cert_pem   = timescaledb_certificate_authority.ca[0].cert_pem
+  ca_key_node   = timescaledb_certificate_authority.ca[0].key_node
+}
+
+# Each data node lets the access node in for the roles. A change of method
+# creates the new rule before the old one goes, so there is always a way in.
+resource "timescaledb_hba_rule" "access_node" {
+  for_each = local.data_nodes
+
+  node      = each.key
+  type      = local.rule.type
+  databases = ["all"]
+  users     = sort(tolist(local.role_names))
+  address   = var.access_address
+  method    = local.rule.method
+  options   = local.rule.options
+  position  = 10
+  comment   = "access node (${var.auth_method})"
+
+  lifecycle {
+    create_before_destroy = true
+  }
+
+  depends_on = [timescaledb_node_certificate.server, timescaledb_node_certificate.access_server]
+}
