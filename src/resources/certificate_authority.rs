@@ -5,8 +5,8 @@
 use crate::diag::{AttrPath, Diagnostics};
 use crate::node::{Install, Node};
 use crate::pki;
-use crate::secret::Secret;
 use crate::schema::{Attribute, Fields, Mode, Schema};
+use crate::secret::Secret;
 use crate::value::{Type, Value};
 
 use super::{node_diag, ApplyError, Ctx, Resource};
@@ -144,6 +144,19 @@ impl Resource for CertificateAuthority {
         planned: &mut Value,
     ) -> Result<(), Diagnostics> {
         plan_renewal(planned);
+        // `key_node` set on a CA that kept its key in state (or taken away):
+        // the key moves, in place, and the state's copy goes (or comes).
+        let moving_in =
+            !planned.attr(KEY_NODE).is_null() && !planned.attr(PRIVATE_KEY_PEM).is_null();
+        let moving_out = planned.attr(KEY_NODE).is_null() && !planned.attr(KEY_PATH).is_null();
+        if moving_in {
+            planned.set_attr(PRIVATE_KEY_PEM, Value::Null);
+            planned.set_attr(KEY_PATH, Value::Unknown);
+        }
+        if moving_out {
+            planned.set_attr(PRIVATE_KEY_PEM, Value::Unknown);
+            planned.set_attr(KEY_PATH, Value::Null);
+        }
         Ok(())
     }
 
@@ -209,15 +222,63 @@ impl Resource for CertificateAuthority {
         Ok(state)
     }
 
-    async fn update(
-        &self,
-        _ctx: &Ctx,
-        _prior: &Value,
-        planned: &Value,
-    ) -> Result<Value, ApplyError> {
-        // Only the renewal window changes in place.
+    /// The renewal window, and where the key is kept: moved from the state
+    /// or a node to `key_node` (or back to the state), the same key.
+    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, ApplyError> {
         let mut state = planned.clone();
         plan_renewal(&mut state);
+        let (from, to) = (
+            prior.attr(KEY_NODE).as_str(),
+            planned.attr(KEY_NODE).as_str(),
+        );
+        if from == to {
+            return Ok(state);
+        }
+        ctx.check_cancelled()?;
+        let cert_pem = prior.attr(CERT_PEM).as_str().unwrap_or_default();
+        let info = pki::inspect(cert_pem)
+            .map_err(|m| Diagnostics::error("Unreadable CA certificate", m))?;
+        let key = match from {
+            None => Secret::new(prior.attr(PRIVATE_KEY_PEM).as_str().unwrap_or_default()),
+            Some(name) => {
+                let (node, paths) = key_home(ctx, name).await?;
+                let installed = node
+                    .read_installed(&paths)
+                    .await
+                    .map_err(|e| node_diag(&e))?;
+                installed.key.ok_or_else(|| {
+                    Diagnostics::error(
+                        "CA key not found",
+                        format!("Node {name:?} has no CA key at {}.", paths.key),
+                    )
+                })?
+            }
+        };
+        if !pki::key_matches(&info, &key) {
+            return Err(Diagnostics::attr_error(
+                AttrPath::attr(KEY_NODE),
+                "The CA key does not match the certificate",
+                "The key found where the CA kept it is not its certificate's; nothing was moved.",
+            )
+            .into());
+        }
+        match to {
+            Some(name) => {
+                let path = keep_on_node(ctx, name, cert_pem, &key, &info).await?;
+                state.set_attr(PRIVATE_KEY_PEM, Value::Null);
+                state.set_attr(KEY_PATH, Value::string(path));
+            }
+            None => {
+                state.set_attr(PRIVATE_KEY_PEM, Value::string(key.expose()));
+                state.set_attr(KEY_PATH, Value::Null);
+            }
+        }
+        if let Some(name) = from {
+            let (node, paths) = key_home(ctx, name).await?;
+            node.uninstall_cert(&paths, cert_pem, false)
+                .await
+                .map_err(|e| node_diag(&e))?;
+        }
         Ok(state)
     }
 
@@ -240,7 +301,8 @@ async fn key_home(
     name: &str,
 ) -> Result<(std::sync::Arc<Node>, crate::node::CertPaths), Diagnostics> {
     let node = ctx.provider.node(name).await.map_err(|e| {
-        let path = (e.kind == crate::node::ErrorKind::UnknownNode).then(|| AttrPath::attr(KEY_NODE));
+        let path =
+            (e.kind == crate::node::ErrorKind::UnknownNode).then(|| AttrPath::attr(KEY_NODE));
         e.to_diagnostics(path)
     })?;
     let paths = node.ca_key_paths().await.map_err(|e| node_diag(&e))?;
@@ -323,7 +385,7 @@ fn schema() -> Schema {
             key_algorithm_attr(),
             Attribute::new(VALIDITY_DAYS, Type::Number, Mode::Optional, "Days the CA certificate is valid.").default(Value::int(3650)).force_new(),
             early_renewal_attr(),
-            Attribute::new(KEY_NODE, Type::String, Mode::Optional, "Node that keeps the CA's private key, usually `access` (as the runbook keeps it on the access node): the key is written there as `auth.key` (mode 0600, with the certificate as `auth.crt`) in the data directory, through SQL, and never enters the plan or the state; node certificates sign with it there (`ca_key_node`). When the key is gone from the node, the next plan makes a new CA. Without `key_node` the key is kept in state (`private_key_pem`).").force_new(),
+            Attribute::new(KEY_NODE, Type::String, Mode::Optional, "Node that keeps the CA's private key, usually `access` (as the runbook keeps it on the access node): the key is written there as `auth.key` (mode 0600, with the certificate as `auth.crt`) in the data directory, through SQL, and never enters the plan or the state; node certificates sign with it there (`ca_key_node`). When the key is gone from the node, the next plan makes a new CA. Without `key_node` the key is kept in state (`private_key_pem`). Setting `key_node` on a CA that kept its key in state moves the same key to the node, in place (nothing is re-issued), and removes it from the state."),
             Attribute::new(CERT_PEM, Type::String, Mode::Computed, "The CA certificate, PEM.").stable(),
             Attribute::new(PRIVATE_KEY_PEM, Type::String, Mode::Computed, "The CA private key, PEM (PKCS#8), only without `key_node`. Sensitive: it is then in state only.").sensitive().stable(),
             Attribute::new(KEY_PATH, Type::String, Mode::Computed, "With `key_node`: the path of the key on that node.").stable(),

@@ -80,7 +80,12 @@ impl Resource for DistributedRole {
             }
         }
         check_write_only(config, &mut d);
-        for a in [PASSWORD, DATA_NODE_PASSWORD, PASSWORD_WO, DATA_NODE_PASSWORD_WO] {
+        for a in [
+            PASSWORD,
+            DATA_NODE_PASSWORD,
+            PASSWORD_WO,
+            DATA_NODE_PASSWORD_WO,
+        ] {
             if let Value::String(p) = config.attr(a) {
                 if p.contains('\0') {
                     d.push_error(
@@ -356,7 +361,10 @@ fn exists_error(name: &str) -> Diagnostics {
 fn check_write_only(config: &Value, d: &mut Diagnostics) {
     let set = |a: &str| !config.attr(a).is_null();
     let write_only = set(PASSWORD_WO) || set(DATA_NODE_PASSWORD_WO);
-    for (plain, wo) in [(PASSWORD, PASSWORD_WO), (DATA_NODE_PASSWORD, DATA_NODE_PASSWORD_WO)] {
+    for (plain, wo) in [
+        (PASSWORD, PASSWORD_WO),
+        (DATA_NODE_PASSWORD, DATA_NODE_PASSWORD_WO),
+    ] {
         if set(plain) && write_only {
             d.push_error(
                 Some(AttrPath::attr(plain)),
@@ -372,7 +380,11 @@ fn check_write_only(config: &Value, d: &mut Diagnostics) {
             "A write-only password is not in the state, so Terraform cannot see it change: set `password_wo_version`, and change it whenever a write-only password changes.",
         );
     }
-    if set(PASSWORD_WO_VERSION) && !write_only && config.attr(PASSWORD_WO).is_wholly_known() && config.attr(DATA_NODE_PASSWORD_WO).is_wholly_known() {
+    if set(PASSWORD_WO_VERSION)
+        && !write_only
+        && config.attr(PASSWORD_WO).is_wholly_known()
+        && config.attr(DATA_NODE_PASSWORD_WO).is_wholly_known()
+    {
         d.push_error(
             Some(AttrPath::attr(PASSWORD_WO_VERSION)),
             "Version without a write-only password",

@@ -148,14 +148,7 @@ impl Resource for NodeCertificate {
         }
     }
 
-    /// Inside the renewal window, or when the node's key is gone or is not
-    /// the certificate's: the key is nowhere else, so a new key and
-    /// certificate are the only repair.
     fn must_replace(&self, prior: &Value, planned: &Value) -> Option<AttrPath> {
-        let installed = prior.attr(INSTALLED).as_str().unwrap_or_default();
-        if KEY_PROBLEMS.iter().any(|p| installed.contains(p)) {
-            return Some(AttrPath::attr(INSTALLED));
-        }
         renewal_due(prior, planned)
     }
 
@@ -180,6 +173,15 @@ impl Resource for NodeCertificate {
         {
             let id = make_id(node, kind, planned.attr(ROLE).as_str());
             planned.set_attr(ID, Value::string(id));
+        }
+        // The node's key gone or not the certificate's: it is kept nowhere
+        // else, so apply makes a new key and certificate, in place (a
+        // replacement would take the node's TLS away in between).
+        let installed = planned.attr(INSTALLED).as_str().unwrap_or_default();
+        if KEY_PROBLEMS.iter().any(|p| installed.contains(p)) {
+            for a in [CERT_PEM, FINGERPRINT, PUBLIC_KEY_FINGERPRINT, NOT_AFTER] {
+                planned.set_attr(a, Value::Unknown);
+            }
         }
         plan_renewal(planned);
         planned.set_attr(INSTALLED, Value::string(IN_SYNC));
@@ -284,12 +286,7 @@ impl Resource for NodeCertificate {
     /// Puts the same certificate back (files, mode, settings) with the key
     /// the node still holds; when that key is gone (the plan then left the
     /// certificate unknown), a new key and certificate.
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        prior: &Value,
-        planned: &Value,
-    ) -> Result<Value, ApplyError> {
+    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, ApplyError> {
         ctx.check_cancelled()?;
         let m = Model::from_value(planned)?;
         let node = ctx
@@ -568,14 +565,10 @@ async fn issue(ctx: &Ctx, m: &Model) -> Result<(String, Secret), Diagnostics> {
 async fn load_ca(ctx: &Ctx, m: &Model) -> Result<Ca, Diagnostics> {
     let (key, key_attr) = match (&m.ca_key_node, &m.ca_private_key_pem) {
         (Some(name), _) => {
-            let node = ctx
-                .provider
-                .node(name)
-                .await
-                .map_err(|e| {
-                    let path = (e.kind == ErrorKind::UnknownNode).then(|| AttrPath::attr(CA_KEY_NODE));
-                    e.to_diagnostics(path)
-                })?;
+            let node = ctx.provider.node(name).await.map_err(|e| {
+                let path = (e.kind == ErrorKind::UnknownNode).then(|| AttrPath::attr(CA_KEY_NODE));
+                e.to_diagnostics(path)
+            })?;
             let paths = node.ca_key_paths().await.map_err(|e| node_diag(&e))?;
             let installed = node
                 .read_installed(&paths)

@@ -6,9 +6,9 @@ use crate::diag::{AttrPath, Diagnostics};
 use crate::node::{PassSnapshot, PASSFILE_MODE};
 use crate::passfile::{Entry, Key, PassFile};
 use crate::password::{self, Check, Encryption};
-use crate::secret::Secret;
 use crate::provider::ACCESS_NODE;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
+use crate::secret::Secret;
 use crate::value::{Type, Value};
 
 use super::{node_diag, node_lookup_diag, ApplyError, Ctx, Import, PlanInput, Resource};
@@ -101,7 +101,11 @@ impl Resource for PassfileEntry {
         // Checked here, for a new entry, not at validate: configuration
         // generated on import leaves the password out for the user to
         // supply (an update without one fails at apply, writing nothing).
-        if plan.prior.is_none() && [PASSWORD, PASSWORD_WO].iter().all(|a| plan.config.attr(a).is_null()) {
+        if plan.prior.is_none()
+            && [PASSWORD, PASSWORD_WO]
+                .iter()
+                .all(|a| plan.config.attr(a).is_null())
+        {
             return Err(missing_password());
         }
         if plan.prior.is_some() {

@@ -40,7 +40,11 @@ pub(super) async fn handle(
     .await;
     Ok(
         match result.and_then(|(v, deferred, private)| {
-            Ok((convert::to_dynamic(&shape.schema.without_write_only(&v), ty)?, deferred, private))
+            Ok((
+                convert::to_dynamic(&shape.schema.without_write_only(&v), ty)?,
+                deferred,
+                private,
+            ))
         }) {
             Ok((dv, deferred, private)) => pb::read_resource::Response {
                 new_state: Some(dv),

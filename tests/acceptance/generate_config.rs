@@ -121,12 +121,16 @@ output "ca_key" {{
     // required ones are the passfile entry's password and the CA key a node
     // certificate is signed with; the roles here have no password.
     let mut supplied = 0;
+    let mut block = String::new();
     let filled: String = generated
         .lines()
         .map(|l| {
+            if l.starts_with("resource ") {
+                block = l.to_string();
+            }
             let value = match l.split('=').next().map(str::trim) {
                 _ if !l.ends_with("= null # sensitive") => None,
-                Some("password") if l.starts_with("  password =") => {
+                Some("password") if block.contains("timescaledb_passfile_entry") => {
                     Some("\"app internal\"".to_string())
                 }
                 Some("ca_private_key_pem") => Some(format!("<<-EOT\n{ca_key}\nEOT")),

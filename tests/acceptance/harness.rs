@@ -259,7 +259,10 @@ pub fn terraform_bins() -> Vec<PathBuf> {
 
 /// A terraform release's version as numbers (`Terraform v1.11.4`: 1, 11, 4).
 pub fn terraform_version(bin: &Path) -> Vec<u32> {
-    let out = Command::new(bin).arg("version").output().expect("terraform version");
+    let out = Command::new(bin)
+        .arg("version")
+        .output()
+        .expect("terraform version");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .next()

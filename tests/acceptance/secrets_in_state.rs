@@ -32,7 +32,11 @@ fn plan_file_bytes(path: &Path) -> String {
         .arg(path)
         .output()
         .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -117,8 +121,14 @@ fn the_module_keeps_no_secret_in_state_or_plan_and_still_sees_drift() {
     c.psql("dn2", &format!("ALTER ROLE testrole PASSWORD '{BY_HAND}'"));
     let (changes, plan) = tf.plan();
     let text = plan.flat();
-    assert!(changes && text.contains("\"dn2\" = \"differs: password\" -> \"in sync\""), "{text}");
-    assert!(!text.contains("\"dn1\" = \"differs"), "only dn2 drifted: {text}");
+    assert!(
+        changes && text.contains("\"dn2\" = \"differs: password\" -> \"in sync\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("\"dn1\" = \"differs"),
+        "only dn2 drifted: {text}"
+    );
     tf.apply();
     assert!(logs_in(&c, "dn2", INTERNAL) && !logs_in(&c, "dn2", BY_HAND));
     tf.assert_no_changes();
@@ -127,7 +137,10 @@ fn the_module_keeps_no_secret_in_state_or_plan_and_still_sees_drift() {
     set_passfile_password(&c, BY_HAND);
     let (changes, plan) = tf.plan();
     assert!(
-        changes && plan.flat().contains("password_status = \"differs\" -> \"in sync\""),
+        changes
+            && plan
+                .flat()
+                .contains("password_status = \"differs\" -> \"in sync\""),
         "{}",
         plan.stdout
     );
@@ -151,7 +164,11 @@ fn the_module_keeps_no_secret_in_state_or_plan_and_still_sees_drift() {
     vars["auth_method"] = json!("certificate");
     tf.vars(&vars);
     apply_through_saved_plan(&tf, &[CLIENT, INTERNAL, ROTATED]);
-    for (node, file) in [("access", "auth.key"), ("dn1", "server.key"), ("access", "server.key")] {
+    for (node, file) in [
+        ("access", "auth.key"),
+        ("dn1", "server.key"),
+        ("access", "server.key"),
+    ] {
         let key = std::fs::read_to_string(c.data_dir(node).join(file)).unwrap();
         assert!(key.contains("PRIVATE KEY"), "{node}:{file}");
     }
@@ -167,7 +184,9 @@ fn the_module_keeps_no_secret_in_state_or_plan_and_still_sees_drift() {
     let text = plan.flat();
     assert!(
         changes
-            && text.contains("module.auth.timescaledb_node_certificate.server[\"dn1\"] will be updated in-place")
+            && text.contains(
+                "module.auth.timescaledb_node_certificate.server[\"dn1\"] will be updated in-place"
+            )
             && text.contains("installed = \"key file missing\" -> \"in sync\""),
         "{text}"
     );
@@ -179,14 +198,18 @@ fn the_module_keeps_no_secret_in_state_or_plan_and_still_sees_drift() {
 
     tf.destroy();
     assert_eq!(c.leftovers(), Vec::<String>::new());
-    assert!(!c.data_dir("access").join("auth.key").exists(), "the CA key goes with the CA");
+    assert!(
+        !c.data_dir("access").join("auth.key").exists(),
+        "the CA key goes with the CA"
+    );
 }
 
-/// Renewal of a node certificate and of the CA, with every key outside the
-/// state: the node certificate is re-signed with the key kept on the access
-/// node, and a new CA writes a new key there.
+/// A state from the plain form moves to keys outside the state in place;
+/// then renewal of a node certificate and of the CA, with every key outside
+/// the state: the node certificate is re-signed with the key kept on the
+/// access node, and a new CA writes a new key there.
 #[test]
-fn certificates_renew_with_keys_outside_state() {
+fn certificates_move_out_of_state_and_renew_there() {
     let c = Cluster::start(1);
     let tf = Terraform::with_binary(newest_terraform());
     let body = |early: u32| {
@@ -195,10 +218,39 @@ fn certificates_renew_with_keys_outside_state() {
             c.provider_block()
         )
     };
-    tf.config(&body(1));
+    // The plain form: the CA's key in state, passed to the certificate.
+    let plain = body(1).replace("  key_node = \"access\"\n", "").replace(
+        "ca_key_node = timescaledb_certificate_authority.ca.key_node",
+        "ca_private_key_pem = timescaledb_certificate_authority.ca.private_key_pem",
+    );
+    tf.config(&plain);
     tf.init();
     tf.apply();
+    let state = std::fs::read_to_string(tf.work().join("terraform.tfstate")).unwrap();
+    assert!(
+        state.contains("PRIVATE KEY"),
+        "the plain form keeps the CA key in state"
+    );
+    assert!(!c.data_dir("access").join("auth.key").exists());
+    let before = fingerprints(&tf);
+    tf.config(&body(1));
+    let (changes, plan) = tf.plan();
+    let text = plan.flat();
+    assert!(
+        changes
+            && !text.contains("must be replaced")
+            && text.contains("0 to add, 2 to change, 0 to destroy"),
+        "{text}"
+    );
+    tf.apply();
     assert_state_clean(&tf, &[]);
+    assert!(
+        std::fs::read_to_string(c.data_dir("access").join("auth.key"))
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
+    assert_eq!(before, fingerprints(&tf), "nothing re-issued");
+    tf.assert_no_changes();
     let fingerprint = |tf: &Terraform, address: &str| {
         let show: serde_json::Value =
             serde_json::from_str(&tf.must(&["show", "-json"]).stdout).unwrap();
@@ -207,7 +259,12 @@ fn certificates_renew_with_keys_outside_state() {
             .unwrap()
             .iter()
             .find(|r| r["address"] == address)
-            .map(|r| r["values"]["fingerprint_sha256"].as_str().unwrap().to_string())
+            .map(|r| {
+                r["values"]["fingerprint_sha256"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .unwrap()
     };
     let (ca1, cert1) = (
@@ -217,15 +274,19 @@ fn certificates_renew_with_keys_outside_state() {
     let ca_key1 = std::fs::read_to_string(c.data_dir("access").join("auth.key")).unwrap();
 
     // The node certificate enters its window (10 days left, 20 asked).
-    let tf_body = format!(
-        "{}",
-        body(1).replacen("validity_days = 10\n  early_renewal_days = 1", "validity_days = 10\n  early_renewal_days = 20", 1)
+    let tf_body = body(1).replacen(
+        "validity_days = 10\n  early_renewal_days = 1",
+        "validity_days = 10\n  early_renewal_days = 20",
+        1,
     );
     tf.config(&tf_body);
     tf.apply();
     let cert2 = fingerprint(&tf, "timescaledb_node_certificate.s");
     assert_ne!(cert1, cert2, "renewed");
-    assert_eq!(ca1, fingerprint(&tf, "timescaledb_certificate_authority.ca"));
+    assert_eq!(
+        ca1,
+        fingerprint(&tf, "timescaledb_certificate_authority.ca")
+    );
     assert_eq!(
         ca_key1,
         std::fs::read_to_string(c.data_dir("access").join("auth.key")).unwrap()
@@ -238,10 +299,30 @@ fn certificates_renew_with_keys_outside_state() {
     tf.apply();
     let ca_key2 = std::fs::read_to_string(c.data_dir("access").join("auth.key")).unwrap();
     assert!(ca_key2.contains("PRIVATE KEY") && ca_key2 != ca_key1);
-    assert_ne!(ca1, fingerprint(&tf, "timescaledb_certificate_authority.ca"));
+    assert_ne!(
+        ca1,
+        fingerprint(&tf, "timescaledb_certificate_authority.ca")
+    );
     assert_ne!(cert2, fingerprint(&tf, "timescaledb_node_certificate.s"));
     assert_state_clean(&tf, &[]);
     tf.destroy();
+}
+
+/// Every certificate fingerprint in the state, by address.
+fn fingerprints(tf: &Terraform) -> Vec<(String, String)> {
+    let show: serde_json::Value =
+        serde_json::from_str(&tf.must(&["show", "-json"]).stdout).unwrap();
+    show["values"]["root_module"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let f = r["values"]["fingerprint_sha256"]
+                .as_str()
+                .unwrap_or_default();
+            (r["address"].as_str().unwrap().to_string(), f.to_string())
+        })
+        .collect()
 }
 
 /// The Terraform `make deps` installs (1.0.3) has no write-only
@@ -250,7 +331,11 @@ fn certificates_renew_with_keys_outside_state() {
 fn old_terraform() -> std::path::PathBuf {
     let bin = Path::new(ROOT).join(".tools/bin/terraform");
     assert!(bin.exists(), "run `make deps` first");
-    assert!(terraform_version(&bin) < vec![1, 11], "{} is not older than 1.11", bin.display());
+    assert!(
+        terraform_version(&bin) < vec![1, 11],
+        "{} is not older than 1.11",
+        bin.display()
+    );
     bin
 }
 
@@ -271,7 +356,12 @@ fn write_only_attributes_are_refused_by_an_older_terraform() {
             && text.contains("password_wo"),
         "{text}"
     );
-    assert!(c.psql("access", "SELECT count(*) FROM pg_roles WHERE rolname = 'wo_role'") == "0");
+    assert!(
+        c.psql(
+            "access",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'wo_role'"
+        ) == "0"
+    );
 }
 
 #[test]
