@@ -20,8 +20,9 @@ provider "timescaledb" {
 }
 
 # The root CA (openssl req -new -x509 ... in the manual set-up). Its key is
-# written to the access node (auth.key, mode 0600) and kept nowhere else;
-# each node's key is made for that node and kept on it only.
+# written to the access node (mode 0600, in timescaledb/ca/ of its data
+# directory) and kept nowhere else; each node's key is made for that node
+# and kept on it only.
 resource "timescaledb_certificate_authority" "ca" {
   subject  = { common_name = "TimescaleDB cluster CA" }
   key_node = "access"

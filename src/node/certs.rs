@@ -87,18 +87,21 @@ impl Node {
         })
     }
 
-    /// Paths of a certificate authority kept on the node, as the runbook
-    /// keeps it on the access node: `auth.crt` and `auth.key` in the data
-    /// directory.
-    pub async fn ca_key_paths(&self) -> Result<CertPaths, NodeError> {
+    /// Paths of a certificate authority kept on the node (as the runbook
+    /// keeps its CA on the access node), named by the certificate's
+    /// fingerprint so that a CA and the one renewing it never share a
+    /// file: `<data_directory>/timescaledb/ca/<first 16 hex digits>.crt`
+    /// and `.key`.
+    pub async fn ca_key_paths(&self, fingerprint_sha256: &str) -> Result<CertPaths, NodeError> {
         let mut s = self.session().await?;
-        let dir = self.data_directory(s.client()).await?;
-        let dir = dir.trim_end_matches('/');
+        let data = self.data_directory(s.client()).await?;
+        let dir = format!("{}/timescaledb/ca", data.trim_end_matches('/'));
+        let base: String = fingerprint_sha256.chars().take(16).collect();
         Ok(CertPaths {
-            cert: format!("{dir}/auth.crt"),
-            key: format!("{dir}/auth.key"),
+            cert: format!("{dir}/{base}.crt"),
+            key: format!("{dir}/{base}.key"),
             ca: None,
-            dir: None,
+            dir: Some(dir),
         })
     }
 

@@ -165,7 +165,13 @@ impl Resource for CertificateAuthority {
             // The key exists nowhere else: once it is gone from the node (or
             // is not this CA's), the CA is gone, and the plan makes a new one
             // and new certificates with it.
-            let (node, paths) = key_home(ctx, name).await?;
+            let (node, paths) = key_home(
+                ctx,
+                name,
+                state.attr(FINGERPRINT).as_str().unwrap_or_default(),
+                KEY_NODE,
+            )
+            .await?;
             let installed = node
                 .read_installed(&paths)
                 .await
@@ -241,7 +247,7 @@ impl Resource for CertificateAuthority {
         let key = match from {
             None => Secret::new(prior.attr(PRIVATE_KEY_PEM).as_str().unwrap_or_default()),
             Some(name) => {
-                let (node, paths) = key_home(ctx, name).await?;
+                let (node, paths) = key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
                 let installed = node
                     .read_installed(&paths)
                     .await
@@ -274,7 +280,7 @@ impl Resource for CertificateAuthority {
             }
         }
         if let Some(name) = from {
-            let (node, paths) = key_home(ctx, name).await?;
+            let (node, paths) = key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
             node.uninstall_cert(&paths, cert_pem, false)
                 .await
                 .map_err(|e| node_diag(&e))?;
@@ -287,7 +293,13 @@ impl Resource for CertificateAuthority {
             return Ok(());
         };
         ctx.check_cancelled()?;
-        let (node, paths) = key_home(ctx, name).await?;
+        let (node, paths) = key_home(
+            ctx,
+            name,
+            prior.attr(FINGERPRINT).as_str().unwrap_or_default(),
+            KEY_NODE,
+        )
+        .await?;
         let cert = prior.attr(CERT_PEM).as_str().unwrap_or_default();
         node.uninstall_cert(&paths, cert, false)
             .await
@@ -295,22 +307,28 @@ impl Resource for CertificateAuthority {
     }
 }
 
-/// The node named by `key_node` and where the key lives on it.
-async fn key_home(
+/// The node named by `key_node` and where the key of the CA with this
+/// fingerprint lives on it.
+/// An unknown node is reported on `attr`, the attribute that names it.
+pub async fn key_home(
     ctx: &Ctx,
     name: &str,
+    fingerprint: &str,
+    attr: &str,
 ) -> Result<(std::sync::Arc<Node>, crate::node::CertPaths), Diagnostics> {
     let node = ctx.provider.node(name).await.map_err(|e| {
-        let path =
-            (e.kind == crate::node::ErrorKind::UnknownNode).then(|| AttrPath::attr(KEY_NODE));
+        let path = (e.kind == crate::node::ErrorKind::UnknownNode).then(|| AttrPath::attr(attr));
         e.to_diagnostics(path)
     })?;
-    let paths = node.ca_key_paths().await.map_err(|e| node_diag(&e))?;
+    let paths = node
+        .ca_key_paths(fingerprint)
+        .await
+        .map_err(|e| node_diag(&e))?;
     Ok((node, paths))
 }
 
-/// Writes the CA's certificate and key (0600) to the node; a CA already
-/// kept there is never replaced. Returns the key's path.
+/// Writes the CA's certificate and key (0600) to the node, under names no
+/// other CA has. Returns the key's path.
 async fn keep_on_node(
     ctx: &Ctx,
     name: &str,
@@ -319,22 +337,7 @@ async fn keep_on_node(
     info: &pki::CertInfo,
 ) -> Result<String, Diagnostics> {
     ctx.check_cancelled()?;
-    let (node, paths) = key_home(ctx, name).await?;
-    let there = node
-        .read_installed(&paths)
-        .await
-        .map_err(|e| node_diag(&e))?;
-    if there.cert.is_some() || there.key.is_some() {
-        return Err(Diagnostics::attr_error(
-            AttrPath::attr(KEY_NODE),
-            "A CA is already kept on this node",
-            format!(
-                "Node {name:?} already has {} or {}: another CA resource keeps its key there, or one was left by hand or by an \
-                 interrupted apply. Nothing was written. Destroy that CA, or move the files away if nothing uses them.",
-                paths.cert, paths.key
-            ),
-        ));
-    }
+    let (node, paths) = key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
     node.install_cert(
         paths.clone(),
         Install {
@@ -385,7 +388,7 @@ fn schema() -> Schema {
             key_algorithm_attr(),
             Attribute::new(VALIDITY_DAYS, Type::Number, Mode::Optional, "Days the CA certificate is valid.").default(Value::int(3650)).force_new(),
             early_renewal_attr(),
-            Attribute::new(KEY_NODE, Type::String, Mode::Optional, "Node that keeps the CA's private key, usually `access` (as the runbook keeps it on the access node): the key is written there as `auth.key` (mode 0600, with the certificate as `auth.crt`) in the data directory, through SQL, and never enters the plan or the state; node certificates sign with it there (`ca_key_node`). When the key is gone from the node, the next plan makes a new CA. Without `key_node` the key is kept in state (`private_key_pem`). Setting `key_node` on a CA that kept its key in state moves the same key to the node, in place (nothing is re-issued), and removes it from the state."),
+            Attribute::new(KEY_NODE, Type::String, Mode::Optional, "Node that keeps the CA's private key, usually `access` (as the runbook keeps it on the access node): the key is written there, through SQL, as `timescaledb/ca/<fingerprint>.key` in the data directory (mode 0600, beside the certificate as `.crt`; the first 16 hex digits of `fingerprint_sha256`), and never enters the plan or the state; node certificates sign with it there (`ca_key_node`). When the key is gone from the node, the next plan makes a new CA. Without `key_node` the key is kept in state (`private_key_pem`). Setting `key_node` on a CA that kept its key in state moves the same key to the node, in place (nothing is re-issued), and removes it from the state."),
             Attribute::new(CERT_PEM, Type::String, Mode::Computed, "The CA certificate, PEM.").stable(),
             Attribute::new(PRIVATE_KEY_PEM, Type::String, Mode::Computed, "The CA private key, PEM (PKCS#8), only without `key_node`. Sensitive: it is then in state only.").sensitive().stable(),
             Attribute::new(KEY_PATH, Type::String, Mode::Computed, "With `key_node`: the path of the key on that node.").stable(),

@@ -3,7 +3,7 @@
 //! the client certificate TimescaleDB's access node presents for a role.
 
 use crate::diag::{AttrPath, Diagnostics};
-use crate::node::{CertPaths, ErrorKind, Install, Installed, Node};
+use crate::node::{CertPaths, Install, Installed, Node};
 use crate::pki::{self, Ca, CaField, Usage};
 use crate::provider::ACCESS_NODE;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
@@ -11,8 +11,9 @@ use crate::secret::Secret;
 use crate::value::{Type, Value};
 
 use super::certificate_authority::{
-    check_days, early_renewal_attr, key_algorithm_attr, plan_renewal, renewal_due, CERT_PEM,
-    EARLY_RENEWAL_DAYS, FINGERPRINT, KEY_ALGORITHM, NOT_AFTER, READY_FOR_RENEWAL, VALIDITY_DAYS,
+    check_days, early_renewal_attr, key_algorithm_attr, key_home, plan_renewal, renewal_due,
+    CERT_PEM, EARLY_RENEWAL_DAYS, FINGERPRINT, KEY_ALGORITHM, NOT_AFTER, READY_FOR_RENEWAL,
+    VALIDITY_DAYS,
 };
 use super::{node_diag, node_lookup_diag, ApplyError, Ctx, Import, PlanInput, Resource};
 
@@ -565,11 +566,12 @@ async fn issue(ctx: &Ctx, m: &Model) -> Result<(String, Secret), Diagnostics> {
 async fn load_ca(ctx: &Ctx, m: &Model) -> Result<Ca, Diagnostics> {
     let (key, key_attr) = match (&m.ca_key_node, &m.ca_private_key_pem) {
         (Some(name), _) => {
-            let node = ctx.provider.node(name).await.map_err(|e| {
-                let path = (e.kind == ErrorKind::UnknownNode).then(|| AttrPath::attr(CA_KEY_NODE));
-                e.to_diagnostics(path)
-            })?;
-            let paths = node.ca_key_paths().await.map_err(|e| node_diag(&e))?;
+            let fingerprint = pki::inspect(&m.ca_cert_pem)
+                .map_err(|msg| {
+                    Diagnostics::attr_error(AttrPath::attr(CA_CERT_PEM), "Invalid CA", msg)
+                })?
+                .fingerprint_sha256;
+            let (node, paths) = key_home(ctx, name, &fingerprint, CA_KEY_NODE).await?;
             let installed = node
                 .read_installed(&paths)
                 .await
@@ -578,7 +580,7 @@ async fn load_ca(ctx: &Ctx, m: &Model) -> Result<Ca, Diagnostics> {
                 Diagnostics::attr_error(
                     AttrPath::attr(CA_KEY_NODE),
                     "CA key not found",
-                    format!("Node {name:?} has no CA key at {}.", paths.key),
+                    format!("Node {name:?} has no key for this CA at {}.", paths.key),
                 )
             })?;
             (key, CA_KEY_NODE)

@@ -62,6 +62,24 @@ fn apply_through_saved_plan(tf: &Terraform, secrets: &[&str]) {
     assert_state_clean(tf, secrets);
 }
 
+/// The CA key files kept on the access node.
+fn ca_key_files(c: &Cluster) -> Vec<std::path::PathBuf> {
+    let dir = c.data_dir("access").join("timescaledb/ca");
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    out.retain(|p| p.extension().is_some_and(|e| e == "key"));
+    out
+}
+
+/// The one CA key kept on the access node.
+#[track_caller]
+fn ca_key(c: &Cluster) -> String {
+    let files = ca_key_files(c);
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::fs::read_to_string(&files[0]).unwrap()
+}
+
 #[track_caller]
 fn assert_state_clean(tf: &Terraform, secrets: &[&str]) {
     let state = std::fs::read_to_string(tf.work().join("terraform.tfstate")).expect("state");
@@ -164,11 +182,8 @@ fn the_module_keeps_no_secret_in_state_or_plan_and_still_sees_drift() {
     vars["auth_method"] = json!("certificate");
     tf.vars(&vars);
     apply_through_saved_plan(&tf, &[CLIENT, INTERNAL, ROTATED]);
-    for (node, file) in [
-        ("access", "auth.key"),
-        ("dn1", "server.key"),
-        ("access", "server.key"),
-    ] {
+    assert!(ca_key(&c).contains("PRIVATE KEY"));
+    for (node, file) in [("dn1", "server.key"), ("access", "server.key")] {
         let key = std::fs::read_to_string(c.data_dir(node).join(file)).unwrap();
         assert!(key.contains("PRIVATE KEY"), "{node}:{file}");
     }
@@ -198,10 +213,7 @@ fn the_module_keeps_no_secret_in_state_or_plan_and_still_sees_drift() {
 
     tf.destroy();
     assert_eq!(c.leftovers(), Vec::<String>::new());
-    assert!(
-        !c.data_dir("access").join("auth.key").exists(),
-        "the CA key goes with the CA"
-    );
+    assert!(ca_key_files(&c).is_empty(), "the CA key goes with the CA");
 }
 
 /// A state from the plain form moves to keys outside the state in place;
@@ -231,7 +243,7 @@ fn certificates_move_out_of_state_and_renew_there() {
         state.contains("PRIVATE KEY"),
         "the plain form keeps the CA key in state"
     );
-    assert!(!c.data_dir("access").join("auth.key").exists());
+    assert!(ca_key_files(&c).is_empty());
     let before = fingerprints(&tf);
     tf.config(&body(1));
     let (changes, plan) = tf.plan();
@@ -244,11 +256,7 @@ fn certificates_move_out_of_state_and_renew_there() {
     );
     tf.apply();
     assert_state_clean(&tf, &[]);
-    assert!(
-        std::fs::read_to_string(c.data_dir("access").join("auth.key"))
-            .unwrap()
-            .contains("PRIVATE KEY")
-    );
+    assert!(ca_key(&c).contains("PRIVATE KEY"));
     assert_eq!(before, fingerprints(&tf), "nothing re-issued");
     tf.assert_no_changes();
     let fingerprint = |tf: &Terraform, address: &str| {
@@ -271,7 +279,7 @@ fn certificates_move_out_of_state_and_renew_there() {
         fingerprint(&tf, "timescaledb_certificate_authority.ca"),
         fingerprint(&tf, "timescaledb_node_certificate.s"),
     );
-    let ca_key1 = std::fs::read_to_string(c.data_dir("access").join("auth.key")).unwrap();
+    let ca_key1 = ca_key(&c);
 
     // The node certificate enters its window (10 days left, 20 asked).
     let tf_body = body(1).replacen(
@@ -287,17 +295,15 @@ fn certificates_move_out_of_state_and_renew_there() {
         ca1,
         fingerprint(&tf, "timescaledb_certificate_authority.ca")
     );
-    assert_eq!(
-        ca_key1,
-        std::fs::read_to_string(c.data_dir("access").join("auth.key")).unwrap()
-    );
+    assert_eq!(ca_key1, ca_key(&c));
     assert_state_clean(&tf, &[]);
 
     // Then the CA (30 days left, 40 asked): a new CA with a new key on the
     // access node, and the certificate it signed replaced with it.
     tf.config(&body(40));
     tf.apply();
-    let ca_key2 = std::fs::read_to_string(c.data_dir("access").join("auth.key")).unwrap();
+    // One key on the node: the old CA's went with it.
+    let ca_key2 = ca_key(&c);
     assert!(ca_key2.contains("PRIVATE KEY") && ca_key2 != ca_key1);
     assert_ne!(
         ca1,

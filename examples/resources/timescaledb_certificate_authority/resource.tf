@@ -1,5 +1,5 @@
 # The root CA every node and user certificate of the cluster chains to. Its
-# key is kept on the access node only (auth.key), never in state.
+# key is kept on the access node only (timescaledb/ca/), never in state.
 resource "timescaledb_certificate_authority" "cluster" {
   subject = {
     common_name  = "Cluster CA"
