@@ -416,3 +416,30 @@ impl<'a> Fields<'a> {
 pub fn object<I: IntoIterator<Item = (&'static str, Value)>>(pairs: I) -> Value {
     Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_only_values_are_taken_from_the_configuration_and_never_kept() {
+        let schema = Schema::new(
+            "t",
+            vec![
+                Attribute::new("name", Type::String, Mode::Required, "Name."),
+                Attribute::new("secret_wo", Type::String, Mode::Optional, "Secret.").write_only(),
+            ],
+        );
+        let wo = schema.attribute("secret_wo").unwrap();
+        assert!(wo.write_only && wo.sensitive && wo.description.contains("Write-only"));
+        let config = object([
+            ("name", Value::string("n")),
+            ("secret_wo", Value::string("s")),
+        ]);
+        let plan = object([("name", Value::string("n")), ("secret_wo", Value::Null)]);
+        let acting = schema.with_write_only(&plan, &config);
+        assert_eq!(acting.attr("secret_wo"), &Value::string("s"));
+        assert_eq!(schema.without_write_only(&acting), plan);
+        assert_eq!(schema.without_write_only(&Value::Null), Value::Null);
+    }
+}

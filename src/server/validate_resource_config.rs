@@ -60,3 +60,64 @@ fn write_only_refused(schema: &Schema, config: &Value) -> Diagnostics {
     }
     d
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Type;
+
+    fn request(config: Value, write_only_allowed: Option<bool>) -> Vec<String> {
+        let server = ProviderServer::new();
+        let ty = server
+            .resource("timescaledb_distributed_role")
+            .unwrap()
+            .schema()
+            .ty();
+        let mut full = crate::schema::object(std::iter::empty());
+        if let (Value::Object(m), Type::Object(attrs)) = (&mut full, &ty) {
+            for k in attrs.keys() {
+                m.insert(k.clone(), config.attr(k).clone());
+            }
+        }
+        let r = handle(
+            &server,
+            pb::validate_resource_config::Request {
+                type_name: "timescaledb_distributed_role".into(),
+                config: Some(convert::to_dynamic(&full, &ty).unwrap()),
+                client_capabilities: write_only_allowed.map(|w| pb::ClientCapabilities {
+                    deferral_allowed: false,
+                    write_only_attributes_allowed: w,
+                }),
+            },
+        )
+        .unwrap();
+        r.diagnostics
+            .iter()
+            .map(|d| format!("{}: {}", d.summary, d.detail))
+            .collect()
+    }
+
+    #[test]
+    fn write_only_values_are_refused_unless_terraform_supports_them() {
+        let config = crate::schema::object([
+            ("name", Value::string("r")),
+            ("password_wo", Value::string("secret")),
+            ("password_wo_version", Value::int(1)),
+        ]);
+        for caps in [None, Some(false)] {
+            let d = request(config.clone(), caps);
+            assert_eq!(d.len(), 1, "{d:?}");
+            assert!(d[0].contains("need Terraform 1.11") && d[0].contains("`password`"));
+            assert!(!d[0].contains("secret"), "the value is never repeated");
+        }
+        assert!(request(config, Some(true)).is_empty());
+        let plain = crate::schema::object([
+            ("name", Value::string("r")),
+            ("password", Value::string("secret")),
+        ]);
+        assert!(
+            request(plain, None).is_empty(),
+            "plain attributes work anywhere"
+        );
+    }
+}
