@@ -437,3 +437,54 @@ fn a_certificate_installed_already_is_refused_at_plan_time() {
     );
     assert_eq!(c.psql("dn1", "SHOW ssl"), "off");
 }
+
+/// `sslmode = "verify-full"` checks the node's name as well as its chain:
+/// a node serving a certificate from the right CA but for another name is
+/// refused (a provider checking only the chain, as `verify-ca` does, would
+/// get in), and the same node with a certificate for its address is
+/// reached. The access node serves a certificate for its address all
+/// along.
+#[test]
+fn verify_full_refuses_a_certificate_for_another_name() {
+    let c = Cluster::start(1);
+    let tf = Terraform::new();
+    let serve = |names: &str| {
+        format!(
+            "{}resource \"timescaledb_certificate_authority\" \"ca\" {{\n  subject = {{ common_name = \"name check CA\" }}\n  key_node = \"access\"\n}}\nresource \"timescaledb_node_certificate\" \"s\" {{\n  kind = \"server\"\n  node = \"dn1\"\n  {names}\n  ca_cert_pem = timescaledb_certificate_authority.ca.cert_pem\n  ca_key_node = timescaledb_certificate_authority.ca.key_node\n}}\nresource \"timescaledb_node_certificate\" \"access\" {{\n  kind = \"server\"\n  common_name = \"127.0.0.1\"\n  ip_addresses = [\"127.0.0.1\"]\n  ca_cert_pem = timescaledb_certificate_authority.ca.cert_pem\n  ca_key_node = timescaledb_certificate_authority.ca.key_node\n}}\n",
+            c.provider_block()
+        )
+    };
+    tf.config(&serve(
+        "common_name = \"db.invalid\"\n  dns_names = [\"db.invalid\"]",
+    ));
+    tf.init();
+    tf.apply();
+    let ca_file = c.data_dir("dn1").join("root.crt");
+    let verify = Terraform::new();
+    verify.config(&format!(
+        "{}resource \"timescaledb_hba_rule\" \"r\" {{\n  node = \"dn1\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"nobody\"]\n  address = \"192.0.2.1\"\n  method = \"reject\"\n}}\n",
+        c.provider_block().replace(
+            "sslmode = \"disable\"",
+            &format!(
+                "sslmode = \"verify-full\"\n  sslrootcert = \"{}\"",
+                ca_file.display()
+            ),
+        )
+    ));
+    verify.init();
+    let r = verify.run(&["plan", "-no-color"]);
+    let out = r.flat();
+    assert!(!r.ok, "a certificate for db.invalid accepted for 127.0.0.1:\n{out}");
+    assert!(
+        out.contains("Cannot reach node") && out.contains("not valid for name"),
+        "refused for another reason:\n{out}"
+    );
+    // The same CA, a certificate for the address the provider uses.
+    tf.config(&serve(
+        "common_name = \"127.0.0.1\"\n  ip_addresses = [\"127.0.0.1\"]",
+    ));
+    tf.apply();
+    let r = verify.run(&["plan", "-no-color"]);
+    assert!(r.ok, "{}", r.all());
+    tf.destroy();
+}
