@@ -474,7 +474,10 @@ fn verify_full_refuses_a_certificate_for_another_name() {
     verify.init();
     let r = verify.run(&["plan", "-no-color"]);
     let out = r.flat();
-    assert!(!r.ok, "a certificate for db.invalid accepted for 127.0.0.1:\n{out}");
+    assert!(
+        !r.ok,
+        "a certificate for db.invalid accepted for 127.0.0.1:\n{out}"
+    );
     assert!(
         out.contains("Cannot reach node") && out.contains("not valid for name"),
         "refused for another reason:\n{out}"

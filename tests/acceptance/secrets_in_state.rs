@@ -80,12 +80,31 @@ fn ca_key(c: &Cluster) -> String {
     std::fs::read_to_string(&files[0]).unwrap()
 }
 
+/// The state file, and each resource's private data in it (which
+/// Terraform stores base64-encoded), hold none of `secrets`.
 #[track_caller]
 fn assert_state_clean(tf: &Terraform, secrets: &[&str]) {
+    use base64::Engine as _;
     let state = std::fs::read_to_string(tf.work().join("terraform.tfstate")).expect("state");
     assert!(state.contains("timescaledb_"), "no resources in the state");
+    let json: serde_json::Value = serde_json::from_str(&state).expect("state JSON");
+    let mut private = String::new();
+    for r in json["resources"].as_array().into_iter().flatten() {
+        for i in r["instances"].as_array().into_iter().flatten() {
+            if let Some(p) = i["private"].as_str() {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(p)
+                    .expect("private is base64");
+                private.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
     for s in secrets.iter().chain(&["PRIVATE KEY"]) {
         assert!(!state.contains(s), "terraform.tfstate holds {s:?}");
+        assert!(
+            !private.contains(s),
+            "private data in terraform.tfstate holds {s:?}"
+        );
     }
 }
 
