@@ -136,9 +136,100 @@ pub const HAS_DATA_NODE_CATALOG: &str =
     "SELECT to_regclass('timescaledb_information.data_nodes') IS NOT NULL";
 pub const DATA_NODES: &str = "SELECT node_name::text, coalesce(options, '{}')::text[] FROM timescaledb_information.data_nodes ORDER BY node_name";
 
+fn ident_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| ident(n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `GRANT USAGE ON FOREIGN SERVER ...` to `role`, with the grant option
+/// when asked.
+pub fn grant_server_usage(servers: &[String], role: &str, with_grant_option: bool) -> String {
+    format!(
+        "GRANT USAGE ON FOREIGN SERVER {} TO {}{}",
+        ident_list(servers),
+        ident(role),
+        if with_grant_option {
+            " WITH GRANT OPTION"
+        } else {
+            ""
+        }
+    )
+}
+
+/// `REVOKE USAGE ON FOREIGN SERVER ...` from `role`.
+pub fn revoke_server_usage(servers: &[String], role: &str) -> String {
+    format!(
+        "REVOKE USAGE ON FOREIGN SERVER {} FROM {}",
+        ident_list(servers),
+        ident(role)
+    )
+}
+
+/// Takes the grant option (only) back from `role`.
+pub fn revoke_server_grant_option(servers: &[String], role: &str) -> String {
+    format!(
+        "REVOKE GRANT OPTION FOR USAGE ON FOREIGN SERVER {} FROM {}",
+        ident_list(servers),
+        ident(role)
+    )
+}
+
+/// `REASSIGN OWNED BY role TO to` (when `to` is given), then `DROP OWNED
+/// BY role`, as one batch.
+pub fn drop_owned(role: &str, reassign_to: Option<&str>) -> String {
+    let drop = format!("DROP OWNED BY {}", ident(role));
+    match reassign_to {
+        Some(to) => format!("REASSIGN OWNED BY {} TO {}; {drop}", ident(role), ident(to)),
+        None => drop,
+    }
+}
+
+/// `ALTER SYSTEM SET name = 'value'`, or `ALTER SYSTEM RESET name` for
+/// `None`.
+pub fn alter_system(name: &str, value: Option<&str>) -> String {
+    match value {
+        Some(v) => format!("ALTER SYSTEM SET {} = {}", ident(name), literal(v)),
+        None => format!("ALTER SYSTEM RESET {}", ident(name)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_quote_every_name_and_value() {
+        let servers = ["dn1".to_string(), "d\"n 2".to_string()];
+        assert_eq!(
+            grant_server_usage(&servers, "Test Role", true),
+            "GRANT USAGE ON FOREIGN SERVER \"dn1\", \"d\"\"n 2\" TO \"Test Role\" WITH GRANT OPTION"
+        );
+        assert_eq!(
+            grant_server_usage(&servers[..1], "r", false),
+            "GRANT USAGE ON FOREIGN SERVER \"dn1\" TO \"r\""
+        );
+        assert_eq!(
+            revoke_server_usage(&servers[..1], "r\"; DROP ROLE x; --"),
+            "REVOKE USAGE ON FOREIGN SERVER \"dn1\" FROM \"r\"\"; DROP ROLE x; --\""
+        );
+        assert_eq!(
+            revoke_server_grant_option(&servers[..1], "r"),
+            "REVOKE GRANT OPTION FOR USAGE ON FOREIGN SERVER \"dn1\" FROM \"r\""
+        );
+        assert_eq!(drop_owned("a\"b", None), "DROP OWNED BY \"a\"\"b\"");
+        assert_eq!(
+            drop_owned("a", Some("postgres")),
+            "REASSIGN OWNED BY \"a\" TO \"postgres\"; DROP OWNED BY \"a\""
+        );
+        assert_eq!(
+            alter_system("ssl_cert_file", Some("/d/it's.crt")),
+            "ALTER SYSTEM SET \"ssl_cert_file\" = '/d/it''s.crt'"
+        );
+        assert_eq!(alter_system("ssl", None), "ALTER SYSTEM RESET \"ssl\"");
+    }
 
     #[test]
     fn quoting() {

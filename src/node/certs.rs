@@ -286,28 +286,39 @@ impl Node {
         match self.wait_until_served(&what.fingerprint).await {
             Ok(()) => Ok(()),
             Err(why) => {
-                // Put the settings back; the files stay for inspection.
+                // Put the settings back; the files stay for inspection. What
+                // could not be put back is said, not hidden.
+                let mut not_restored = Vec::new();
                 for (i, name) in SSL_SETTINGS.iter().enumerate() {
                     if before[i] != want[i] {
                         let value = Some(before[i].as_str()).filter(|v| !v.is_empty());
-                        let _ = self.alter_system(name, value).await;
+                        if let Err(e) = self.alter_system(name, value).await {
+                            not_restored.push(format!("{name} ({})", e.message));
+                        }
                     }
                 }
-                let _ = self.reload().await;
+                if let Err(e) = self.reload().await {
+                    not_restored.push(format!("the reload ({})", e.message));
+                }
+                let outcome = if not_restored.is_empty() {
+                    "the previous ssl settings were put back".to_string()
+                } else {
+                    format!(
+                        "putting the previous ssl settings back failed for {}: check the node's ssl settings before it restarts",
+                        not_restored.join(", ")
+                    )
+                };
                 Err(self.err(
                     ErrorKind::Rejected,
                     format!("serving {}", paths.cert),
-                    format!("{why}; the previous ssl settings were put back. The server log says why it could not load the certificate"),
+                    format!("{why}; {outcome}. The server log says why it could not load the certificate"),
                 ))
             }
         }
     }
 
     async fn alter_system(&self, name: &str, value: Option<&str>) -> Result<(), NodeError> {
-        let stmt = match value {
-            Some(v) => format!("ALTER SYSTEM SET {name} = {}", sql::literal(v)),
-            None => format!("ALTER SYSTEM RESET {name}"),
-        };
+        let stmt = sql::alter_system(name, value);
         let mut s = self.session().await?;
         s.client()
             .batch_execute(&stmt)

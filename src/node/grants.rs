@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::error::{ErrorKind, NodeError};
 use super::Node;
-use crate::sql::{self, ident};
+use crate::sql;
 
 /// Advisory lock key for grant changes ("tfacl" in ASCII): concurrent
 /// GRANTs on one server row would otherwise fail with "tuple concurrently
@@ -82,33 +82,15 @@ impl Node {
     /// Applies the change in one transaction, serialised with other grant
     /// changes on this node.
     pub async fn change_server_grants(&self, role: &str, c: &GrantChange) -> Result<(), NodeError> {
-        let list = |v: &[String]| v.iter().map(|s| ident(s)).collect::<Vec<_>>().join(", ");
         let mut stmts = Vec::new();
         if !c.revoke.is_empty() {
-            stmts.push(format!(
-                "REVOKE USAGE ON FOREIGN SERVER {} FROM {}",
-                list(&c.revoke),
-                ident(role)
-            ));
+            stmts.push(sql::revoke_server_usage(&c.revoke, role));
         }
         if !c.revoke_option.is_empty() {
-            stmts.push(format!(
-                "REVOKE GRANT OPTION FOR USAGE ON FOREIGN SERVER {} FROM {}",
-                list(&c.revoke_option),
-                ident(role)
-            ));
+            stmts.push(sql::revoke_server_grant_option(&c.revoke_option, role));
         }
         if !c.grant.is_empty() {
-            stmts.push(format!(
-                "GRANT USAGE ON FOREIGN SERVER {} TO {}{}",
-                list(&c.grant),
-                ident(role),
-                if c.with_grant_option {
-                    " WITH GRANT OPTION"
-                } else {
-                    ""
-                }
-            ));
+            stmts.push(sql::grant_server_usage(&c.grant, role, c.with_grant_option));
         }
         if stmts.is_empty() {
             return Ok(());

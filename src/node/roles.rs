@@ -158,15 +158,7 @@ impl Node {
     /// `REASSIGN OWNED BY` (when `to` is set) and `DROP OWNED BY` in the
     /// database the provider is connected to.
     pub async fn role_drop_owned(&self, name: &str, to: Option<&str>) -> Result<(), NodeError> {
-        let mut stmt = String::new();
-        if let Some(t) = to {
-            stmt.push_str(&format!(
-                "REASSIGN OWNED BY {} TO {}; ",
-                sql::ident(name),
-                sql::ident(t)
-            ));
-        }
-        stmt.push_str(&format!("DROP OWNED BY {}", sql::ident(name)));
+        let stmt = sql::drop_owned(name, to);
         let mut s = self.session().await?;
         let tx = s
             .client()

@@ -308,3 +308,103 @@ fn passwords_are_scram_everywhere_and_an_md5_verifier_is_drift() {
     }
     tf.assert_no_changes();
 }
+
+/// Reads `path` over and over until `stop`, and returns how many reads
+/// were made and every read that was not a whole file (one that does not
+/// end with `tail`, or no file at all).
+fn watch(
+    path: std::path::PathBuf,
+    tail: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(u64, Vec<String>)> {
+    std::thread::spawn(move || {
+        let (mut reads, mut torn) = (0u64, Vec::new());
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            reads += 1;
+            match std::fs::read(&path) {
+                Ok(b) if b.ends_with(tail.as_bytes()) => {}
+                Ok(b) => torn.push(format!("{} bytes, not ending with the padding", b.len())),
+                Err(e) => torn.push(format!("unreadable: {e}")),
+            }
+        }
+        (reads, torn)
+    })
+}
+
+/// Lines a reader skips (comments), a few megabytes of them, ending with a
+/// line no partial write can end with.
+fn padding(what: &str) -> String {
+    let mut s = String::new();
+    for i in 0..20_000 {
+        s.push_str(&format!(
+            "# {what} padding line {i:06} ................................\n"
+        ));
+    }
+    s.push_str("# end of the padding\n");
+    s
+}
+
+/// Files are replaced in one step: a reader looking at the passfile and at
+/// `pg_hba.conf` all the while the provider rewrites them (megabytes each,
+/// five times) only ever sees a whole file, the old or the new one. A
+/// provider that wrote in place (truncate, then write in chunks) is seen
+/// half-written. What a reader can see at any moment is also what a crash
+/// at that moment leaves.
+#[test]
+fn readers_only_ever_see_whole_files() {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let c = Cluster::start(0);
+    let tf = Terraform::new();
+    let config = |version: u32| {
+        format!(
+            "{}resource \"timescaledb_passfile_entry\" \"e\" {{\n  username = \"whole\"\n  password = \"pw-{version}\"\n}}\n{}",
+            c.provider_block(),
+            hba_rule(
+                "r",
+                &format!("  type = \"host\"\n  databases = [\"all\"]\n  users = [\"whole\"]\n  address = \"192.0.2.{version}\"\n  method = \"reject\""),
+            )
+        )
+    };
+    tf.config(&config(1));
+    tf.init();
+    tf.apply();
+    let passfile = c.data_dir("access").join("passfile");
+    let (pass_tail, hba_tail) = (padding("passfile"), padding("pg_hba.conf"));
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&passfile)
+        .unwrap()
+        .write_all(pass_tail.as_bytes())
+        .unwrap();
+    c.write_hba("access", &(c.read_hba("access") + &hba_tail));
+    tf.assert_no_changes();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let watchers = [
+        watch(passfile.clone(), pass_tail.clone(), stop.clone()),
+        watch(c.hba_path("access"), hba_tail.clone(), stop.clone()),
+    ];
+    for version in 2..=6 {
+        tf.config(&config(version));
+        tf.apply();
+    }
+    stop.store(true, Ordering::SeqCst);
+    for (w, name) in watchers.into_iter().zip(["passfile", "pg_hba.conf"]) {
+        let (reads, torn) = w.join().unwrap();
+        assert!(reads > 50, "{name}: only {reads} reads");
+        assert!(
+            torn.is_empty(),
+            "{name}: {} of {reads} reads saw a torn file: {:?}",
+            torn.len(),
+            &torn[..torn.len().min(5)]
+        );
+    }
+    let file = std::fs::read_to_string(&passfile).unwrap();
+    assert!(file.contains(":whole:pw-6\n") && file.ends_with(&pass_tail));
+    assert!(
+        c.read_hba("access").contains("192.0.2.6/32") && c.read_hba("access").ends_with(&hba_tail)
+    );
+    tf.destroy();
+}
