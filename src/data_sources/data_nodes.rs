@@ -55,10 +55,7 @@ impl DataSource for DataNodes {
 
     async fn read(&self, ctx: &Ctx, _config: &Value) -> Result<Value, Diagnostics> {
         let provider = &ctx.provider;
-        let infos = provider
-            .data_node_infos()
-            .await
-            .map_err(|e| e.to_diagnostics(None))?;
+        let infos = provider.data_node_infos().await?;
         let mut nodes = Vec::with_capacity(infos.len());
         for info in infos {
             let reachable = match provider.node(&info.name).await {

@@ -8,42 +8,66 @@ use std::net::IpAddr;
 /// A bare IP address becomes a single-host CIDR. An address with bits set
 /// outside its mask is refused: PostgreSQL would silently widen it.
 pub fn normalize_address(addr: &str, netmask: Option<&str>) -> Result<String, String> {
+    check_address(addr, netmask).map_err(|(_, m)| m)
+}
+
+/// Which of the two fields a bad address is the fault of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressFault {
+    Address,
+    Netmask,
+}
+
+/// As [`normalize_address`], saying which field is at fault.
+pub fn check_address(addr: &str, netmask: Option<&str>) -> Result<String, (AddressFault, String)> {
+    use AddressFault::{Address, Netmask};
+    // With a netmask, a prefix too long or bits outside it are the mask's.
+    let mask_fault = if netmask.is_some() { Netmask } else { Address };
     if matches!(addr, "all" | "samehost" | "samenet") {
         if netmask.is_some() {
-            return Err(format!("`{addr}` takes no netmask"));
+            return Err((Netmask, format!("`{addr}` takes no netmask")));
         }
         return Ok(addr.to_string());
     }
     let (ip_text, prefix) = match (addr.split_once('/'), netmask) {
-        (Some(_), Some(_)) => return Err("give either a CIDR prefix or a netmask, not both".into()),
+        (Some(_), Some(_)) => {
+            return Err((
+                Netmask,
+                "give either a CIDR prefix or a netmask, not both".into(),
+            ))
+        }
         (Some((ip, p)), None) => (
             ip,
             Some(
                 p.parse::<u8>()
-                    .map_err(|_| format!("invalid CIDR prefix in {addr:?}"))?,
+                    .map_err(|_| (Address, format!("invalid CIDR prefix in {addr:?}")))?,
             ),
         ),
-        (None, Some(mask)) => (addr, Some(mask_to_prefix(mask)?)),
+        (None, Some(mask)) => (addr, Some(mask_to_prefix(mask).map_err(|m| (Netmask, m))?)),
         (None, None) => (addr, None),
     };
     let ip: IpAddr = match ip_text.parse() {
         Ok(ip) => ip,
         Err(_) if prefix.is_none() && is_hostname(addr) => return Ok(addr.to_ascii_lowercase()),
         Err(_) => {
-            return Err(format!(
-                "{addr:?} is not an IP address, CIDR range, keyword or host name"
+            return Err((
+                Address,
+                format!("{addr:?} is not an IP address, CIDR range, keyword or host name"),
             ))
         }
     };
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let prefix = prefix.unwrap_or(max);
     if prefix > max {
-        return Err(format!("prefix /{prefix} is too long for {ip}"));
+        return Err((mask_fault, format!("prefix /{prefix} is too long for {ip}")));
     }
     let network = mask_ip(ip, prefix);
     if network != ip {
-        return Err(format!(
-            "{ip}/{prefix} has bits set outside its mask; write {network}/{prefix} for the network or {ip}/{max} for the single host"
+        return Err((
+            mask_fault,
+            format!(
+                "{ip}/{prefix} has bits set outside its mask; write {network}/{prefix} for the network or {ip}/{max} for the single host"
+            ),
         ));
     }
     Ok(format!("{ip}/{prefix}"))
@@ -137,5 +161,21 @@ mod tests {
         assert!(normalize_address("10.0.0.0/33", None).is_err());
         assert!(normalize_address("not an address", None).is_err());
         assert!(normalize_address("all", Some("255.0.0.0")).is_err());
+        let fault = |a: &str, m: Option<&str>| check_address(a, m).unwrap_err().0;
+        assert_eq!(
+            fault("10.0.0.0", Some("255.0.255.0")),
+            AddressFault::Netmask
+        );
+        assert_eq!(fault("10.0.0.1", Some("255.0.0.0")), AddressFault::Netmask);
+        assert_eq!(fault("10.0.0.1/8", None), AddressFault::Address);
+        assert_eq!(fault("all", Some("255.0.0.0")), AddressFault::Netmask);
+        assert_eq!(
+            fault("10.0.0.0/8", Some("255.0.0.0")),
+            AddressFault::Netmask
+        );
+        assert_eq!(
+            fault("not an address", Some("255.0.0.0")),
+            AddressFault::Address
+        );
     }
 }

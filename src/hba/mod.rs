@@ -13,7 +13,7 @@ pub mod reader;
 mod rule;
 pub mod verify;
 
-pub use address::normalize_address;
+pub use address::{check_address, normalize_address, AddressFault};
 pub use eval::{first_match, ClientInfo, Credentials, LockoutCheck};
 pub use rule::{Field, Rule, RuleKey, CONNECTION_TYPES, METHODS};
 

@@ -112,6 +112,14 @@ impl NodeError {
         NodeError::new(node, address, kind, doing, message)
     }
 
+    /// The error as diagnostics on the attribute `attr` when it is that
+    /// attribute's fault (it names a node the provider does not know), on
+    /// the resource otherwise.
+    pub fn naming(&self, attr: &str) -> Diagnostics {
+        let path = (self.kind == ErrorKind::UnknownNode).then(|| AttrPath::attr(attr));
+        self.to_diagnostics(path)
+    }
+
     /// The error as a Terraform diagnostic, on `path` when given.
     pub fn to_diagnostics(&self, path: Option<AttrPath>) -> Diagnostics {
         let summary = match self.kind {
@@ -167,3 +175,17 @@ impl fmt::Display for NodeError {
 }
 
 impl std::error::Error for NodeError {}
+
+/// A node error is a diagnostic on the resource; one about an attribute
+/// goes through [`NodeError::naming`].
+impl From<NodeError> for Diagnostics {
+    fn from(e: NodeError) -> Diagnostics {
+        e.to_diagnostics(None)
+    }
+}
+
+impl From<&NodeError> for Diagnostics {
+    fn from(e: &NodeError) -> Diagnostics {
+        e.to_diagnostics(None)
+    }
+}

@@ -9,7 +9,7 @@ use crate::schema::{Attribute, Fields, Mode, Schema};
 use crate::secret::Secret;
 use crate::value::{Type, Value};
 
-use super::{node_diag, ApplyError, Ctx, Resource};
+use super::{ApplyError, Ctx, Resource};
 
 pub const SUBJECT: &str = "subject";
 pub const KEY_ALGORITHM: &str = "key_algorithm";
@@ -172,10 +172,7 @@ impl Resource for CertificateAuthority {
                 KEY_NODE,
             )
             .await?;
-            let installed = node
-                .read_installed(&paths)
-                .await
-                .map_err(|e| node_diag(&e))?;
+            let installed = node.read_installed(&paths).await?;
             let cert = installed.cert.as_deref().and_then(|c| pki::inspect(c).ok());
             let ours = match (&cert, &installed.key) {
                 (Some(info), Some(key)) => {
@@ -248,10 +245,7 @@ impl Resource for CertificateAuthority {
             None => Secret::new(prior.attr(PRIVATE_KEY_PEM).as_str().unwrap_or_default()),
             Some(name) => {
                 let (node, paths) = key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
-                let installed = node
-                    .read_installed(&paths)
-                    .await
-                    .map_err(|e| node_diag(&e))?;
+                let installed = node.read_installed(&paths).await?;
                 installed.key.ok_or_else(|| {
                     Diagnostics::error(
                         "CA key not found",
@@ -281,9 +275,7 @@ impl Resource for CertificateAuthority {
         }
         if let Some(name) = from {
             let (node, paths) = key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
-            node.uninstall_cert(&paths, cert_pem, false)
-                .await
-                .map_err(|e| node_diag(&e))?;
+            node.uninstall_cert(&paths, cert_pem, false).await?;
         }
         Ok(state)
     }
@@ -303,7 +295,7 @@ impl Resource for CertificateAuthority {
         let cert = prior.attr(CERT_PEM).as_str().unwrap_or_default();
         node.uninstall_cert(&paths, cert, false)
             .await
-            .map_err(|e| node_diag(&e))
+            .map_err(Diagnostics::from)
     }
 }
 
@@ -316,14 +308,8 @@ pub async fn key_home(
     fingerprint: &str,
     attr: &str,
 ) -> Result<(std::sync::Arc<Node>, crate::node::CertPaths), Diagnostics> {
-    let node = ctx.provider.node(name).await.map_err(|e| {
-        let path = (e.kind == crate::node::ErrorKind::UnknownNode).then(|| AttrPath::attr(attr));
-        e.to_diagnostics(path)
-    })?;
-    let paths = node
-        .ca_key_paths(fingerprint)
-        .await
-        .map_err(|e| node_diag(&e))?;
+    let node = ctx.provider.node(name).await.map_err(|e| e.naming(attr))?;
+    let paths = node.ca_key_paths(fingerprint).await?;
     Ok((node, paths))
 }
 
@@ -348,8 +334,7 @@ async fn keep_on_node(
             fingerprint: info.fingerprint_sha256.clone(),
         },
     )
-    .await
-    .map_err(|e| node_diag(&e))?;
+    .await?;
     Ok(paths.key)
 }
 

@@ -21,9 +21,7 @@ use crate::secret::Secret;
 use crate::sql;
 use crate::value::{Type, Value};
 
-use super::{
-    default_data_nodes, node_diag, plan_id_from, ApplyError, Ctx, Import, PlanInput, Resource,
-};
+use super::{default_data_nodes, plan_id_from, ApplyError, Ctx, Import, PlanInput, Resource};
 
 pub const NAME: &str = "name";
 pub const PASSWORD: &str = "password";
@@ -156,7 +154,7 @@ impl Resource for DistributedRole {
     async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
         let access = ctx.provider.access();
         if let Value::String(v) = plan.planned.attr(role::VALID_UNTIL) {
-            let mut s = access.session().await.map_err(|e| node_diag(&e))?;
+            let mut s = access.session().await?;
             if let Err(e) = s.client().query_one(sql::CHECK_TIMESTAMP, &[v]).await {
                 let msg = access.pg_err("checking valid_until", &e).message;
                 return Err(Diagnostics::attr_error(
@@ -167,7 +165,7 @@ impl Resource for DistributedRole {
             }
         }
         if let Value::List(items) = plan.planned.attr(DATA_NODES) {
-            let known = ctx.provider.data_nodes().await.map_err(|e| node_diag(&e))?;
+            let known = ctx.provider.data_nodes().await?;
             for (i, item) in items.iter().enumerate() {
                 if let Some(n) = item.as_str() {
                     if !known.contains_key(n) {
@@ -278,17 +276,13 @@ impl Import for DistributedRole {
     async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
         check_name(id).map_err(|m| Diagnostics::error("Invalid import ID", m))?;
         let access = ctx.provider.access();
-        let a = access
-            .role_read(id, None)
-            .await
-            .map_err(|e| node_diag(&e))?
-            .ok_or_else(|| {
-                Diagnostics::error(
-                    "Role not found",
-                    format!("The access node has no role named {id:?}."),
-                )
-            })?;
-        let data_nodes = ctx.provider.data_nodes().await.map_err(|e| node_diag(&e))?;
+        let a = access.role_read(id, None).await?.ok_or_else(|| {
+            Diagnostics::error(
+                "Role not found",
+                format!("The access node has no role named {id:?}."),
+            )
+        })?;
+        let data_nodes = ctx.provider.data_nodes().await?;
         let mut m = Model {
             name: id.to_string(),
             login: a.login,
@@ -325,10 +319,7 @@ async fn check_not_taken(access: &Node, plan: &mut PlanInput<'_>) -> Result<(), 
     let Ok(m) = Model::from_value(plan.planned) else {
         return Ok(()); // parts still unknown: apply checks again
     };
-    let existing = access
-        .role_read(&m.name, m.valid_until.as_deref())
-        .await
-        .map_err(|e| node_diag(&e))?;
+    let existing = access.role_read(&m.name, m.valid_until.as_deref()).await?;
     let Some(existing) = existing else {
         return Ok(());
     };
@@ -438,12 +429,12 @@ async fn read_all(ctx: &Ctx, m: &Model) -> Result<BTreeMap<String, NodeRead>, Di
     .await;
     let reads: BTreeMap<String, NodeRead> = reads.into_iter().collect();
     if let Some(Err(e)) = reads.get(ACCESS_NODE) {
-        return Err(node_diag(e));
+        return Err(Diagnostics::from(e));
     }
     for r in reads.values() {
         if let Err(e) = r {
             if !is_unreachable(e) {
-                return Err(node_diag(e));
+                return Err(Diagnostics::from(e));
             }
         }
     }
@@ -483,15 +474,13 @@ async fn converge(
             if !d.is_empty() {
                 access
                     .role_exec(&format!("altering role {:?}", m.name), &spec.alter_sql(&d))
-                    .await
-                    .map_err(|e| node_diag(&e))?;
+                    .await?;
             }
         }
         _ => {
             access
                 .role_exec(&format!("creating role {:?}", m.name), &spec.create_sql())
-                .await
-                .map_err(|e| node_diag(&e))?;
+                .await?;
         }
     }
 
@@ -516,7 +505,7 @@ async fn converge(
             }
             Some(Err(e)) => {
                 failed.insert(n.clone());
-                diags.extend(node_diag(e));
+                diags.extend(Diagnostics::from(e));
             }
             None => {}
         }
@@ -638,7 +627,7 @@ fn collect(diags: &mut Diagnostics, failed: &mut std::collections::BTreeSet<Stri
             failed.insert(n);
             if !seen.contains(&e.message) {
                 seen.push(e.message.clone());
-                diags.extend(node_diag(&e));
+                diags.extend(Diagnostics::from(&e));
             }
         }
     }
@@ -650,7 +639,7 @@ fn collect(diags: &mut Diagnostics, failed: &mut std::collections::BTreeSet<Stri
 async fn drop_everywhere(ctx: &Ctx, m: &Model, targets: &[String]) -> Result<(), Diagnostics> {
     let mut nodes = Vec::new();
     for n in targets {
-        nodes.push(ctx.provider.node(n).await.map_err(|e| node_diag(&e))?);
+        nodes.push(ctx.provider.node(n).await?);
     }
     let checks = crate::provider::fan_out(nodes.iter().map(|node| {
         let name = m.name.clone();
@@ -670,7 +659,7 @@ async fn drop_everywhere(ctx: &Ctx, m: &Model, targets: &[String]) -> Result<(),
     let mut d = Diagnostics::new();
     for (node, r) in nodes.iter().zip(checks) {
         match r {
-            Err(e) => d.extend(node_diag(&e)),
+            Err(e) => d.extend(Diagnostics::from(&e)),
             Ok((false, _)) => {}
             Ok((true, deps)) => {
                 if !deps.is_empty() {
@@ -704,12 +693,8 @@ async fn drop_everywhere(ctx: &Ctx, m: &Model, targets: &[String]) -> Result<(),
         }
         for node in &present {
             node.role_drop_owned(&m.name, m.reassign_owned_to.as_deref())
-                .await
-                .map_err(|e| node_diag(&e))?;
-            let left = node
-                .role_dependents(&m.name)
-                .await
-                .map_err(|e| node_diag(&e))?;
+                .await?;
+            let left = node.role_dependents(&m.name).await?;
             if !left.is_empty() {
                 return Err(Diagnostics::error(
                     format!("Role {:?} still has objects in other databases", m.name),
@@ -743,11 +728,7 @@ async fn drop_everywhere(ctx: &Ctx, m: &Model, targets: &[String]) -> Result<(),
         return Err(d);
     }
     if present.iter().any(|n| n.name == ACCESS_NODE) {
-        ctx.provider
-            .access()
-            .role_exec(&doing, &statement)
-            .await
-            .map_err(|e| node_diag(&e))?;
+        ctx.provider.access().role_exec(&doing, &statement).await?;
     }
     // Warnings only (a fallback to direct connections): the server shows
     // them with the successful destroy.

@@ -9,9 +9,7 @@ use crate::node::GrantChange;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::value::{Type, Value};
 
-use super::{
-    default_data_nodes, node_diag, plan_id_from, ApplyError, Ctx, Import, PlanInput, Resource,
-};
+use super::{default_data_nodes, plan_id_from, ApplyError, Ctx, Import, PlanInput, Resource};
 
 pub const ROLE: &str = "role";
 pub const SERVERS: &str = "servers";
@@ -82,12 +80,7 @@ impl Resource for ForeignServerGrant {
             return Ok(());
         }
         let servers = Fields::new(plan.planned).strings(SERVERS);
-        let missing = ctx
-            .provider
-            .access()
-            .missing_servers(&servers)
-            .await
-            .map_err(|e| node_diag(&e))?;
+        let missing = ctx.provider.access().missing_servers(&servers).await?;
         if !missing.is_empty() {
             return Err(Diagnostics::attr_error(
                 AttrPath::attr(SERVERS),
@@ -103,13 +96,7 @@ impl Resource for ForeignServerGrant {
 
     async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
         let m = Model::from_value(state)?;
-        let Some(granted) = ctx
-            .provider
-            .access()
-            .server_grants(&m.role)
-            .await
-            .map_err(|e| node_diag(&e))?
-        else {
+        let Some(granted) = ctx.provider.access().server_grants(&m.role).await? else {
             return Ok(None);
         };
         Ok(m.read_back(&granted).map(|x| x.to_state()))
@@ -130,11 +117,7 @@ impl Resource for ForeignServerGrant {
         ctx.check_cancelled()?;
         let m = Model::from_value(prior)?;
         let access = ctx.provider.access();
-        let Some(granted) = access
-            .server_grants(&m.role)
-            .await
-            .map_err(|e| node_diag(&e))?
-        else {
+        let Some(granted) = access.server_grants(&m.role).await? else {
             return Ok(());
         };
         let revoke: Vec<String> = m
@@ -152,7 +135,7 @@ impl Resource for ForeignServerGrant {
                 },
             )
             .await
-            .map_err(|e| node_diag(&e))
+            .map_err(Diagnostics::from)
     }
 
     fn importer(&self) -> Option<&dyn Import> {
@@ -184,8 +167,7 @@ impl Import for ForeignServerGrant {
             .provider
             .access()
             .server_grants(&role)
-            .await
-            .map_err(|e| node_diag(&e))?
+            .await?
             .ok_or_else(|| {
                 Diagnostics::error(
                     "Role not found",
@@ -231,8 +213,7 @@ async fn apply(ctx: &Ctx, before: Option<&Model>, m: &Model) -> Result<Value, Di
     let access = ctx.provider.access();
     let current = access
         .server_grants(&m.role)
-        .await
-        .map_err(|e| node_diag(&e))?
+        .await?
         .ok_or_else(|| {
             Diagnostics::attr_error(
                 AttrPath::attr(ROLE),
@@ -262,15 +243,8 @@ async fn apply(ctx: &Ctx, before: Option<&Model>, m: &Model) -> Result<Value, Di
             _ => change.grant.push(s.clone()),
         }
     }
-    access
-        .change_server_grants(&m.role, &change)
-        .await
-        .map_err(|e| node_diag(&e))?;
-    let granted = access
-        .server_grants(&m.role)
-        .await
-        .map_err(|e| node_diag(&e))?
-        .unwrap_or_default();
+    access.change_server_grants(&m.role, &change).await?;
+    let granted = access.server_grants(&m.role).await?.unwrap_or_default();
     match m.read_back(&granted) {
         Some(now) if now == *m => Ok(now.to_state()),
         _ => Err(Diagnostics::error(

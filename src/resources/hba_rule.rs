@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use crate::diag::{AttrPath, Diagnostics};
-use crate::hba::{normalize_address, Field, HbaFile, Rule, CONNECTION_TYPES, METHODS};
+use crate::hba::{check_address, AddressFault, Field, HbaFile, Rule, CONNECTION_TYPES, METHODS};
 use crate::provider::ACCESS_NODE;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::value::{Type, Value};
 
-use super::{node_diag, node_lookup_diag, ApplyError, Ctx, Import, PlanInput, Resource};
+use super::{ApplyError, Ctx, Import, PlanInput, Resource};
 
 pub const NODE: &str = "node";
 pub const TYPE: &str = "type";
@@ -94,7 +94,7 @@ impl Resource for HbaRule {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_lookup_diag(&e))?;
+            .map_err(|e| e.naming("node"))?;
         // One read of the file serves the lockout check and the duplicate check.
         let position = m.position;
         let to_check = rule.clone();
@@ -107,16 +107,8 @@ impl Resource for HbaRule {
                     f.upsert(&to_check, position)
                 }
             })
-            .await
-            .map_err(|e| node_diag(&e))?;
-        if rule.conn_type == "hostssl"
-            && node
-                .setting("ssl")
-                .await
-                .map_err(|e| node_diag(&e))?
-                .as_deref()
-                != Some("on")
-        {
+            .await?;
+        if rule.conn_type == "hostssl" && node.setting("ssl").await?.as_deref() != Some("on") {
             plan.warnings.push_warning(
                 Some(AttrPath::attr(TYPE)),
                 "hostssl rule on a node without TLS",
@@ -174,13 +166,13 @@ impl Resource for HbaRule {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_lookup_diag(&e))?;
+            .map_err(|e| e.naming("node"))?;
         node.hba_preview(move |f| {
             f.remove(&key);
         })
         .await
         .map(|_| ())
-        .map_err(|e| node_diag(&e))
+        .map_err(Diagnostics::from)
     }
 
     async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
@@ -190,8 +182,8 @@ impl Resource for HbaRule {
             .provider
             .node(&prior.node)
             .await
-            .map_err(|e| node_lookup_diag(&e))?;
-        let snap = node.hba_read().await.map_err(|e| node_diag(&e))?;
+            .map_err(|e| e.naming("node"))?;
+        let snap = node.hba_read().await?;
         let Some(found) = snap.find(&rule.key()) else {
             return Ok(None);
         };
@@ -230,13 +222,12 @@ impl Resource for HbaRule {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_lookup_diag(&e))?;
+            .map_err(|e| e.naming("node"))?;
         node.hba_edit(move |f| {
             f.remove(&key);
             Ok(())
         })
-        .await
-        .map_err(|e| node_diag(&e))?;
+        .await?;
         Ok(())
     }
 
@@ -266,12 +257,8 @@ impl Import for HbaRule {
             .split_once(char::is_whitespace)
             .ok_or_else(|| bad(format!("{id:?} has no rule fields")))?;
         let key_rule = Rule::parse_key_fields(rest).map_err(bad)?;
-        let node = ctx
-            .provider
-            .node(node_name)
-            .await
-            .map_err(|e| node_diag(&e))?;
-        let snap = node.hba_read().await.map_err(|e| node_diag(&e))?;
+        let node = ctx.provider.node(node_name).await?;
+        let snap = node.hba_read().await?;
         let found = snap.find(&key_rule.key()).ok_or_else(|| {
             Diagnostics::error(
                 "Rule not found",
@@ -316,7 +303,7 @@ impl HbaRule {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_lookup_diag(&e))?;
+            .map_err(|e| e.naming("node"))?;
         let (to_write, position, id) = (rule.clone(), m.position, m.id(&rule));
         let snap = node
             .hba_edit(move |f: &mut HbaFile| {
@@ -340,8 +327,7 @@ impl HbaRule {
                 }
                 Ok(())
             })
-            .await
-            .map_err(|e| node_diag(&e))?;
+            .await?;
         let found = snap.find(&rule.key()).ok_or_else(|| {
             Diagnostics::error(
                 "Rule missing after write",
@@ -428,14 +414,15 @@ impl Model {
     /// attribute at fault.
     fn rule(&self) -> Result<Rule, Diagnostics> {
         let address = match &self.address {
-            Some(a) => Some(normalize_address(a, self.netmask.as_deref()).map_err(|m| {
-                let path = if m.contains("mask") && self.netmask.is_some() {
-                    NETMASK
-                } else {
-                    ADDRESS
-                };
-                Diagnostics::attr_error(AttrPath::attr(path), "Invalid address", m)
-            })?),
+            Some(a) => Some(
+                check_address(a, self.netmask.as_deref()).map_err(|(fault, m)| {
+                    let path = match fault {
+                        AddressFault::Netmask => NETMASK,
+                        AddressFault::Address => ADDRESS,
+                    };
+                    Diagnostics::attr_error(AttrPath::attr(path), "Invalid address", m)
+                })?,
+            ),
             None if self.netmask.is_some() => {
                 return Err(Diagnostics::attr_error(
                     AttrPath::attr(NETMASK),

@@ -157,6 +157,12 @@ pub struct ApplyError {
     pub private: Option<Vec<u8>>,
 }
 
+impl From<crate::node::NodeError> for ApplyError {
+    fn from(e: crate::node::NodeError) -> ApplyError {
+        Diagnostics::from(e).into()
+    }
+}
+
 impl From<Diagnostics> for ApplyError {
     fn from(diags: Diagnostics) -> ApplyError {
         ApplyError {
@@ -204,7 +210,7 @@ pub trait Import: Send + Sync {
 pub async fn default_data_nodes(ctx: Option<&Ctx>) -> Result<Option<Vec<String>>, Diagnostics> {
     match ctx {
         Some(ctx) => {
-            let all = ctx.provider.data_nodes().await.map_err(|e| node_diag(&e))?;
+            let all = ctx.provider.data_nodes().await?;
             Ok(Some(all.keys().cloned().collect()))
         }
         None => Ok(None),
@@ -218,18 +224,6 @@ pub fn plan_id_from(planned: &mut Value, from: &str, id: &str) {
         let v = v.clone();
         planned.set_attr(id, Value::string(v));
     }
-}
-
-/// A node error as diagnostics on the resource.
-pub fn node_diag(e: &crate::node::NodeError) -> Diagnostics {
-    e.to_diagnostics(None)
-}
-
-/// A failed lookup of the node a resource's `node` attribute names: an
-/// unknown name is that attribute's fault, anything else the node's.
-pub fn node_lookup_diag(e: &crate::node::NodeError) -> Diagnostics {
-    let path = (e.kind == crate::node::ErrorKind::UnknownNode).then(|| AttrPath::attr("node"));
-    e.to_diagnostics(path)
 }
 
 /// Every resource the provider offers.

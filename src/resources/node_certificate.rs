@@ -15,7 +15,7 @@ use super::certificate_authority::{
     CERT_PEM, EARLY_RENEWAL_DAYS, FINGERPRINT, KEY_ALGORITHM, NOT_AFTER, READY_FOR_RENEWAL,
     VALIDITY_DAYS,
 };
-use super::{node_diag, node_lookup_diag, ApplyError, Ctx, Import, PlanInput, Resource};
+use super::{ApplyError, Ctx, Import, PlanInput, Resource};
 
 pub const KIND: &str = "kind";
 pub const NODE: &str = "node";
@@ -215,16 +215,12 @@ impl Resource for NodeCertificate {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_lookup_diag(&e))?;
+            .map_err(|e| e.naming("node"))?;
         let paths = match m.kind.as_str() {
             "server" => node.server_cert_paths().await,
             _ => node.user_cert_paths(&m.common_name).await,
-        }
-        .map_err(|e| node_diag(&e))?;
-        let installed = node
-            .read_installed(&paths)
-            .await
-            .map_err(|e| node_diag(&e))?;
+        }?;
+        let installed = node.read_installed(&paths).await?;
         let Some(cert) = installed.cert else {
             return Ok(());
         };
@@ -257,12 +253,9 @@ impl Resource for NodeCertificate {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_lookup_diag(&e))?;
+            .map_err(|e| e.naming("node"))?;
         let paths = m.paths_from_state(state);
-        let installed = node
-            .read_installed(&paths)
-            .await
-            .map_err(|e| node_diag(&e))?;
+        let installed = node.read_installed(&paths).await?;
         let mut now = state.clone();
         now.set_attr(
             INSTALLED,
@@ -294,11 +287,8 @@ impl Resource for NodeCertificate {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_lookup_diag(&e))?;
-        let installed = node
-            .read_installed(&m.paths_from_state(prior))
-            .await
-            .map_err(|e| node_diag(&e))?;
+            .map_err(|e| e.naming("node"))?;
+        let installed = node.read_installed(&m.paths_from_state(prior)).await?;
         let cert = pki::inspect(prior.attr(CERT_PEM).as_str().unwrap_or_default())
             .map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
         let mut state = planned.clone();
@@ -333,7 +323,7 @@ impl Resource for NodeCertificate {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_lookup_diag(&e))?;
+            .map_err(|e| e.naming("node"))?;
         if m.kind == "server" && m.configure_ssl && m.node != ACCESS_NODE {
             tls_coupling::before_data_node_tls_goes(ctx, &m.node).await?;
         }
@@ -341,7 +331,7 @@ impl Resource for NodeCertificate {
         let cert = prior.attr(CERT_PEM).as_str().unwrap_or_default();
         node.uninstall_cert(&paths, cert, m.kind == "server" && m.configure_ssl)
             .await
-            .map_err(|e| node_diag(&e))
+            .map_err(Diagnostics::from)
     }
 
     fn importer(&self) -> Option<&dyn Import> {
@@ -368,20 +358,12 @@ impl Import for NodeCertificate {
             None if rest == "server" => ("server", None),
             _ => return Err(bad()),
         };
-        let node = ctx
-            .provider
-            .node(node_name)
-            .await
-            .map_err(|e| node_diag(&e))?;
+        let node = ctx.provider.node(node_name).await?;
         let paths = match &role {
             Some(r) => node.user_cert_paths(r).await,
             None => node.server_cert_paths().await,
-        }
-        .map_err(|e| node_diag(&e))?;
-        let installed = node
-            .read_installed(&paths)
-            .await
-            .map_err(|e| node_diag(&e))?;
+        }?;
+        let installed = node.read_installed(&paths).await?;
         let (Some(cert_file), Some(key)) = (&installed.cert, &installed.key) else {
             return Err(Diagnostics::error(
                 "Certificate not found",
@@ -403,7 +385,7 @@ impl Import for NodeCertificate {
                 .filter(|s| !s.is_empty()),
         }
         .unwrap_or_default();
-        let ssl = node.ssl_settings().await.map_err(|e| node_diag(&e))?;
+        let ssl = node.ssl_settings().await?;
         let configure_ssl = kind == "server" && ssl[1] == paths.cert;
         let days = (info.not_after - info.not_before).whole_days();
         let mut state = object([
@@ -515,7 +497,7 @@ async fn check_installed(
             _ => {}
         }
         if m.configure_ssl {
-            let settings = node.ssl_settings().await.map_err(|e| node_diag(&e))?;
+            let settings = node.ssl_settings().await?;
             let want = [
                 "on",
                 &paths.cert,
@@ -572,10 +554,7 @@ async fn load_ca(ctx: &Ctx, m: &Model) -> Result<Ca, Diagnostics> {
                 })?
                 .fingerprint_sha256;
             let (node, paths) = key_home(ctx, name, &fingerprint, CA_KEY_NODE).await?;
-            let installed = node
-                .read_installed(&paths)
-                .await
-                .map_err(|e| node_diag(&e))?;
+            let installed = node.read_installed(&paths).await?;
             let key = installed.key.ok_or_else(|| {
                 Diagnostics::attr_error(
                     AttrPath::attr(CA_KEY_NODE),
@@ -623,15 +602,14 @@ async fn install(
         .provider
         .node(&m.node)
         .await
-        .map_err(|e| node_lookup_diag(&e))?;
+        .map_err(|e| e.naming("node"))?;
     if m.kind == "server" && m.configure_ssl && m.node == ACCESS_NODE {
         tls_coupling::before_access_node_tls_comes(ctx).await?;
     }
     let paths = match m.kind.as_str() {
         "server" => node.server_cert_paths().await,
         _ => node.user_cert_paths(&m.common_name).await,
-    }
-    .map_err(|e| node_diag(&e))?;
+    }?;
     node.install_cert(
         paths.clone(),
         Install {
@@ -642,8 +620,7 @@ async fn install(
             fingerprint: info.fingerprint_sha256.clone(),
         },
     )
-    .await
-    .map_err(|e| node_diag(&e))?;
+    .await?;
     state.set_attr(FINGERPRINT, Value::string(&info.fingerprint_sha256));
     state.set_attr(
         PUBLIC_KEY_FINGERPRINT,
@@ -658,10 +635,7 @@ async fn install(
         Value::string(make_id(&m.node, &m.kind, m.role.as_deref())),
     );
     plan_renewal(&mut state);
-    let installed = node
-        .read_installed(&paths)
-        .await
-        .map_err(|e| node_diag(&e))?;
+    let installed = node.read_installed(&paths).await?;
     let status = check_installed(&node, m, &state, &paths, &installed).await?;
     if status != IN_SYNC {
         return Err(Diagnostics::error(
@@ -793,7 +767,7 @@ mod tls_coupling {
          before them. The certificate guide explains the order.";
 
     async fn coupled(ctx: &Ctx) -> Result<bool, Diagnostics> {
-        Ok(ctx.provider.route().await.map_err(|e| node_diag(&e))? == Route::DistributedExec)
+        Ok(ctx.provider.route().await? == Route::DistributedExec)
     }
 
     /// Refuses to turn the access node's TLS on while a data node serves
@@ -802,7 +776,7 @@ mod tls_coupling {
         if !coupled(ctx).await? {
             return Ok(());
         }
-        let nodes = ctx.provider.data_nodes().await.map_err(|e| node_diag(&e))?;
+        let nodes = ctx.provider.data_nodes().await?;
         let mut plain = Vec::new();
         for (name, node) in nodes.iter() {
             if let Ok(None) = node.served_fingerprint().await {

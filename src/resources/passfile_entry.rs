@@ -11,7 +11,7 @@ use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::secret::Secret;
 use crate::value::{Type, Value};
 
-use super::{node_diag, node_lookup_diag, ApplyError, Ctx, Import, PlanInput, Resource};
+use super::{ApplyError, Ctx, Import, PlanInput, Resource};
 
 pub const NODE: &str = "node";
 pub const HOSTNAME: &str = "hostname";
@@ -120,8 +120,8 @@ impl Resource for PassfileEntry {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_lookup_diag(&e))?;
-        let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
+            .map_err(|e| e.naming("node"))?;
+        let snap = node.passfile_read().await?;
         if let Some(found) = snap.find(&m.key()) {
             if found.position == Some(m.position) && found.entry == m.entry {
                 // Made by an apply that was cut off before Terraform could
@@ -173,8 +173,8 @@ impl Resource for PassfileEntry {
             .provider
             .node(&prior.node)
             .await
-            .map_err(|e| node_lookup_diag(&e))?;
-        let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
+            .map_err(|e| e.naming("node"))?;
+        let snap = node.passfile_read().await?;
         Ok(prior
             .read_back(&snap, Private::parse(private).verifier.as_deref())
             .map(|v| (v, private.to_vec())))
@@ -219,14 +219,13 @@ impl Resource for PassfileEntry {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_lookup_diag(&e))?;
+            .map_err(|e| e.naming("node"))?;
         let key = m.key();
         node.passfile_edit(move |f: &mut PassFile| {
             f.remove(&key);
             Ok(())
         })
-        .await
-        .map_err(|e| node_diag(&e))?;
+        .await?;
         Ok(())
     }
 
@@ -259,12 +258,8 @@ impl Import for PassfileEntry {
                     ),
                 )
             })?;
-        let node = ctx
-            .provider
-            .node(&node_name)
-            .await
-            .map_err(|e| node_diag(&e))?;
-        let snap = node.passfile_read().await.map_err(|e| node_diag(&e))?;
+        let node = ctx.provider.node(&node_name).await?;
+        let snap = node.passfile_read().await?;
         let found = snap.find(&key).ok_or_else(|| {
             Diagnostics::error(
                 "Entry not found",
@@ -301,7 +296,7 @@ impl PassfileEntry {
             .provider
             .node(&m.node)
             .await
-            .map_err(|e| node_lookup_diag(&e))?;
+            .map_err(|e| e.naming("node"))?;
         let (entry, position, id) = (m.entry.clone(), m.position, m.id());
         let snap = node
             .passfile_edit(move |f: &mut PassFile| {
@@ -319,8 +314,7 @@ impl PassfileEntry {
                 f.upsert(&entry, position);
                 Ok(())
             })
-            .await
-            .map_err(|e| node_diag(&e))?;
+            .await?;
         if let Some(mode) = snap.mode.filter(|m| *m != PASSFILE_MODE) {
             return Err(Diagnostics::error(
                 "Passfile has the wrong mode",
