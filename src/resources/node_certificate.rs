@@ -35,7 +35,33 @@ pub const CA_PATH: &str = "ca_path";
 pub const INSTALLED: &str = "installed";
 pub const ID: &str = "id";
 
-const KINDS: &[&str] = &["server", "user"];
+/// What a certificate is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// The node's own TLS certificate.
+    Server,
+    /// The certificate the access node presents for a role.
+    User,
+}
+
+impl Kind {
+    const NAMES: &'static [&'static str] = &["server", "user"];
+
+    fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "server" => Some(Kind::Server),
+            "user" => Some(Kind::User),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Server => "server",
+            Kind::User => "user",
+        }
+    }
+}
 const IN_SYNC: &str = "in sync";
 /// What `installed` says when the key on the node is not the
 /// certificate's: only a new key and certificate can repair that.
@@ -62,8 +88,8 @@ impl Resource for NodeCertificate {
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = Diagnostics::new();
         check_days(config, &mut d);
-        match config.attr(KIND).as_str() {
-            Some("server") => {
+        match config.attr(KIND).as_str().and_then(Kind::parse) {
+            Some(Kind::Server) => {
                 if config.attr(COMMON_NAME).is_null() {
                     d.push_error(Some(AttrPath::attr(COMMON_NAME)), "Missing common name", "A server certificate needs a `common_name` (usually the node's host name).");
                 }
@@ -75,7 +101,7 @@ impl Resource for NodeCertificate {
                     );
                 }
             }
-            Some("user") => {
+            Some(Kind::User) => {
                 if config.attr(ROLE).is_null() {
                     d.push_error(
                         Some(AttrPath::attr(ROLE)),
@@ -170,8 +196,10 @@ impl Resource for NodeCertificate {
                 planned.set_attr(COMMON_NAME, Value::string(r));
             }
         }
-        if let (Some(node), Some(kind)) = (planned.attr(NODE).as_str(), planned.attr(KIND).as_str())
-        {
+        if let (Some(node), Some(kind)) = (
+            planned.attr(NODE).as_str(),
+            planned.attr(KIND).as_str().and_then(Kind::parse),
+        ) {
             let id = make_id(node, kind, planned.attr(ROLE).as_str());
             planned.set_attr(ID, Value::string(id));
         }
@@ -216,8 +244,8 @@ impl Resource for NodeCertificate {
             .node(&m.node)
             .await
             .map_err(|e| e.naming("node"))?;
-        let paths = match m.kind.as_str() {
-            "server" => node.server_cert_paths().await,
+        let paths = match m.kind {
+            Kind::Server => node.server_cert_paths().await,
             _ => node.user_cert_paths(&m.common_name).await,
         }?;
         let installed = node.read_installed(&paths).await?;
@@ -233,7 +261,7 @@ impl Resource for NodeCertificate {
             .map(|cn| format!(" (issued to {cn:?})"))
             .unwrap_or_default();
         Err(Diagnostics::attr_error(
-            AttrPath::attr(if m.kind == "server" { NODE } else { ROLE }),
+            AttrPath::attr(if m.kind == Kind::Server { NODE } else { ROLE }),
             "Certificate already installed",
             format!(
                 "Node {:?} already has a certificate at {}{who}, not issued by the configured CA. Another resource manages it \
@@ -242,7 +270,7 @@ impl Resource for NodeCertificate {
                  remove the files first.",
                 m.node,
                 paths.cert,
-                make_id(&m.node, &m.kind, m.role.as_deref())
+                make_id(&m.node, m.kind, m.role.as_deref())
             ),
         ))
     }
@@ -324,12 +352,12 @@ impl Resource for NodeCertificate {
             .node(&m.node)
             .await
             .map_err(|e| e.naming("node"))?;
-        if m.kind == "server" && m.configure_ssl && m.node != ACCESS_NODE {
+        if m.kind == Kind::Server && m.configure_ssl && m.node != ACCESS_NODE {
             tls_coupling::before_data_node_tls_goes(ctx, &m.node).await?;
         }
         let paths = m.paths_from_state(prior);
         let cert = prior.attr(CERT_PEM).as_str().unwrap_or_default();
-        node.uninstall_cert(&paths, cert, m.kind == "server" && m.configure_ssl)
+        node.uninstall_cert(&paths, cert, m.kind == Kind::Server && m.configure_ssl)
             .await
             .map_err(Diagnostics::from)
     }
@@ -354,8 +382,8 @@ impl Import for NodeCertificate {
         };
         let (node_name, rest) = id.split_once(' ').ok_or_else(bad)?;
         let (kind, role) = match rest.split_once(' ') {
-            Some(("user", r)) if !r.is_empty() => ("user", Some(r.to_string())),
-            None if rest == "server" => ("server", None),
+            Some(("user", r)) if !r.is_empty() => (Kind::User, Some(r.to_string())),
+            None if rest == "server" => (Kind::Server, None),
             _ => return Err(bad()),
         };
         let node = ctx.provider.node(node_name).await?;
@@ -378,7 +406,7 @@ impl Import for NodeCertificate {
         })?;
         let leaf = first_pem_block(cert_file);
         let ca_pem = match kind {
-            "server" => installed.ca.clone(),
+            Kind::Server => installed.ca.clone(),
             _ => cert_file
                 .strip_prefix(&leaf)
                 .map(|rest| rest.trim_start().to_string())
@@ -386,10 +414,10 @@ impl Import for NodeCertificate {
         }
         .unwrap_or_default();
         let ssl = node.ssl_settings().await?;
-        let configure_ssl = kind == "server" && ssl[1] == paths.cert;
+        let configure_ssl = kind == Kind::Server && ssl[1] == paths.cert;
         let days = (info.not_after - info.not_before).whole_days();
         let mut state = object([
-            (KIND, Value::string(kind)),
+            (KIND, Value::string(kind.name())),
             (NODE, Value::string(node_name)),
             (ROLE, Value::opt_string(role.clone())),
             (COMMON_NAME, Value::opt_string(info.common_name.clone())),
@@ -431,10 +459,10 @@ impl Import for NodeCertificate {
     }
 }
 
-fn make_id(node: &str, kind: &str, role: Option<&str>) -> String {
+fn make_id(node: &str, kind: Kind, role: Option<&str>) -> String {
     match (kind, role) {
-        ("user", Some(r)) => format!("{node} user {r}"),
-        _ => format!("{node} {kind}"),
+        (Kind::User, Some(r)) => format!("{node} user {r}"),
+        _ => format!("{node} {}", kind.name()),
     }
 }
 
@@ -481,14 +509,14 @@ async fn check_installed(
     if let Some(mode) = installed.key_mode.filter(|m| *m != 0o600) {
         problems.push(format!("key file mode {mode:04o}"));
     }
-    if m.kind == "user" {
+    if m.kind == Kind::User {
         if let Some(text) = &installed.cert {
             if cert_info.is_some() && !text.contains(m.ca_cert_pem.trim()) {
                 problems.push("CA chain missing from the certificate file".into());
             }
         }
     }
-    if m.kind == "server" {
+    if m.kind == Kind::Server {
         match &installed.ca {
             None => problems.push("CA file missing".into()),
             Some(ca) if ca.trim() != m.ca_cert_pem.trim() => {
@@ -526,8 +554,8 @@ async fn check_installed(
 /// leaves the provider's memory but to the node.
 async fn issue(ctx: &Ctx, m: &Model) -> Result<(String, Secret), Diagnostics> {
     let ca = load_ca(ctx, m).await?;
-    let usage = match m.kind.as_str() {
-        "server" => Usage::Server {
+    let usage = match m.kind {
+        Kind::Server => Usage::Server {
             dns_names: m.dns_names.clone(),
             ip_addresses: m
                 .ip_addresses
@@ -603,11 +631,11 @@ async fn install(
         .node(&m.node)
         .await
         .map_err(|e| e.naming("node"))?;
-    if m.kind == "server" && m.configure_ssl && m.node == ACCESS_NODE {
+    if m.kind == Kind::Server && m.configure_ssl && m.node == ACCESS_NODE {
         tls_coupling::before_access_node_tls_comes(ctx).await?;
     }
-    let paths = match m.kind.as_str() {
-        "server" => node.server_cert_paths().await,
+    let paths = match m.kind {
+        Kind::Server => node.server_cert_paths().await,
         _ => node.user_cert_paths(&m.common_name).await,
     }?;
     node.install_cert(
@@ -616,7 +644,7 @@ async fn install(
             cert_pem: cert_pem.clone(),
             key_pem,
             ca_pem: Some(m.ca_cert_pem.clone()),
-            configure_ssl: m.kind == "server" && m.configure_ssl,
+            configure_ssl: m.kind == Kind::Server && m.configure_ssl,
             fingerprint: info.fingerprint_sha256.clone(),
         },
     )
@@ -632,7 +660,7 @@ async fn install(
     state.set_attr(CA_PATH, Value::opt_string(paths.ca.clone()));
     state.set_attr(
         ID,
-        Value::string(make_id(&m.node, &m.kind, m.role.as_deref())),
+        Value::string(make_id(&m.node, m.kind, m.role.as_deref())),
     );
     plan_renewal(&mut state);
     let installed = node.read_installed(&paths).await?;
@@ -649,7 +677,7 @@ async fn install(
 
 #[derive(Clone, Debug)]
 struct Model {
-    kind: String,
+    kind: Kind,
     node: String,
     role: Option<String>,
     common_name: String,
@@ -669,7 +697,7 @@ impl Model {
         let mut f = Fields::new(v);
         let role = f.opt_string(ROLE);
         let m = Model {
-            kind: f.string(KIND),
+            kind: Kind::parse(&f.string(KIND)).unwrap_or(Kind::Server),
             node: f
                 .opt_string(NODE)
                 .unwrap_or_else(|| ACCESS_NODE.to_string()),
@@ -722,7 +750,7 @@ fn schema() -> Schema {
          certificate back; inside the renewal window it proposes a new certificate. The private key never enters the plan \
          or the state: it is made in the provider's memory and written to the node only.",
         vec![
-            Attribute::new(KIND, Type::String, Mode::Required, "What the certificate is for.").one_of(KINDS).force_new(),
+            Attribute::new(KIND, Type::String, Mode::Required, "What the certificate is for.").one_of(Kind::NAMES).force_new(),
             Attribute::new(NODE, Type::String, Mode::Optional, "Node the certificate is installed on: `access` or a data node name.").default(Value::string(ACCESS_NODE)).force_new(),
             Attribute::new(ROLE, Type::String, Mode::Optional, "For `user` certificates: the role, exactly as named; it is the certificate's common name, which PostgreSQL's `cert` method matches against the user name.").force_new(),
             Attribute::new(COMMON_NAME, Type::String, Mode::OptionalComputed, "For `server` certificates: the subject's common name, usually the node's host name (required). For `user` certificates it is the role.").force_new(),
