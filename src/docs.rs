@@ -10,63 +10,36 @@ use crate::server::ProviderServer;
 use crate::value::Type;
 
 struct Examples {
-    usage: &'static str,
-    import: Option<&'static str>,
+    usage: String,
+    import: Option<String>,
 }
 
-fn examples(kind: &str, name: &str) -> Examples {
-    match (kind, name) {
-        ("provider", _) => Examples {
-            usage: include_str!("../examples/provider/provider.tf"),
-            import: None,
-        },
-        ("resource", "timescaledb_hba_rule") => Examples {
-            usage: include_str!("../examples/resources/timescaledb_hba_rule/resource.tf"),
-            import: Some(include_str!(
-                "../examples/resources/timescaledb_hba_rule/import.sh"
-            )),
-        },
-        ("resource", "timescaledb_passfile_entry") => Examples {
-            usage: include_str!("../examples/resources/timescaledb_passfile_entry/resource.tf"),
-            import: Some(include_str!(
-                "../examples/resources/timescaledb_passfile_entry/import.sh"
-            )),
-        },
-        ("resource", "timescaledb_distributed_role") => Examples {
-            usage: include_str!("../examples/resources/timescaledb_distributed_role/resource.tf"),
-            import: Some(include_str!(
-                "../examples/resources/timescaledb_distributed_role/import.sh"
-            )),
-        },
-        ("resource", "timescaledb_foreign_server_grant") => Examples {
-            usage: include_str!(
-                "../examples/resources/timescaledb_foreign_server_grant/resource.tf"
-            ),
-            import: Some(include_str!(
-                "../examples/resources/timescaledb_foreign_server_grant/import.sh"
-            )),
-        },
-        ("resource", "timescaledb_certificate_authority") => Examples {
-            usage: include_str!(
-                "../examples/resources/timescaledb_certificate_authority/resource.tf"
-            ),
-            import: None,
-        },
-        ("resource", "timescaledb_node_certificate") => Examples {
-            usage: include_str!("../examples/resources/timescaledb_node_certificate/resource.tf"),
-            import: Some(include_str!(
-                "../examples/resources/timescaledb_node_certificate/import.sh"
-            )),
-        },
-        ("data-source", "timescaledb_data_nodes") => Examples {
-            usage: include_str!("../examples/data-sources/timescaledb_data_nodes/data-source.tf"),
-            import: None,
-        },
-        _ => Examples {
-            usage: "",
-            import: None,
-        },
-    }
+/// The examples of one page, found by convention under `examples/`:
+/// `provider/provider.tf`, `resources/<name>/resource.tf` (with
+/// `import.sh` exactly when the resource can be imported) and
+/// `data-sources/<name>/data-source.tf`. A missing or unexpected file is
+/// an error, so a new resource cannot be documented without its example.
+fn examples(kind: &str, name: &str, importable: bool) -> Result<Examples, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let (dir, file) = match kind {
+        "provider" => (root.join("provider"), "provider.tf"),
+        "resource" => (root.join("resources").join(name), "resource.tf"),
+        _ => (root.join("data-sources").join(name), "data-source.tf"),
+    };
+    let read = |p: PathBuf| std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()));
+    let usage = read(dir.join(file))?;
+    let import_path = dir.join("import.sh");
+    let import = match (importable, import_path.exists()) {
+        (true, _) => Some(read(import_path)?),
+        (false, false) => None,
+        (false, true) => {
+            return Err(format!(
+                "{}: {name} cannot be imported, so it has no import example",
+                import_path.display()
+            ))
+        }
+    };
+    Ok(Examples { usage, import })
 }
 
 fn type_name(t: &Type) -> String {
@@ -152,15 +125,13 @@ fn page(
         first_sentence(&s.description),
         s.description
     );
-    if !ex.usage.is_empty() {
-        out.push_str(&format!(
-            "\n## Example Usage\n\n```terraform\n{}```\n",
-            ex.usage
-        ));
-    }
+    out.push_str(&format!(
+        "\n## Example Usage\n\n```terraform\n{}```\n",
+        ex.usage
+    ));
     out.push('\n');
     out.push_str(&schema_section(s));
-    if let Some(import) = ex.import {
+    if let Some(import) = &ex.import {
         out.push_str("\n## Import\n\n");
         if let Some(n) = import_note {
             out.push_str(&format!("Import ID format: `{n}`.\n\n"));
@@ -170,8 +141,9 @@ fn page(
     out
 }
 
-/// Every documentation file, keyed by its path under `docs/`.
-pub fn render_all() -> BTreeMap<PathBuf, String> {
+/// Every documentation file, keyed by its path under `docs/`; an error
+/// names an example file that is missing or should not be there.
+pub fn render_all() -> Result<BTreeMap<PathBuf, String>, String> {
     let server = ProviderServer::new();
     let mut files = BTreeMap::new();
     let mut index = page(
@@ -179,7 +151,7 @@ pub fn render_all() -> BTreeMap<PathBuf, String> {
         "",
         "timescaledb Provider",
         server.provider_schema(),
-        &examples("provider", ""),
+        &examples("provider", "", false)?,
         None,
     );
     index.push_str(include_str!("docs/index_notes.md"));
@@ -195,7 +167,7 @@ pub fn render_all() -> BTreeMap<PathBuf, String> {
                 "",
                 &format!("{name} (Resource)"),
                 &r.schema(),
-                &examples("resource", name),
+                &examples("resource", name, r.importer().is_some())?,
                 note,
             ),
         );
@@ -210,17 +182,17 @@ pub fn render_all() -> BTreeMap<PathBuf, String> {
                 "",
                 &format!("{name} (Data Source)"),
                 &d.schema(),
-                &examples("data-source", name),
+                &examples("data-source", name, false)?,
                 None,
             ),
         );
     }
-    files
+    Ok(files)
 }
 
 /// Writes the generated files under `dir`.
 pub fn write_all(dir: &Path) -> std::io::Result<()> {
-    for (rel, text) in render_all() {
+    for (rel, text) in render_all().map_err(std::io::Error::other)? {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
@@ -236,7 +208,7 @@ mod tests {
     fn committed_docs_are_current() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
         let mut stale = Vec::new();
-        for (rel, text) in super::render_all() {
+        for (rel, text) in super::render_all().unwrap() {
             let on_disk = std::fs::read_to_string(root.join(&rel)).unwrap_or_default();
             if on_disk != text {
                 stale.push(rel.display().to_string());
