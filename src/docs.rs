@@ -26,7 +26,8 @@ fn examples(kind: &str, name: &str, importable: bool) -> Result<Examples, String
         "resource" => (root.join("resources").join(name), "resource.tf"),
         _ => (root.join("data-sources").join(name), "data-source.tf"),
     };
-    let read = |p: PathBuf| std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()));
+    let read =
+        |p: PathBuf| std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()));
     let usage = read(dir.join(file))?;
     let import_path = dir.join("import.sh");
     let import = match (importable, import_path.exists()) {

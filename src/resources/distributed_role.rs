@@ -445,6 +445,14 @@ fn is_unreachable(e: &NodeError) -> bool {
     matches!(e.kind, ErrorKind::Unreachable | ErrorKind::Authentication)
 }
 
+/// What an apply found wrong so far: diagnostics, and the nodes they are
+/// about (which then are not reported again as out of line).
+#[derive(Default)]
+struct Outcome {
+    diags: Diagnostics,
+    failed: std::collections::BTreeSet<String>,
+}
+
 /// Makes every node of `m` hold the role as specified, and drops it from
 /// `removed` data nodes. Returns the state and its private data (stamps of
 /// the verifiers now in place), or the state that exists now with
@@ -456,18 +464,37 @@ async fn converge(
     removed: &[String],
 ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
     ctx.check_cancelled()?;
-    let access = ctx.provider.access();
     let reads = read_all(ctx, m).await?;
-    let mut diags = Diagnostics::new();
-    let mut failed = std::collections::BTreeSet::new();
-
     // The access node first: when it fails nothing else is touched.
+    converge_access(ctx, m, creating, reads.get(ACCESS_NODE)).await?;
+    let mut outcome = Outcome::default();
+    converge_data_nodes(ctx, m, &reads, &mut outcome).await;
+    if !removed.is_empty() {
+        if let Err(d) = drop_everywhere(ctx, m, removed).await {
+            outcome.failed.extend(removed.iter().cloned());
+            outcome.diags.extend(d);
+        }
+    }
+    // What is there now decides the state.
+    let reads = read_all(ctx, m).await?;
+    conclude(m, creating, &reads, outcome)
+}
+
+/// Creates or alters the role on the access node. A role found there on
+/// create is adopted when it is exactly as specified (an apply cut off
+/// before Terraform could record it leaves just that behind), refused
+/// otherwise.
+async fn converge_access(
+    ctx: &Ctx,
+    m: &Model,
+    creating: bool,
+    read: Option<&NodeRead>,
+) -> Result<(), ApplyError> {
+    let access = ctx.provider.access();
     let spec = m.spec_for(ACCESS_NODE);
-    match reads.get(ACCESS_NODE) {
-        // A role exactly as specified is adopted: an apply cut off before
-        // Terraform could record it leaves just that behind.
+    match read {
         Some(Ok(Some(state))) if creating && !spec.differences(state).is_empty() => {
-            return Err(exists_error(&m.name).into())
+            Err(exists_error(&m.name).into())
         }
         Some(Ok(Some(state))) => {
             let d = spec.differences(state);
@@ -476,16 +503,23 @@ async fn converge(
                     .role_exec(&format!("altering role {:?}", m.name), &spec.alter_sql(&d))
                     .await?;
             }
+            Ok(())
         }
-        _ => {
-            access
-                .role_exec(&format!("creating role {:?}", m.name), &spec.create_sql())
-                .await?;
-        }
+        _ => Ok(access
+            .role_exec(&format!("creating role {:?}", m.name), &spec.create_sql())
+            .await?),
     }
+}
 
-    // Then the data nodes, grouped by what each needs.
-    let data_spec = m.spec_for("data node");
+/// Creates or alters the role on the data nodes, grouped by what each
+/// needs (one `distributed_exec` call per group).
+async fn converge_data_nodes(
+    ctx: &Ctx,
+    m: &Model,
+    reads: &BTreeMap<String, NodeRead>,
+    outcome: &mut Outcome,
+) {
+    let spec = m.spec_for("data node");
     let mut to_create = Vec::new();
     let mut to_alter = Vec::new();
     let mut alter_diffs: Vec<&'static str> = Vec::new();
@@ -493,7 +527,7 @@ async fn converge(
         match reads.get(n) {
             Some(Ok(None)) => to_create.push(n.clone()),
             Some(Ok(Some(state))) => {
-                let d = data_spec.differences(state);
+                let d = spec.differences(state);
                 if !d.is_empty() {
                     for x in d {
                         if !alter_diffs.contains(&x) {
@@ -504,64 +538,38 @@ async fn converge(
                 }
             }
             Some(Err(e)) => {
-                failed.insert(n.clone());
-                diags.extend(Diagnostics::from(e));
+                outcome.failed.insert(n.clone());
+                outcome.diags.extend(Diagnostics::from(e));
             }
             None => {}
         }
     }
-    let create_shared = data_spec.create_sql();
-    let outcomes = ctx
-        .provider
-        .exec_on_data_nodes(
-            &to_create,
-            &format!("creating role {:?}", m.name),
-            &create_shared,
-            |node: Arc<Node>| {
-                let spec = data_spec.clone();
-                async move {
-                    node.role_exec(
-                        &format!("creating role {:?}", spec.name),
-                        &spec.create_sql(),
-                    )
-                    .await
-                }
-            },
-        )
-        .await;
-    collect(&mut diags, &mut failed, outcomes);
-    let alter_shared = data_spec.alter_sql(&alter_diffs);
-    let outcomes = ctx
-        .provider
-        .exec_on_data_nodes(
-            &to_alter,
-            &format!("altering role {:?}", m.name),
-            &alter_shared,
-            |node: Arc<Node>| {
-                let spec = data_spec.clone();
-                let diffs = alter_diffs.clone();
-                async move {
-                    node.role_exec(
-                        &format!("altering role {:?}", spec.name),
-                        &spec.alter_sql(&diffs),
-                    )
-                    .await
-                }
-            },
-        )
-        .await;
-    collect(&mut diags, &mut failed, outcomes);
-
-    if !removed.is_empty() {
-        if let Err(d) = drop_everywhere(ctx, m, removed).await {
-            failed.extend(removed.iter().cloned());
-            diags.extend(d);
-        }
+    let groups = [
+        (to_create, "creating", spec.create_sql()),
+        (to_alter, "altering", spec.alter_sql(&alter_diffs)),
+    ];
+    for (nodes, verb, statement) in groups {
+        let doing = format!("{verb} role {:?}", m.name);
+        let fan = ctx
+            .provider
+            .exec_on_data_nodes(&nodes, &doing, &statement, |node: Arc<Node>| {
+                let (doing, statement) = (doing.clone(), statement.clone());
+                async move { node.role_exec(&doing, &statement).await }
+            })
+            .await;
+        collect(&mut outcome.diags, &mut outcome.failed, fan);
     }
+}
 
-    // What is there now decides the state.
-    let reads = read_all(ctx, m).await?;
-    let statuses = m.statuses(&reads);
+/// The result of an apply from what the nodes hold now.
+fn conclude(
+    m: &Model,
+    creating: bool,
+    reads: &BTreeMap<String, NodeRead>,
+    outcome: Outcome,
+) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
+    let Outcome { mut diags, failed } = outcome;
+    let statuses = m.statuses(reads);
     let state = m.to_state(&statuses);
     for (n, s) in &statuses {
         if s != IN_SYNC && !failed.contains(n) {
@@ -572,46 +580,45 @@ async fn converge(
             );
         }
     }
-    if diags.has_errors() {
-        // A create that made the role on the access node but not on every
-        // data node (one down, or a distributed_exec call that failed as a
-        // whole): recorded as made, with warnings, so that Terraform does
-        // not taint it and drop the role everywhere at the next apply.
-        let unfinished = creating && statuses.get(ACCESS_NODE).map(String::as_str) == Some(IN_SYNC);
-        if unfinished {
-            let mut warnings = Diagnostics::new();
-            for d in diags.0 {
-                warnings.push_warning(d.path, d.summary, d.detail);
-            }
-            warnings.push_warning(
-                None,
-                format!("Role {:?} is not yet on every node", m.name),
-                "The role was created where it could be and is recorded in the state; `nodes` shows where it is not yet. \
-                 Run apply again once those nodes are back: it finishes the role there, in place (nothing is dropped).",
-            );
-            return Err(ApplyError::unfinished(
-                state,
-                Some(m.stamps(&reads)),
-                warnings,
-            ));
+    if !diags.has_errors() {
+        if diags.is_empty() {
+            return Ok((state, Some(m.stamps(reads))));
         }
-        diags.push_error(
-            None,
-            format!("Role {:?} is not yet on every node", m.name),
-            "What was made is recorded in the state (see `nodes`); run apply again once the nodes named above are back to finish.",
-        );
-        return Err(ApplyError {
-            diags,
-            partial: Some(state),
-            private: None,
-        });
-    }
-    if !diags.is_empty() {
         // Warnings only (a fallback to direct connections): shown with the
         // result.
-        return Err(ApplyError::unfinished(state, Some(m.stamps(&reads)), diags));
+        return Err(ApplyError::unfinished(state, Some(m.stamps(reads)), diags));
     }
-    Ok((state, Some(m.stamps(&reads))))
+    // A create that made the role on the access node but not on every data
+    // node (one down, or a distributed_exec call that failed as a whole):
+    // recorded as made, with warnings, so that Terraform does not taint it
+    // and drop the role everywhere at the next apply.
+    if creating && statuses.get(ACCESS_NODE).map(String::as_str) == Some(IN_SYNC) {
+        let mut warnings = Diagnostics::new();
+        for d in diags.0 {
+            warnings.push_warning(d.path, d.summary, d.detail);
+        }
+        warnings.push_warning(
+            None,
+            format!("Role {:?} is not yet on every node", m.name),
+            "The role was created where it could be and is recorded in the state; `nodes` shows where it is not yet. \
+             Run apply again once those nodes are back: it finishes the role there, in place (nothing is dropped).",
+        );
+        return Err(ApplyError::unfinished(
+            state,
+            Some(m.stamps(reads)),
+            warnings,
+        ));
+    }
+    diags.push_error(
+        None,
+        format!("Role {:?} is not yet on every node", m.name),
+        "What was made is recorded in the state (see `nodes`); run apply again once the nodes named above are back to finish.",
+    );
+    Err(ApplyError {
+        diags,
+        partial: Some(state),
+        private: None,
+    })
 }
 
 /// Adds each failed node's diagnostic (once per distinct message: a failed
@@ -641,6 +648,58 @@ async fn drop_everywhere(ctx: &Ctx, m: &Model, targets: &[String]) -> Result<(),
     for n in targets {
         nodes.push(ctx.provider.node(n).await?);
     }
+    let (present, blocked) = where_it_is(m, &nodes).await?;
+    if !blocked.is_empty() {
+        if !m.drop_owned {
+            return Err(Diagnostics::error(
+                format!("Role {:?} still owns or holds privileges on objects", m.name),
+                format!(
+                    "It was dropped nowhere: {}. Revoke or remove those (for grants managed by Terraform, destroy them first), or set `drop_owned = true` (with `reassign_owned_to` to keep owned objects under another role) to have them dropped with the role.",
+                    blocked.join("; ")
+                ),
+            ));
+        }
+        drop_owned(m, &present).await?;
+    }
+    let statement = Secret::new(RoleSpec::drop_sql(&m.name));
+    let data: Vec<String> = present
+        .iter()
+        .filter(|n| n.name != ACCESS_NODE)
+        .map(|n| n.name.clone())
+        .collect();
+    let doing = format!("dropping role {:?}", m.name);
+    let outcomes = ctx
+        .provider
+        .exec_on_data_nodes(&data, &doing, &statement, |node: Arc<Node>| {
+            let statement = statement.clone();
+            let doing = doing.clone();
+            async move { node.role_exec(&doing, &statement).await }
+        })
+        .await;
+    let mut d = Diagnostics::new();
+    collect(&mut d, &mut Default::default(), outcomes);
+    if d.has_errors() {
+        return Err(d);
+    }
+    if present.iter().any(|n| n.name == ACCESS_NODE) {
+        ctx.provider.access().role_exec(&doing, &statement).await?;
+    }
+    // Warnings only (a fallback to direct connections): the server shows
+    // them with the successful destroy.
+    if d.is_empty() {
+        Ok(())
+    } else {
+        Err(d)
+    }
+}
+
+/// The nodes that have the role, and for each that has objects depending
+/// on it, what they are. Every node must answer: one that cannot is an
+/// error, and then nothing is dropped anywhere.
+async fn where_it_is(
+    m: &Model,
+    nodes: &[Arc<Node>],
+) -> Result<(Vec<Arc<Node>>, Vec<String>), Diagnostics> {
     let checks = crate::provider::fan_out(nodes.iter().map(|node| {
         let name = m.name.clone();
         async move {
@@ -681,62 +740,28 @@ async fn drop_everywhere(ctx: &Ctx, m: &Model, targets: &[String]) -> Result<(),
         );
         return Err(d);
     }
-    if !blocked.is_empty() {
-        if !m.drop_owned {
+    Ok((present, blocked))
+}
+
+/// `DROP OWNED` (after `REASSIGN OWNED` when asked) on every node that has
+/// the role; stops at a node where objects in other databases remain.
+async fn drop_owned(m: &Model, present: &[Arc<Node>]) -> Result<(), Diagnostics> {
+    for node in present {
+        node.role_drop_owned(&m.name, m.reassign_owned_to.as_deref())
+            .await?;
+        let left = node.role_dependents(&m.name).await?;
+        if !left.is_empty() {
             return Err(Diagnostics::error(
-                format!("Role {:?} still owns or holds privileges on objects", m.name),
+                format!("Role {:?} still has objects in other databases", m.name),
                 format!(
-                    "It was dropped nowhere: {}. Revoke or remove those (for grants managed by Terraform, destroy them first), or set `drop_owned = true` (with `reassign_owned_to` to keep owned objects under another role) to have them dropped with the role.",
-                    blocked.join("; ")
+                    "DROP OWNED only reaches the database the provider is connected to; on node {:?} the role still {}. Nothing more was dropped.",
+                    node.name,
+                    left.join(", ")
                 ),
             ));
         }
-        for node in &present {
-            node.role_drop_owned(&m.name, m.reassign_owned_to.as_deref())
-                .await?;
-            let left = node.role_dependents(&m.name).await?;
-            if !left.is_empty() {
-                return Err(Diagnostics::error(
-                    format!("Role {:?} still has objects in other databases", m.name),
-                    format!(
-                        "DROP OWNED only reaches the database the provider is connected to; on node {:?} the role still {}. Nothing more was dropped.",
-                        node.name,
-                        left.join(", ")
-                    ),
-                ));
-            }
-        }
     }
-    let statement = Secret::new(RoleSpec::drop_sql(&m.name));
-    let data: Vec<String> = present
-        .iter()
-        .filter(|n| n.name != ACCESS_NODE)
-        .map(|n| n.name.clone())
-        .collect();
-    let doing = format!("dropping role {:?}", m.name);
-    let outcomes = ctx
-        .provider
-        .exec_on_data_nodes(&data, &doing, &statement, |node: Arc<Node>| {
-            let statement = statement.clone();
-            let doing = doing.clone();
-            async move { node.role_exec(&doing, &statement).await }
-        })
-        .await;
-    let mut d = Diagnostics::new();
-    collect(&mut d, &mut Default::default(), outcomes);
-    if d.has_errors() {
-        return Err(d);
-    }
-    if present.iter().any(|n| n.name == ACCESS_NODE) {
-        ctx.provider.access().role_exec(&doing, &statement).await?;
-    }
-    // Warnings only (a fallback to direct connections): the server shows
-    // them with the successful destroy.
-    if d.is_empty() {
-        Ok(())
-    } else {
-        Err(d)
-    }
+    Ok(())
 }
 
 /// The resource's attributes as Rust values.

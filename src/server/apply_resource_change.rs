@@ -6,7 +6,8 @@ use tonic::Status;
 use super::{convert, ProviderServer};
 use crate::diag::{AttrPath, Diagnostics};
 use crate::proto::tfplugin6 as pb;
-use crate::resources::ApplyError;
+use crate::resources::{ApplyError, Resource};
+use crate::schema::Schema;
 use crate::value::Value;
 
 /// Differences between a new state and the plan it must honour.
@@ -58,48 +59,69 @@ pub(super) async fn handle(
             })
         }
     };
-    let result: Result<(Value, Option<Vec<u8>>), ApplyError> = async {
-        let ctx = server.ctx()?.ok_or_else(|| {
-            Diagnostics::error("Provider configuration not known", "The provider block still holds unknown values at apply time. This is a bug in Terraform.")
-        })?;
-        if planned.is_null() {
-            return match ProviderServer::cancellable(&ctx, res.delete(&ctx, &prior)).await {
-                Ok(()) => Ok((Value::Null, None)),
-                // Gone, with warnings to show.
-                Err(d) if !d.has_errors() => Err(ApplyError::unfinished(Value::Null, None, d)),
-                Err(d) => Err(d.into()),
-            };
-        }
-        // The resource acts on the plan with the write-only values of the
-        // configuration; what it returns is kept without them.
-        let acting = schema.with_write_only(&planned, &config);
-        // Cancellation stops waiting, never a change halfway: resources run
-        // their writes in tasks of their own.
-        let (new, private) = if prior.is_null() {
-            ProviderServer::cancellable(&ctx, async {
-                Ok(res.create_private(&ctx, &acting).await)
-            })
-            .await??
-        } else {
-            ProviderServer::cancellable(&ctx, async {
-                Ok(res.update_private(&ctx, &prior, &acting).await)
-            })
-            .await??
-        };
-        let new = schema.without_write_only(&new);
-        check_against_plan(&planned, &new).into_result()?;
-        Ok((new, private))
-    }
-    .await;
-    let result = result.map_err(|mut e| {
-        e.partial = e.partial.map(|v| schema.without_write_only(&v));
-        e
-    });
+    let result = apply(server, &*res, schema, &prior, &planned, &config)
+        .await
+        .map_err(|mut e| {
+            e.partial = e.partial.map(|v| schema.without_write_only(&v));
+            e
+        });
     let result = result.and_then(|(v, private)| Ok((convert::to_dynamic(&v, ty)?, private)));
-    Ok(match result {
+    Ok(respond(result, ty, req.prior_state, req.planned_private))
+}
+
+/// Deletes, creates or updates; the new state (without write-only values)
+/// and its private data.
+async fn apply(
+    server: &ProviderServer,
+    res: &dyn Resource,
+    schema: &Schema,
+    prior: &Value,
+    planned: &Value,
+    config: &Value,
+) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
+    let ctx = server.ctx()?.ok_or_else(|| {
+        Diagnostics::error("Provider configuration not known", "The provider block still holds unknown values at apply time. This is a bug in Terraform.")
+    })?;
+    if planned.is_null() {
+        return match ProviderServer::cancellable(&ctx, res.delete(&ctx, prior)).await {
+            Ok(()) => Ok((Value::Null, None)),
+            // Gone, with warnings to show.
+            Err(d) if !d.has_errors() => Err(ApplyError::unfinished(Value::Null, None, d)),
+            Err(d) => Err(d.into()),
+        };
+    }
+    // The resource acts on the plan with the write-only values of the
+    // configuration; what it returns is kept without them.
+    let acting = schema.with_write_only(planned, config);
+    // Cancellation stops waiting, never a change halfway: resources run
+    // their writes in tasks of their own.
+    let (new, private) = if prior.is_null() {
+        ProviderServer::cancellable(&ctx, async { Ok(res.create_private(&ctx, &acting).await) })
+            .await??
+    } else {
+        ProviderServer::cancellable(&ctx, async {
+            Ok(res.update_private(&ctx, prior, &acting).await)
+        })
+        .await??
+    };
+    let new = schema.without_write_only(&new);
+    check_against_plan(planned, &new).into_result()?;
+    Ok((new, private))
+}
+
+/// The response for an apply's outcome: the new state, or what exists after
+/// a change that failed part way (the prior state when it failed as a
+/// whole), with the diagnostics.
+fn respond(
+    result: Result<(pb::DynamicValue, Option<Vec<u8>>), ApplyError>,
+    ty: &crate::value::Type,
+    prior_state: Option<pb::DynamicValue>,
+    planned_private: Vec<u8>,
+) -> pb::apply_resource_change::Response {
+    match result {
         Ok((dv, private)) => pb::apply_resource_change::Response {
             new_state: Some(dv),
-            private: private.unwrap_or(req.planned_private),
+            private: private.unwrap_or(planned_private),
             ..Default::default()
         },
         Err(e) if e.is_unfinished() => {
@@ -107,12 +129,12 @@ pub(super) async fn handle(
             match state {
                 Some(Ok(dv)) => pb::apply_resource_change::Response {
                     new_state: Some(dv),
-                    private: e.private.unwrap_or(req.planned_private),
+                    private: e.private.unwrap_or(planned_private),
                     diagnostics: convert::diagnostics(e.diags),
                     ..Default::default()
                 },
                 _ => pb::apply_resource_change::Response {
-                    new_state: req.prior_state,
+                    new_state: prior_state,
                     diagnostics: convert::diagnostics(Diagnostics::error(
                         "Internal error",
                         "The state of a partly made object could not be encoded.",
@@ -122,20 +144,18 @@ pub(super) async fn handle(
             }
         }
         Err(e) => {
-            // A change that failed part way reports what now exists; one that
-            // failed as a whole leaves the prior state in force.
             let partial = e
                 .partial
                 .as_ref()
                 .and_then(|v| convert::to_dynamic(v, ty).ok());
             pb::apply_resource_change::Response {
-                new_state: partial.or(req.prior_state),
-                private: req.planned_private,
+                new_state: partial.or(prior_state),
+                private: planned_private,
                 diagnostics: convert::diagnostics(e.diags),
                 ..Default::default()
             }
         }
-    })
+    }
 }
 
 #[cfg(test)]
