@@ -430,6 +430,69 @@ host    all             all             ::1/128                 trust\n";
     }
 
     #[test]
+    fn a_position_is_read_only_inside_the_managed_block() {
+        // An operator's line outside the block whose comment looks like a
+        // position is not a managed rule.
+        let mut f = HbaFile::parse(&format!(
+            "{DEFAULT}host all all 10.9.9.9/32 trust # (5) by hand\n"
+        ));
+        f.upsert(&rule("10.0.0.1/32", "trust"), 1);
+        let outside = f.find(&rule("10.9.9.9/32", "trust").key()).unwrap();
+        assert_eq!(outside.position, None);
+        assert_eq!(outside.rule.comment.as_deref(), Some("(5) by hand"));
+    }
+
+    #[test]
+    fn adding_a_managed_rule_again_moves_it_and_leaves_one() {
+        let mut f = HbaFile::parse(DEFAULT);
+        f.add(&rule("10.0.0.1/32", "trust"), 10);
+        f.add(&rule("10.0.0.2/32", "trust"), 20);
+        f.add(&rule("10.0.0.1/32", "reject"), 30);
+        let managed: Vec<(String, Option<i64>)> = f
+            .rules()
+            .into_iter()
+            .filter(|r| r.position.is_some())
+            .map(|r| (r.rule.address.unwrap(), r.position))
+            .collect();
+        assert_eq!(
+            managed,
+            [
+                ("10.0.0.2/32".to_string(), Some(20)),
+                ("10.0.0.1/32".to_string(), Some(30))
+            ]
+        );
+    }
+
+    #[test]
+    fn rules_of_equal_position_keep_the_order_they_came_in() {
+        let mut f = HbaFile::parse(DEFAULT);
+        for last in 1..=3 {
+            f.add(&rule(&format!("10.0.0.{last}/32"), "trust"), 7);
+        }
+        let managed: Vec<String> = f
+            .rules()
+            .into_iter()
+            .filter(|r| r.position.is_some())
+            .map(|r| r.rule.address.unwrap())
+            .collect();
+        assert_eq!(managed, ["10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32"]);
+    }
+
+    #[test]
+    fn an_empty_comment_writes_the_position_alone() {
+        let mut f = HbaFile::parse("");
+        let mut r = rule("10.0.0.1/32", "trust");
+        r.comment = Some(String::new());
+        f.add(&r, 3);
+        assert!(
+            f.render()
+                .contains("host all all 10.0.0.1/32 trust # (3)\n"),
+            "{}",
+            f.render()
+        );
+    }
+
+    #[test]
     fn empty_and_unterminated_files() {
         let mut f = HbaFile::parse("");
         f.upsert(&rule("10.0.0.1/32", "trust"), 1);
