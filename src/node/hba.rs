@@ -14,15 +14,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Transaction};
 
-use super::batch::{self, Edit, Written};
 use super::error::{ErrorKind, NodeError};
+use super::store::{FileKind, Store};
 use super::{files, Node};
 use crate::hba::verify::{self, ServerRule};
 use crate::hba::{Found, HbaFile, LockoutCheck, RuleKey};
 use crate::lines::index_preferring_managed;
-use crate::{log, sql};
+use crate::sql;
 
 /// Advisory lock key for pg_hba.conf edits ("tfhba" in ASCII).
 const HBA_LOCK_KEY: i64 = 0x0074_6668_6261;
@@ -90,12 +90,7 @@ impl Node {
     /// The pg_hba.conf the server uses now (shared snapshot, see
     /// [`super::cache`]).
     pub async fn hba_read(&self) -> Result<Arc<HbaSnapshot>, NodeError> {
-        self.hba_cache
-            .get(|| async {
-                let mut s = self.session().await?;
-                self.hba_load(s.client()).await
-            })
-            .await
+        self.read_file::<Hba>().await
     }
 
     /// What the server says about the provider's own session (read once;
@@ -138,45 +133,22 @@ impl Node {
     where
         F: Fn(&mut HbaFile) -> Result<(), String> + Send + Sync + 'static,
     {
-        let rx = self.hba_queue.push(Arc::new(edit));
-        let node = self.clone();
-        tokio::spawn(async move {
-            let _guard = node.edit_lock.lock().await;
-            node.hba_queue.drain(|edits| node.hba_write(edits)).await;
-            // Whatever happened, the next read looks at the file again.
-            node.hba_cache.invalidate().await;
-        });
-        rx.await.unwrap_or_else(|_| {
-            Err(batch::lost(
-                &self.name,
-                &self.address(),
-                "editing pg_hba.conf",
-            ))
-        })
+        self.edit_file::<Hba, F>(edit).await
     }
 
-    async fn hba_write(
+    /// The pg_hba.conf part of a write: refuse a lockout, keep a backup,
+    /// write, have the server validate the file on disk, reload, and prove
+    /// with a fresh session that the provider still gets in; any failure
+    /// after the write puts the previous content back.
+    async fn hba_commit(
         &self,
-        edits: Vec<Edit<HbaFile>>,
-    ) -> Result<Written<HbaSnapshot>, NodeError> {
-        let mut session = self.session().await?;
-        let tx = session
-            .client()
-            .transaction()
-            .await
-            .map_err(|e| self.pg_err("starting a transaction", &e))?;
-        tx.query_one(sql::ADVISORY_LOCK_XACT, &[&HBA_LOCK_KEY])
-            .await
-            .map_err(|e| self.pg_err("locking pg_hba.conf", &e))?;
-        let before = self.hba_load(&tx).await?;
+        tx: &Transaction<'_>,
+        before: &HbaSnapshot,
+        after: HbaFile,
+        programs: bool,
+    ) -> Result<HbaSnapshot, NodeError> {
         let path = before.path.clone();
-        let info = self.session_info(&tx).await?;
-        let (after, results) = batch::apply(&before.file, &edits, |m| {
-            self.err(ErrorKind::Rejected, format!("changing {path}"), m)
-        });
-        if after == before.file {
-            return Ok((results, before));
-        }
+        let info = self.session_info(tx).await?;
         if let LockoutCheck::LockedOut(why) =
             LockoutCheck::evaluate(&before.file, &after, &info.client, self.credentials())
         {
@@ -189,9 +161,8 @@ impl Node {
         let old_text = before.file.render();
         let new_text = after.render();
         let doing = format!("writing {path}");
-        let programs = self.can_run_programs(&tx).await?;
         files::replace(
-            &tx,
+            tx,
             &format!("{path}.terraform-backup"),
             old_text.as_bytes(),
             Some(0o600),
@@ -199,44 +170,12 @@ impl Node {
         )
         .await
         .map_err(|e| self.pg_err(format!("writing the backup of {path}"), &e))?;
-        files::replace(&tx, &path, new_text.as_bytes(), None, programs)
+        files::replace(tx, &path, new_text.as_bytes(), None, programs)
             .await
             .map_err(|e| self.pg_err(&doing, &e))?;
-
-        let problems = match tx.query(sql::HBA_FILE_RULES, &[]).await {
-            Ok(rows) => {
-                let server = rows.iter().map(server_rule).collect::<Vec<_>>();
-                let errors: Vec<String> = server
-                    .iter()
-                    .filter(|r| verify::is_fatal(r))
-                    .filter_map(|r| {
-                        let text = new_text
-                            .lines()
-                            .nth((r.line_number - 1).max(0) as usize)
-                            .unwrap_or("");
-                        r.error
-                            .as_ref()
-                            .map(|e| format!("line {}: {e} (`{}`)", r.line_number, text.trim()))
-                    })
-                    .collect();
-                if errors.is_empty() {
-                    verify::differences(new_text.as_bytes(), &server)
-                        .into_iter()
-                        .map(|d| {
-                            format!("{d} (PostgreSQL and the provider read the file differently)")
-                        })
-                        .collect()
-                } else {
-                    errors
-                }
-            }
-            Err(e) => vec![format!(
-                "could not validate the file: {}",
-                self.pg_err("validating", &e).message
-            )],
-        };
+        let problems = self.hba_problems(tx, &new_text).await;
         if !problems.is_empty() {
-            self.restore(&tx, &path, &old_text, programs, false).await?;
+            self.restore(tx, &path, &old_text, programs, false).await?;
             return Err(self.err(
                 ErrorKind::Rejected,
                 format!("validating the new {path}"),
@@ -247,23 +186,49 @@ impl Node {
             .await
             .map_err(|e| self.pg_err("reloading the configuration", &e))?;
         if let Err(why) = self.prove_login(info.conf_load_time).await {
-            self.restore(&tx, &path, &old_text, programs, true).await?;
+            self.restore(tx, &path, &old_text, programs, true).await?;
             return Err(self.err(
                 ErrorKind::Lockout,
                 doing,
                 format!("after the reload the provider could not log in again ({why}); the previous file was restored and reloaded"),
             ));
         }
-        let _ = tx.rollback().await;
-        log::info(
-            "pg_hba.conf updated",
-            &[
-                ("node", &self.name),
-                ("path", &path),
-                ("edits", &edits.len().to_string()),
-            ],
-        );
-        Ok((results, HbaSnapshot::new(path, after)))
+        Ok(HbaSnapshot::new(path, after))
+    }
+
+    /// What the server finds wrong with the file on disk: its errors, or
+    /// else every way its reading differs from the provider's.
+    async fn hba_problems(&self, tx: &Transaction<'_>, new_text: &str) -> Vec<String> {
+        let rows = match tx.query(sql::HBA_FILE_RULES, &[]).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                return vec![format!(
+                    "could not validate the file: {}",
+                    self.pg_err("validating", &e).message
+                )]
+            }
+        };
+        let server = rows.iter().map(server_rule).collect::<Vec<_>>();
+        let errors: Vec<String> = server
+            .iter()
+            .filter(|r| verify::is_fatal(r))
+            .filter_map(|r| {
+                let text = new_text
+                    .lines()
+                    .nth((r.line_number - 1).max(0) as usize)
+                    .unwrap_or("");
+                r.error
+                    .as_ref()
+                    .map(|e| format!("line {}: {e} (`{}`)", r.line_number, text.trim()))
+            })
+            .collect();
+        if !errors.is_empty() {
+            return errors;
+        }
+        verify::differences(new_text.as_bytes(), &server)
+            .into_iter()
+            .map(|d| format!("{d} (PostgreSQL and the provider read the file differently)"))
+            .collect()
     }
 
     async fn restore<C: GenericClient>(
@@ -316,6 +281,43 @@ impl Node {
 }
 
 /// A row of [`sql::HBA_FILE_RULES`].
+/// pg_hba.conf as a [`Store`] holds it.
+pub struct Hba;
+
+#[tonic::async_trait]
+impl FileKind for Hba {
+    type File = HbaFile;
+    type Snapshot = HbaSnapshot;
+    const NAME: &'static str = "pg_hba.conf";
+    const LOCK_KEY: i64 = HBA_LOCK_KEY;
+
+    fn store(node: &Node) -> &Store<Self> {
+        &node.hba
+    }
+
+    fn file(snap: &HbaSnapshot) -> &HbaFile {
+        &snap.file
+    }
+
+    async fn load(
+        node: &Node,
+        tx: &Transaction<'_>,
+        _programs: bool,
+    ) -> Result<HbaSnapshot, NodeError> {
+        node.hba_load(tx).await
+    }
+
+    async fn commit(
+        node: &Node,
+        tx: &Transaction<'_>,
+        before: &HbaSnapshot,
+        after: HbaFile,
+        programs: bool,
+    ) -> Result<HbaSnapshot, NodeError> {
+        node.hba_commit(tx, before, after, programs).await
+    }
+}
+
 pub fn server_rule(r: &tokio_postgres::Row) -> ServerRule {
     ServerRule {
         line_number: r.get::<_, Option<i32>>(0).unwrap_or(0),

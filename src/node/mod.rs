@@ -13,6 +13,7 @@ mod hba;
 mod passfile;
 mod pool;
 mod roles;
+mod store;
 pub mod tls;
 
 use std::net::IpAddr;
@@ -37,13 +38,10 @@ pub struct Node {
     /// Serialises edits of this node's files within the process; edits from
     /// other processes are kept apart by an advisory lock on the node.
     edit_lock: tokio::sync::Mutex<()>,
-    /// pg_hba.conf edits waiting to be written together.
-    hba_queue: batch::Queue<crate::hba::HbaFile, HbaSnapshot>,
-    /// Passfile edits waiting to be written together.
-    passfile_queue: batch::Queue<crate::passfile::PassFile, PassSnapshot>,
+    /// The files edited as a whole ([`store`]).
+    hba: store::Store<hba::Hba>,
+    passfile: store::Store<passfile::Passfile>,
     /// Snapshots shared by reads ([`cache`]).
-    hba_cache: cache::Cached<HbaSnapshot>,
-    passfile_cache: cache::Cached<PassSnapshot>,
     roles_cache: cache::Cached<roles::RoleTable>,
     grants_cache: cache::Cached<grants::GrantTable>,
     session_cache: cache::Cached<SessionInfo>,
@@ -71,15 +69,13 @@ impl Node {
             spec,
             edit_lock: tokio::sync::Mutex::new(()),
             catalog_lock: tokio::sync::Mutex::new(()),
-            hba_queue: Default::default(),
-            hba_cache: Default::default(),
-            passfile_cache: Default::default(),
+            hba: Default::default(),
+            passfile: Default::default(),
             roles_cache: Default::default(),
             grants_cache: Default::default(),
             session_cache: Default::default(),
             programs_cache: Default::default(),
             epochs: Default::default(),
-            passfile_queue: Default::default(),
         }
     }
 

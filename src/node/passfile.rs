@@ -9,14 +9,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Transaction};
 
-use super::batch::{self, Edit, Written};
 use super::error::{ErrorKind, NodeError};
+use super::store::{FileKind, Store};
 use super::{files, Node};
 use crate::lines::index_preferring_managed;
 use crate::passfile::{Found, Key, PassFile};
-use crate::{log, sql};
+use crate::sql;
 
 /// Advisory lock key for passfile edits ("tfpass" in ASCII).
 const PASSFILE_LOCK_KEY: i64 = 0x7466_7061_7373;
@@ -133,20 +133,7 @@ impl Node {
     /// The password file as it is now (shared snapshot, see
     /// [`super::cache`]).
     pub async fn passfile_read(&self) -> Result<Arc<PassSnapshot>, NodeError> {
-        self.passfile_cache
-            .get(|| async {
-                let mut s = self.session().await?;
-                let tx = s
-                    .client()
-                    .transaction()
-                    .await
-                    .map_err(|e| self.pg_err("starting a transaction", &e))?;
-                let programs = self.can_run_programs(&tx).await?;
-                let snap = self.passfile_load(&tx, programs).await;
-                let _ = tx.rollback().await;
-                snap
-            })
-            .await
+        self.read_file::<Passfile>().await
     }
 
     /// Applies `edit` to the password file and writes it back (mode 0600,
@@ -159,47 +146,21 @@ impl Node {
     where
         F: Fn(&mut PassFile) -> Result<(), String> + Send + Sync + 'static,
     {
-        let rx = self.passfile_queue.push(Arc::new(edit));
-        let node = self.clone();
-        tokio::spawn(async move {
-            let _guard = node.edit_lock.lock().await;
-            node.passfile_queue
-                .drain(|edits| node.passfile_write(edits))
-                .await;
-            node.passfile_cache.invalidate().await;
-        });
-        rx.await.unwrap_or_else(|_| {
-            Err(batch::lost(
-                &self.name,
-                &self.address(),
-                "editing the passfile",
-            ))
-        })
+        self.edit_file::<Passfile, F>(edit).await
     }
 
-    async fn passfile_write(
+    /// The passfile part of a write: mode 0600 (a new file needs the right
+    /// to run programs), no backup copy, and a read-back that must be the
+    /// bytes written and parse into exactly the entries meant; otherwise the
+    /// previous content is put back.
+    async fn passfile_commit(
         &self,
-        edits: Vec<Edit<PassFile>>,
-    ) -> Result<Written<PassSnapshot>, NodeError> {
-        let mut session = self.session().await?;
-        let tx = session
-            .client()
-            .transaction()
-            .await
-            .map_err(|e| self.pg_err("starting a transaction", &e))?;
-        tx.query_one(sql::ADVISORY_LOCK_XACT, &[&PASSFILE_LOCK_KEY])
-            .await
-            .map_err(|e| self.pg_err("locking the passfile", &e))?;
-        let programs = self.can_run_programs(&tx).await?;
-        let before = self.passfile_load(&tx, programs).await?;
+        tx: &Transaction<'_>,
+        before: &PassSnapshot,
+        after: PassFile,
+        programs: bool,
+    ) -> Result<PassSnapshot, NodeError> {
         let path = before.path.clone();
-        let (after, results) = batch::apply(&before.file, &edits, |m| {
-            self.err(ErrorKind::Rejected, format!("changing {path}"), m)
-        });
-        let mode_ok = !programs || !before.exists || before.mode == Some(PASSFILE_MODE);
-        if after == before.file && mode_ok {
-            return Ok((results, before));
-        }
         let doing = format!("writing {path}");
         if !programs && !before.exists {
             // lo_export makes new files 0644, which libpq would ignore.
@@ -215,13 +176,13 @@ impl Node {
         // passwords, outliving the entries it holds. One left by earlier
         // releases goes now.
         if programs {
-            files::remove(&tx, &format!("{path}{OLD_BACKUP_SUFFIX}"))
+            files::remove(tx, &format!("{path}{OLD_BACKUP_SUFFIX}"))
                 .await
                 .map_err(|e| self.pg_err(format!("removing the old backup of {path}"), &e))?;
         }
         let new_text = after.render();
         files::replace(
-            &tx,
+            tx,
             &path,
             new_text.as_bytes(),
             Some(PASSFILE_MODE),
@@ -231,13 +192,13 @@ impl Node {
         .map_err(|e| self.pg_err(&doing, &e))?;
         // The file must read back as exactly the entries meant: the bytes
         // the server wrote, and each entry as libpq's reader takes it.
-        let back = files::read(&tx, &path)
+        let back = files::read(tx, &path)
             .await
             .map_err(|e| self.pg_err(format!("reading back {path}"), &e))?;
         if let Some(why) = read_back_problem(back.as_deref(), &new_text, &after) {
             if before.exists {
                 files::replace(
-                    &tx,
+                    tx,
                     &path,
                     before.file.render().as_bytes(),
                     Some(PASSFILE_MODE),
@@ -253,21 +214,56 @@ impl Node {
             ));
         }
         let mode = if programs {
-            files::mode(&tx, &path)
+            files::mode(tx, &path)
                 .await
                 .map_err(|e| self.pg_err(format!("reading the mode of {path}"), &e))?
         } else {
             None
         };
-        let _ = tx.rollback().await;
-        log::info(
-            "passfile updated",
-            &[
-                ("node", &self.name),
-                ("path", &path),
-                ("edits", &edits.len().to_string()),
-            ],
-        );
-        Ok((results, PassSnapshot::new(path, after, true, mode)))
+        Ok(PassSnapshot::new(path, after, true, mode))
+    }
+}
+
+/// The passfile as a [`Store`] holds it.
+pub struct Passfile;
+
+#[tonic::async_trait]
+impl FileKind for Passfile {
+    type File = PassFile;
+    type Snapshot = PassSnapshot;
+    const NAME: &'static str = "the passfile";
+    const LOCK_KEY: i64 = PASSFILE_LOCK_KEY;
+
+    fn store(node: &Node) -> &Store<Self> {
+        &node.passfile
+    }
+
+    fn file(snap: &PassSnapshot) -> &PassFile {
+        &snap.file
+    }
+
+    async fn load(
+        node: &Node,
+        tx: &Transaction<'_>,
+        programs: bool,
+    ) -> Result<PassSnapshot, NodeError> {
+        node.passfile_load(tx, programs).await
+    }
+
+    /// A file whose mode went wrong is written again even when no entry
+    /// changed.
+    fn unchanged(before: &PassSnapshot, after: &PassFile, programs: bool) -> bool {
+        let mode_ok = !programs || !before.exists || before.mode == Some(PASSFILE_MODE);
+        before.file == *after && mode_ok
+    }
+
+    async fn commit(
+        node: &Node,
+        tx: &Transaction<'_>,
+        before: &PassSnapshot,
+        after: PassFile,
+        programs: bool,
+    ) -> Result<PassSnapshot, NodeError> {
+        node.passfile_commit(tx, before, after, programs).await
     }
 }

@@ -1,0 +1,154 @@
+//! One file on a node that the provider edits as a whole (pg_hba.conf, the
+//! passfile): reads share one snapshot ([`super::cache`]); edits are queued
+//! and written together ([`super::batch`]) under the node's edit lock (in
+//! process) and an advisory lock (across processes), in one transaction:
+//! load the file, apply the edits in memory, then the file's own commit
+//! (its checks, the write, the proof that the node reads what was meant,
+//! and putting the previous content back when not). The work runs in a
+//! task of its own, so a cancelled request cannot stop it halfway.
+
+use std::sync::Arc;
+
+use tokio_postgres::Transaction;
+
+use super::batch::{self, Edit, Queue, Written};
+use super::cache::Cached;
+use super::error::NodeError;
+use super::Node;
+use crate::{log, sql};
+
+/// What differs between the files a [`Store`] can hold.
+#[tonic::async_trait]
+pub trait FileKind: Sized + Send + Sync + 'static {
+    /// The file's parsed form, which edits change.
+    type File: Clone + PartialEq + Send + Sync + 'static;
+    /// The file as read from the node, with what the resources look up.
+    type Snapshot: Clone + Send + Sync + 'static;
+    /// For messages and logs: `pg_hba.conf`, `the passfile`.
+    const NAME: &'static str;
+    /// The advisory lock that keeps writers in other processes apart.
+    const LOCK_KEY: i64;
+
+    fn store(node: &Node) -> &Store<Self>;
+    fn file(snap: &Self::Snapshot) -> &Self::File;
+
+    /// Reads the file; `programs` says whether the provider may run
+    /// programs on the server (and so, for instance, read file modes).
+    async fn load(
+        node: &Node,
+        tx: &Transaction<'_>,
+        programs: bool,
+    ) -> Result<Self::Snapshot, NodeError>;
+
+    /// Whether there is nothing to write.
+    fn unchanged(before: &Self::Snapshot, after: &Self::File, _programs: bool) -> bool {
+        Self::file(before) == after
+    }
+
+    /// Checks, writes and proves the new file; on failure the previous
+    /// content is back in force.
+    async fn commit(
+        node: &Node,
+        tx: &Transaction<'_>,
+        before: &Self::Snapshot,
+        after: Self::File,
+        programs: bool,
+    ) -> Result<Self::Snapshot, NodeError>;
+}
+
+/// A node's queue of edits and shared snapshot for one file.
+pub struct Store<K: FileKind> {
+    queue: Queue<K::File, K::Snapshot>,
+    cache: Cached<K::Snapshot>,
+}
+
+impl<K: FileKind> Default for Store<K> {
+    fn default() -> Self {
+        Store {
+            queue: Queue::default(),
+            cache: Cached::default(),
+        }
+    }
+}
+
+impl Node {
+    /// The file as it is now (shared snapshot).
+    pub(super) async fn read_file<K: FileKind>(&self) -> Result<Arc<K::Snapshot>, NodeError> {
+        K::store(self)
+            .cache
+            .get(|| async {
+                let mut s = self.session().await?;
+                let tx = s
+                    .client()
+                    .transaction()
+                    .await
+                    .map_err(|e| self.pg_err("starting a transaction", &e))?;
+                let programs = self.can_run_programs(&tx).await?;
+                let snap = K::load(self, &tx, programs).await;
+                let _ = tx.rollback().await;
+                snap
+            })
+            .await
+    }
+
+    /// Applies `edit` and returns the file now in force. Edits arriving
+    /// together are written as one change.
+    pub(super) async fn edit_file<K: FileKind, F>(
+        self: &Arc<Self>,
+        edit: F,
+    ) -> Result<K::Snapshot, NodeError>
+    where
+        F: Fn(&mut K::File) -> Result<(), String> + Send + Sync + 'static,
+    {
+        let rx = K::store(self).queue.push(Arc::new(edit));
+        let node = self.clone();
+        tokio::spawn(async move {
+            let _guard = node.edit_lock.lock().await;
+            let store = K::store(&node);
+            store.queue.drain(|edits| node.write_file::<K>(edits)).await;
+            // Whatever happened, the next read looks at the file again.
+            store.cache.invalidate().await;
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(batch::lost(
+                &self.name,
+                &self.address(),
+                &format!("editing {}", K::NAME),
+            ))
+        })
+    }
+
+    async fn write_file<K: FileKind>(
+        &self,
+        edits: Vec<Edit<K::File>>,
+    ) -> Result<Written<K::Snapshot>, NodeError> {
+        let mut session = self.session().await?;
+        let tx = session
+            .client()
+            .transaction()
+            .await
+            .map_err(|e| self.pg_err("starting a transaction", &e))?;
+        tx.query_one(sql::ADVISORY_LOCK_XACT, &[&K::LOCK_KEY])
+            .await
+            .map_err(|e| self.pg_err(format!("locking {}", K::NAME), &e))?;
+        let programs = self.can_run_programs(&tx).await?;
+        let before = K::load(self, &tx, programs).await?;
+        let (after, results) = batch::apply(K::file(&before), &edits, |m| {
+            self.err(
+                super::ErrorKind::Rejected,
+                format!("changing {}", K::NAME),
+                m,
+            )
+        });
+        if K::unchanged(&before, &after, programs) {
+            return Ok((results, before));
+        }
+        let now = K::commit(self, &tx, &before, after, programs).await?;
+        let _ = tx.rollback().await;
+        log::info(
+            &format!("{} updated", K::NAME),
+            &[("node", &self.name), ("edits", &edits.len().to_string())],
+        );
+        Ok((results, now))
+    }
+}
