@@ -134,11 +134,7 @@ impl Node {
     /// Reads the installed files.
     pub async fn read_installed(&self, paths: &CertPaths) -> Result<Installed, NodeError> {
         let mut s = self.session().await?;
-        let tx = s
-            .client()
-            .transaction()
-            .await
-            .map_err(|e| self.pg_err("starting a transaction", &e))?;
+        let tx = self.begin(&mut s).await?;
         let mut out = Vec::new();
         for p in std::iter::once(&paths.cert)
             .chain(std::iter::once(&paths.key))
@@ -220,11 +216,7 @@ impl Node {
     async fn install_inner(&self, paths: &CertPaths, what: &Install) -> Result<(), NodeError> {
         let _guard = self.edit_lock.lock().await;
         let mut session = self.session().await?;
-        let tx = session
-            .client()
-            .transaction()
-            .await
-            .map_err(|e| self.pg_err("starting a transaction", &e))?;
+        let tx = self.begin(&mut session).await?;
         if !self.can_run_programs(&tx).await? {
             return Err(self.err(
                 ErrorKind::Permission,
@@ -435,11 +427,7 @@ impl Node {
             return Ok(());
         }
         let mut s = self.session().await?;
-        let tx = s
-            .client()
-            .transaction()
-            .await
-            .map_err(|e| self.pg_err("starting a transaction", &e))?;
+        let tx = self.begin(&mut s).await?;
         let mut to_remove = vec![paths.cert.clone(), paths.key.clone()];
         to_remove.extend(paths.ca.clone());
         for p in to_remove {

@@ -98,11 +98,7 @@ impl Node {
         let doing = format!("changing the foreign server privileges of role {role:?}");
         let _guard = self.catalog_lock.lock().await;
         let mut s = self.session().await?;
-        let tx = s
-            .client()
-            .transaction()
-            .await
-            .map_err(|e| self.pg_err("starting a transaction", &e))?;
+        let tx = self.begin(&mut s).await?;
         tx.query_one(sql::ADVISORY_LOCK_XACT, &[&GRANT_LOCK_KEY])
             .await
             .map_err(|e| self.pg_err("locking foreign server privileges", &e))?;

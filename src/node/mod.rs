@@ -100,6 +100,18 @@ impl Node {
         self.pool.get().await
     }
 
+    /// A transaction on `session`.
+    pub(crate) async fn begin<'a>(
+        &self,
+        session: &'a mut Pooled,
+    ) -> Result<tokio_postgres::Transaction<'a>, NodeError> {
+        session
+            .client()
+            .transaction()
+            .await
+            .map_err(|e| self.pg_err("starting a transaction", &e))
+    }
+
     /// What the provider presents when it logs in.
     pub fn credentials(&self) -> Credentials {
         Credentials {

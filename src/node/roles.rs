@@ -160,11 +160,7 @@ impl Node {
     pub async fn role_drop_owned(&self, name: &str, to: Option<&str>) -> Result<(), NodeError> {
         let stmt = sql::drop_owned(name, to);
         let mut s = self.session().await?;
-        let tx = s
-            .client()
-            .transaction()
-            .await
-            .map_err(|e| self.pg_err("starting a transaction", &e))?;
+        let tx = self.begin(&mut s).await?;
         tx.batch_execute(&stmt)
             .await
             .map_err(|e| self.pg_err(format!("dropping what role {name:?} owns"), &e))?;

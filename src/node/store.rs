@@ -78,11 +78,7 @@ impl Node {
             .cache
             .get(|| async {
                 let mut s = self.session().await?;
-                let tx = s
-                    .client()
-                    .transaction()
-                    .await
-                    .map_err(|e| self.pg_err("starting a transaction", &e))?;
+                let tx = self.begin(&mut s).await?;
                 let programs = self.can_run_programs(&tx).await?;
                 let snap = K::load(self, &tx, programs).await;
                 let _ = tx.rollback().await;
@@ -123,11 +119,7 @@ impl Node {
         edits: Vec<Edit<K::File>>,
     ) -> Result<Written<K::Snapshot>, NodeError> {
         let mut session = self.session().await?;
-        let tx = session
-            .client()
-            .transaction()
-            .await
-            .map_err(|e| self.pg_err("starting a transaction", &e))?;
+        let tx = self.begin(&mut session).await?;
         tx.query_one(sql::ADVISORY_LOCK_XACT, &[&K::LOCK_KEY])
             .await
             .map_err(|e| self.pg_err(format!("locking {}", K::NAME), &e))?;
