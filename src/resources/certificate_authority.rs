@@ -9,7 +9,7 @@ use crate::schema::{Attribute, Fields, Mode, Schema};
 use crate::secret::Secret;
 use crate::value::{Type, Value};
 
-use super::{ApplyError, Ctx, Resource};
+use super::{ApplyError, Ctx, Resource, State};
 
 pub const SUBJECT: &str = "subject";
 pub const KEY_ALGORITHM: &str = "key_algorithm";
@@ -160,7 +160,8 @@ impl Resource for CertificateAuthority {
         Ok(())
     }
 
-    async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
+    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics> {
+        let state = &prior.value;
         if let Some(name) = state.attr(KEY_NODE).as_str() {
             // The key exists nowhere else: once it is gone from the node (or
             // is not this CA's), the CA is gone, and the plan makes a new one
@@ -190,10 +191,10 @@ impl Resource for CertificateAuthority {
         if now.attr(READY_FOR_RENEWAL).is_unknown() {
             now.set_attr(READY_FOR_RENEWAL, Value::Bool(true));
         }
-        Ok(Some(now))
+        Ok(Some(now.into()))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
         let mut f = Fields::new(planned);
         let subject = f.string_map(SUBJECT);
         let alg = f.string(KEY_ALGORITHM);
@@ -222,12 +223,13 @@ impl Resource for CertificateAuthority {
         state.set_attr(FINGERPRINT, Value::string(&info.fingerprint_sha256));
         state.set_attr(ID, Value::string(&info.fingerprint_sha256));
         plan_renewal(&mut state);
-        Ok(state)
+        Ok(state.into())
     }
 
     /// The renewal window, and where the key is kept: moved from the state
     /// or a node to `key_node` (or back to the state), the same key.
-    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, ApplyError> {
+    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Result<State, ApplyError> {
+        let prior = &prior.value;
         let mut state = planned.clone();
         plan_renewal(&mut state);
         let (from, to) = (
@@ -235,7 +237,7 @@ impl Resource for CertificateAuthority {
             planned.attr(KEY_NODE).as_str(),
         );
         if from == to {
-            return Ok(state);
+            return Ok(state.into());
         }
         ctx.check_cancelled()?;
         let cert_pem = prior.attr(CERT_PEM).as_str().unwrap_or_default();
@@ -277,7 +279,7 @@ impl Resource for CertificateAuthority {
             let (node, paths) = key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
             node.uninstall_cert(&paths, cert_pem, false).await?;
         }
-        Ok(state)
+        Ok(state.into())
     }
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {

@@ -21,7 +21,9 @@ use crate::secret::Secret;
 use crate::sql;
 use crate::value::{Type, Value};
 
-use super::{default_data_nodes, plan_id_from, ApplyError, Ctx, Import, PlanInput, Resource};
+use super::{
+    default_data_nodes, plan_id_from, ApplyError, Ctx, Import, PlanInput, Resource, State,
+};
 
 pub const NAME: &str = "name";
 pub const PASSWORD: &str = "password";
@@ -185,17 +187,9 @@ impl Resource for DistributedRole {
         Ok(())
     }
 
-    async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
-        Ok(self.read_private(ctx, state, &[]).await?.map(|(v, _)| v))
-    }
-
-    async fn read_private(
-        &self,
-        ctx: &Ctx,
-        state: &Value,
-        private: &[u8],
-    ) -> Result<Option<(Value, Vec<u8>)>, Diagnostics> {
-        let mut m = Model::from_value(state)?;
+    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics> {
+        let private = &prior.private;
+        let mut m = Model::from_value(&prior.value)?;
         if m.write_only {
             m.stamps = serde_json::from_slice(private).unwrap_or_default();
         }
@@ -215,37 +209,23 @@ impl Resource for DistributedRole {
         // Without the write-only password only the stamps of the last apply
         // can judge a verifier: kept as they are until the next apply.
         let private = if m.write_only {
-            private.to_vec()
+            private.clone()
         } else {
             m.stamps(&reads)
         };
-        Ok(Some((now.to_state(&statuses), private)))
+        Ok(Some(State {
+            value: now.to_state(&statuses),
+            private,
+        }))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
-        Ok(self.create_private(ctx, planned).await?.0)
-    }
-
-    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, ApplyError> {
-        Ok(self.update_private(ctx, prior, planned).await?.0)
-    }
-
-    async fn create_private(
-        &self,
-        ctx: &Ctx,
-        planned: &Value,
-    ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
         let m = Model::from_value(planned)?;
         converge(ctx, &m, true, &[]).await
     }
 
-    async fn update_private(
-        &self,
-        ctx: &Ctx,
-        prior: &Value,
-        planned: &Value,
-    ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
-        let before = Model::from_value(prior)?;
+    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Result<State, ApplyError> {
+        let before = Model::from_value(&prior.value)?;
         let m = Model::from_value(planned)?;
         let removed: Vec<String> = before
             .data_nodes
@@ -454,7 +434,7 @@ struct Outcome {
 }
 
 /// Makes every node of `m` hold the role as specified, and drops it from
-/// `removed` data nodes. Returns the state and its private data (stamps of
+/// `removed` data nodes. Returns the state with its private data (stamps of
 /// the verifiers now in place), or the state that exists now with
 /// diagnostics naming each node that could not be brought in line.
 async fn converge(
@@ -462,7 +442,7 @@ async fn converge(
     m: &Model,
     creating: bool,
     removed: &[String],
-) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
+) -> Result<State, ApplyError> {
     ctx.check_cancelled()?;
     let reads = read_all(ctx, m).await?;
     // The access node first: when it fails nothing else is touched.
@@ -567,7 +547,7 @@ fn conclude(
     creating: bool,
     reads: &BTreeMap<String, NodeRead>,
     outcome: Outcome,
-) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
+) -> Result<State, ApplyError> {
     let Outcome { mut diags, failed } = outcome;
     let statuses = m.statuses(reads);
     let state = m.to_state(&statuses);
@@ -582,7 +562,10 @@ fn conclude(
     }
     if !diags.has_errors() {
         if diags.is_empty() {
-            return Ok((state, Some(m.stamps(reads))));
+            return Ok(State {
+                value: state,
+                private: m.stamps(reads),
+            });
         }
         // Warnings only (a fallback to direct connections): shown with the
         // result.

@@ -9,7 +9,9 @@ use crate::node::GrantChange;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::value::{Type, Value};
 
-use super::{default_data_nodes, plan_id_from, ApplyError, Ctx, Import, PlanInput, Resource};
+use super::{
+    default_data_nodes, plan_id_from, ApplyError, Ctx, Import, PlanInput, Resource, State,
+};
 
 pub const ROLE: &str = "role";
 pub const SERVERS: &str = "servers";
@@ -94,23 +96,23 @@ impl Resource for ForeignServerGrant {
         Ok(())
     }
 
-    async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
-        let m = Model::from_value(state)?;
+    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics> {
+        let m = Model::from_value(&prior.value)?;
         let Some(granted) = ctx.provider.access().server_grants(&m.role).await? else {
             return Ok(None);
         };
-        Ok(m.read_back(&granted).map(|x| x.to_state()))
+        Ok(m.read_back(&granted).map(|x| x.to_state().into()))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
         let m = Model::from_value(planned)?;
-        Ok(apply(ctx, None, &m).await?)
+        Ok(apply(ctx, None, &m).await?.into())
     }
 
-    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, ApplyError> {
-        let before = Model::from_value(prior)?;
+    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Result<State, ApplyError> {
+        let before = Model::from_value(&prior.value)?;
         let m = Model::from_value(planned)?;
-        Ok(apply(ctx, Some(&before), &m).await?)
+        Ok(apply(ctx, Some(&before), &m).await?.into())
     }
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {

@@ -8,7 +8,7 @@ use crate::provider::ACCESS_NODE;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::value::{Type, Value};
 
-use super::{ApplyError, Ctx, Import, PlanInput, Resource};
+use super::{ApplyError, Ctx, Import, PlanInput, Resource, State};
 
 pub const NODE: &str = "node";
 pub const TYPE: &str = "type";
@@ -175,7 +175,8 @@ impl Resource for HbaRule {
         .map_err(Diagnostics::from)
     }
 
-    async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
+    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics> {
+        let state = &prior.value;
         let prior = Model::from_value(state)?;
         let rule = prior.rule()?;
         let node = ctx
@@ -198,20 +199,20 @@ impl Resource for HbaRule {
         if sorted(&found.rule.users) != sorted(&prior.users) {
             now.users = found.rule.users.clone();
         }
-        Ok(Some(now.to_state(&found.rule, &found.text, state)))
+        Ok(Some(now.to_state(&found.rule, &found.text, state).into()))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
-        Ok(self.write(ctx, planned, true).await?)
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
+        Ok(self.write(ctx, planned, true).await?.into())
     }
 
     async fn update(
         &self,
         ctx: &Ctx,
-        _prior: &Value,
+        _prior: &State,
         planned: &Value,
-    ) -> Result<Value, ApplyError> {
-        Ok(self.write(ctx, planned, false).await?)
+    ) -> Result<State, ApplyError> {
+        Ok(self.write(ctx, planned, false).await?.into())
     }
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {

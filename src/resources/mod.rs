@@ -100,49 +100,38 @@ pub trait Resource: Send + Sync {
         Ok(())
     }
 
-    /// The resource as it is on the nodes now; `None` when it is gone.
-    async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics>;
+    /// The resource as it is on the nodes now, from the state Terraform
+    /// holds (with its private data); `None` when it is gone.
+    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics>;
 
-    /// As [`Resource::read`], with the private data Terraform keeps next
-    /// to the state (never shown to users); returns the new private data.
-    async fn read_private(
-        &self,
-        ctx: &Ctx,
-        state: &Value,
-        private: &[u8],
-    ) -> Result<Option<(Value, Vec<u8>)>, Diagnostics> {
-        Ok(self.read(ctx, state).await?.map(|v| (v, private.to_vec())))
-    }
+    /// Makes the object the plan describes.
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError>;
 
-    /// As [`Resource::create`], with private data to keep next to the new
-    /// state (`None` keeps what the plan carried).
-    async fn create_private(
-        &self,
-        ctx: &Ctx,
-        planned: &Value,
-    ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
-        Ok((self.create(ctx, planned).await?, None))
-    }
-
-    /// As [`Resource::update`], with private data (see `create_private`).
-    async fn update_private(
-        &self,
-        ctx: &Ctx,
-        prior: &Value,
-        planned: &Value,
-    ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
-        Ok((self.update(ctx, prior, planned).await?, None))
-    }
-
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError>;
-
-    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, ApplyError>;
+    /// Changes the object in place to what the plan describes.
+    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Result<State, ApplyError>;
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics>;
 
     /// The import capability, when the resource has one.
     fn importer(&self) -> Option<&dyn Import> {
         None
+    }
+}
+
+/// A resource's state as Terraform keeps it: the value, and private data
+/// Terraform stores beside it and never shows (empty for most resources).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State {
+    pub value: Value,
+    pub private: Vec<u8>,
+}
+
+impl From<Value> for State {
+    fn from(value: Value) -> State {
+        State {
+            value,
+            private: Vec::new(),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use super::certificate_authority::{
     CERT_PEM, EARLY_RENEWAL_DAYS, FINGERPRINT, KEY_ALGORITHM, NOT_AFTER, READY_FOR_RENEWAL,
     VALIDITY_DAYS,
 };
-use super::{ApplyError, Ctx, Import, PlanInput, Resource};
+use super::{ApplyError, Ctx, Import, PlanInput, Resource, State};
 
 pub const KIND: &str = "kind";
 pub const NODE: &str = "node";
@@ -275,7 +275,8 @@ impl Resource for NodeCertificate {
         ))
     }
 
-    async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
+    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics> {
+        let state = &prior.value;
         let m = Model::from_value(state)?;
         let node = ctx
             .provider
@@ -293,22 +294,23 @@ impl Resource for NodeCertificate {
         if now.attr(READY_FOR_RENEWAL).is_unknown() {
             now.set_attr(READY_FOR_RENEWAL, Value::Bool(true));
         }
-        Ok(Some(now))
+        Ok(Some(now.into()))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
         ctx.check_cancelled()?;
         let m = Model::from_value(planned)?;
         let (cert_pem, key_pem) = issue(ctx, &m).await?;
         let mut state = planned.clone();
         state.set_attr(CERT_PEM, Value::string(cert_pem));
-        Ok(install(ctx, &m, state, key_pem).await?)
+        Ok(install(ctx, &m, state, key_pem).await?.into())
     }
 
     /// Puts the same certificate back (files, mode, settings) with the key
     /// the node still holds; when that key is gone (the plan then left the
     /// certificate unknown), a new key and certificate.
-    async fn update(&self, ctx: &Ctx, prior: &Value, planned: &Value) -> Result<Value, ApplyError> {
+    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Result<State, ApplyError> {
+        let prior = &prior.value;
         ctx.check_cancelled()?;
         let m = Model::from_value(planned)?;
         let node = ctx
@@ -341,7 +343,7 @@ impl Resource for NodeCertificate {
                 .into())
             }
         };
-        Ok(install(ctx, &m, state, key).await?)
+        Ok(install(ctx, &m, state, key).await?.into())
     }
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {

@@ -11,7 +11,7 @@ use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::secret::Secret;
 use crate::value::{Type, Value};
 
-use super::{ApplyError, Ctx, Import, PlanInput, Resource};
+use super::{ApplyError, Ctx, Import, PlanInput, Resource, State};
 
 pub const NODE: &str = "node";
 pub const HOSTNAME: &str = "hostname";
@@ -158,58 +158,32 @@ impl Resource for PassfileEntry {
         Ok(())
     }
 
-    async fn read(&self, ctx: &Ctx, state: &Value) -> Result<Option<Value>, Diagnostics> {
-        Ok(self.read_private(ctx, state, &[]).await?.map(|(v, _)| v))
-    }
-
-    async fn read_private(
-        &self,
-        ctx: &Ctx,
-        state: &Value,
-        private: &[u8],
-    ) -> Result<Option<(Value, Vec<u8>)>, Diagnostics> {
-        let prior = Model::from_value(state)?;
+    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics> {
+        let m = Model::from_value(&prior.value)?;
         let node = ctx
             .provider
-            .node(&prior.node)
+            .node(&m.node)
             .await
             .map_err(|e| e.naming("node"))?;
         let snap = node.passfile_read().await?;
-        Ok(prior
-            .read_back(&snap, Private::parse(private).verifier.as_deref())
-            .map(|v| (v, private.to_vec())))
+        let verifier = Private::parse(&prior.private).verifier;
+        Ok(m.read_back(&snap, verifier.as_deref()).map(|value| State {
+            value,
+            private: prior.private.clone(),
+        }))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<Value, ApplyError> {
-        Ok(self.write(ctx, planned, true).await?.0)
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
+        Ok(self.write(ctx, planned, true).await?)
     }
 
     async fn update(
         &self,
         ctx: &Ctx,
-        _prior: &Value,
+        _prior: &State,
         planned: &Value,
-    ) -> Result<Value, ApplyError> {
-        Ok(self.write(ctx, planned, false).await?.0)
-    }
-
-    async fn create_private(
-        &self,
-        ctx: &Ctx,
-        planned: &Value,
-    ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
-        let (v, p) = self.write(ctx, planned, true).await?;
-        Ok((v, Some(p)))
-    }
-
-    async fn update_private(
-        &self,
-        ctx: &Ctx,
-        _prior: &Value,
-        planned: &Value,
-    ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
-        let (v, p) = self.write(ctx, planned, false).await?;
-        Ok((v, Some(p)))
+    ) -> Result<State, ApplyError> {
+        Ok(self.write(ctx, planned, false).await?)
     }
 
     async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
@@ -286,7 +260,7 @@ impl PassfileEntry {
         ctx: &Ctx,
         planned: &Value,
         creating: bool,
-    ) -> Result<(Value, Vec<u8>), Diagnostics> {
+    ) -> Result<State, Diagnostics> {
         ctx.check_cancelled()?;
         let m = Model::from_value(planned)?;
         if m.entry.password.is_empty() {
@@ -352,7 +326,10 @@ impl PassfileEntry {
                     ),
                 )
             })?;
-        Ok((state, private.encode()))
+        Ok(State {
+            value: state,
+            private: private.encode(),
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use tonic::Status;
 use super::{convert, ProviderServer};
 use crate::diag::{AttrPath, Diagnostics};
 use crate::proto::tfplugin6 as pb;
-use crate::resources::{ApplyError, Resource};
+use crate::resources::{ApplyError, Resource, State};
 use crate::schema::Schema;
 use crate::value::Value;
 
@@ -59,12 +59,20 @@ pub(super) async fn handle(
             })
         }
     };
-    let result = apply(server, &*res, schema, &prior, &planned, &config)
-        .await
-        .map_err(|mut e| {
-            e.partial = e.partial.map(|v| schema.without_write_only(&v));
-            e
-        });
+    let result = apply(
+        server,
+        &*res,
+        schema,
+        &prior,
+        &req.planned_private,
+        &planned,
+        &config,
+    )
+    .await
+    .map_err(|mut e| {
+        e.partial = e.partial.map(|v| schema.without_write_only(&v));
+        e
+    });
     let result = result.and_then(|(v, private)| Ok((convert::to_dynamic(&v, ty)?, private)));
     Ok(respond(result, ty, req.prior_state, req.planned_private))
 }
@@ -76,6 +84,7 @@ async fn apply(
     res: &dyn Resource,
     schema: &Schema,
     prior: &Value,
+    prior_private: &[u8],
     planned: &Value,
     config: &Value,
 ) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
@@ -95,18 +104,19 @@ async fn apply(
     let acting = schema.with_write_only(planned, config);
     // Cancellation stops waiting, never a change halfway: resources run
     // their writes in tasks of their own.
-    let (new, private) = if prior.is_null() {
-        ProviderServer::cancellable(&ctx, async { Ok(res.create_private(&ctx, &acting).await) })
-            .await??
+    let new = if prior.is_null() {
+        ProviderServer::cancellable(&ctx, async { Ok(res.create(&ctx, &acting).await) }).await??
     } else {
-        ProviderServer::cancellable(&ctx, async {
-            Ok(res.update_private(&ctx, prior, &acting).await)
-        })
-        .await??
+        let prior = State {
+            value: prior.clone(),
+            private: prior_private.to_vec(),
+        };
+        ProviderServer::cancellable(&ctx, async { Ok(res.update(&ctx, &prior, &acting).await) })
+            .await??
     };
-    let new = schema.without_write_only(&new);
-    check_against_plan(planned, &new).into_result()?;
-    Ok((new, private))
+    let value = schema.without_write_only(&new.value);
+    check_against_plan(planned, &value).into_result()?;
+    Ok((value, Some(new.private)))
 }
 
 /// The response for an apply's outcome: the new state, or what exists after

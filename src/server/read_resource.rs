@@ -4,6 +4,7 @@ use tonic::Status;
 
 use super::{convert, ProviderServer};
 use crate::proto::tfplugin6 as pb;
+use crate::resources::State;
 use crate::value::Value;
 
 pub(super) async fn handle(
@@ -30,10 +31,13 @@ pub(super) async fn handle(
             });
             return Ok((state, deferred, None));
         };
-        let now =
-            ProviderServer::cancellable(&ctx, res.read_private(&ctx, &state, &req.private)).await?;
+        let prior = State {
+            value: state,
+            private: req.private.clone(),
+        };
+        let now = ProviderServer::cancellable(&ctx, res.read(&ctx, &prior)).await?;
         Ok(match now {
-            Some((v, private)) => (v, None, Some(private)),
+            Some(s) => (s.value, None, Some(s.private)),
             None => (Value::Null, None, None),
         })
     }
