@@ -206,65 +206,10 @@ impl ProviderConfig {
             connect_timeout: Duration::from_secs(timeout.max(1) as u64),
         };
 
-        let mut data_nodes = BTreeMap::new();
-        if let Some(Value::Map(m)) = data_nodes_raw {
-            for (name, entry) in m {
-                let path = AttrPath::attr(DATA_NODES).key(&name);
-                let Value::Map(fields) = entry else { continue };
-                let get = |k: &str| fields.get(k).and_then(Value::as_str).map(str::to_string);
-                for k in fields.keys() {
-                    if !DATA_NODE_KEYS.contains(&k.as_str()) {
-                        d.push_error(
-                            Some(path.clone().key(k)),
-                            "Unknown data node setting",
-                            format!("{k:?} is not one of {}.", DATA_NODE_KEYS.join(", ")),
-                        );
-                    }
-                }
-                let mut spec = access.clone();
-                if let Some(h) = get("host") {
-                    spec.host = h;
-                }
-                if let Some(p) = get("port") {
-                    spec.port = parse_port(&p, path.clone().key("port"), &mut d);
-                }
-                if let Some(db) = get("database") {
-                    spec.database = db;
-                }
-                if let Some(u) = get("username") {
-                    spec.user = u;
-                }
-                if let Some(m) = get("sslmode") {
-                    match SslMode::parse(&m) {
-                        Some(mode) => spec.sslmode = mode,
-                        None => d.push_error(
-                            Some(path.clone().key("sslmode")),
-                            "Invalid sslmode",
-                            format!("{m:?} is not one of {}.", SSL_MODES.join(", ")),
-                        ),
-                    }
-                }
-                spec.password = match get("password") {
-                    Some(p) => Some(Secret::new(p)),
-                    None => {
-                        password_from_passfile(&spec.host, spec.port, &spec.database, &spec.user)
-                            .or(spec.password)
-                    }
-                };
-                if name == crate::provider::ACCESS_NODE {
-                    d.push_error(
-                        Some(path),
-                        "Reserved node name",
-                        format!(
-                            "{:?} names the access node; pick another name for this data node.",
-                            crate::provider::ACCESS_NODE
-                        ),
-                    );
-                    continue;
-                }
-                data_nodes.insert(name, spec);
-            }
-        }
+        let data_nodes = match data_nodes_raw {
+            Some(Value::Map(m)) => data_node_specs(m, &access, &mut d),
+            _ => BTreeMap::new(),
+        };
         d.into_result()?;
         Ok(ProviderConfig {
             access,
@@ -272,6 +217,71 @@ impl ProviderConfig {
             fanout,
         })
     }
+}
+
+/// Each `data_nodes` entry as a connection: the access node's settings
+/// with the entry's own over them.
+fn data_node_specs(
+    m: BTreeMap<String, Value>,
+    access: &ConnSpec,
+    d: &mut Diagnostics,
+) -> BTreeMap<String, ConnSpec> {
+    let mut data_nodes = BTreeMap::new();
+    for (name, entry) in m {
+        let path = AttrPath::attr(DATA_NODES).key(&name);
+        let Value::Map(fields) = entry else { continue };
+        let get = |k: &str| fields.get(k).and_then(Value::as_str).map(str::to_string);
+        for k in fields.keys() {
+            if !DATA_NODE_KEYS.contains(&k.as_str()) {
+                d.push_error(
+                    Some(path.clone().key(k)),
+                    "Unknown data node setting",
+                    format!("{k:?} is not one of {}.", DATA_NODE_KEYS.join(", ")),
+                );
+            }
+        }
+        let mut spec = access.clone();
+        if let Some(h) = get("host") {
+            spec.host = h;
+        }
+        if let Some(p) = get("port") {
+            spec.port = parse_port(&p, path.clone().key("port"), d);
+        }
+        if let Some(db) = get("database") {
+            spec.database = db;
+        }
+        if let Some(u) = get("username") {
+            spec.user = u;
+        }
+        if let Some(m) = get("sslmode") {
+            match SslMode::parse(&m) {
+                Some(mode) => spec.sslmode = mode,
+                None => d.push_error(
+                    Some(path.clone().key("sslmode")),
+                    "Invalid sslmode",
+                    format!("{m:?} is not one of {}.", SSL_MODES.join(", ")),
+                ),
+            }
+        }
+        spec.password = match get("password") {
+            Some(p) => Some(Secret::new(p)),
+            None => password_from_passfile(&spec.host, spec.port, &spec.database, &spec.user)
+                .or(spec.password),
+        };
+        if name == crate::provider::ACCESS_NODE {
+            d.push_error(
+                Some(path),
+                "Reserved node name",
+                format!(
+                    "{:?} names the access node; pick another name for this data node.",
+                    crate::provider::ACCESS_NODE
+                ),
+            );
+            continue;
+        }
+        data_nodes.insert(name, spec);
+    }
+    data_nodes
 }
 
 #[cfg(test)]
