@@ -195,39 +195,12 @@ pub async fn serve(mode: Mode) -> Result<(), StartError> {
 
     let shutdown = CancellationToken::new();
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Conn>>(16);
-    let acceptor = tls.as_ref().map(|(_, a)| a.clone());
-    let accept_shutdown = shutdown.clone();
-    let accept_listener = listener.clone();
-    tokio::spawn(async move {
-        loop {
-            let io = tokio::select! {
-                r = accept_listener.accept() => r,
-                _ = accept_shutdown.cancelled() => break,
-            };
-            let io = match io {
-                Ok(io) => io,
-                Err(e) => {
-                    log::warn("accept failed", &[("error", &e)]);
-                    continue;
-                }
-            };
-            let tx = tx.clone();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let conn = match acceptor {
-                    None => Conn(io),
-                    Some(a) => match a.accept(io).await {
-                        Ok(s) => Conn(Box::new(s)),
-                        Err(e) => {
-                            log::warn("refused a connection that did not present Terraform's client certificate", &[("error", &e)]);
-                            return;
-                        }
-                    },
-                };
-                let _ = tx.send(Ok(conn)).await;
-            });
-        }
-    });
+    accept_connections(
+        listener.clone(),
+        tls.as_ref().map(|(_, a)| a.clone()),
+        tx,
+        shutdown.clone(),
+    );
 
     let provider = Arc::new(ProviderServer::new());
     let svc = tfplugin6::provider_server::ProviderServer::from_arc(provider.clone())
@@ -263,10 +236,83 @@ pub async fn serve(mode: Mode) -> Result<(), StartError> {
         }
     });
 
+    write_handshake(
+        mode,
+        version,
+        network,
+        &address,
+        tls.as_ref().map(|(c, _)| c.as_str()),
+    )?;
+
+    if mode == Mode::Managed {
+        stop_when_orphaned(shutdown.clone());
+    }
+
+    let incoming = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let stop = shutdown.clone();
+    router
+        .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
+        .await
+        .map_err(|e| StartError(format!("gRPC server: {e}")))?;
+    provider.shutdown().await;
+    drop(listener);
+    Ok(())
+}
+
+/// Accepts connections until `shutdown`, each through the TLS handshake
+/// that admits only Terraform's certificate (when `acceptor` is set), and
+/// hands them to the gRPC server.
+fn accept_connections(
+    listener: Arc<Listener>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Conn>>,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            let io = tokio::select! {
+                r = listener.accept() => r,
+                _ = shutdown.cancelled() => break,
+            };
+            let io = match io {
+                Ok(io) => io,
+                Err(e) => {
+                    log::warn("accept failed", &[("error", &e)]);
+                    continue;
+                }
+            };
+            let tx = tx.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let conn = match acceptor {
+                    None => Conn(io),
+                    Some(a) => match a.accept(io).await {
+                        Ok(s) => Conn(Box::new(s)),
+                        Err(e) => {
+                            log::warn("refused a connection that did not present Terraform's client certificate", &[("error", &e)]);
+                            return;
+                        }
+                    },
+                };
+                let _ = tx.send(Ok(conn)).await;
+            });
+        }
+    });
+}
+
+/// The line on stdout that tells Terraform where the plugin listens (or,
+/// in debug mode, how to attach to it).
+fn write_handshake(
+    mode: Mode,
+    version: u32,
+    network: &str,
+    address: &str,
+    cert: Option<&str>,
+) -> Result<(), StartError> {
     let mut stdout = std::io::stdout().lock();
     match mode {
         Mode::Managed => {
-            let cert = tls.as_ref().map(|(c, _)| c.as_str()).unwrap_or("");
+            let cert = cert.unwrap_or("");
             writeln!(stdout, "{CORE_PROTOCOL_VERSION}|{version}|{network}|{address}|grpc|{cert}")
         }
         Mode::Debug => {
@@ -286,36 +332,24 @@ pub async fn serve(mode: Mode) -> Result<(), StartError> {
         }
     }
     .and_then(|_| stdout.flush())
-    .map_err(|e| StartError(format!("writing the handshake: {e}")))?;
-    drop(stdout);
+    .map_err(|e| StartError(format!("writing the handshake: {e}")))
+}
 
-    // A plugin whose Terraform died (killed, crashed) would otherwise run
-    // on forever, holding sessions on the nodes: stop when the parent goes.
-    if mode == Mode::Managed {
-        let parent = std::os::unix::process::parent_id();
-        let orphaned = shutdown.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
-            loop {
-                tick.tick().await;
-                if std::os::unix::process::parent_id() != parent {
-                    log::warn("Terraform went away; the provider stops", &[]);
-                    orphaned.cancel();
-                    break;
-                }
+/// A plugin whose Terraform died (killed, crashed) would otherwise run on
+/// forever, holding sessions on the nodes: stop when the parent goes.
+fn stop_when_orphaned(shutdown: CancellationToken) {
+    let parent = std::os::unix::process::parent_id();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            if std::os::unix::process::parent_id() != parent {
+                log::warn("Terraform went away; the provider stops", &[]);
+                shutdown.cancel();
+                break;
             }
-        });
-    }
-
-    let incoming = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let stop = shutdown.clone();
-    router
-        .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
-        .await
-        .map_err(|e| StartError(format!("gRPC server: {e}")))?;
-    provider.shutdown().await;
-    drop(listener);
-    Ok(())
+        }
+    });
 }
 
 #[cfg(test)]
