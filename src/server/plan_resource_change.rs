@@ -14,7 +14,7 @@ use tonic::Status;
 use super::{convert, ProviderServer};
 use crate::diag::{AttrPath, Diagnostics};
 use crate::proto::tfplugin6 as pb;
-use crate::resources::PlanInput;
+use crate::resources::{Ctx, PlanInput, Resource};
 use crate::schema::{Mode, Schema};
 use crate::value::Value;
 
@@ -98,16 +98,7 @@ pub(super) async fn handle(
             &schema.without_write_only(&config),
         );
         let mut planned = schema.with_write_only(&planned, &config);
-        if !replace.is_empty() {
-            res.refine_replace(&prior, &planned, &mut replace);
-            if replace.is_empty() {
-                // Now an in-place update: computed values that survive one
-                // are known again.
-                for a in schema.attributes.iter().filter(|a| a.stable) {
-                    planned.set_attr(a.name, prior.attr(a.name).clone());
-                }
-            }
-        }
+        refine_replace(&*res, schema, &prior, &mut planned, &mut replace);
         match &ctx {
             Some(c) => {
                 ProviderServer::cancellable(c, res.complete_plan(Some(c), &config, &mut planned))
@@ -128,21 +119,13 @@ pub(super) async fn handle(
                 }
             }
         }
-        let mut warnings = Diagnostics::new();
-        if let Some(ctx) = &ctx {
-            let needs_check = prior.is_null() || schema.without_write_only(&planned) != prior;
-            if needs_check {
-                let mut input = PlanInput {
-                    prior: (!prior.is_null() && replace.is_empty()).then_some(&prior),
-                    replacing: !prior.is_null() && !replace.is_empty(),
-                    config: &config,
-                    planned: &mut planned,
-                    warnings: Diagnostics::new(),
-                };
-                ProviderServer::cancellable(ctx, res.check_plan(ctx, &mut input)).await?;
-                warnings = input.warnings;
+        let warnings = match &ctx {
+            Some(ctx) => {
+                check_against_nodes(ctx, &*res, schema, &prior, &config, &mut planned, &replace)
+                    .await?
             }
-        }
+            None => Diagnostics::new(),
+        };
         Ok((schema.without_write_only(&planned), replace, warnings))
     }
     .await;
@@ -161,6 +144,51 @@ pub(super) async fn handle(
             },
         },
     )
+}
+
+/// Lets the resource narrow a replacement to an in-place update; computed
+/// values that survive one are then known again.
+fn refine_replace(
+    res: &dyn Resource,
+    schema: &Schema,
+    prior: &Value,
+    planned: &mut Value,
+    replace: &mut Vec<AttrPath>,
+) {
+    if replace.is_empty() {
+        return;
+    }
+    res.refine_replace(prior, planned, replace);
+    if replace.is_empty() {
+        for a in schema.attributes.iter().filter(|a| a.stable) {
+            planned.set_attr(a.name, prior.attr(a.name).clone());
+        }
+    }
+}
+
+/// The resource's checks of a create or update against the live nodes
+/// (not run when nothing changes); returns the warnings to show.
+async fn check_against_nodes(
+    ctx: &Ctx,
+    res: &dyn Resource,
+    schema: &Schema,
+    prior: &Value,
+    config: &Value,
+    planned: &mut Value,
+    replace: &[AttrPath],
+) -> Result<Diagnostics, Diagnostics> {
+    if !prior.is_null() && schema.without_write_only(planned) == *prior {
+        return Ok(Diagnostics::new());
+    }
+    let mut input = PlanInput {
+        prior: (!prior.is_null() && replace.is_empty()).then_some(prior),
+        replacing: !prior.is_null() && !replace.is_empty(),
+        config,
+        planned,
+        warnings: Diagnostics::new(),
+    };
+    ProviderServer::cancellable(ctx, res.check_plan(ctx, &mut input)).await?;
+    Ok(input.warnings)
 }
 
 #[cfg(test)]
