@@ -262,6 +262,13 @@ impl Node {
         if !what.configure_ssl {
             return Ok(());
         }
+        self.serve_installed(paths, &what.fingerprint).await
+    }
+
+    /// Points the `ssl` settings at the installed files, reloads, and waits
+    /// until the node serves the certificate with `fingerprint`; if it
+    /// does not, the previous settings are put back.
+    async fn serve_installed(&self, paths: &CertPaths, fingerprint: &str) -> Result<(), NodeError> {
         let before = self.ssl_settings().await?;
         let want = [
             "on".to_string(),
@@ -275,7 +282,7 @@ impl Node {
             }
         }
         self.reload().await?;
-        match self.wait_until_served(&what.fingerprint).await {
+        match self.wait_until_served(fingerprint).await {
             Ok(()) => Ok(()),
             Err(why) => {
                 // Put the settings back; the files stay for inspection. What
