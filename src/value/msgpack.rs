@@ -139,21 +139,7 @@ impl<'a> Decoder<'a> {
                 Head::Bool(b) => Ok(Value::Bool(b)),
                 _ => Err(mismatch("a bool")),
             },
-            Type::Number => match head {
-                Head::Int(i) => Ok(Value::Number(Number::Int(i))),
-                Head::Uint(u) => Ok(Value::Number(match i64::try_from(u) {
-                    Ok(i) => Number::Int(i),
-                    Err(_) => Number::Big(u.to_string()),
-                })),
-                Head::Float(f) => Ok(Value::Number(Number::from_f64(f))),
-                Head::Str(n) => {
-                    let s = self.string(n)?;
-                    Number::parse(&s)
-                        .map(Value::Number)
-                        .ok_or_else(|| DecodeError(format!("{s:?} is not a number")))
-                }
-                _ => Err(mismatch("a number")),
-            },
+            Type::Number => self.number(head).ok_or_else(|| mismatch("a number"))?,
             Type::String => match head {
                 Head::Str(n) => Ok(Value::String(self.string(n)?)),
                 _ => Err(mismatch("a string")),
@@ -201,33 +187,68 @@ impl<'a> Decoder<'a> {
                 let Head::Map(n) = head else {
                     return Err(mismatch("a map"));
                 };
-                let mut m = BTreeMap::new();
-                for _ in 0..n {
-                    let k = self.key()?;
-                    let t = attrs
-                        .get(&k)
-                        .ok_or_else(|| DecodeError(format!("unsupported attribute {k:?}")))?;
-                    m.insert(k, self.value(t)?);
-                }
-                for k in attrs.keys() {
-                    m.entry(k.clone()).or_insert(Value::Null);
-                }
-                Ok(Value::Object(m))
+                self.object(n, attrs)
             }
             Type::Dynamic => {
                 let Head::Array(2) = head else {
                     return Err(mismatch("a [type, value] pair"));
                 };
-                let type_json = match self.head()? {
-                    Head::Str(n) | Head::Bin(n) => self.take(n)?,
-                    _ => return Err(DecodeError("dynamic value type is not a string".into())),
-                };
-                let j: serde_json::Value = serde_json::from_slice(type_json)
-                    .map_err(|e| DecodeError(format!("dynamic value type: {e}")))?;
-                let t = Type::from_json(&j).map_err(DecodeError)?;
-                self.value(&t)
+                self.dynamic()
             }
         }
+    }
+
+    /// A number from a head that holds one (or a string that spells one);
+    /// `None` for any other head.
+    fn number(&mut self, head: Head) -> Option<Result<Value, DecodeError>> {
+        Some(Ok(Value::Number(match head {
+            Head::Int(i) => Number::Int(i),
+            Head::Uint(u) => match i64::try_from(u) {
+                Ok(i) => Number::Int(i),
+                Err(_) => Number::Big(u.to_string()),
+            },
+            Head::Float(f) => Number::from_f64(f),
+            Head::Str(n) => {
+                let s = match self.string(n) {
+                    Ok(s) => s,
+                    Err(e) => return Some(Err(e)),
+                };
+                return Some(
+                    Number::parse(&s)
+                        .map(Value::Number)
+                        .ok_or_else(|| DecodeError(format!("{s:?} is not a number"))),
+                );
+            }
+            _ => return None,
+        })))
+    }
+
+    /// An object of `n` attributes; those left out are null.
+    fn object(&mut self, n: usize, attrs: &BTreeMap<String, Type>) -> Result<Value, DecodeError> {
+        let mut m = BTreeMap::new();
+        for _ in 0..n {
+            let k = self.key()?;
+            let t = attrs
+                .get(&k)
+                .ok_or_else(|| DecodeError(format!("unsupported attribute {k:?}")))?;
+            m.insert(k, self.value(t)?);
+        }
+        for k in attrs.keys() {
+            m.entry(k.clone()).or_insert(Value::Null);
+        }
+        Ok(Value::Object(m))
+    }
+
+    /// A dynamic value: its type as JSON, then the value of that type.
+    fn dynamic(&mut self) -> Result<Value, DecodeError> {
+        let type_json = match self.head()? {
+            Head::Str(n) | Head::Bin(n) => self.take(n)?,
+            _ => return Err(DecodeError("dynamic value type is not a string".into())),
+        };
+        let j: serde_json::Value = serde_json::from_slice(type_json)
+            .map_err(|e| DecodeError(format!("dynamic value type: {e}")))?;
+        let t = Type::from_json(&j).map_err(DecodeError)?;
+        self.value(&t)
     }
 }
 
