@@ -15,6 +15,10 @@ pub const SUBJECT: &str = "subject";
 pub const KEY_ALGORITHM: &str = "key_algorithm";
 pub const VALIDITY_DAYS: &str = "validity_days";
 pub const EARLY_RENEWAL_DAYS: &str = "early_renewal_days";
+/// The key algorithm when the configuration gives none.
+pub const DEFAULT_KEY_ALGORITHM: &str = "ecdsa_p256";
+/// The renewal window when the configuration gives none.
+pub const DEFAULT_EARLY_RENEWAL_DAYS: i64 = 30;
 pub const CERT_PEM: &str = "cert_pem";
 pub const PRIVATE_KEY_PEM: &str = "private_key_pem";
 pub const KEY_NODE: &str = "key_node";
@@ -347,7 +351,7 @@ pub fn key_algorithm_attr() -> Attribute {
         Mode::Optional,
         "Key algorithm.",
     )
-    .default(Value::string("ecdsa_p256"))
+    .default(Value::string(DEFAULT_KEY_ALGORITHM))
     .one_of(pki::KEY_ALGORITHMS)
     .force_new()
 }
@@ -359,7 +363,7 @@ pub fn early_renewal_attr() -> Attribute {
         Mode::Optional,
         "Days before expiry from which `terraform plan` proposes a new certificate.",
     )
-    .default(Value::int(30))
+    .default(Value::int(DEFAULT_EARLY_RENEWAL_DAYS))
 }
 
 fn schema() -> Schema {

@@ -12,8 +12,8 @@ use crate::value::{Type, Value};
 
 use super::certificate_authority::{
     check_days, early_renewal_attr, key_algorithm_attr, key_home, plan_renewal, renewal_due,
-    CERT_PEM, EARLY_RENEWAL_DAYS, FINGERPRINT, KEY_ALGORITHM, NOT_AFTER, READY_FOR_RENEWAL,
-    VALIDITY_DAYS,
+    CERT_PEM, DEFAULT_EARLY_RENEWAL_DAYS, DEFAULT_KEY_ALGORITHM, EARLY_RENEWAL_DAYS, FINGERPRINT,
+    KEY_ALGORITHM, NOT_AFTER, READY_FOR_RENEWAL, VALIDITY_DAYS,
 };
 use super::{ApplyError, Ctx, Import, PlanInput, Resource, State};
 
@@ -72,6 +72,7 @@ const ONE_CA_KEY_SOURCE: &str = "Set exactly one of `ca_key_node` (the CA keeps 
 /// Where the CA's key comes from, one of them.
 const CA_KEY_SOURCES: [&str; 3] = [CA_KEY_NODE, CA_PRIVATE_KEY_PEM_WO, CA_PRIVATE_KEY_PEM];
 const DEFAULT_VALIDITY: i64 = 365;
+const DEFAULT_CONFIGURE_SSL: bool = true;
 
 pub struct NodeCertificate;
 
@@ -376,18 +377,7 @@ impl Import for NodeCertificate {
     }
 
     async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
-        let bad = || {
-            Diagnostics::error(
-                "Invalid import ID",
-                format!("{id:?} is not `<node> server` or `<node> user <role>`, e.g. `dn1 server` or `access user testrole`."),
-            )
-        };
-        let (node_name, rest) = id.split_once(' ').ok_or_else(bad)?;
-        let (kind, role) = match rest.split_once(' ') {
-            Some(("user", r)) if !r.is_empty() => (Kind::User, Some(r.to_string())),
-            None if rest == "server" => (Kind::Server, None),
-            _ => return Err(bad()),
-        };
+        let (node_name, kind, role) = parse_import_id(id)?;
         let node = ctx.provider.node(node_name).await?;
         let paths = match &role {
             Some(r) => node.user_cert_paths(r).await,
@@ -437,7 +427,7 @@ impl Import for NodeCertificate {
                 Value::opt_string(pki::key_algorithm(key).map(str::to_string)),
             ),
             (VALIDITY_DAYS, Value::int(days)),
-            (EARLY_RENEWAL_DAYS, Value::int(30)),
+            (EARLY_RENEWAL_DAYS, Value::int(DEFAULT_EARLY_RENEWAL_DAYS)),
             (CONFIGURE_SSL, Value::Bool(configure_ssl)),
             (CERT_PEM, Value::string(&leaf)),
             (
@@ -458,6 +448,22 @@ impl Import for NodeCertificate {
         state.set_attr(INSTALLED, Value::string(status));
         plan_renewal(&mut state);
         Ok(state)
+    }
+}
+
+/// `<node> server` or `<node> user <role>`.
+fn parse_import_id(id: &str) -> Result<(&str, Kind, Option<String>), Diagnostics> {
+    let bad = || {
+        Diagnostics::error(
+            "Invalid import ID",
+            format!("{id:?} is not `<node> server` or `<node> user <role>`, e.g. `dn1 server` or `access user testrole`."),
+        )
+    };
+    let (node_name, rest) = id.split_once(' ').ok_or_else(bad)?;
+    match rest.split_once(' ') {
+        Some(("user", r)) if !r.is_empty() => Ok((node_name, Kind::User, Some(r.to_string()))),
+        None if rest == "server" => Ok((node_name, Kind::Server, None)),
+        _ => Err(bad()),
     }
 }
 
@@ -718,9 +724,9 @@ impl Model {
             ca_key_node: f.opt_string(CA_KEY_NODE),
             key_algorithm: f
                 .opt_string(KEY_ALGORITHM)
-                .unwrap_or_else(|| "ecdsa_p256".into()),
+                .unwrap_or_else(|| DEFAULT_KEY_ALGORITHM.into()),
             validity_days: f.opt_i64(VALIDITY_DAYS).unwrap_or(DEFAULT_VALIDITY),
-            configure_ssl: f.bool_or(CONFIGURE_SSL, true),
+            configure_ssl: f.bool_or(CONFIGURE_SSL, DEFAULT_CONFIGURE_SSL),
         };
         f.finish()?;
         Ok(m)
@@ -765,7 +771,7 @@ fn schema() -> Schema {
             key_algorithm_attr(),
             Attribute::new(VALIDITY_DAYS, Type::Number, Mode::Optional, "Days the certificate is valid.").default(Value::int(DEFAULT_VALIDITY)).force_new(),
             early_renewal_attr(),
-            Attribute::new(CONFIGURE_SSL, Type::Bool, Mode::Optional, "For `server` certificates: point the node's `ssl*` settings at the installed files and turn `ssl` on. Destroy then resets those settings (TLS off) before removing the files. When false, the files are only installed, and destroy leaves them in place while a setting still refers to them.").default(Value::Bool(true)),
+            Attribute::new(CONFIGURE_SSL, Type::Bool, Mode::Optional, "For `server` certificates: point the node's `ssl*` settings at the installed files and turn `ssl` on. Destroy then resets those settings (TLS off) before removing the files. When false, the files are only installed, and destroy leaves them in place while a setting still refers to them.").default(Value::Bool(DEFAULT_CONFIGURE_SSL)),
             Attribute::new(CERT_PEM, Type::String, Mode::Computed, "The certificate, PEM.").stable(),
             Attribute::new(PUBLIC_KEY_FINGERPRINT, Type::String, Mode::Computed, "SHA-256 of the certificate's public key (the raw subject public key), lower-case hex. The private key itself is made by the provider, written to the node (mode 0600) and kept nowhere else: a key file missing or not matching the certificate plans a new key and certificate.").stable(),
             Attribute::new(FINGERPRINT, Type::String, Mode::Computed, "SHA-256 fingerprint of the certificate (DER), lower-case hex.").stable(),
