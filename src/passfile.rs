@@ -424,6 +424,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_comment_line_is_never_an_entry_however_many_colons() {
+        assert_eq!(Entry::parse("# host:5432:db:user:secret"), None);
+        assert_eq!(Entry::parse(""), None);
+        assert!(Entry::parse("host:5432:db:user:secret").is_some());
+    }
+
+    #[test]
+    fn only_a_socket_directory_counts_as_localhost() {
+        let e = |h: &str| Entry::parse(&format!("{h}:*:*:*:pw")).unwrap();
+        assert!(e("localhost").matches("/var/run/postgresql", "5432", "d", "u"));
+        assert!(!e("localhost").matches("db.example", "5432", "d", "u"));
+        assert!(!e("other").matches("/var/run/postgresql", "5432", "d", "u"));
+        assert!(e("db.example").matches("db.example", "5432", "d", "u"));
+    }
+
+    #[test]
+    fn a_trailing_backslash_is_part_of_the_password() {
+        assert_eq!(
+            libpq_lookup(b"*:*:*:u:pw\\\n", "h", "1", "d", "u").as_deref(),
+            Some(&b"pw\\"[..])
+        );
+        assert_eq!(
+            libpq_lookup(b"*:*:*:u:pw\\", "h", "1", "d", "u").as_deref(),
+            Some(&b"pw\\"[..])
+        );
+    }
+
+    #[test]
     fn libpq_reads_what_the_provider_writes() {
         for (fields, password) in [
             (["h", "5432", "db", "u"], "plain"),
