@@ -63,11 +63,12 @@ pub enum Check {
     Unknown,
 }
 
-type Memo = std::sync::Mutex<std::collections::HashMap<[u8; 32], Check>>;
-
-fn memo() -> &'static Memo {
-    static MEMO: std::sync::OnceLock<Memo> = std::sync::OnceLock::new();
-    MEMO.get_or_init(Default::default)
+/// Compares stored passwords with configured ones, remembering each result
+/// (keyed by a digest, never the password) so that a refresh does not redo
+/// a key derivation it already did. One lives in the configured provider.
+#[derive(Debug, Default)]
+pub struct Checker {
+    memo: std::sync::Mutex<std::collections::HashMap<[u8; 32], Check>>,
 }
 
 fn memo_key(stored: &str, password: &str, role: &str) -> [u8; 32] {
@@ -86,31 +87,38 @@ pub fn stamp(stored: &str) -> String {
     hex::encode(Sha256::digest(stored.as_bytes()))
 }
 
-/// Records that `stored` is known to match `password` (its stamp was kept
-/// with the state after a check or a change).
-pub fn trust(stored: &str, password: &str, role: &str) {
-    let mut m = memo().lock().unwrap_or_else(|p| p.into_inner());
-    m.insert(memo_key(stored, password, role), Check::Matches);
+impl Checker {
+    fn memo(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], Check>> {
+        // A panic while holding the lock cannot leave the map invalid.
+        self.memo.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that `stored` is known to match `password` (its stamp was
+    /// kept with the state after a check or a change).
+    pub fn trust(&self, stored: &str, password: &str, role: &str) {
+        self.memo()
+            .insert(memo_key(stored, password, role), Check::Matches);
+    }
+
+    /// Compares the stored password of `role` with `password`.
+    pub fn check(&self, stored: &str, password: &str, role: &str) -> Check {
+        let key = memo_key(stored, password, role);
+        if let Some(c) = self.memo().get(&key) {
+            return *c;
+        }
+        let c = check(stored, password, role);
+        let mut m = self.memo();
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        m.insert(key, c);
+        c
+    }
 }
 
-/// Compares the stored password of `role` with `password`. Results are
-/// remembered for the life of the process (keyed by digests, never the
-/// password), so a refresh does not redo the key derivation it already did.
+/// Compares the stored password of `role` with `password` (the key
+/// derivation every time; [`Checker`] remembers results).
 pub fn check(stored: &str, password: &str, role: &str) -> Check {
-    let key = memo_key(stored, password, role);
-    if let Some(c) = memo().lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-        return *c;
-    }
-    let c = check_uncached(stored, password, role);
-    let mut m = memo().lock().unwrap_or_else(|p| p.into_inner());
-    if m.len() > 100_000 {
-        m.clear();
-    }
-    m.insert(key, c);
-    c
-}
-
-fn check_uncached(stored: &str, password: &str, role: &str) -> Check {
     if let Some(rest) = stored.strip_prefix("SCRAM-SHA-256$") {
         return match check_scram(rest, password) {
             Some(true) => Check::Matches,

@@ -1,7 +1,7 @@
 //! Roles as data: what a role should be on a node, what it is, how they
 //! differ, and the statement that makes it so. No I/O.
 
-use crate::password::{self, Check, Encryption};
+use crate::password::{self, Check, Checker, Encryption};
 use crate::secret::Secret;
 use crate::sql::{ident, literal};
 
@@ -77,7 +77,7 @@ pub const PASSWORD_SCRAM: &str = "password (scram-sha-256 verifier)";
 
 impl RoleSpec {
     /// The attributes in which `state` differs from this spec.
-    pub fn differences(&self, state: &RoleState) -> Vec<&'static str> {
+    pub fn differences(&self, state: &RoleState, checker: &Checker) -> Vec<&'static str> {
         let mut out = Vec::new();
         let flags = [
             (LOGIN, self.login, state.login),
@@ -123,7 +123,7 @@ impl RoleSpec {
                         return out;
                     }
                     // A stored form the provider cannot check is left alone.
-                    _ => password::check(stored, want.expose(), &self.name) != Check::Differs,
+                    _ => checker.check(stored, want.expose(), &self.name) != Check::Differs,
                 }
             }
         };
@@ -203,11 +203,11 @@ impl RoleSpec {
 
 /// How a node's copy of the role compares with the spec, as the resource's
 /// `nodes` map shows it.
-pub fn status(spec: &RoleSpec, state: Option<&RoleState>) -> String {
+pub fn status(spec: &RoleSpec, state: Option<&RoleState>, checker: &Checker) -> String {
     match state {
         None => MISSING.into(),
         Some(s) => {
-            let d = spec.differences(s);
+            let d = spec.differences(s, checker);
             if d.is_empty() {
                 IN_SYNC.into()
             } else {
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn differences_name_the_attributes() {
-        assert!(spec().differences(&state()).is_empty());
+        assert!(spec().differences(&state(), &Checker::default()).is_empty());
         let mut s = state();
         s.superuser = true;
         s.connection_limit = 3;
@@ -294,19 +294,22 @@ mod tests {
                 .to_string(),
         );
         assert_eq!(
-            spec().differences(&s),
+            spec().differences(&s, &Checker::default()),
             [SUPERUSER, CONNECTION_LIMIT, PASSWORD]
         );
         assert_eq!(
-            status(&spec(), Some(&s)),
+            status(&spec(), Some(&s), &Checker::default()),
             "differs: superuser, connection_limit, password"
         );
-        assert_eq!(status(&spec(), None), MISSING);
+        assert_eq!(status(&spec(), None, &Checker::default()), MISSING);
         s.password = StoredPassword::Unreadable;
-        assert_eq!(spec().differences(&s), [SUPERUSER, CONNECTION_LIMIT]);
+        assert_eq!(
+            spec().differences(&s, &Checker::default()),
+            [SUPERUSER, CONNECTION_LIMIT]
+        );
         let mut none = spec();
         none.password = None;
-        assert_eq!(none.differences(&state()), [PASSWORD]);
+        assert_eq!(none.differences(&state(), &Checker::default()), [PASSWORD]);
     }
 
     #[test]
@@ -318,7 +321,10 @@ mod tests {
         let mut wo = spec();
         wo.password = None;
         wo.password_stamp = Some(password::stamp(stored));
-        assert!(wo.differences(&set).is_empty(), "the verifier set last");
+        assert!(
+            wo.differences(&set, &Checker::default()).is_empty(),
+            "the verifier set last"
+        );
         let mut changed = state();
         changed.password = StoredPassword::Some(
             password::encrypt(&Secret::new("it's"), "x", Encryption::ScramSha256)
@@ -327,15 +333,21 @@ mod tests {
         );
         // The same password with a new salt is a new verifier: set by
         // someone else, so drift.
-        assert_eq!(wo.differences(&changed), [PASSWORD]);
+        assert_eq!(wo.differences(&changed, &Checker::default()), [PASSWORD]);
         let mut gone = state();
         gone.password = StoredPassword::None;
-        assert_eq!(wo.differences(&gone), [PASSWORD]);
+        assert_eq!(wo.differences(&gone, &Checker::default()), [PASSWORD]);
         gone.password = StoredPassword::Unreadable;
-        assert!(wo.differences(&gone).is_empty(), "cannot be told");
+        assert!(
+            wo.differences(&gone, &Checker::default()).is_empty(),
+            "cannot be told"
+        );
         let md5 = password::encrypt(&Secret::new("it's"), &spec().name, Encryption::Md5);
         changed.password = StoredPassword::Some(md5.expose().to_string());
-        assert_eq!(wo.differences(&changed), [PASSWORD_MD5]);
+        assert_eq!(
+            wo.differences(&changed, &Checker::default()),
+            [PASSWORD_MD5]
+        );
     }
 
     #[test]
@@ -343,20 +355,26 @@ mod tests {
         let md5 = password::encrypt(&Secret::new("it's"), &spec().name, Encryption::Md5);
         let mut s = state();
         s.password = StoredPassword::Some(md5.expose().to_string());
-        assert_eq!(spec().differences(&s), [PASSWORD_MD5]);
+        assert_eq!(spec().differences(&s, &Checker::default()), [PASSWORD_MD5]);
         assert_eq!(
-            status(&spec(), Some(&s)),
+            status(&spec(), Some(&s), &Checker::default()),
             "differs: password (md5 verifier)"
         );
-        let fix = spec().alter_sql(&spec().differences(&s));
+        let fix = spec().alter_sql(&spec().differences(&s, &Checker::default()));
         assert!(
             fix.expose().contains("PASSWORD 'SCRAM-SHA-256$"),
             "repaired as SCRAM"
         );
         let mut md5_wanted = spec();
         md5_wanted.encryption = Encryption::Md5;
-        assert!(md5_wanted.differences(&s).is_empty(), "md5 when asked for");
-        assert_eq!(md5_wanted.differences(&state()), [PASSWORD_SCRAM]);
+        assert!(
+            md5_wanted.differences(&s, &Checker::default()).is_empty(),
+            "md5 when asked for"
+        );
+        assert_eq!(
+            md5_wanted.differences(&state(), &Checker::default()),
+            [PASSWORD_SCRAM]
+        );
         assert!(md5_wanted.create_sql().expose().contains("PASSWORD 'md5"));
     }
 }

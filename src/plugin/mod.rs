@@ -178,18 +178,9 @@ pub async fn serve(mode: Mode) -> Result<(), StartError> {
         Mode::Debug => APP_PROTOCOL_VERSION,
     };
     let listener = Arc::new(Listener::bind().await?);
-    let tls = match (mode, std::env::var("PLUGIN_CLIENT_CERT")) {
-        (Mode::Managed, Ok(pem)) if !pem.is_empty() => {
-            let identity = tls::ServerIdentity::generate()
-                .map_err(|e| StartError(format!("server certificate: {e}")))?;
-            let client = tls::PinnedClientCert::from_pem(&pem).map_err(StartError)?;
-            let config = tls::server_config(&identity, client).map_err(StartError)?;
-            Some((
-                identity.handshake_field(),
-                tokio_rustls::TlsAcceptor::from(config),
-            ))
-        }
-        _ => None,
+    let tls = match mode {
+        Mode::Managed => auto_mtls()?,
+        Mode::Debug => None,
     };
     let (network, address) = listener.network_and_address();
 
@@ -203,27 +194,7 @@ pub async fn serve(mode: Mode) -> Result<(), StartError> {
     );
 
     let provider = Arc::new(ProviderServer::new());
-    let svc = tfplugin6::provider_server::ProviderServer::from_arc(provider.clone())
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let router = tonic::transport::Server::builder()
-        .add_service(svc)
-        .add_service(
-            plugin_pb::grpc_controller_server::GrpcControllerServer::new(services::Controller {
-                shutdown: shutdown.clone(),
-            }),
-        )
-        .add_service(plugin_pb::grpc_stdio_server::GrpcStdioServer::new(
-            services::Stdio {
-                shutdown: shutdown.clone(),
-            },
-        ))
-        .add_service(plugin_pb::grpc_broker_server::GrpcBrokerServer::new(
-            services::Broker {
-                shutdown: shutdown.clone(),
-            },
-        ))
-        .add_service(health::health_server::HealthServer::new(services::Health));
+    let router = router(provider.clone(), &shutdown);
 
     // Terraform sends StopProvider for Ctrl-C; the signal itself must not
     // kill the plugin in the middle of a change.
@@ -257,6 +228,53 @@ pub async fn serve(mode: Mode) -> Result<(), StartError> {
     provider.shutdown().await;
     drop(listener);
     Ok(())
+}
+
+/// With Terraform's client certificate in `PLUGIN_CLIENT_CERT` (AutoMTLS):
+/// the certificate to announce in the handshake and the TLS acceptor that
+/// admits only Terraform's.
+fn auto_mtls() -> Result<Option<(String, tokio_rustls::TlsAcceptor)>, StartError> {
+    let pem = match std::env::var("PLUGIN_CLIENT_CERT") {
+        Ok(pem) if !pem.is_empty() => pem,
+        _ => return Ok(None),
+    };
+    let identity = tls::ServerIdentity::generate()
+        .map_err(|e| StartError(format!("server certificate: {e}")))?;
+    let client = tls::PinnedClientCert::from_pem(&pem).map_err(StartError)?;
+    let config = tls::server_config(&identity, client).map_err(StartError)?;
+    Ok(Some((
+        identity.handshake_field(),
+        tokio_rustls::TlsAcceptor::from(config),
+    )))
+}
+
+/// The gRPC services: the provider, and go-plugin's controller, stdio,
+/// broker and health.
+fn router(
+    provider: Arc<ProviderServer>,
+    shutdown: &CancellationToken,
+) -> tonic::transport::server::Router {
+    let svc = tfplugin6::provider_server::ProviderServer::from_arc(provider)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    tonic::transport::Server::builder()
+        .add_service(svc)
+        .add_service(
+            plugin_pb::grpc_controller_server::GrpcControllerServer::new(services::Controller {
+                shutdown: shutdown.clone(),
+            }),
+        )
+        .add_service(plugin_pb::grpc_stdio_server::GrpcStdioServer::new(
+            services::Stdio {
+                shutdown: shutdown.clone(),
+            },
+        ))
+        .add_service(plugin_pb::grpc_broker_server::GrpcBrokerServer::new(
+            services::Broker {
+                shutdown: shutdown.clone(),
+            },
+        ))
+        .add_service(health::health_server::HealthServer::new(services::Health))
 }
 
 /// Accepts connections until `shutdown`, each through the TLS handshake

@@ -158,30 +158,8 @@ impl ProviderConfig {
         f.finish()?;
 
         let mut d = Diagnostics::new();
-        let port = match port_cfg {
-            Some(p) => parse_port(&p.to_string(), AttrPath::attr(PORT), &mut d),
-            None => env("PGPORT")
-                .map(|p| parse_port(&p, AttrPath::attr(PORT), &mut d))
-                .unwrap_or(5432),
-        };
-        let timeout = timeout_cfg
-            .or_else(|| env("PGCONNECT_TIMEOUT").and_then(|t| t.parse().ok()))
-            .unwrap_or(15);
-        if timeout < 1 {
-            d.push_error(
-                Some(AttrPath::attr(CONNECT_TIMEOUT)),
-                "Invalid timeout",
-                "`connect_timeout` must be at least 1 second.",
-            );
-        }
-        let sslmode = SslMode::parse(&sslmode_text).unwrap_or_else(|| {
-            d.push_error(
-                Some(AttrPath::attr(SSLMODE)),
-                "Invalid sslmode",
-                format!("{sslmode_text:?} is not one of {}.", SSL_MODES.join(", ")),
-            );
-            SslMode::Prefer
-        });
+        let (port, timeout, sslmode) =
+            connection_settings(port_cfg, timeout_cfg, &sslmode_text, &mut d);
         if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && sslrootcert.is_none() {
             d.push_error(Some(AttrPath::attr(SSLROOTCERT)), "Missing sslrootcert", format!("sslmode {sslmode_text:?} verifies the node's certificate and needs `sslrootcert`."));
         }
@@ -217,6 +195,41 @@ impl ProviderConfig {
             fanout,
         })
     }
+}
+
+/// The port, connect timeout and sslmode, from the configuration or the
+/// libpq environment variables, each checked on its attribute.
+fn connection_settings(
+    port_cfg: Option<i64>,
+    timeout_cfg: Option<i64>,
+    sslmode_text: &str,
+    d: &mut Diagnostics,
+) -> (u16, i64, SslMode) {
+    let port = match port_cfg {
+        Some(p) => parse_port(&p.to_string(), AttrPath::attr(PORT), d),
+        None => env("PGPORT")
+            .map(|p| parse_port(&p, AttrPath::attr(PORT), d))
+            .unwrap_or(5432),
+    };
+    let timeout = timeout_cfg
+        .or_else(|| env("PGCONNECT_TIMEOUT").and_then(|t| t.parse().ok()))
+        .unwrap_or(15);
+    if timeout < 1 {
+        d.push_error(
+            Some(AttrPath::attr(CONNECT_TIMEOUT)),
+            "Invalid timeout",
+            "`connect_timeout` must be at least 1 second.",
+        );
+    }
+    let sslmode = SslMode::parse(sslmode_text).unwrap_or_else(|| {
+        d.push_error(
+            Some(AttrPath::attr(SSLMODE)),
+            "Invalid sslmode",
+            format!("{sslmode_text:?} is not one of {}.", SSL_MODES.join(", ")),
+        );
+        SslMode::Prefer
+    });
+    (port, timeout, sslmode)
 }
 
 /// Each `data_nodes` entry as a connection: the access node's settings

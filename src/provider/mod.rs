@@ -77,6 +77,8 @@ pub struct DataNodeInfo {
 
 pub struct Provider {
     pub config: ProviderConfig,
+    /// Remembers password checks for the life of this configuration.
+    pub passwords: crate::password::Checker,
     access: Arc<Node>,
     data_nodes: Mutex<Option<BTreeMap<String, Arc<Node>>>>,
     route: Mutex<Option<Route>>,
@@ -87,6 +89,7 @@ impl Provider {
         let access = Arc::new(Node::new(ACCESS_NODE, config.access.clone()));
         Provider {
             config,
+            passwords: Default::default(),
             access,
             data_nodes: Mutex::new(None),
             route: Mutex::new(None),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::diag::{AttrPath, Diagnostics};
 use crate::node::{ErrorKind, Node, NodeError};
-use crate::password::{self, Encryption};
+use crate::password::{self, Checker, Encryption};
 use crate::provider::{FanOut, ACCESS_NODE};
 use crate::role::{self, RoleSpec, RoleState, StoredPassword, IN_SYNC, MISSING, UNREACHABLE};
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
@@ -182,7 +182,7 @@ impl Resource for DistributedRole {
             }
         }
         if plan.prior.is_none() && plan.planned.attr(NAME).is_wholly_known() {
-            check_not_taken(&access, plan).await?;
+            check_not_taken(&access, plan, &ctx.provider.passwords).await?;
         }
         Ok(())
     }
@@ -194,7 +194,8 @@ impl Resource for DistributedRole {
             m.stamps = serde_json::from_slice(private).unwrap_or_default();
         }
         let reads = read_all(ctx, &m).await?;
-        m.trust_stamps(&reads, private);
+        let checker = &ctx.provider.passwords;
+        m.trust_stamps(&reads, private, checker);
         let all_missing = reads.values().all(|r| matches!(r, Ok(None) | Err(_)));
         if all_missing && matches!(reads.get(ACCESS_NODE), Some(Ok(None))) {
             return Ok(None);
@@ -205,13 +206,13 @@ impl Resource for DistributedRole {
         }
         // Statuses compare each node with the state, so drift the top-level
         // attributes cannot show (one data node changed) is named.
-        let statuses = m.statuses(&reads);
+        let statuses = m.statuses(&reads, checker);
         // Without the write-only password only the stamps of the last apply
         // can judge a verifier: kept as they are until the next apply.
         let private = if m.write_only {
             private.clone()
         } else {
-            m.stamps(&reads)
+            m.stamps(&reads, checker)
         };
         Ok(Some(State {
             value: now.to_state(&statuses),
@@ -286,7 +287,7 @@ impl Import for DistributedRole {
         };
         m.adopt_access(&a);
         let reads = read_all(ctx, &m).await?;
-        Ok(m.to_state(&m.statuses(&reads)))
+        Ok(m.to_state(&m.statuses(&reads, &ctx.provider.passwords)))
     }
 }
 
@@ -295,7 +296,11 @@ impl Import for DistributedRole {
 /// before Terraform recorded it), and refused with the import command
 /// otherwise, so that the conflict shows before a CA, certificates or
 /// settings are installed in the same apply.
-async fn check_not_taken(access: &Node, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
+async fn check_not_taken(
+    access: &Node,
+    plan: &mut PlanInput<'_>,
+    checker: &Checker,
+) -> Result<(), Diagnostics> {
     let Ok(m) = Model::from_value(plan.planned) else {
         return Ok(()); // parts still unknown: apply checks again
     };
@@ -303,7 +308,10 @@ async fn check_not_taken(access: &Node, plan: &mut PlanInput<'_>) -> Result<(), 
     let Some(existing) = existing else {
         return Ok(());
     };
-    if m.spec_for(ACCESS_NODE).differences(&existing).is_empty() {
+    if m.spec_for(ACCESS_NODE)
+        .differences(&existing, checker)
+        .is_empty()
+    {
         plan.warnings.push_warning(
             None,
             "Identical role will be adopted",
@@ -457,7 +465,7 @@ async fn converge(
     }
     // What is there now decides the state.
     let reads = read_all(ctx, m).await?;
-    conclude(m, creating, &reads, outcome)
+    conclude(m, creating, &reads, outcome, &ctx.provider.passwords)
 }
 
 /// Creates or alters the role on the access node. A role found there on
@@ -471,13 +479,14 @@ async fn converge_access(
     read: Option<&NodeRead>,
 ) -> Result<(), ApplyError> {
     let access = ctx.provider.access();
+    let checker = &ctx.provider.passwords;
     let spec = m.spec_for(ACCESS_NODE);
     match read {
-        Some(Ok(Some(state))) if creating && !spec.differences(state).is_empty() => {
+        Some(Ok(Some(state))) if creating && !spec.differences(state, checker).is_empty() => {
             Err(exists_error(&m.name).into())
         }
         Some(Ok(Some(state))) => {
-            let d = spec.differences(state);
+            let d = spec.differences(state, checker);
             if !d.is_empty() {
                 access
                     .role_exec(&format!("altering role {:?}", m.name), &spec.alter_sql(&d))
@@ -500,6 +509,7 @@ async fn converge_data_nodes(
     outcome: &mut Outcome,
 ) {
     let spec = m.spec_for("data node");
+    let checker = &ctx.provider.passwords;
     let mut to_create = Vec::new();
     let mut to_alter = Vec::new();
     let mut alter_diffs: Vec<&'static str> = Vec::new();
@@ -507,7 +517,7 @@ async fn converge_data_nodes(
         match reads.get(n) {
             Some(Ok(None)) => to_create.push(n.clone()),
             Some(Ok(Some(state))) => {
-                let d = spec.differences(state);
+                let d = spec.differences(state, checker);
                 if !d.is_empty() {
                     for x in d {
                         if !alter_diffs.contains(&x) {
@@ -547,9 +557,10 @@ fn conclude(
     creating: bool,
     reads: &BTreeMap<String, NodeRead>,
     outcome: Outcome,
+    checker: &Checker,
 ) -> Result<State, ApplyError> {
     let Outcome { mut diags, failed } = outcome;
-    let statuses = m.statuses(reads);
+    let statuses = m.statuses(reads, checker);
     let state = m.to_state(&statuses);
     for (n, s) in &statuses {
         if s != IN_SYNC && !failed.contains(n) {
@@ -564,12 +575,16 @@ fn conclude(
         if diags.is_empty() {
             return Ok(State {
                 value: state,
-                private: m.stamps(reads),
+                private: m.stamps(reads, checker),
             });
         }
         // Warnings only (a fallback to direct connections): shown with the
         // result.
-        return Err(ApplyError::unfinished(state, Some(m.stamps(reads)), diags));
+        return Err(ApplyError::unfinished(
+            state,
+            Some(m.stamps(reads, checker)),
+            diags,
+        ));
     }
     // A create that made the role on the access node but not on every data
     // node (one down, or a distributed_exec call that failed as a whole):
@@ -588,7 +603,7 @@ fn conclude(
         );
         return Err(ApplyError::unfinished(
             state,
-            Some(m.stamps(reads)),
+            Some(m.stamps(reads, checker)),
             warnings,
         ));
     }
@@ -868,7 +883,7 @@ impl Model {
 
     /// Stored verifiers the private data says were found to match: they
     /// are trusted without recomputing the key derivation.
-    fn trust_stamps(&self, reads: &BTreeMap<String, NodeRead>, private: &[u8]) {
+    fn trust_stamps(&self, reads: &BTreeMap<String, NodeRead>, private: &[u8], checker: &Checker) {
         let Ok(stamps) = serde_json::from_slice::<BTreeMap<String, String>>(private) else {
             return;
         };
@@ -880,7 +895,7 @@ impl Model {
                 (&state.password, self.spec_for(node).password)
             {
                 if password::stamp(stored) == *stamp {
-                    password::trust(stored, p.expose(), &self.name);
+                    checker.trust(stored, p.expose(), &self.name);
                 }
             }
         }
@@ -888,14 +903,14 @@ impl Model {
 
     /// Private data for the state: for each node whose stored verifier
     /// matches the configured password, a digest of that verifier.
-    fn stamps(&self, reads: &BTreeMap<String, NodeRead>) -> Vec<u8> {
+    fn stamps(&self, reads: &BTreeMap<String, NodeRead>, checker: &Checker) -> Vec<u8> {
         let mut out = BTreeMap::new();
         for (node, read) in reads {
             let Ok(Some(state)) = read else { continue };
             if let (StoredPassword::Some(stored), Some(p)) =
                 (&state.password, self.spec_for(node).password)
             {
-                if password::check(stored, p.expose(), &self.name) == password::Check::Matches {
+                if checker.check(stored, p.expose(), &self.name) == password::Check::Matches {
                     out.insert(node.clone(), password::stamp(stored));
                 }
             }
@@ -903,12 +918,16 @@ impl Model {
         serde_json::to_vec(&out).unwrap_or_default()
     }
 
-    fn statuses(&self, reads: &BTreeMap<String, NodeRead>) -> BTreeMap<String, String> {
+    fn statuses(
+        &self,
+        reads: &BTreeMap<String, NodeRead>,
+        checker: &Checker,
+    ) -> BTreeMap<String, String> {
         self.targets()
             .into_iter()
             .map(|n| {
                 let status = match reads.get(&n) {
-                    Some(Ok(state)) => role::status(&self.spec_for(&n), state.as_ref()),
+                    Some(Ok(state)) => role::status(&self.spec_for(&n), state.as_ref(), checker),
                     Some(Err(_)) => UNREACHABLE.to_string(),
                     None => MISSING.to_string(),
                 };

@@ -5,7 +5,7 @@
 use crate::diag::{AttrPath, Diagnostics};
 use crate::node::{PassSnapshot, PASSFILE_MODE};
 use crate::passfile::{Entry, Key, PassFile};
-use crate::password::{self, Check, Encryption};
+use crate::password::{self, Check, Checker, Encryption};
 use crate::provider::ACCESS_NODE;
 use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::secret::Secret;
@@ -167,10 +167,12 @@ impl Resource for PassfileEntry {
             .map_err(|e| e.naming("node"))?;
         let snap = node.passfile_read().await?;
         let verifier = Private::parse(&prior.private).verifier;
-        Ok(m.read_back(&snap, verifier.as_deref()).map(|value| State {
-            value,
-            private: prior.private.clone(),
-        }))
+        let checker = &ctx.provider.passwords;
+        Ok(m.read_back(&snap, verifier.as_deref(), checker)
+            .map(|value| State {
+                value,
+                private: prior.private.clone(),
+            }))
     }
 
     async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
@@ -315,7 +317,7 @@ impl PassfileEntry {
             ),
         };
         let state = m
-            .read_back(&snap, private.verifier.as_deref())
+            .read_back(&snap, private.verifier.as_deref(), &ctx.provider.passwords)
             .ok_or_else(|| {
                 Diagnostics::error(
                     "Entry missing after write",
@@ -461,12 +463,17 @@ impl Model {
     /// managed block. The file's password is compared with the one last
     /// written: the state's, or for a write-only password the `verifier`
     /// kept in private state.
-    fn read_back(&self, snap: &PassSnapshot, verifier: Option<&str>) -> Option<Value> {
+    fn read_back(
+        &self,
+        snap: &PassSnapshot,
+        verifier: Option<&str>,
+        checker: &Checker,
+    ) -> Option<Value> {
         let found = snap.find(&self.key())?;
         let have = &found.entry.password;
         let same = match (self.write_only, verifier) {
             (false, _) => *have == self.entry.password,
-            (true, Some(v)) => password::check(v, have, &self.entry.username) == Check::Matches,
+            (true, Some(v)) => checker.check(v, have, &self.entry.username) == Check::Matches,
             (true, None) => false,
         };
         let now = Model {
