@@ -408,3 +408,52 @@ fn the_plain_module_form_works_on_an_older_terraform() {
     tf.destroy();
     assert_eq!(c.leftovers(), Vec::<String>::new());
 }
+
+/// A role and a passfile entry with plain passwords move to write-only ones
+/// in place, as the guide says: an update, nothing replaced, the passwords
+/// gone from the state, the role still logging in with the same password.
+#[test]
+fn plain_passwords_move_to_write_only_in_place() {
+    let c = Cluster::start(1);
+    let tf = Terraform::with_binary(newest_terraform());
+    let plain = format!(
+        "{}resource \"timescaledb_distributed_role\" \"r\" {{\n  name = \"mover\"\n  login = true\n  password = \"{CLIENT}\"\n}}\nresource \"timescaledb_passfile_entry\" \"e\" {{\n  username = timescaledb_distributed_role.r.name\n  password = \"{INTERNAL}\"\n}}\n",
+        c.provider_block()
+    );
+    tf.config(&plain);
+    tf.init();
+    tf.apply();
+    let state = std::fs::read_to_string(tf.work().join("terraform.tfstate")).unwrap();
+    assert!(
+        state.contains(CLIENT),
+        "the plain form keeps the password in state"
+    );
+    let verifier = || {
+        c.psql(
+            "access",
+            "SELECT rolpassword FROM pg_authid WHERE rolname = 'mover'",
+        )
+    };
+    let before = verifier();
+    // The secrets now come from ephemeral variables into write-only
+    // attributes (given in a tfvars file, so they stay out of the config).
+    let write_only = format!(
+        "{}variable \"client\" {{\n  type = string\n  ephemeral = true\n}}\nvariable \"internal\" {{\n  type = string\n  ephemeral = true\n}}\nresource \"timescaledb_distributed_role\" \"r\" {{\n  name = \"mover\"\n  login = true\n  password_wo = var.client\n  password_wo_version = 1\n}}\nresource \"timescaledb_passfile_entry\" \"e\" {{\n  username = timescaledb_distributed_role.r.name\n  password_wo = var.internal\n  password_wo_version = 1\n}}\n",
+        c.provider_block()
+    );
+    tf.config(&write_only);
+    tf.vars(&json!({ "client": CLIENT, "internal": INTERNAL }));
+    let (changes, plan) = tf.plan();
+    let text = plan.flat();
+    assert!(
+        changes && text.contains("0 to add, 2 to change, 0 to destroy"),
+        "{text}"
+    );
+    tf.apply();
+    assert_state_clean(&tf, &[CLIENT, INTERNAL]);
+    assert_eq!(verifier(), before, "the node's password was not set again");
+    let file = std::fs::read_to_string(c.data_dir("access").join("passfile")).unwrap();
+    assert!(file.contains(&format!(":mover:{INTERNAL}")));
+    tf.assert_no_changes();
+    tf.destroy();
+}
