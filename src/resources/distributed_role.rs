@@ -534,11 +534,14 @@ async fn converge_data_nodes(
             None => {}
         }
     }
-    let groups = [
-        (to_create, "creating", spec.create_sql()),
-        (to_alter, "altering", spec.alter_sql(&alter_diffs)),
-    ];
-    for (nodes, verb, statement) in groups {
+    for (nodes, verb) in [(to_create, "creating"), (to_alter, "altering")] {
+        if nodes.is_empty() {
+            continue; // no statement to build (a password verifier costs a key derivation)
+        }
+        let statement = match verb {
+            "creating" => spec.create_sql(),
+            _ => spec.alter_sql(&alter_diffs),
+        };
         let doing = format!("{verb} role {:?}", m.name);
         let fan = ctx
             .provider
