@@ -471,10 +471,12 @@ impl Model {
     ) -> Option<Value> {
         let found = snap.find(&self.key())?;
         let have = &found.entry.password;
-        let same = match (self.write_only, verifier) {
-            (false, _) => *have == self.entry.password,
-            (true, Some(v)) => checker.check(v, have, &self.entry.username) == Check::Matches,
-            (true, None) => false,
+        // The model holds the password in the plain form and during an
+        // apply; only a refresh of a write-only password needs the verifier.
+        let same = match verifier {
+            _ if !self.entry.password.is_empty() => *have == self.entry.password,
+            Some(v) => checker.check(v, have, &self.entry.username) == Check::Matches,
+            None => false,
         };
         let now = Model {
             entry: found.entry.clone(),
