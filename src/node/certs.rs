@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_postgres::GenericClient;
 
 use super::error::{ErrorKind, NodeError};
 use super::{files, Node};
@@ -59,26 +58,34 @@ pub fn user_cert_base(role: &str) -> String {
 }
 
 impl Node {
-    async fn data_directory<C: GenericClient>(&self, c: &C) -> Result<String, NodeError> {
-        let row = c
-            .query_one(sql::SHOW_SETTING, &[&"data_directory"])
-            .await
-            .map_err(|e| self.pg_err("locating the data directory", &e))?;
-        row.get::<_, Option<String>>(0).ok_or_else(|| {
-            self.err(
-                ErrorKind::Permission,
-                "locating the data directory",
-                "data_directory is not readable; the provider's role must be a superuser",
-            )
-        })
+    /// The node's data directory, read once (it cannot change while the
+    /// server runs).
+    async fn data_directory(&self) -> Result<String, NodeError> {
+        let dir = self
+            .data_dir_cache
+            .get(|| async {
+                let mut s = self.session().await?;
+                let row = s
+                    .client()
+                    .query_one(sql::SHOW_SETTING, &[&"data_directory"])
+                    .await
+                    .map_err(|e| self.pg_err("locating the data directory", &e))?;
+                row.get::<_, Option<String>>(0).ok_or_else(|| {
+                    self.err(
+                        ErrorKind::Permission,
+                        "locating the data directory",
+                        "data_directory is not readable; the provider's role must be a superuser",
+                    )
+                })
+            })
+            .await?;
+        Ok(dir.trim_end_matches('/').to_string())
     }
 
     /// Paths of the server certificate: `server.crt`, `server.key` and
     /// `root.crt` in the data directory.
     pub async fn server_cert_paths(&self) -> Result<CertPaths, NodeError> {
-        let mut s = self.session().await?;
-        let dir = self.data_directory(s.client()).await?;
-        let dir = dir.trim_end_matches('/');
+        let dir = self.data_directory().await?;
         Ok(CertPaths {
             cert: format!("{dir}/server.crt"),
             key: format!("{dir}/server.key"),
@@ -93,9 +100,8 @@ impl Node {
     /// file: `<data_directory>/timescaledb/ca/<first 16 hex digits>.crt`
     /// and `.key`.
     pub async fn ca_key_paths(&self, fingerprint_sha256: &str) -> Result<CertPaths, NodeError> {
-        let mut s = self.session().await?;
-        let data = self.data_directory(s.client()).await?;
-        let dir = format!("{}/timescaledb/ca", data.trim_end_matches('/'));
+        let data = self.data_directory().await?;
+        let dir = format!("{data}/timescaledb/ca");
         let base: String = fingerprint_sha256.chars().take(16).collect();
         Ok(CertPaths {
             cert: format!("{dir}/{base}.crt"),
@@ -109,9 +115,8 @@ impl Node {
     /// `<timescaledb.ssl_dir>/<md5>.crt` when that is set, else
     /// `<data_directory>/timescaledb/certs/<md5>.crt`.
     pub async fn user_cert_paths(&self, role: &str) -> Result<CertPaths, NodeError> {
+        let data = self.data_directory().await?;
         let mut s = self.session().await?;
-        let data = self.data_directory(s.client()).await?;
-        let data = data.trim_end_matches('/').to_string();
         let row = s
             .client()
             .query_one(sql::SHOW_SETTING, &[&"timescaledb.ssl_dir"])

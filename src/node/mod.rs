@@ -46,6 +46,7 @@ pub struct Node {
     grants_cache: cache::Cached<grants::GrantTable>,
     session_cache: cache::Cached<SessionInfo>,
     programs_cache: cache::Cached<bool>,
+    data_dir_cache: cache::Cached<String>,
     /// Times as users wrote them (`valid_until`), as epoch seconds.
     epochs: tokio::sync::Mutex<std::collections::HashMap<String, Option<f64>>>,
     /// Serialises catalog changes (grants) within the process.
@@ -75,6 +76,7 @@ impl Node {
             grants_cache: Default::default(),
             session_cache: Default::default(),
             programs_cache: Default::default(),
+            data_dir_cache: Default::default(),
             epochs: Default::default(),
         }
     }
