@@ -160,7 +160,7 @@ pub fn render_all() -> Result<BTreeMap<PathBuf, String>, String> {
     for r in server.resources() {
         let name = r.type_name();
         let short = name.trim_start_matches("timescaledb_");
-        let note = r.importer().map(|i| i.id_format());
+        let note = r.import_id_format();
         files.insert(
             PathBuf::from(format!("resources/{short}.md")),
             page(
@@ -168,7 +168,7 @@ pub fn render_all() -> Result<BTreeMap<PathBuf, String>, String> {
                 "",
                 &format!("{name} (Resource)"),
                 &r.schema(),
-                &examples("resource", name, r.importer().is_some())?,
+                &examples("resource", name, note.is_some())?,
                 note,
             ),
         );

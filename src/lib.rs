@@ -6,7 +6,8 @@
 //! - [`server`]: one module per Terraform RPC; converts protocol messages
 //!   to [`value::Value`]s and enforces Terraform's planning rules.
 //! - [`value`], [`schema`], [`diag`]: Terraform's type system, schemas and
-//!   diagnostics as Rust data.
+//!   diagnostics as Rust data; [`model`]: typed models declared once, from
+//!   which a resource's schema, decoding and encoding come.
 //! - [`provider`]: provider configuration and the set of nodes it reaches.
 //! - [`node`]: access to one PostgreSQL node: pooled connections, SQL built
 //!   by [`sql`], files on the node read and written through SQL.
@@ -19,6 +20,8 @@ pub mod docs;
 pub mod hba;
 pub mod lines;
 pub mod log;
+#[macro_use]
+pub mod model;
 pub mod node;
 pub mod passfile;
 pub mod password;

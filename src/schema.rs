@@ -44,6 +44,42 @@ pub struct Attribute {
     /// the configuration during validate, plan and apply, and never in a
     /// plan or in state.
     pub write_only: bool,
+    /// Declared as a nested block (at most one instance) rather than an
+    /// attribute; see [`block`].
+    pub is_block: bool,
+    /// The block's attributes, for a block.
+    pub nested: Option<&'static [Attribute]>,
+}
+
+/// An attribute the configuration must set (named and typed by
+/// [`model!`](crate::model!)).
+pub fn required(description: impl Into<String>) -> Attribute {
+    Attribute::new("", Type::Dynamic, Mode::Required, description)
+}
+
+/// An attribute the configuration may set.
+pub fn optional(description: impl Into<String>) -> Attribute {
+    Attribute::new("", Type::Dynamic, Mode::Optional, description)
+}
+
+/// An attribute the configuration may set and the provider fills in when
+/// it does not.
+pub fn optional_computed(description: impl Into<String>) -> Attribute {
+    Attribute::new("", Type::Dynamic, Mode::OptionalComputed, description)
+}
+
+/// An attribute only the provider sets.
+pub fn computed(description: impl Into<String>) -> Attribute {
+    Attribute::new("", Type::Dynamic, Mode::Computed, description)
+}
+
+/// A nested block of at most one instance (`clientcert { ... }`), whose
+/// attributes are those of the field's model.
+pub fn block(description: impl Into<String>) -> Attribute {
+    Attribute {
+        is_block: true,
+        ..optional(description)
+    }
 }
 
 impl Attribute {
@@ -64,6 +100,8 @@ impl Attribute {
             one_of: None,
             stable: false,
             write_only: false,
+            is_block: false,
+            nested: None,
         }
     }
     pub fn sensitive(mut self) -> Self {

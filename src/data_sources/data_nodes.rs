@@ -1,59 +1,47 @@
 //! `timescaledb_data_nodes`: the data nodes the provider sees.
 
-use std::collections::BTreeMap;
-
 use crate::diag::Diagnostics;
-use crate::schema::{object, Attribute, Mode, Schema};
-use crate::value::{Type, Value};
 
 use super::{Ctx, DataSource};
 
-pub const ID: &str = "id";
-pub const NODES: &str = "nodes";
-pub const NAME: &str = "name";
-pub const HOST: &str = "host";
-pub const PORT: &str = "port";
-pub const DATABASE: &str = "database";
-pub const REACHABLE: &str = "reachable";
-pub const SOURCE: &str = "source";
+crate::model! {
+    /// The data source's state.
+    pub struct Model {
+        ID => id: Option<String> = computed("Always `data_nodes`."),
+        NODES => nodes: Vec<NodeInfo> = computed("The data nodes in name order, each with `name`, `host`, `port`, `database`, `reachable` (whether the provider \
+                     could log in just now) and `source` (`configuration` or `timescaledb`)."),
+    }
+}
+
+crate::model! {
+    /// One data node.
+    pub struct NodeInfo {
+        NAME => name: String = computed("Data node name."),
+        HOST => host: String = computed("Host."),
+        PORT => port: i64 = computed("Port."),
+        DATABASE => database: String = computed("Database."),
+        REACHABLE => reachable: bool = computed("Whether the provider could log in just now."),
+        SOURCE => source: String = computed("`configuration` or `timescaledb`."),
+    }
+}
 
 pub struct DataNodes;
 
-fn node_type() -> Type {
-    Type::Object(BTreeMap::from([
-        (NAME.to_string(), Type::String),
-        (HOST.to_string(), Type::String),
-        (PORT.to_string(), Type::Number),
-        (DATABASE.to_string(), Type::String),
-        (REACHABLE.to_string(), Type::Bool),
-        (SOURCE.to_string(), Type::String),
-    ]))
-}
-
 #[tonic::async_trait]
 impl DataSource for DataNodes {
+    type Model = Model;
+
     fn type_name(&self) -> &'static str {
         "timescaledb_data_nodes"
     }
 
-    fn schema(&self) -> Schema {
-        Schema::new(
-            "Lists the data nodes the provider manages: those named in the provider's `data_nodes` setting, or else those in \
-             TimescaleDB's `timescaledb_information.data_nodes` on the access node. Each node is probed with a connection.",
-            vec![
-                Attribute::new(ID, Type::String, Mode::Computed, "Always `data_nodes`."),
-                Attribute::new(
-                    NODES,
-                    Type::list(node_type()),
-                    Mode::Computed,
-                    "The data nodes in name order, each with `name`, `host`, `port`, `database`, `reachable` (whether the provider \
-                     could log in just now) and `source` (`configuration` or `timescaledb`).",
-                ),
-            ],
-        )
+    fn description(&self) -> String {
+        "Lists the data nodes the provider manages: those named in the provider's `data_nodes` setting, or else those in \
+             TimescaleDB's `timescaledb_information.data_nodes` on the access node. Each node is probed with a connection."
+            .into()
     }
 
-    async fn read(&self, ctx: &Ctx, _config: &Value) -> Result<Value, Diagnostics> {
+    async fn read(&self, ctx: &Ctx, _config: Model) -> Result<Model, Diagnostics> {
         let provider = &ctx.provider;
         let infos = provider.data_node_infos().await?;
         let mut nodes = Vec::with_capacity(infos.len());
@@ -62,18 +50,18 @@ impl DataSource for DataNodes {
                 Ok(n) => n.session().await.is_ok(),
                 Err(_) => false,
             };
-            nodes.push(object([
-                (NAME, Value::string(info.name)),
-                (HOST, Value::string(info.host)),
-                (PORT, Value::int(i64::from(info.port))),
-                (DATABASE, Value::string(info.database)),
-                (REACHABLE, Value::Bool(reachable)),
-                (SOURCE, Value::string(info.source)),
-            ]));
+            nodes.push(NodeInfo {
+                name: info.name,
+                host: info.host,
+                port: i64::from(info.port),
+                database: info.database,
+                reachable,
+                source: info.source.to_string(),
+            });
         }
-        Ok(object([
-            (ID, Value::string("data_nodes")),
-            (NODES, Value::List(nodes)),
-        ]))
+        Ok(Model {
+            id: Some("data_nodes".into()),
+            nodes,
+        })
     }
 }

@@ -5,18 +5,47 @@ pub mod data_nodes;
 use std::sync::Arc;
 
 use crate::diag::Diagnostics;
+use crate::model::Model;
 use crate::resources::Ctx;
 use crate::schema::Schema;
 use crate::value::Value;
 
+/// A data source type, over its typed model.
 #[tonic::async_trait]
-pub trait DataSource: Send + Sync {
+pub trait DataSource: Send + Sync + 'static {
+    type Model: Model + Send + Sync;
+
+    fn type_name(&self) -> &'static str;
+
+    /// The Markdown description of the data source, for its schema.
+    fn description(&self) -> String;
+
+    /// The data source's state for a wholly known configuration.
+    async fn read(&self, ctx: &Ctx, config: Self::Model) -> Result<Self::Model, Diagnostics>;
+}
+
+/// A data source as the server sees it: values in, values out.
+#[tonic::async_trait]
+pub trait DynDataSource: Send + Sync {
     fn type_name(&self) -> &'static str;
     fn schema(&self) -> Schema;
-    /// The data source's state for a wholly known configuration.
     async fn read(&self, ctx: &Ctx, config: &Value) -> Result<Value, Diagnostics>;
 }
 
-pub fn all() -> Vec<Arc<dyn DataSource>> {
+#[tonic::async_trait]
+impl<D: DataSource> DynDataSource for D {
+    fn type_name(&self) -> &'static str {
+        DataSource::type_name(self)
+    }
+    fn schema(&self) -> Schema {
+        D::Model::schema(self.description())
+    }
+    async fn read(&self, ctx: &Ctx, config: &Value) -> Result<Value, Diagnostics> {
+        let config = D::Model::from_value(config)?;
+        Ok(DataSource::read(self, ctx, config).await?.to_value())
+    }
+}
+
+pub fn all() -> Vec<Arc<dyn DynDataSource>> {
     vec![Arc::new(data_nodes::DataNodes)]
 }

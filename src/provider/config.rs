@@ -5,25 +5,48 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::diag::{AttrPath, Diagnostics};
+use crate::model::Model as _;
 use crate::node::{ConnSpec, SslMode, SSL_MODES};
 use crate::passfile;
-use crate::schema::{Attribute, Block, Fields, Mode, Schema};
+use crate::schema::Schema;
 use crate::secret::Secret;
-use crate::value::{Type, Value};
+use crate::value::Value;
 
-pub const HOST: &str = "host";
-pub const PORT: &str = "port";
-pub const DATABASE: &str = "database";
-pub const USERNAME: &str = "username";
-pub const PASSWORD: &str = "password";
-pub const SSLMODE: &str = "sslmode";
-pub const SSLROOTCERT: &str = "sslrootcert";
-pub const CLIENTCERT: &str = "clientcert";
-pub const CERT: &str = "cert";
-pub const KEY: &str = "key";
-pub const CONNECT_TIMEOUT: &str = "connect_timeout";
-pub const DATA_NODES: &str = "data_nodes";
-pub const FANOUT: &str = "fanout";
+crate::model! {
+    /// The provider block as configured.
+    pub struct Settings {
+        HOST => host: Option<String> = optional("Host name, IP address or Unix-socket directory of the access node. Falls back to `PGHOST`, then `localhost`."),
+        PORT => port: Option<i64> = optional("Port of the access node. Falls back to `PGPORT`, then `5432`."),
+        DATABASE => database: Option<String> = optional("Database to connect to on every node. Falls back to `PGDATABASE`, then `postgres`."),
+        USERNAME => username: Option<String> = optional("Role the provider logs in as; it must be a superuser to manage files and roles. Falls back to `PGUSER`, then `postgres`."),
+        PASSWORD => password: Option<Secret> = optional("Password of `username`. Falls back to `PGPASSWORD`, then the password file.").sensitive(),
+        SSLMODE => sslmode: Option<String> = optional("TLS mode, as in libpq. Falls back to `PGSSLMODE`, then `prefer`.").one_of(SSL_MODES),
+        SSLROOTCERT => sslrootcert: Option<String> = optional("CA certificate (PEM text or file path) that node certificates must chain to; needed for `verify-ca` and `verify-full`."),
+        CONNECT_TIMEOUT => connect_timeout: Option<i64> = optional("Seconds to wait for a connection to a node. Falls back to `PGCONNECT_TIMEOUT`, then `15`."),
+        DATA_NODES => data_nodes: Option<BTreeMap<String, BTreeMap<String, Option<String>>>> = optional(
+                "Data nodes by name, each a map with any of `host`, `port`, `database`, `username`, `password` and `sslmode`; \
+                 keys left out take the access node's value. When not set, the data nodes are discovered from \
+                 `timescaledb_information.data_nodes` on the access node. Sensitive, since an entry may hold a password.",
+            )
+            .sensitive(),
+        FANOUT => fanout: Option<String> = optional(
+                "How role statements reach the data nodes: `distributed_exec` runs them with TimescaleDB's \
+                 `CALL distributed_exec(...)` on the access node, `direct` connects to each data node, and `auto` uses \
+                 `distributed_exec` when the access node has it (TimescaleDB multi-node, up to 2.13) and `direct` otherwise \
+                 (plain PostgreSQL, TimescaleDB 2.14 and later). Reads always connect to every node directly. Defaults to `auto`.",
+            )
+            .one_of(FANOUTS),
+        CLIENTCERT => clientcert: Option<ClientCert> = block("Client certificate the provider presents to the nodes."),
+    }
+}
+
+crate::model! {
+    /// The `clientcert` block.
+    pub struct ClientCert {
+        CERT => cert: String = required("Client certificate, PEM text or file path."),
+        KEY => key: Secret = required("Private key of the client certificate, PEM text or file path.").sensitive(),
+    }
+}
 
 /// How statements reach the data nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,48 +67,11 @@ pub const DATA_NODE_KEYS: &[&str] = &[
 ];
 
 pub fn schema() -> Schema {
-    Schema::new(
+    Settings::schema(
         "Connects to the access node of a TimescaleDB multi-node cluster (or to any PostgreSQL node) and to its data nodes. \
          Settings left out fall back to libpq's environment variables (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, \
          `PGPASSWORD`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGCONNECT_TIMEOUT`) and the password file (`PGPASSFILE` or `~/.pgpass`).",
-        vec![
-            Attribute::new(HOST, Type::String, Mode::Optional, "Host name, IP address or Unix-socket directory of the access node. Falls back to `PGHOST`, then `localhost`."),
-            Attribute::new(PORT, Type::Number, Mode::Optional, "Port of the access node. Falls back to `PGPORT`, then `5432`."),
-            Attribute::new(DATABASE, Type::String, Mode::Optional, "Database to connect to on every node. Falls back to `PGDATABASE`, then `postgres`."),
-            Attribute::new(USERNAME, Type::String, Mode::Optional, "Role the provider logs in as; it must be a superuser to manage files and roles. Falls back to `PGUSER`, then `postgres`."),
-            Attribute::new(PASSWORD, Type::String, Mode::Optional, "Password of `username`. Falls back to `PGPASSWORD`, then the password file.").sensitive(),
-            Attribute::new(SSLMODE, Type::String, Mode::Optional, "TLS mode, as in libpq. Falls back to `PGSSLMODE`, then `prefer`.").one_of(SSL_MODES),
-            Attribute::new(SSLROOTCERT, Type::String, Mode::Optional, "CA certificate (PEM text or file path) that node certificates must chain to; needed for `verify-ca` and `verify-full`."),
-            Attribute::new(CONNECT_TIMEOUT, Type::Number, Mode::Optional, "Seconds to wait for a connection to a node. Falls back to `PGCONNECT_TIMEOUT`, then `15`."),
-            Attribute::new(
-                DATA_NODES,
-                Type::map(Type::map(Type::String)),
-                Mode::Optional,
-                "Data nodes by name, each a map with any of `host`, `port`, `database`, `username`, `password` and `sslmode`; \
-                 keys left out take the access node's value. When not set, the data nodes are discovered from \
-                 `timescaledb_information.data_nodes` on the access node. Sensitive, since an entry may hold a password.",
-            )
-            .sensitive(),
-            Attribute::new(
-                FANOUT,
-                Type::String,
-                Mode::Optional,
-                "How role statements reach the data nodes: `distributed_exec` runs them with TimescaleDB's \
-                 `CALL distributed_exec(...)` on the access node, `direct` connects to each data node, and `auto` uses \
-                 `distributed_exec` when the access node has it (TimescaleDB multi-node, up to 2.13) and `direct` otherwise \
-                 (plain PostgreSQL, TimescaleDB 2.14 and later). Reads always connect to every node directly. Defaults to `auto`.",
-            )
-            .one_of(FANOUTS),
-        ],
     )
-    .with_block(Block {
-        name: CLIENTCERT,
-        description: "Client certificate the provider presents to the nodes.".into(),
-        attributes: vec![
-            Attribute::new(CERT, Type::String, Mode::Required, "Client certificate, PEM text or file path."),
-            Attribute::new(KEY, Type::String, Mode::Required, "Private key of the client certificate, PEM text or file path.").sensitive(),
-        ],
-    })
 }
 
 /// The provider block, decoded, with fallbacks applied.
@@ -124,53 +110,38 @@ fn parse_port(s: &str, path: AttrPath, d: &mut Diagnostics) -> u16 {
 impl ProviderConfig {
     /// Decodes a wholly known provider block.
     pub fn from_value(v: &Value) -> Result<ProviderConfig, Diagnostics> {
-        let mut f = Fields::new(v);
+        let f = Settings::from_value(v)?;
         let host = f
-            .opt_string(HOST)
+            .host
             .or_else(|| env("PGHOST"))
             .unwrap_or_else(|| "localhost".into());
-        let port_cfg = f.opt_i64(PORT);
         let database = f
-            .opt_string(DATABASE)
+            .database
             .or_else(|| env("PGDATABASE"))
             .unwrap_or_else(|| "postgres".into());
         let user = f
-            .opt_string(USERNAME)
+            .username
             .or_else(|| env("PGUSER"))
             .unwrap_or_else(|| "postgres".into());
-        let password = f
-            .opt_string(PASSWORD)
-            .or_else(|| env("PGPASSWORD"))
-            .map(Secret::new);
+        let password = f.password.or_else(|| env("PGPASSWORD").map(Secret::new));
         let sslmode_text = f
-            .opt_string(SSLMODE)
+            .sslmode
             .or_else(|| env("PGSSLMODE"))
             .unwrap_or_else(|| "prefer".into());
-        let sslrootcert = f.opt_string(SSLROOTCERT).or_else(|| env("PGSSLROOTCERT"));
-        let timeout_cfg = f.opt_i64(CONNECT_TIMEOUT);
-        let data_nodes_raw = f.object(DATA_NODES).cloned();
-        let clientcert = f.object(CLIENTCERT).cloned();
-        let fanout = match f.opt_string(FANOUT).as_deref() {
+        let sslrootcert = f.sslrootcert.or_else(|| env("PGSSLROOTCERT"));
+        let fanout = match f.fanout.as_deref() {
             Some("distributed_exec") => Fanout::DistributedExec,
             Some("direct") => Fanout::Direct,
             _ => Fanout::Auto,
         };
-        f.finish()?;
 
         let mut d = Diagnostics::new();
         let (port, timeout, sslmode) =
-            connection_settings(port_cfg, timeout_cfg, &sslmode_text, &mut d);
+            connection_settings(f.port, f.connect_timeout, &sslmode_text, &mut d);
         if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && sslrootcert.is_none() {
             d.push_error(Some(AttrPath::attr(SSLROOTCERT)), "Missing sslrootcert", format!("sslmode {sslmode_text:?} verifies the node's certificate and needs `sslrootcert`."));
         }
-        let clientcert = clientcert.map(|c| {
-            let mut cf = Fields::nested(&c, AttrPath::attr(CLIENTCERT));
-            let pair = (cf.string(CERT), Secret::new(cf.string(KEY)));
-            if let Err(e) = cf.finish() {
-                d.extend(e);
-            }
-            pair
-        });
+        let clientcert = f.clientcert.map(|c| (c.cert, c.key));
         let password = password.or_else(|| password_from_passfile(&host, port, &database, &user));
         let access = ConnSpec {
             host,
@@ -183,11 +154,7 @@ impl ProviderConfig {
             clientcert,
             connect_timeout: Duration::from_secs(timeout.max(1) as u64),
         };
-
-        let data_nodes = match data_nodes_raw {
-            Some(Value::Map(m)) => data_node_specs(m, &access, &mut d),
-            _ => BTreeMap::new(),
-        };
+        let data_nodes = data_node_specs(f.data_nodes.unwrap_or_default(), &access, &mut d);
         d.into_result()?;
         Ok(ProviderConfig {
             access,
@@ -235,15 +202,14 @@ fn connection_settings(
 /// Each `data_nodes` entry as a connection: the access node's settings
 /// with the entry's own over them.
 fn data_node_specs(
-    m: BTreeMap<String, Value>,
+    m: BTreeMap<String, BTreeMap<String, Option<String>>>,
     access: &ConnSpec,
     d: &mut Diagnostics,
 ) -> BTreeMap<String, ConnSpec> {
     let mut data_nodes = BTreeMap::new();
-    for (name, entry) in m {
+    for (name, fields) in m {
         let path = AttrPath::attr(DATA_NODES).key(&name);
-        let Value::Map(fields) = entry else { continue };
-        let get = |k: &str| fields.get(k).and_then(Value::as_str).map(str::to_string);
+        let get = |k: &str| fields.get(k).cloned().flatten();
         for k in fields.keys() {
             if !DATA_NODE_KEYS.contains(&k.as_str()) {
                 d.push_error(
@@ -303,8 +269,7 @@ mod tests {
     use crate::schema::object;
 
     fn config(pairs: Vec<(&'static str, Value)>) -> Value {
-        let mut v = object(schema().attributes.iter().map(|a| (a.name, Value::Null)));
-        v.set_attr(CLIENTCERT, Value::Null);
+        let mut v = object(Settings::attributes().iter().map(|a| (a.name, Value::Null)));
         for (k, x) in pairs {
             v.set_attr(k, x);
         }

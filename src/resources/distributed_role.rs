@@ -12,31 +12,52 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::diag::{AttrPath, Diagnostics};
+use crate::model::Model as _;
 use crate::node::{ErrorKind, Node, NodeError};
 use crate::password::{self, Checker, Encryption};
 use crate::provider::{FanOut, ACCESS_NODE};
 use crate::role::{self, RoleSpec, RoleState, StoredPassword, IN_SYNC, MISSING, UNREACHABLE};
-use crate::schema::{object, Attribute, Fields, Mode, Schema};
+use crate::schema::{optional, Attribute};
 use crate::secret::Secret;
 use crate::sql;
-use crate::value::{Type, Value};
+use crate::value::Value;
 
 use super::{
-    default_data_nodes, plan_id_from, ApplyError, Ctx, Import, PlanInput, Resource, State,
+    default_data_nodes, plan_id_from, ApplyError, Ctx, Import, ModifyPlan, PlanInput, Resource,
+    State, ValidateConfig,
 };
 
-pub const NAME: &str = "name";
-pub const PASSWORD: &str = "password";
-pub const DATA_NODE_PASSWORD: &str = "data_node_password";
-pub const PASSWORD_WO: &str = "password_wo";
-pub const DATA_NODE_PASSWORD_WO: &str = "data_node_password_wo";
-pub const PASSWORD_WO_VERSION: &str = "password_wo_version";
-pub const PASSWORD_ENCRYPTION: &str = "password_encryption";
-pub const DATA_NODES: &str = "data_nodes";
-pub const DROP_OWNED: &str = "drop_owned";
-pub const REASSIGN_OWNED_TO: &str = "reassign_owned_to";
-pub const ID: &str = "id";
-pub const NODES: &str = "nodes";
+crate::model! {
+    /// A distributed role, as configured and as kept.
+    pub struct Model {
+        NAME => name: String = required("Role name, used exactly as written (case, spaces and quotes included).").force_new(),
+        LOGIN => login: bool = flag("Whether clients may log in as the role on the access node. Data nodes always get LOGIN.", false),
+        PASSWORD => password: Option<Secret> = optional("Password clients use on the access node. Leave it out for a role without a password (trust or certificate authentication).").sensitive(),
+        DATA_NODE_PASSWORD => data_node_password: Option<Secret> = optional("Internal password of the role on the data nodes, which the access node presents from its passfile (`timescaledb_passfile_entry`). Defaults to `password`.").sensitive(),
+        PASSWORD_WO => password_wo: Option<Secret> = optional("As `password`, kept out of the plan and the state. Conflicts with `password`; needs `password_wo_version`. A password changed by hand on any node still shows in `nodes`: the private state keeps a SHA-256 digest of the salted SCRAM verifier each node stored when the password was set, and another verifier is drift.").write_only(),
+        DATA_NODE_PASSWORD_WO => data_node_password_wo: Option<Secret> = optional("As `data_node_password`, kept out of the plan and the state. Defaults to `password_wo`; conflicts with `data_node_password`.").write_only(),
+        PASSWORD_WO_VERSION => password_wo_version: Option<i64> = optional("Version of the write-only passwords: Terraform cannot see a write-only value change, so change this number to have apply set `password_wo` and `data_node_password_wo` again. Required with them."),
+        PASSWORD_ENCRYPTION => password_encryption: String = optional("How the passwords are stored on every node, whatever a node's own `password_encryption` setting says: `scram-sha-256` or `md5`. A password stored in the other form (for example an md5 hash set by hand) is drift that apply repairs. Defaults to `scram-sha-256`.").one_of(Encryption::NAMES).default(Value::string(Encryption::ScramSha256.name())),
+        SUPERUSER => superuser: bool = flag("`SUPERUSER` on every node.", false),
+        CREATEDB => createdb: bool = flag("`CREATEDB` on every node.", false),
+        CREATEROLE => createrole: bool = flag("`CREATEROLE` on every node.", false),
+        INHERIT => inherit: bool = flag("`INHERIT` on every node.", true),
+        REPLICATION => replication: bool = flag("`REPLICATION` on every node.", false),
+        BYPASSRLS => bypassrls: bool = flag("`BYPASSRLS` on every node.", false),
+        CONNECTION_LIMIT => connection_limit: i64 = optional("Connection limit on every node; -1 means none.").default(Value::int(-1)),
+        VALID_UNTIL => valid_until: Option<String> = optional("Time after which the role's password is no longer valid (`2030-01-01`, `infinity`). Compared as a time, so any spelling PostgreSQL reads as the same instant plans clean."),
+        DATA_NODES => data_nodes: Vec<String> = optional_computed("Data nodes that get the role. Defaults to every data node the provider knows (its `data_nodes` setting or TimescaleDB's catalog), so a data node added later gets the role at the next apply. A data node removed from the list has the role dropped there."),
+        DROP_OWNED => drop_owned: bool = flag("On destroy, drop the objects the role owns and its privileges (`DROP OWNED BY`) on every node first, in the database the provider is connected to. When false, destroying a role that still owns or holds privileges on objects fails with the list of them, and nothing is dropped anywhere.", false),
+        REASSIGN_OWNED_TO => reassign_owned_to: Option<String> = optional("With `drop_owned`, give the objects the role owns to this role (`REASSIGN OWNED BY ... TO ...`) instead of dropping them."),
+        ID => id: Option<String> = computed("The role name, which is also the import ID.").stable(),
+        NODES => nodes: BTreeMap<String, String> = computed("How the role on each node (`access` and each data node) compares with the configuration: `in sync`, `missing`, `unreachable`, or `differs: ` and the attributes that differ (e.g. `differs: password, superuser`). After a successful apply every node is `in sync`."),
+    }
+}
+
+/// A role attribute (`SUPERUSER`, ...) that is a flag.
+fn flag(what: &str, default: bool) -> Attribute {
+    optional(what).default(Value::Bool(default))
+}
 
 /// PostgreSQL cuts longer names short (NAMEDATALEN - 1).
 const MAX_NAME_BYTES: usize = 63;
@@ -46,16 +67,7 @@ pub struct DistributedRole;
 /// The outcome of reading one node.
 type NodeRead = Result<Option<RoleState>, NodeError>;
 
-#[tonic::async_trait]
-impl Resource for DistributedRole {
-    fn type_name(&self) -> &'static str {
-        "timescaledb_distributed_role"
-    }
-
-    fn schema(&self) -> Schema {
-        schema()
-    }
-
+impl ValidateConfig for DistributedRole {
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = Diagnostics::new();
         if let Value::String(n) = config.attr(NAME) {
@@ -96,10 +108,10 @@ impl Resource for DistributedRole {
                 }
             }
         }
-        if let Value::Number(n) = config.attr(role::CONNECTION_LIMIT) {
+        if let Value::Number(n) = config.attr(CONNECTION_LIMIT) {
             if n.as_i64().is_none_or(|i| i < -1 || i > i64::from(i32::MAX)) {
                 d.push_error(
-                    Some(AttrPath::attr(role::CONNECTION_LIMIT)),
+                    Some(AttrPath::attr(CONNECTION_LIMIT)),
                     "Invalid connection limit",
                     format!("{n} is not a connection limit: use -1 (no limit) or a whole number of connections."),
                 );
@@ -118,7 +130,10 @@ impl Resource for DistributedRole {
         }
         d
     }
+}
 
+#[tonic::async_trait]
+impl ModifyPlan for DistributedRole {
     async fn complete_plan(
         &self,
         ctx: Option<&Ctx>,
@@ -155,12 +170,12 @@ impl Resource for DistributedRole {
 
     async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
         let access = ctx.provider.access();
-        if let Value::String(v) = plan.planned.attr(role::VALID_UNTIL) {
+        if let Value::String(v) = plan.planned.attr(VALID_UNTIL) {
             let mut s = access.session().await?;
             if let Err(e) = s.client().query_one(sql::CHECK_TIMESTAMP, &[v]).await {
                 let msg = access.pg_err("checking valid_until", &e).message;
                 return Err(Diagnostics::attr_error(
-                    AttrPath::attr(role::VALID_UNTIL),
+                    AttrPath::attr(VALID_UNTIL),
                     "Invalid timestamp",
                     format!("{v:?} is not a time PostgreSQL understands ({msg}); write it as `2030-01-01` or `2030-01-01 00:00:00+00`, or `infinity`."),
                 ));
@@ -186,10 +201,27 @@ impl Resource for DistributedRole {
         }
         Ok(())
     }
+}
 
-    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics> {
+#[tonic::async_trait]
+impl Resource for DistributedRole {
+    type Model = Model;
+
+    fn type_name(&self) -> &'static str {
+        "timescaledb_distributed_role"
+    }
+
+    fn description(&self) -> String {
+        DESCRIPTION.into()
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        prior: State<Model>,
+    ) -> Result<Option<State<Model>>, Diagnostics> {
         let private = &prior.private;
-        let mut m = Model::from_value(&prior.value)?;
+        let mut m = Role::from(prior.value);
         if m.write_only {
             m.stamps = serde_json::from_slice(private).unwrap_or_default();
         }
@@ -215,19 +247,23 @@ impl Resource for DistributedRole {
             m.stamps(&reads, checker)
         };
         Ok(Some(State {
-            value: now.to_state(&statuses),
+            value: now.to_model(statuses),
             private,
         }))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
-        let m = Model::from_value(planned)?;
-        converge(ctx, &m, true, &[]).await
+    async fn create(&self, ctx: &Ctx, planned: Model) -> Result<State<Model>, ApplyError<Model>> {
+        converge(ctx, &Role::from(planned), true, &[]).await
     }
 
-    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Result<State, ApplyError> {
-        let before = Model::from_value(&prior.value)?;
-        let m = Model::from_value(planned)?;
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        prior: State<Model>,
+        planned: Model,
+    ) -> Result<State<Model>, ApplyError<Model>> {
+        let before = prior.value;
+        let m = Role::from(planned);
         let removed: Vec<String> = before
             .data_nodes
             .iter()
@@ -237,24 +273,34 @@ impl Resource for DistributedRole {
         converge(ctx, &m, false, &removed).await
     }
 
-    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
+    async fn delete(&self, ctx: &Ctx, prior: Model) -> Result<(), Diagnostics> {
         ctx.check_cancelled()?;
-        let m = Model::from_value(prior)?;
+        let m = Role::from(prior);
         drop_everywhere(ctx, &m, &m.targets()).await
     }
 
-    fn importer(&self) -> Option<&dyn Import> {
+    fn config_validator(&self) -> Option<&dyn ValidateConfig> {
+        Some(self)
+    }
+
+    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
+        Some(self)
+    }
+
+    fn importer(&self) -> Option<&dyn Import<Model = Model>> {
         Some(self)
     }
 }
 
 #[tonic::async_trait]
 impl Import for DistributedRole {
+    type Model = Model;
+
     fn id_format(&self) -> &'static str {
         "<role name>"
     }
 
-    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {
         check_name(id).map_err(|m| Diagnostics::error("Invalid import ID", m))?;
         let access = ctx.provider.access();
         let a = access.role_read(id, None).await?.ok_or_else(|| {
@@ -264,7 +310,7 @@ impl Import for DistributedRole {
             )
         })?;
         let data_nodes = ctx.provider.data_nodes().await?;
-        let mut m = Model {
+        let mut m = Role {
             name: id.to_string(),
             login: a.login,
             superuser: a.superuser,
@@ -287,7 +333,8 @@ impl Import for DistributedRole {
         };
         m.adopt_access(&a);
         let reads = read_all(ctx, &m).await?;
-        Ok(m.to_state(&m.statuses(&reads, &ctx.provider.passwords)))
+        let statuses = m.statuses(&reads, &ctx.provider.passwords);
+        Ok(m.to_model(statuses))
     }
 }
 
@@ -301,7 +348,7 @@ async fn check_not_taken(
     plan: &mut PlanInput<'_>,
     checker: &Checker,
 ) -> Result<(), Diagnostics> {
-    let Ok(m) = Model::from_value(plan.planned) else {
+    let Ok(m) = Model::from_value(plan.planned).map(Role::from) else {
         return Ok(()); // parts still unknown: apply checks again
     };
     let existing = access.role_read(&m.name, m.valid_until.as_deref()).await?;
@@ -398,7 +445,7 @@ fn check_name(n: &str) -> Result<(), String> {
 /// Reads the role on the access node and each data node of `m`, at once.
 /// An unreachable data node is an outcome, not an error; an unreachable
 /// access node is an error.
-async fn read_all(ctx: &Ctx, m: &Model) -> Result<BTreeMap<String, NodeRead>, Diagnostics> {
+async fn read_all(ctx: &Ctx, m: &Role) -> Result<BTreeMap<String, NodeRead>, Diagnostics> {
     let mut nodes = Vec::new();
     for n in m.targets() {
         nodes.push((n.clone(), ctx.provider.node(&n).await));
@@ -447,10 +494,10 @@ struct Outcome {
 /// diagnostics naming each node that could not be brought in line.
 async fn converge(
     ctx: &Ctx,
-    m: &Model,
+    m: &Role,
     creating: bool,
     removed: &[String],
-) -> Result<State, ApplyError> {
+) -> Result<State<Model>, ApplyError<Model>> {
     ctx.check_cancelled()?;
     let reads = read_all(ctx, m).await?;
     // The access node first: when it fails nothing else is touched.
@@ -474,16 +521,16 @@ async fn converge(
 /// otherwise.
 async fn converge_access(
     ctx: &Ctx,
-    m: &Model,
+    m: &Role,
     creating: bool,
     read: Option<&NodeRead>,
-) -> Result<(), ApplyError> {
+) -> Result<(), Diagnostics> {
     let access = ctx.provider.access();
     let checker = &ctx.provider.passwords;
     let spec = m.spec_for(ACCESS_NODE);
     match read {
         Some(Ok(Some(state))) if creating && !spec.differences(state, checker).is_empty() => {
-            Err(exists_error(&m.name).into())
+            Err(exists_error(&m.name))
         }
         Some(Ok(Some(state))) => {
             let d = spec.differences(state, checker);
@@ -504,7 +551,7 @@ async fn converge_access(
 /// needs (one `distributed_exec` call per group).
 async fn converge_data_nodes(
     ctx: &Ctx,
-    m: &Model,
+    m: &Role,
     reads: &BTreeMap<String, NodeRead>,
     outcome: &mut Outcome,
 ) {
@@ -556,15 +603,18 @@ async fn converge_data_nodes(
 
 /// The result of an apply from what the nodes hold now.
 fn conclude(
-    m: &Model,
+    m: &Role,
     creating: bool,
     reads: &BTreeMap<String, NodeRead>,
     outcome: Outcome,
     checker: &Checker,
-) -> Result<State, ApplyError> {
+) -> Result<State<Model>, ApplyError<Model>> {
     let Outcome { mut diags, failed } = outcome;
     let statuses = m.statuses(reads, checker);
-    let state = m.to_state(&statuses);
+    let state = State {
+        value: m.to_model(statuses.clone()),
+        private: m.stamps(reads, checker),
+    };
     for (n, s) in &statuses {
         if s != IN_SYNC && !failed.contains(n) {
             diags.push_error(
@@ -576,18 +626,11 @@ fn conclude(
     }
     if !diags.has_errors() {
         if diags.is_empty() {
-            return Ok(State {
-                value: state,
-                private: m.stamps(reads, checker),
-            });
+            return Ok(state);
         }
         // Warnings only (a fallback to direct connections): shown with the
         // result.
-        return Err(ApplyError::unfinished(
-            state,
-            Some(m.stamps(reads, checker)),
-            diags,
-        ));
+        return Err(ApplyError::unfinished(state, diags));
     }
     // A create that made the role on the access node but not on every data
     // node (one down, or a distributed_exec call that failed as a whole):
@@ -604,21 +647,17 @@ fn conclude(
             "The role was created where it could be and is recorded in the state; `nodes` shows where it is not yet. \
              Run apply again once those nodes are back: it finishes the role there, in place (nothing is dropped).",
         );
-        return Err(ApplyError::unfinished(
-            state,
-            Some(m.stamps(reads, checker)),
-            warnings,
-        ));
+        return Err(ApplyError::unfinished(state, warnings));
     }
     diags.push_error(
         None,
         format!("Role {:?} is not yet on every node", m.name),
         "What was made is recorded in the state (see `nodes`); run apply again once the nodes named above are back to finish.",
     );
+    // Without private data: the stamps of a failed apply are not kept.
     Err(ApplyError {
         diags,
-        partial: Some(state),
-        private: None,
+        partial: Some(State::from(state.value)),
     })
 }
 
@@ -644,7 +683,7 @@ fn collect(diags: &mut Diagnostics, failed: &mut std::collections::BTreeSet<Stri
 /// Drops the role from `targets` (the access node last). Nothing is dropped
 /// anywhere when a node cannot be reached or still has objects depending on
 /// the role (unless `drop_owned` asks for them to go).
-async fn drop_everywhere(ctx: &Ctx, m: &Model, targets: &[String]) -> Result<(), Diagnostics> {
+async fn drop_everywhere(ctx: &Ctx, m: &Role, targets: &[String]) -> Result<(), Diagnostics> {
     let mut nodes = Vec::new();
     for n in targets {
         nodes.push(ctx.provider.node(n).await?);
@@ -698,7 +737,7 @@ async fn drop_everywhere(ctx: &Ctx, m: &Model, targets: &[String]) -> Result<(),
 /// on it, what they are. Every node must answer: one that cannot is an
 /// error, and then nothing is dropped anywhere.
 async fn where_it_is(
-    m: &Model,
+    m: &Role,
     nodes: &[Arc<Node>],
 ) -> Result<(Vec<Arc<Node>>, Vec<String>), Diagnostics> {
     let checks = crate::provider::fan_out(nodes.iter().map(|node| {
@@ -746,7 +785,7 @@ async fn where_it_is(
 
 /// `DROP OWNED` (after `REASSIGN OWNED` when asked) on every node that has
 /// the role; stops at a node where objects in other databases remain.
-async fn drop_owned(m: &Model, present: &[Arc<Node>]) -> Result<(), Diagnostics> {
+async fn drop_owned(m: &Role, present: &[Arc<Node>]) -> Result<(), Diagnostics> {
     for node in present {
         node.role_drop_owned(&m.name, m.reassign_owned_to.as_deref())
             .await?;
@@ -765,9 +804,10 @@ async fn drop_owned(m: &Model, present: &[Arc<Node>]) -> Result<(), Diagnostics>
     Ok(())
 }
 
-/// The resource's attributes as Rust values.
+/// The role as the resource's operations work on it: the model with its
+/// passwords resolved (plain or write-only) and closed sets parsed.
 #[derive(Clone, Debug, PartialEq)]
-struct Model {
+struct Role {
     name: String,
     login: bool,
     superuser: bool,
@@ -793,45 +833,38 @@ struct Model {
     reassign_owned_to: Option<String>,
 }
 
-impl Model {
-    fn from_value(v: &Value) -> Result<Model, Diagnostics> {
-        let mut f = Fields::new(v);
-        let m = Model {
-            name: f.string(NAME),
-            login: f.bool_or(role::LOGIN, false),
-            superuser: f.bool_or(role::SUPERUSER, false),
-            createdb: f.bool_or(role::CREATEDB, false),
-            createrole: f.bool_or(role::CREATEROLE, false),
-            inherit: f.bool_or(role::INHERIT, true),
-            replication: f.bool_or(role::REPLICATION, false),
-            bypassrls: f.bool_or(role::BYPASSRLS, false),
-            connection_limit: f.opt_i64(role::CONNECTION_LIMIT).unwrap_or(-1),
-            valid_until: f.opt_string(role::VALID_UNTIL),
-            password: f
-                .opt_string(PASSWORD)
-                .or(f.opt_string(PASSWORD_WO))
-                .map(Secret::new),
-            data_node_password: f
-                .opt_string(DATA_NODE_PASSWORD)
-                .or(f.opt_string(DATA_NODE_PASSWORD_WO))
-                .map(Secret::new),
-            write_only: [PASSWORD_WO, DATA_NODE_PASSWORD_WO, PASSWORD_WO_VERSION]
-                .iter()
-                .any(|a| !v.attr(a).is_null()),
-            password_wo_version: f.opt_i64(PASSWORD_WO_VERSION),
-            stamps: BTreeMap::new(),
-            encryption: match f.opt_string(PASSWORD_ENCRYPTION).as_deref() {
-                Some("md5") => Encryption::Md5,
+impl From<Model> for Role {
+    fn from(m: Model) -> Role {
+        Role {
+            write_only: m.password_wo.is_some()
+                || m.data_node_password_wo.is_some()
+                || m.password_wo_version.is_some(),
+            password: m.password.or(m.password_wo),
+            data_node_password: m.data_node_password.or(m.data_node_password_wo),
+            encryption: match m.password_encryption.as_str() {
+                "md5" => Encryption::Md5,
                 _ => Encryption::ScramSha256,
             },
-            data_nodes: f.strings(DATA_NODES),
-            drop_owned: f.bool_or(DROP_OWNED, false),
-            reassign_owned_to: f.opt_string(REASSIGN_OWNED_TO),
-        };
-        f.finish()?;
-        Ok(m)
+            name: m.name,
+            login: m.login,
+            superuser: m.superuser,
+            createdb: m.createdb,
+            createrole: m.createrole,
+            inherit: m.inherit,
+            replication: m.replication,
+            bypassrls: m.bypassrls,
+            connection_limit: m.connection_limit,
+            valid_until: m.valid_until,
+            password_wo_version: m.password_wo_version,
+            stamps: BTreeMap::new(),
+            data_nodes: m.data_nodes,
+            drop_owned: m.drop_owned,
+            reassign_owned_to: m.reassign_owned_to,
+        }
     }
+}
 
+impl Role {
     /// The access node and the data nodes, in that order.
     fn targets(&self) -> Vec<String> {
         std::iter::once(ACCESS_NODE.to_string())
@@ -939,52 +972,36 @@ impl Model {
             .collect()
     }
 
-    fn to_state(&self, statuses: &BTreeMap<String, String>) -> Value {
-        let secret = |s: &Option<Secret>| match self.write_only {
-            true => Value::Null,
-            false => Value::opt_string(s.as_ref().map(|x| x.expose().to_string())),
-        };
-        object([
-            (NAME, Value::string(&self.name)),
-            (role::LOGIN, Value::Bool(self.login)),
-            (PASSWORD, secret(&self.password)),
-            (DATA_NODE_PASSWORD, secret(&self.data_node_password)),
-            (PASSWORD_WO, Value::Null),
-            (DATA_NODE_PASSWORD_WO, Value::Null),
-            (
-                PASSWORD_WO_VERSION,
-                self.password_wo_version.map_or(Value::Null, Value::int),
-            ),
-            (PASSWORD_ENCRYPTION, Value::string(self.encryption.name())),
-            (role::SUPERUSER, Value::Bool(self.superuser)),
-            (role::CREATEDB, Value::Bool(self.createdb)),
-            (role::CREATEROLE, Value::Bool(self.createrole)),
-            (role::INHERIT, Value::Bool(self.inherit)),
-            (role::REPLICATION, Value::Bool(self.replication)),
-            (role::BYPASSRLS, Value::Bool(self.bypassrls)),
-            (role::CONNECTION_LIMIT, Value::int(self.connection_limit)),
-            (
-                role::VALID_UNTIL,
-                Value::opt_string(self.valid_until.clone()),
-            ),
-            (DATA_NODES, Value::list_of_strings(self.data_nodes.clone())),
-            (DROP_OWNED, Value::Bool(self.drop_owned)),
-            (
-                REASSIGN_OWNED_TO,
-                Value::opt_string(self.reassign_owned_to.clone()),
-            ),
-            (ID, Value::string(&self.name)),
-            (NODES, Value::map_of_strings(statuses.clone())),
-        ])
+    /// The model to keep in state, with each node's status.
+    fn to_model(&self, nodes: BTreeMap<String, String>) -> Model {
+        let secret = |s: &Option<Secret>| if self.write_only { None } else { s.clone() };
+        Model {
+            name: self.name.clone(),
+            login: self.login,
+            password: secret(&self.password),
+            data_node_password: secret(&self.data_node_password),
+            password_wo: None,
+            data_node_password_wo: None,
+            password_wo_version: self.password_wo_version,
+            password_encryption: self.encryption.name().to_string(),
+            superuser: self.superuser,
+            createdb: self.createdb,
+            createrole: self.createrole,
+            inherit: self.inherit,
+            replication: self.replication,
+            bypassrls: self.bypassrls,
+            connection_limit: self.connection_limit,
+            valid_until: self.valid_until.clone(),
+            data_nodes: self.data_nodes.clone(),
+            drop_owned: self.drop_owned,
+            reassign_owned_to: self.reassign_owned_to.clone(),
+            id: Some(self.name.clone()),
+            nodes,
+        }
     }
 }
 
-fn schema() -> Schema {
-    let flag = |name: &'static str, what: &str, default: bool| {
-        Attribute::new(name, Type::Bool, Mode::Optional, what).default(Value::Bool(default))
-    };
-    Schema::new(
-        "Manages a role on the access node and on every data node, as TimescaleDB multi-node needs: the access node logs in \
+const DESCRIPTION: &str = "Manages a role on the access node and on every data node, as TimescaleDB multi-node needs: the access node logs in \
          to each data node as the user, so the role must exist everywhere, with LOGIN on the data nodes. Data nodes are \
          reached through `CALL distributed_exec(...)` on the access node or by direct connections (the provider's `fanout` \
          setting); reads always look at every node directly. Passwords are sent to nodes only as SCRAM-SHA-256 (or md5) \
@@ -993,39 +1010,16 @@ fn schema() -> Schema {
          digest of each checked verifier is kept in the resource's private state, so refreshes stay cheap). With \
          Terraform 1.11 or later, `password_wo` and `data_node_password_wo` keep the passwords out of the plan and the \
          state; drift is then found from the digests alone. The `nodes` \
-         attribute shows how each node's copy compares, so drift on one data node shows in the plan with the node's name.",
-        vec![
-            Attribute::new(NAME, Type::String, Mode::Required, "Role name, used exactly as written (case, spaces and quotes included).").force_new(),
-            flag(role::LOGIN, "Whether clients may log in as the role on the access node. Data nodes always get LOGIN.", false),
-            Attribute::new(PASSWORD, Type::String, Mode::Optional, "Password clients use on the access node. Leave it out for a role without a password (trust or certificate authentication).").sensitive(),
-            Attribute::new(DATA_NODE_PASSWORD, Type::String, Mode::Optional, "Internal password of the role on the data nodes, which the access node presents from its passfile (`timescaledb_passfile_entry`). Defaults to `password`.").sensitive(),
-            Attribute::new(PASSWORD_WO, Type::String, Mode::Optional, "As `password`, kept out of the plan and the state. Conflicts with `password`; needs `password_wo_version`. A password changed by hand on any node still shows in `nodes`: the private state keeps a SHA-256 digest of the salted SCRAM verifier each node stored when the password was set, and another verifier is drift.").write_only(),
-            Attribute::new(DATA_NODE_PASSWORD_WO, Type::String, Mode::Optional, "As `data_node_password`, kept out of the plan and the state. Defaults to `password_wo`; conflicts with `data_node_password`.").write_only(),
-            Attribute::new(PASSWORD_WO_VERSION, Type::Number, Mode::Optional, "Version of the write-only passwords: Terraform cannot see a write-only value change, so change this number to have apply set `password_wo` and `data_node_password_wo` again. Required with them."),
-            Attribute::new(PASSWORD_ENCRYPTION, Type::String, Mode::Optional, "How the passwords are stored on every node, whatever a node's own `password_encryption` setting says: `scram-sha-256` or `md5`. A password stored in the other form (for example an md5 hash set by hand) is drift that apply repairs. Defaults to `scram-sha-256`.").one_of(Encryption::NAMES).default(Value::string(Encryption::ScramSha256.name())),
-            flag(role::SUPERUSER, "`SUPERUSER` on every node.", false),
-            flag(role::CREATEDB, "`CREATEDB` on every node.", false),
-            flag(role::CREATEROLE, "`CREATEROLE` on every node.", false),
-            flag(role::INHERIT, "`INHERIT` on every node.", true),
-            flag(role::REPLICATION, "`REPLICATION` on every node.", false),
-            flag(role::BYPASSRLS, "`BYPASSRLS` on every node.", false),
-            Attribute::new(role::CONNECTION_LIMIT, Type::Number, Mode::Optional, "Connection limit on every node; -1 means none.").default(Value::int(-1)),
-            Attribute::new(role::VALID_UNTIL, Type::String, Mode::Optional, "Time after which the role's password is no longer valid (`2030-01-01`, `infinity`). Compared as a time, so any spelling PostgreSQL reads as the same instant plans clean."),
-            Attribute::new(DATA_NODES, Type::list(Type::String), Mode::OptionalComputed, "Data nodes that get the role. Defaults to every data node the provider knows (its `data_nodes` setting or TimescaleDB's catalog), so a data node added later gets the role at the next apply. A data node removed from the list has the role dropped there."),
-            flag(DROP_OWNED, "On destroy, drop the objects the role owns and its privileges (`DROP OWNED BY`) on every node first, in the database the provider is connected to. When false, destroying a role that still owns or holds privileges on objects fails with the list of them, and nothing is dropped anywhere.", false),
-            Attribute::new(REASSIGN_OWNED_TO, Type::String, Mode::Optional, "With `drop_owned`, give the objects the role owns to this role (`REASSIGN OWNED BY ... TO ...`) instead of dropping them."),
-            Attribute::new(ID, Type::String, Mode::Computed, "The role name, which is also the import ID.").stable(),
-            Attribute::new(NODES, Type::map(Type::String), Mode::Computed, "How the role on each node (`access` and each data node) compares with the configuration: `in sync`, `missing`, `unreachable`, or `differs: ` and the attributes that differ (e.g. `differs: password, superuser`). After a successful apply every node is `in sync`."),
-        ],
-    )
-}
+         attribute shows how each node's copy compares, so drift on one data node shows in the plan with the node's name.";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::schema::object;
+
     fn config(pairs: &[(&'static str, Value)]) -> Value {
-        let mut v = object(schema().attributes.iter().map(|a| (a.name, Value::Null)));
+        let mut v = object(Model::attributes().iter().map(|a| (a.name, Value::Null)));
         for (k, x) in pairs {
             v.set_attr(k, x.clone());
         }
@@ -1051,7 +1045,7 @@ mod tests {
             paths(&config(&[
                 (NAME, Value::string("r")),
                 (REASSIGN_OWNED_TO, Value::string("postgres")),
-                (role::CONNECTION_LIMIT, Value::int(-2)),
+                (CONNECTION_LIMIT, Value::int(-2)),
                 (DATA_NODES, Value::list_of_strings(["dn1", "access"])),
             ])),
             ["reassign_owned_to", "connection_limit", "data_nodes[1]"]
@@ -1060,13 +1054,15 @@ mod tests {
 
     #[test]
     fn data_nodes_get_login_and_the_internal_password() {
-        let m = Model::from_value(&config(&[
-            (NAME, Value::string("testrole")),
-            (PASSWORD, Value::string("clientpass")),
-            (DATA_NODE_PASSWORD, Value::string("internalpass")),
-            (DATA_NODES, Value::list_of_strings(["dn1"])),
-        ]))
-        .unwrap();
+        let m = Role::from(
+            Model::from_value(&config(&[
+                (NAME, Value::string("testrole")),
+                (PASSWORD, Value::string("clientpass")),
+                (DATA_NODE_PASSWORD, Value::string("internalpass")),
+                (DATA_NODES, Value::list_of_strings(["dn1"])),
+            ]))
+            .unwrap(),
+        );
         let a = m.spec_for(ACCESS_NODE);
         let d = m.spec_for("dn1");
         assert!(!a.login && d.login);

@@ -2,34 +2,109 @@
 //! the access node, which a TimescaleDB user needs on each data node's
 //! foreign server to reach it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::{AttrPath, Diagnostics};
+use crate::model::Model as _;
 use crate::node::GrantChange;
-use crate::schema::{object, Attribute, Fields, Mode, Schema};
-use crate::value::{Type, Value};
+use crate::value::Value;
 
 use super::{
-    default_data_nodes, plan_id_from, ApplyError, Ctx, Import, PlanInput, Resource, State,
+    default_data_nodes, plan_id_from, ApplyError, Ctx, Import, ModifyPlan, PlanInput, Resource,
+    State, ValidateConfig,
 };
 
-pub const ROLE: &str = "role";
-pub const SERVERS: &str = "servers";
-pub const WITH_GRANT_OPTION: &str = "with_grant_option";
-pub const ID: &str = "id";
+crate::model! {
+    /// A role's `USAGE` on foreign servers, as configured and as kept.
+    pub struct Model {
+        ROLE => role: String = required("Role that receives the privilege, exactly as named.").force_new(),
+        SERVERS => servers: BTreeSet<String> = optional_computed("Foreign servers to grant `USAGE` on. Defaults to every data node the provider knows (its `data_nodes` setting or TimescaleDB's catalog), so a data node added later is granted at the next apply."),
+        WITH_GRANT_OPTION => with_grant_option: bool = optional("Whether the role may grant the privilege to others.").default(Value::Bool(false)),
+        ID => id: Option<String> = computed("The role name.").stable(),
+    }
+}
 
 pub struct ForeignServerGrant;
 
 #[tonic::async_trait]
 impl Resource for ForeignServerGrant {
+    type Model = Model;
+
     fn type_name(&self) -> &'static str {
         "timescaledb_foreign_server_grant"
     }
 
-    fn schema(&self) -> Schema {
-        schema()
+    fn description(&self) -> String {
+        "Grants a role `USAGE` on foreign servers of the access node (`GRANT USAGE ON FOREIGN SERVER`). On TimescaleDB \
+         multi-node every data node is a foreign server named after it, and a user needs this privilege to reach it. The \
+         privileges are read back from `pg_foreign_server.srvacl`, so a REVOKE made by hand shows in the plan. Only the \
+         servers listed here are managed; privileges on other servers are left alone."
+            .into()
     }
 
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        prior: State<Model>,
+    ) -> Result<Option<State<Model>>, Diagnostics> {
+        let m = prior.value;
+        let Some(granted) = ctx.provider.access().server_grants(&m.role).await? else {
+            return Ok(None);
+        };
+        Ok(m.read_back(&granted).map(State::from))
+    }
+
+    async fn create(&self, ctx: &Ctx, planned: Model) -> Result<State<Model>, ApplyError<Model>> {
+        Ok(apply(ctx, None, planned).await?.into())
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        prior: State<Model>,
+        planned: Model,
+    ) -> Result<State<Model>, ApplyError<Model>> {
+        Ok(apply(ctx, Some(&prior.value), planned).await?.into())
+    }
+
+    async fn delete(&self, ctx: &Ctx, prior: Model) -> Result<(), Diagnostics> {
+        ctx.check_cancelled()?;
+        let access = ctx.provider.access();
+        let Some(granted) = access.server_grants(&prior.role).await? else {
+            return Ok(());
+        };
+        let revoke: Vec<String> = prior
+            .servers
+            .iter()
+            .filter(|s| granted.contains_key(*s))
+            .cloned()
+            .collect();
+        access
+            .change_server_grants(
+                &prior.role,
+                &GrantChange {
+                    revoke,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(Diagnostics::from)
+    }
+
+    fn config_validator(&self) -> Option<&dyn ValidateConfig> {
+        Some(self)
+    }
+
+    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
+        Some(self)
+    }
+
+    fn importer(&self) -> Option<&dyn Import<Model = Model>> {
+        Some(self)
+    }
+}
+
+impl ValidateConfig for ForeignServerGrant {
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = Diagnostics::new();
         if let Value::String(r) = config.attr(ROLE) {
@@ -52,7 +127,10 @@ impl Resource for ForeignServerGrant {
         }
         d
     }
+}
 
+#[tonic::async_trait]
+impl ModifyPlan for ForeignServerGrant {
     async fn complete_plan(
         &self,
         ctx: Option<&Ctx>,
@@ -81,7 +159,10 @@ impl Resource for ForeignServerGrant {
         if !plan.planned.attr(SERVERS).is_wholly_known() {
             return Ok(());
         }
-        let servers = Fields::new(plan.planned).strings(SERVERS);
+        let servers: Vec<String> = Model::from_value(plan.planned)?
+            .servers
+            .into_iter()
+            .collect();
         let missing = ctx.provider.access().missing_servers(&servers).await?;
         if !missing.is_empty() {
             return Err(Diagnostics::attr_error(
@@ -95,63 +176,17 @@ impl Resource for ForeignServerGrant {
         }
         Ok(())
     }
-
-    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics> {
-        let m = Model::from_value(&prior.value)?;
-        let Some(granted) = ctx.provider.access().server_grants(&m.role).await? else {
-            return Ok(None);
-        };
-        Ok(m.read_back(&granted).map(|x| x.to_state().into()))
-    }
-
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
-        let m = Model::from_value(planned)?;
-        Ok(apply(ctx, None, &m).await?.into())
-    }
-
-    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Result<State, ApplyError> {
-        let before = Model::from_value(&prior.value)?;
-        let m = Model::from_value(planned)?;
-        Ok(apply(ctx, Some(&before), &m).await?.into())
-    }
-
-    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
-        ctx.check_cancelled()?;
-        let m = Model::from_value(prior)?;
-        let access = ctx.provider.access();
-        let Some(granted) = access.server_grants(&m.role).await? else {
-            return Ok(());
-        };
-        let revoke: Vec<String> = m
-            .servers
-            .iter()
-            .filter(|s| granted.contains_key(*s))
-            .cloned()
-            .collect();
-        access
-            .change_server_grants(
-                &m.role,
-                &GrantChange {
-                    revoke,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(Diagnostics::from)
-    }
-
-    fn importer(&self) -> Option<&dyn Import> {
-        Some(self)
-    }
 }
 
 #[tonic::async_trait]
 impl Import for ForeignServerGrant {
+    type Model = Model;
+
     fn id_format(&self) -> &'static str {
         "<role> or <role>/<server>,<server>,..."
     }
 
-    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {
         let (role, servers) = match id.rsplit_once('/') {
             Some((r, s)) => (
                 r.to_string(),
@@ -199,18 +234,19 @@ impl Import for ForeignServerGrant {
                 ),
             ));
         }
-        let m = Model {
-            role,
+        Ok(Model {
             with_grant_option: servers.iter().all(|s| granted[s]),
-            servers,
-        };
-        Ok(m.to_state())
+            servers: servers.into_iter().collect(),
+            id: Some(role.clone()),
+            role,
+        })
     }
 }
 
 /// Grants what `m` asks for and takes away what `before` had that `m` no
 /// longer has, in one transaction; returns the state read back.
-async fn apply(ctx: &Ctx, before: Option<&Model>, m: &Model) -> Result<Value, Diagnostics> {
+async fn apply(ctx: &Ctx, before: Option<&Model>, mut m: Model) -> Result<Model, Diagnostics> {
+    m.id = Some(m.role.clone());
     ctx.check_cancelled()?;
     let access = ctx.provider.access();
     let current = access
@@ -234,7 +270,7 @@ async fn apply(ctx: &Ctx, before: Option<&Model>, m: &Model) -> Result<Value, Di
         change.revoke = b
             .servers
             .iter()
-            .filter(|s| !m.servers.contains(s) && current.contains_key(*s))
+            .filter(|s| !m.servers.contains(*s) && current.contains_key(*s))
             .cloned()
             .collect();
     }
@@ -248,7 +284,7 @@ async fn apply(ctx: &Ctx, before: Option<&Model>, m: &Model) -> Result<Value, Di
     access.change_server_grants(&m.role, &change).await?;
     let granted = access.server_grants(&m.role).await?.unwrap_or_default();
     match m.read_back(&granted) {
-        Some(now) if now == *m => Ok(now.to_state()),
+        Some(now) if now == m => Ok(now),
         _ => Err(Diagnostics::error(
             "Grant not in force after apply",
             format!(
@@ -260,28 +296,10 @@ async fn apply(ctx: &Ctx, before: Option<&Model>, m: &Model) -> Result<Value, Di
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-struct Model {
-    role: String,
-    servers: Vec<String>,
-    with_grant_option: bool,
-}
-
 impl Model {
-    fn from_value(v: &Value) -> Result<Model, Diagnostics> {
-        let mut f = Fields::new(v);
-        let m = Model {
-            role: f.string(ROLE),
-            servers: f.strings(SERVERS),
-            with_grant_option: f.bool_or(WITH_GRANT_OPTION, false),
-        };
-        f.finish()?;
-        Ok(m)
-    }
-
     /// The managed part of what is granted; `None` when none of it is.
     fn read_back(&self, granted: &BTreeMap<String, bool>) -> Option<Model> {
-        let servers: Vec<String> = self
+        let servers: BTreeSet<String> = self
             .servers
             .iter()
             .filter(|s| granted.contains_key(*s))
@@ -301,35 +319,9 @@ impl Model {
             role: self.role.clone(),
             servers,
             with_grant_option,
+            id: Some(self.role.clone()),
         })
     }
-
-    fn to_state(&self) -> Value {
-        object([
-            (ROLE, Value::string(&self.role)),
-            (
-                SERVERS,
-                Value::set(self.servers.iter().map(Value::string).collect()),
-            ),
-            (WITH_GRANT_OPTION, Value::Bool(self.with_grant_option)),
-            (ID, Value::string(&self.role)),
-        ])
-    }
-}
-
-fn schema() -> Schema {
-    Schema::new(
-        "Grants a role `USAGE` on foreign servers of the access node (`GRANT USAGE ON FOREIGN SERVER`). On TimescaleDB \
-         multi-node every data node is a foreign server named after it, and a user needs this privilege to reach it. The \
-         privileges are read back from `pg_foreign_server.srvacl`, so a REVOKE made by hand shows in the plan. Only the \
-         servers listed here are managed; privileges on other servers are left alone.",
-        vec![
-            Attribute::new(ROLE, Type::String, Mode::Required, "Role that receives the privilege, exactly as named.").force_new(),
-            Attribute::new(SERVERS, Type::set(Type::String), Mode::OptionalComputed, "Foreign servers to grant `USAGE` on. Defaults to every data node the provider knows (its `data_nodes` setting or TimescaleDB's catalog), so a data node added later is granted at the next apply."),
-            Attribute::new(WITH_GRANT_OPTION, Type::Bool, Mode::Optional, "Whether the role may grant the privilege to others.").default(Value::Bool(false)),
-            Attribute::new(ID, Type::String, Mode::Computed, "The role name.").stable(),
-        ],
-    )
 }
 
 #[cfg(test)]
@@ -340,8 +332,9 @@ mod tests {
     fn read_back_shows_revokes_and_grant_option_changes() {
         let m = Model {
             role: "r".into(),
-            servers: vec!["dn1".into(), "dn2".into()],
+            servers: BTreeSet::from(["dn1".into(), "dn2".into()]),
             with_grant_option: false,
+            id: Some("r".into()),
         };
         let all = BTreeMap::from([
             ("dn1".to_string(), false),
@@ -350,7 +343,10 @@ mod tests {
         ]);
         assert_eq!(m.read_back(&all).unwrap(), m);
         let one = BTreeMap::from([("dn2".to_string(), false)]);
-        assert_eq!(m.read_back(&one).unwrap().servers, ["dn2"]);
+        assert_eq!(
+            m.read_back(&one).unwrap().servers,
+            BTreeSet::from(["dn2".into()])
+        );
         let opt = BTreeMap::from([("dn1".to_string(), true), ("dn2".to_string(), false)]);
         assert!(m.read_back(&opt).unwrap().with_grant_option);
         assert_eq!(m.read_back(&BTreeMap::new()), None);

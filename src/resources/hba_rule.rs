@@ -4,44 +4,41 @@ use std::collections::BTreeMap;
 
 use crate::diag::{AttrPath, Diagnostics};
 use crate::hba::{check_address, AddressFault, Field, HbaFile, Rule, CONNECTION_TYPES, METHODS};
+use crate::model::Model as _;
 use crate::provider::ACCESS_NODE;
-use crate::schema::{object, Attribute, Fields, Mode, Schema};
-use crate::value::{Type, Value};
+use crate::schema::Mode;
+use crate::value::Value;
 
-use super::{ApplyError, Ctx, Import, PlanInput, Resource, State};
-
-pub const NODE: &str = "node";
-pub const TYPE: &str = "type";
-pub const DATABASES: &str = "databases";
-pub const USERS: &str = "users";
-pub const ADDRESS: &str = "address";
-pub const NETMASK: &str = "netmask";
-pub const METHOD: &str = "method";
-pub const OPTIONS: &str = "options";
-pub const POSITION: &str = "position";
-pub const COMMENT: &str = "comment";
-pub const ID: &str = "id";
-pub const LINE: &str = "line";
+use super::{ApplyError, Ctx, Import, ModifyPlan, PlanInput, Resource, State, ValidateConfig};
 
 const DEFAULT_POSITION: i64 = 100;
 
-/// Attributes the configuration sets (everything but `id` and `line`).
-const CONFIGURABLE: &[&str] = &[
-    NODE, TYPE, DATABASES, USERS, ADDRESS, NETMASK, METHOD, OPTIONS, POSITION, COMMENT,
-];
+crate::model! {
+    /// A pg_hba.conf rule, as configured and as kept.
+    pub struct Model {
+        NODE => node: String = optional("Node whose `pg_hba.conf` holds the rule: `access` or the name of a data node.").default(Value::string(ACCESS_NODE)).force_new(),
+        TYPE => conn_type("type"): String = required("Connection type the rule matches.").one_of(CONNECTION_TYPES).force_new(),
+        DATABASES => databases: Vec<String> = required("Databases the rule matches: names, or keywords such as `all`, `sameuser` and `replication`. A keyword in double quotes (`\"\\\"all\\\"\"`) is a literal name.").force_new(),
+        USERS => users: Vec<String> = required("Roles the rule matches: names, `all`, or `+role` for members of a role.").force_new(),
+        ADDRESS => address: Option<String> = optional("Client address for every type but `local`: a CIDR range (`192.0.2.0/24`, `2001:db8::/32`), a single IP address (taken as `/32` or `/128`), a host name, or `all`, `samehost`, `samenet`. An address with bits set outside its mask is refused.").force_new(),
+        NETMASK => netmask: Option<String> = optional("Netmask for an IP `address` written without a prefix (`255.255.255.0`); it is turned into the CIDR form.").force_new(),
+        METHOD => method: String = required("Authentication method.").one_of(METHODS),
+        OPTIONS => options: Option<BTreeMap<String, String>> = optional("Authentication options, e.g. `{ clientcert = \"verify-full\" }`. Options are checked against the method; `clientcert=1`, which PostgreSQL 14 and later refuse, is rejected at plan time."),
+        POSITION => position: i64 = optional("Order among the managed rules of the node; lower comes first, and the first matching rule wins.").default(Value::int(DEFAULT_POSITION)),
+        COMMENT => comment: Option<String> = optional("Comment written at the end of the line."),
+        ID => id: Option<String> = computed("The node name followed by the rule's match fields (type, databases, users, address), which is also the import ID.").stable(),
+        LINE => line: Option<String> = computed("The line as it stands in `pg_hba.conf`."),
+    }
+}
+
+const DESCRIPTION: &str = "Manages one record of `pg_hba.conf` on one node. The file is read and written through SQL on the node, checked by \
+         PostgreSQL (`pg_hba_file_rules`) before the configuration is reloaded, and put back as it was if the check fails or \
+         the provider could no longer log in. Lines the provider does not manage are kept byte for byte; managed rules are kept \
+         together, ordered by `position`, in a marked block before the file's first rule.";
 
 pub struct HbaRule;
 
-#[tonic::async_trait]
-impl Resource for HbaRule {
-    fn type_name(&self) -> &'static str {
-        "timescaledb_hba_rule"
-    }
-
-    fn schema(&self) -> Schema {
-        schema()
-    }
-
+impl ValidateConfig for HbaRule {
     fn validate(&self, config: &Value) -> Diagnostics {
         let known = [
             TYPE, DATABASES, USERS, ADDRESS, NETMASK, METHOD, OPTIONS, COMMENT,
@@ -64,7 +61,10 @@ impl Resource for HbaRule {
             Err(d) => d,
         }
     }
+}
 
+#[tonic::async_trait]
+impl ModifyPlan for HbaRule {
     fn refine_replace(&self, prior: &Value, planned: &Value, replace: &mut Vec<AttrPath>) {
         // `10.0.0.1`, `10.0.0.1/32` and `10.0.0.1` + `255.255.255.255` are
         // one rule: changing the spelling rewrites nothing on the node.
@@ -82,9 +82,10 @@ impl Resource for HbaRule {
     async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
         // Computed attributes are unknown in a plan; the rest must be known
         // to check anything against the node (else apply checks again).
-        if !CONFIGURABLE
+        if !Model::attributes()
             .iter()
-            .all(|a| plan.planned.attr(a).is_wholly_known())
+            .filter(|a| a.mode != Mode::Computed)
+            .all(|a| plan.planned.attr(a.name).is_wholly_known())
         {
             return Ok(());
         }
@@ -174,10 +175,26 @@ impl Resource for HbaRule {
         .map(|_| ())
         .map_err(Diagnostics::from)
     }
+}
 
-    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics> {
-        let state = &prior.value;
-        let prior = Model::from_value(state)?;
+#[tonic::async_trait]
+impl Resource for HbaRule {
+    type Model = Model;
+
+    fn type_name(&self) -> &'static str {
+        "timescaledb_hba_rule"
+    }
+
+    fn description(&self) -> String {
+        DESCRIPTION.into()
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        prior: State<Model>,
+    ) -> Result<Option<State<Model>>, Diagnostics> {
+        let prior = prior.value;
         let rule = prior.rule()?;
         let node = ctx
             .provider
@@ -190,8 +207,15 @@ impl Resource for HbaRule {
         };
         let mut now = prior.clone();
         now.method = found.rule.method.clone();
-        now.options = found.rule.options.clone();
-        now.comment = found.rule.comment.clone();
+        // Kept null when the state has it null and the node has none.
+        now.options = match (&prior.options, &found.rule.options) {
+            (None, o) if o.is_empty() => None,
+            (_, o) => Some(o.clone()),
+        };
+        now.comment = match (&prior.comment, &found.rule.comment) {
+            (Some(s), None) if s.is_empty() => Some(String::new()),
+            (_, c) => c.clone(),
+        };
         now.position = found.position.unwrap_or(prior.position);
         if sorted(&found.rule.databases) != sorted(&prior.databases) {
             now.databases = found.rule.databases.clone();
@@ -199,25 +223,24 @@ impl Resource for HbaRule {
         if sorted(&found.rule.users) != sorted(&prior.users) {
             now.users = found.rule.users.clone();
         }
-        Ok(Some(now.to_state(&found.rule, &found.text, state).into()))
+        Ok(Some(now.located(&found.rule, &found.text).into()))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
-        Ok(self.write(ctx, planned, true).await?.into())
+    async fn create(&self, ctx: &Ctx, planned: Model) -> Result<State<Model>, ApplyError<Model>> {
+        Ok(write(ctx, planned, true).await?.into())
     }
 
     async fn update(
         &self,
         ctx: &Ctx,
-        _prior: &State,
-        planned: &Value,
-    ) -> Result<State, ApplyError> {
-        Ok(self.write(ctx, planned, false).await?.into())
+        _prior: State<Model>,
+        planned: Model,
+    ) -> Result<State<Model>, ApplyError<Model>> {
+        Ok(write(ctx, planned, false).await?.into())
     }
 
-    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
+    async fn delete(&self, ctx: &Ctx, m: Model) -> Result<(), Diagnostics> {
         ctx.check_cancelled()?;
-        let m = Model::from_value(prior)?;
         let key = m.rule()?.key();
         let node = ctx
             .provider
@@ -232,18 +255,28 @@ impl Resource for HbaRule {
         Ok(())
     }
 
-    fn importer(&self) -> Option<&dyn Import> {
+    fn config_validator(&self) -> Option<&dyn ValidateConfig> {
+        Some(self)
+    }
+
+    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
+        Some(self)
+    }
+
+    fn importer(&self) -> Option<&dyn Import<Model = Model>> {
         Some(self)
     }
 }
 
 #[tonic::async_trait]
 impl Import for HbaRule {
+    type Model = Model;
+
     fn id_format(&self) -> &'static str {
         "<node> <type> <databases> <users> [<address>]"
     }
 
-    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {
         let bad = |why: String| {
             Diagnostics::error(
                 "Invalid import ID",
@@ -282,31 +315,28 @@ impl Import for HbaRule {
             address,
             netmask,
             method: r.method.clone(),
-            options: r.options.clone(),
+            options: (!r.options.is_empty()).then(|| r.options.clone()),
             position: found.position.unwrap_or(DEFAULT_POSITION),
             comment: r.comment.clone(),
+            id: None,
+            line: None,
         };
-        Ok(m.to_state(r, &found.text, &Value::Null))
+        Ok(m.located(r, &found.text))
     }
 }
 
-impl HbaRule {
-    async fn write(
-        &self,
-        ctx: &Ctx,
-        planned: &Value,
-        creating: bool,
-    ) -> Result<Value, Diagnostics> {
-        ctx.check_cancelled()?;
-        let m = Model::from_value(planned)?;
-        let rule = m.rule()?;
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
-        let (to_write, position, id) = (rule.clone(), m.position, m.id(&rule));
-        let snap = node
+/// Writes the rule (refusing, on create, a managed rule of the same match
+/// fields that is not this one); returns the state with the line written.
+async fn write(ctx: &Ctx, m: Model, creating: bool) -> Result<Model, Diagnostics> {
+    ctx.check_cancelled()?;
+    let rule = m.rule()?;
+    let node = ctx
+        .provider
+        .node(&m.node)
+        .await
+        .map_err(|e| e.naming("node"))?;
+    let (to_write, position, id) = (rule.clone(), m.position, m.id(&rule));
+    let snap = node
             .hba_edit(move |f: &mut HbaFile| {
                 if creating {
                     let identical = |x: &crate::hba::Found| x.position == Some(position) && x.rule == to_write;
@@ -329,18 +359,17 @@ impl HbaRule {
                 Ok(())
             })
             .await?;
-        let found = snap.find(&rule.key()).ok_or_else(|| {
-            Diagnostics::error(
-                "Rule missing after write",
-                format!(
-                    "The rule for `{}` was written to {} but is not there when read back.",
-                    rule.key(),
-                    snap.path
-                ),
-            )
-        })?;
-        Ok(m.to_state(&rule, &found.text, planned))
-    }
+    let found = snap.find(&rule.key()).ok_or_else(|| {
+        Diagnostics::error(
+            "Rule missing after write",
+            format!(
+                "The rule for `{}` was written to {} but is not there when read back.",
+                rule.key(),
+                snap.path
+            ),
+        )
+    })?;
+    Ok(m.located(&rule, &found.text))
 }
 
 /// The address (and netmask) as written at the end of an import ID.
@@ -375,42 +404,7 @@ fn sorted(v: &[String]) -> Vec<String> {
     v
 }
 
-/// The resource's attributes as Rust values.
-#[derive(Clone, Debug, PartialEq)]
-struct Model {
-    node: String,
-    conn_type: String,
-    databases: Vec<String>,
-    users: Vec<String>,
-    address: Option<String>,
-    netmask: Option<String>,
-    method: String,
-    options: BTreeMap<String, String>,
-    position: i64,
-    comment: Option<String>,
-}
-
 impl Model {
-    fn from_value(v: &Value) -> Result<Model, Diagnostics> {
-        let mut f = Fields::new(v);
-        let m = Model {
-            node: f
-                .opt_string(NODE)
-                .unwrap_or_else(|| ACCESS_NODE.to_string()),
-            conn_type: f.string(TYPE),
-            databases: f.strings(DATABASES),
-            users: f.strings(USERS),
-            address: f.opt_string(ADDRESS),
-            netmask: f.opt_string(NETMASK),
-            method: f.string(METHOD),
-            options: f.string_map(OPTIONS),
-            position: f.opt_i64(POSITION).unwrap_or(DEFAULT_POSITION),
-            comment: f.opt_string(COMMENT),
-        };
-        f.finish()?;
-        Ok(m)
-    }
-
     /// The record this model stands for, checked, with diagnostics on the
     /// attribute at fault.
     fn rule(&self) -> Result<Rule, Diagnostics> {
@@ -444,7 +438,7 @@ impl Model {
             users: self.users.clone(),
             address,
             method: self.method.clone(),
-            options: self.options.clone(),
+            options: self.options.clone().unwrap_or_default(),
             comment: self.comment.clone().filter(|c| !c.is_empty()),
         };
         rule.check_field().map_err(|(field, m)| {
@@ -466,64 +460,22 @@ impl Model {
         format!("{} {}", self.node, rule.render_key_fields())
     }
 
-    /// The state value. `shape` is the planned or prior value, whose choice
-    /// between null and empty for optional attributes is kept.
-    fn to_state(&self, rule: &Rule, line: &str, shape: &Value) -> Value {
-        let options = if self.options.is_empty() && shape.attr(OPTIONS).is_null() {
-            Value::Null
-        } else {
-            Value::map_of_strings(self.options.clone())
-        };
-        let comment = match (&self.comment, shape.attr(COMMENT)) {
-            (None, Value::String(s)) if s.is_empty() => Value::string(""),
-            (c, _) => Value::opt_string(c.clone()),
-        };
-        object([
-            (NODE, Value::string(&self.node)),
-            (TYPE, Value::string(&self.conn_type)),
-            (DATABASES, Value::list_of_strings(self.databases.clone())),
-            (USERS, Value::list_of_strings(self.users.clone())),
-            (ADDRESS, Value::opt_string(self.address.clone())),
-            (NETMASK, Value::opt_string(self.netmask.clone())),
-            (METHOD, Value::string(&self.method)),
-            (OPTIONS, options),
-            (POSITION, Value::int(self.position)),
-            (COMMENT, comment),
-            (ID, Value::string(self.id(rule))),
-            (LINE, Value::string(line)),
-        ])
+    /// The model with the computed attributes of `rule`, found as `line`.
+    fn located(mut self, rule: &Rule, line: &str) -> Model {
+        self.id = Some(self.id(rule));
+        self.line = Some(line.to_string());
+        self
     }
-}
-
-fn schema() -> Schema {
-    Schema::new(
-        "Manages one record of `pg_hba.conf` on one node. The file is read and written through SQL on the node, checked by \
-         PostgreSQL (`pg_hba_file_rules`) before the configuration is reloaded, and put back as it was if the check fails or \
-         the provider could no longer log in. Lines the provider does not manage are kept byte for byte; managed rules are kept \
-         together, ordered by `position`, in a marked block before the file's first rule.",
-        vec![
-            Attribute::new(NODE, Type::String, Mode::Optional, "Node whose `pg_hba.conf` holds the rule: `access` or the name of a data node.").default(Value::string(ACCESS_NODE)).force_new(),
-            Attribute::new(TYPE, Type::String, Mode::Required, "Connection type the rule matches.").one_of(CONNECTION_TYPES).force_new(),
-            Attribute::new(DATABASES, Type::list(Type::String), Mode::Required, "Databases the rule matches: names, or keywords such as `all`, `sameuser` and `replication`. A keyword in double quotes (`\"\\\"all\\\"\"`) is a literal name.").force_new(),
-            Attribute::new(USERS, Type::list(Type::String), Mode::Required, "Roles the rule matches: names, `all`, or `+role` for members of a role.").force_new(),
-            Attribute::new(ADDRESS, Type::String, Mode::Optional, "Client address for every type but `local`: a CIDR range (`192.0.2.0/24`, `2001:db8::/32`), a single IP address (taken as `/32` or `/128`), a host name, or `all`, `samehost`, `samenet`. An address with bits set outside its mask is refused.").force_new(),
-            Attribute::new(NETMASK, Type::String, Mode::Optional, "Netmask for an IP `address` written without a prefix (`255.255.255.0`); it is turned into the CIDR form.").force_new(),
-            Attribute::new(METHOD, Type::String, Mode::Required, "Authentication method.").one_of(METHODS),
-            Attribute::new(OPTIONS, Type::map(Type::String), Mode::Optional, "Authentication options, e.g. `{ clientcert = \"verify-full\" }`. Options are checked against the method; `clientcert=1`, which PostgreSQL 14 and later refuse, is rejected at plan time."),
-            Attribute::new(POSITION, Type::Number, Mode::Optional, "Order among the managed rules of the node; lower comes first, and the first matching rule wins.").default(Value::int(DEFAULT_POSITION)),
-            Attribute::new(COMMENT, Type::String, Mode::Optional, "Comment written at the end of the line."),
-            Attribute::new(ID, Type::String, Mode::Computed, "The node name followed by the rule's match fields (type, databases, users, address), which is also the import ID.").stable(),
-            Attribute::new(LINE, Type::String, Mode::Computed, "The line as it stands in `pg_hba.conf`."),
-        ],
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::schema::object;
+
     fn config(pairs: &[(&'static str, Value)]) -> Value {
-        let mut v = object(schema().attributes.iter().map(|a| (a.name, Value::Null)));
+        let mut v = object(Model::attributes().iter().map(|a| (a.name, Value::Null)));
         for (k, x) in pairs {
             v.set_attr(k, x.clone());
         }

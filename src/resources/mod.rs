@@ -1,6 +1,7 @@
 //! Managed resources. Each resource is one module implementing
-//! [`Resource`]; optional capabilities are separate traits the server
-//! detects ([`Import`]).
+//! [`Resource`] over a typed model; optional capabilities are separate
+//! traits the server detects ([`ValidateConfig`], [`ModifyPlan`],
+//! [`Import`]).
 
 pub mod certificate_authority;
 pub mod distributed_role;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::diag::{AttrPath, Diagnostics};
+use crate::model::Model;
 use crate::provider::Provider;
 use crate::schema::Schema;
 use crate::value::Value;
@@ -53,18 +55,77 @@ pub struct PlanInput<'a> {
     pub warnings: Diagnostics,
 }
 
+/// A resource type: the core every resource implements. Optional
+/// capabilities are the separate traits [`ValidateConfig`], [`ModifyPlan`]
+/// and [`Import`], which a resource offers through the methods at the end.
+///
+/// Operations receive and return the resource's [`Model`], decoded from
+/// and encoded to Terraform's values by the server ([`DynResource`]).
 #[tonic::async_trait]
-pub trait Resource: Send + Sync {
+pub trait Resource: Send + Sync + 'static {
+    type Model: Model + Send + Sync;
+
     /// The resource type name, e.g. `timescaledb_hba_rule`.
     fn type_name(&self) -> &'static str;
 
-    fn schema(&self) -> Schema;
+    /// The Markdown description of the resource type, for its schema.
+    fn description(&self) -> String;
 
-    /// Checks a configuration that may hold unknown values. No I/O.
-    fn validate(&self, _config: &Value) -> Diagnostics {
-        Diagnostics::new()
+    /// The resource as it is on the nodes now, from the state Terraform
+    /// holds (with its private data); `None` when it is gone.
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        prior: State<Self::Model>,
+    ) -> Result<Option<State<Self::Model>>, Diagnostics>;
+
+    /// Makes the object the plan describes.
+    async fn create(
+        &self,
+        ctx: &Ctx,
+        planned: Self::Model,
+    ) -> Result<State<Self::Model>, ApplyError<Self::Model>>;
+
+    /// Changes the object in place to what the plan describes.
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        prior: State<Self::Model>,
+        planned: Self::Model,
+    ) -> Result<State<Self::Model>, ApplyError<Self::Model>>;
+
+    async fn delete(&self, ctx: &Ctx, prior: Self::Model) -> Result<(), Diagnostics>;
+
+    /// The configuration check, when the resource has one.
+    fn config_validator(&self) -> Option<&dyn ValidateConfig> {
+        None
     }
 
+    /// The plan modification, when the resource has one.
+    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
+        None
+    }
+
+    /// The import capability, when the resource has one.
+    fn importer(&self) -> Option<&dyn Import<Model = Self::Model>> {
+        None
+    }
+}
+
+/// Checks of a configuration beyond its schema's.
+pub trait ValidateConfig: Send + Sync {
+    /// Checks a configuration that may hold unknown values. No I/O.
+    fn validate(&self, config: &Value) -> Diagnostics;
+}
+
+/// Planning beyond Terraform's own rules. The server calls, in order:
+/// [`ModifyPlan::refine_replace`] and [`ModifyPlan::must_replace`] (pure),
+/// then [`ModifyPlan::complete_plan`] on every plan, then
+/// [`ModifyPlan::check_plan`] for a create or update (or
+/// [`ModifyPlan::check_destroy`] for a destroy) against the live nodes.
+/// Plans may hold unknown values, so they are [`Value`]s here.
+#[tonic::async_trait]
+pub trait ModifyPlan: Send + Sync {
     /// Narrows the attributes whose change forces replacement, for changes
     /// that look different but mean the same (no I/O).
     fn refine_replace(&self, _prior: &Value, _planned: &Value, _replace: &mut Vec<AttrPath>) {}
@@ -99,38 +160,43 @@ pub trait Resource: Send + Sync {
     async fn check_destroy(&self, _ctx: &Ctx, _prior: &Value) -> Result<(), Diagnostics> {
         Ok(())
     }
-
-    /// The resource as it is on the nodes now, from the state Terraform
-    /// holds (with its private data); `None` when it is gone.
-    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics>;
-
-    /// Makes the object the plan describes.
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError>;
-
-    /// Changes the object in place to what the plan describes.
-    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Result<State, ApplyError>;
-
-    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics>;
-
-    /// The import capability, when the resource has one.
-    fn importer(&self) -> Option<&dyn Import> {
-        None
-    }
 }
 
-/// A resource's state as Terraform keeps it: the value, and private data
-/// Terraform stores beside it and never shows (empty for most resources).
+/// Adopting an existing object by an ID a user can write.
+#[tonic::async_trait]
+pub trait Import: Send + Sync {
+    type Model;
+
+    /// The ID's form, for the docs and for error messages.
+    fn id_format(&self) -> &'static str;
+
+    /// The object named by `id`.
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Self::Model, Diagnostics>;
+}
+
+/// A resource's state as Terraform keeps it: the value (a model, or a
+/// [`Value`] at the server's side), and private data Terraform stores
+/// beside it and never shows (empty for most resources).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct State {
-    pub value: Value,
+pub struct State<M = Value> {
+    pub value: M,
     pub private: Vec<u8>,
 }
 
-impl From<Value> for State {
-    fn from(value: Value) -> State {
+impl<M> From<M> for State<M> {
+    fn from(value: M) -> State<M> {
         State {
             value,
             private: Vec::new(),
+        }
+    }
+}
+
+impl<M: Model> State<M> {
+    fn encode(self) -> State {
+        State {
+            value: self.value.to_value(),
+            private: self.private,
         }
     }
 }
@@ -139,40 +205,36 @@ impl From<Value> for State {
 /// role created on some nodes but not all), `partial` is the state that
 /// now exists, so Terraform records it and the next apply finishes the job.
 #[derive(Debug)]
-pub struct ApplyError {
+pub struct ApplyError<M = Value> {
     pub diags: Diagnostics,
-    pub partial: Option<Value>,
-    /// Private data to keep with `partial`.
-    pub private: Option<Vec<u8>>,
+    pub partial: Option<State<M>>,
 }
 
-impl From<crate::node::NodeError> for ApplyError {
-    fn from(e: crate::node::NodeError) -> ApplyError {
+impl<M> From<crate::node::NodeError> for ApplyError<M> {
+    fn from(e: crate::node::NodeError) -> ApplyError<M> {
         Diagnostics::from(e).into()
     }
 }
 
-impl From<Diagnostics> for ApplyError {
-    fn from(diags: Diagnostics) -> ApplyError {
+impl<M> From<Diagnostics> for ApplyError<M> {
+    fn from(diags: Diagnostics) -> ApplyError<M> {
         ApplyError {
             diags,
             partial: None,
-            private: None,
         }
     }
 }
 
-impl ApplyError {
+impl<M> ApplyError<M> {
     /// A change recorded as made, with `diags` (warnings only) to show: a
     /// create that could not finish everywhere (Terraform would taint an
     /// object created with errors and replace it at the next apply,
     /// dropping what was made; recorded this way, the next apply finishes
     /// it in place), or one that succeeded by another way than usual.
-    pub fn unfinished(state: Value, private: Option<Vec<u8>>, diags: Diagnostics) -> ApplyError {
+    pub fn unfinished(state: State<M>, diags: Diagnostics) -> ApplyError<M> {
         ApplyError {
             diags,
             partial: Some(state),
-            private,
         }
     }
 
@@ -183,14 +245,89 @@ impl ApplyError {
     }
 }
 
-/// Adopting an existing object by an ID a user can write.
-#[tonic::async_trait]
-pub trait Import: Send + Sync {
-    /// The ID's form, for the docs and for error messages.
-    fn id_format(&self) -> &'static str;
+impl<M: Model> ApplyError<M> {
+    fn encode(self) -> ApplyError {
+        ApplyError {
+            diags: self.diags,
+            partial: self.partial.map(State::encode),
+        }
+    }
+}
 
-    /// The state of the object named by `id`.
+/// A resource as the server sees it: values in, values out. Every
+/// [`Resource`] is one, decoding and encoding its model at this edge.
+#[tonic::async_trait]
+pub trait DynResource: Send + Sync {
+    fn type_name(&self) -> &'static str;
+    fn schema(&self) -> Schema;
+    fn validate(&self, config: &Value) -> Diagnostics;
+    fn plan_modifier(&self) -> Option<&dyn ModifyPlan>;
+    /// The import ID's form, when the resource can be imported.
+    fn import_id_format(&self) -> Option<&'static str>;
     async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics>;
+    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics>;
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError>;
+    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Result<State, ApplyError>;
+    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics>;
+}
+
+fn decode_state<M: Model>(s: &State) -> Result<State<M>, Diagnostics> {
+    Ok(State {
+        value: M::from_value(&s.value)?,
+        private: s.private.clone(),
+    })
+}
+
+#[tonic::async_trait]
+impl<R: Resource> DynResource for R {
+    fn type_name(&self) -> &'static str {
+        Resource::type_name(self)
+    }
+    fn schema(&self) -> Schema {
+        R::Model::schema(self.description())
+    }
+    fn validate(&self, config: &Value) -> Diagnostics {
+        self.config_validator()
+            .map(|v| v.validate(config))
+            .unwrap_or_default()
+    }
+    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
+        Resource::plan_modifier(self)
+    }
+    fn import_id_format(&self) -> Option<&'static str> {
+        self.importer().map(|i| i.id_format())
+    }
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
+        let importer = self.importer().ok_or_else(|| {
+            Diagnostics::error(
+                "Import not supported",
+                format!("{} cannot be imported.", Resource::type_name(self)),
+            )
+        })?;
+        Ok(importer.import(ctx, id).await?.to_value())
+    }
+    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics> {
+        let prior = decode_state(prior)?;
+        Ok(Resource::read(self, ctx, prior).await?.map(State::encode))
+    }
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
+        let planned = R::Model::from_value(planned)?;
+        match Resource::create(self, ctx, planned).await {
+            Ok(s) => Ok(s.encode()),
+            Err(e) => Err(e.encode()),
+        }
+    }
+    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Result<State, ApplyError> {
+        let prior = decode_state(prior)?;
+        let planned = R::Model::from_value(planned)?;
+        match Resource::update(self, ctx, prior, planned).await {
+            Ok(s) => Ok(s.encode()),
+            Err(e) => Err(e.encode()),
+        }
+    }
+    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
+        Resource::delete(self, ctx, R::Model::from_value(prior)?).await
+    }
 }
 
 /// Every data node the provider knows, by name, for an attribute the
@@ -216,7 +353,7 @@ pub fn plan_id_from(planned: &mut Value, from: &str, id: &str) {
 }
 
 /// Every resource the provider offers.
-pub fn all() -> Vec<Arc<dyn Resource>> {
+pub fn all() -> Vec<Arc<dyn DynResource>> {
     vec![
         Arc::new(hba_rule::HbaRule),
         Arc::new(passfile_entry::PassfileEntry),

@@ -3,41 +3,66 @@
 //! the client certificate TimescaleDB's access node presents for a role.
 
 use crate::diag::{AttrPath, Diagnostics};
+use crate::model::{At, Field, Model as _};
 use crate::node::{CertPaths, Install, Installed, Node};
 use crate::pki::{self, Ca, CaField, Usage};
 use crate::provider::ACCESS_NODE;
-use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::secret::Secret;
 use crate::value::{Type, Value};
 
 use super::certificate_authority::{
-    check_days, early_renewal_attr, key_algorithm_attr, key_home, plan_renewal, renewal_due,
-    CERT_PEM, DEFAULT_EARLY_RENEWAL_DAYS, DEFAULT_KEY_ALGORITHM, EARLY_RENEWAL_DAYS, FINGERPRINT,
-    KEY_ALGORITHM, NOT_AFTER, READY_FOR_RENEWAL, VALIDITY_DAYS,
+    check_days, early_renewal_attr, key_algorithm_attr, key_home, plan_renewal, ready_for_renewal,
+    renewal_due, DEFAULT_EARLY_RENEWAL_DAYS,
 };
-use super::{ApplyError, Ctx, Import, PlanInput, Resource, State};
+use super::{ApplyError, Ctx, Import, ModifyPlan, PlanInput, Resource, State, ValidateConfig};
 
-pub const KIND: &str = "kind";
-pub const NODE: &str = "node";
-pub const ROLE: &str = "role";
-pub const COMMON_NAME: &str = "common_name";
-pub const DNS_NAMES: &str = "dns_names";
-pub const IP_ADDRESSES: &str = "ip_addresses";
-pub const CA_CERT_PEM: &str = "ca_cert_pem";
-pub const CA_PRIVATE_KEY_PEM: &str = "ca_private_key_pem";
-pub const CA_PRIVATE_KEY_PEM_WO: &str = "ca_private_key_pem_wo";
-pub const CA_KEY_NODE: &str = "ca_key_node";
-pub const PUBLIC_KEY_FINGERPRINT: &str = "public_key_fingerprint_sha256";
-pub const CONFIGURE_SSL: &str = "configure_ssl";
-pub const CERT_PATH: &str = "cert_path";
-pub const KEY_PATH: &str = "key_path";
-pub const CA_PATH: &str = "ca_path";
-pub const INSTALLED: &str = "installed";
-pub const ID: &str = "id";
+crate::model! {
+    /// A node certificate, as configured and as kept.
+    pub struct Model {
+        KIND => kind: Kind = required("What the certificate is for.").one_of(Kind::NAMES).force_new(),
+        NODE => node: String = optional("Node the certificate is installed on: `access` or a data node name.").default(Value::string(ACCESS_NODE)).force_new(),
+        ROLE => role: Option<String> = optional("For `user` certificates: the role, exactly as named; it is the certificate's common name, which PostgreSQL's `cert` method matches against the user name.").force_new(),
+        COMMON_NAME => common_name: Option<String> = optional_computed("For `server` certificates: the subject's common name, usually the node's host name (required). For `user` certificates it is the role.").force_new(),
+        DNS_NAMES => dns_names: Vec<String> = optional_computed("For `server` certificates: DNS names clients may use for the node (checked by `sslmode=verify-full`).").force_new(),
+        IP_ADDRESSES => ip_addresses: Vec<String> = optional_computed("For `server` certificates: IP addresses clients may use for the node.").force_new(),
+        CA_CERT_PEM => ca_cert_pem: String = required("The CA certificate (PEM) that signs this certificate, e.g. `timescaledb_certificate_authority.ca.cert_pem` or the hashicorp/tls provider's. It is installed as the node's `root.crt` (server) or appended to the certificate file (user). Another CA replaces the certificate.").force_new(),
+        CA_KEY_NODE => ca_key_node: Option<String> = optional("Node that keeps the CA's private key (`timescaledb_certificate_authority.<name>.key_node`): the key is read there, through SQL, whenever a certificate is signed, and is never in the plan or the state. One of `ca_key_node`, `ca_private_key_pem_wo` and `ca_private_key_pem` is required."),
+        CA_PRIVATE_KEY_PEM_WO => ca_private_key_pem_wo: Option<Secret> = optional("The CA's private key (PEM, PKCS#8; PKCS#1 and SEC1 are read too), for a CA kept elsewhere.").write_only(),
+        CA_PRIVATE_KEY_PEM => ca_private_key_pem: Option<Secret> = optional("The CA's private key (PEM, PKCS#8; PKCS#1 and SEC1 are read too), kept in state (marked sensitive); prefer `ca_key_node` or `ca_private_key_pem_wo`.").sensitive(),
+        KEY_ALGORITHM => key_algorithm: String = key_algorithm_attr(),
+        VALIDITY_DAYS => validity_days: i64 = optional("Days the certificate is valid.").default(Value::int(DEFAULT_VALIDITY)).force_new(),
+        EARLY_RENEWAL_DAYS => early_renewal_days: i64 = early_renewal_attr(),
+        CONFIGURE_SSL => configure_ssl: bool = optional("For `server` certificates: point the node's `ssl*` settings at the installed files and turn `ssl` on. Destroy then resets those settings (TLS off) before removing the files. When false, the files are only installed, and destroy leaves them in place while a setting still refers to them.").default(Value::Bool(DEFAULT_CONFIGURE_SSL)),
+        CERT_PEM => cert_pem: Option<String> = computed("The certificate, PEM.").stable(),
+        PUBLIC_KEY_FINGERPRINT => public_key_fingerprint("public_key_fingerprint_sha256"): Option<String> = computed("SHA-256 of the certificate's public key (the raw subject public key), lower-case hex. The private key itself is made by the provider, written to the node (mode 0600) and kept nowhere else: a key file missing or not matching the certificate plans a new key and certificate.").stable(),
+        FINGERPRINT => fingerprint("fingerprint_sha256"): Option<String> = computed("SHA-256 fingerprint of the certificate (DER), lower-case hex.").stable(),
+        NOT_AFTER => not_after: Option<String> = computed("Expiry of the certificate, RFC 3339.").stable(),
+        CERT_PATH => cert_path: Option<String> = computed("Path of the certificate file on the node.").stable(),
+        KEY_PATH => key_path: Option<String> = computed("Path of the key file on the node.").stable(),
+        CA_PATH => ca_path: Option<String> = computed("Path of the CA file on the node (`server` certificates).").stable(),
+        ID => id: Option<String> = computed("`<node> server` or `<node> user <role>`, which is also the import ID.").stable(),
+        READY_FOR_RENEWAL => ready_for_renewal: Option<bool> = computed("Whether the certificate is inside its renewal window; when it is, the next plan replaces it."),
+        INSTALLED => installed: Option<String> = computed("How the node compares with the state: `in sync`, or what differs (`key file missing`, `certificate file replaced`, `ssl settings changed`, `not served by the node`, ...). Apply puts it right."),
+    }
+}
+
+const DESCRIPTION: &str = "Issues a certificate with the cluster's CA and installs it on a node, through SQL on the node (keys with mode 0600, \
+         files replaced in one step). `kind = \"server\"`: the node's TLS certificate, as `server.crt`, `server.key` and the CA \
+         as `root.crt` in its data directory; with `configure_ssl` the provider sets `ssl`, `ssl_cert_file`, `ssl_key_file` and \
+         `ssl_ca_file` (ALTER SYSTEM), reloads, and checks with a TLS handshake that the node now serves this certificate \
+         (putting the settings back if not). `kind = \"user\"`: the client certificate TimescaleDB's access node presents for \
+         `role` when it connects to data nodes, installed where TimescaleDB 2.13 looks for it: \
+         `<data_directory>/timescaledb/certs/<md5 of the role name>.crt` and `.key`, or directly in `timescaledb.ssl_dir` when \
+         that is set; the file carries the CA certificate after the role's. TimescaleDB presents it only when the access node \
+         itself runs TLS (a `server` certificate on the access node). `terraform plan` shows a file deleted or replaced by \
+         hand, settings changed, or a certificate the node no longer serves in `installed`, and apply puts the same \
+         certificate back; inside the renewal window it proposes a new certificate. The private key never enters the plan \
+         or the state: it is made in the provider's memory and written to the node only.";
 
 /// What a certificate is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kind {
+    #[default]
     /// The node's own TLS certificate.
     Server,
     /// The certificate the access node presents for a role.
@@ -62,6 +87,30 @@ impl Kind {
         }
     }
 }
+
+/// `kind` is parsed once, where the value is decoded.
+impl Field for Kind {
+    fn ty() -> Type {
+        Type::String
+    }
+    fn decode(v: &Value, at: &mut At) -> Self {
+        let s = v.as_str().unwrap_or_default();
+        Kind::parse(s).unwrap_or_else(|| {
+            at.diags.push_error(
+                Some(at.path.clone()),
+                "Invalid value for kind",
+                format!(
+                    "{s:?} is not a certificate kind; use one of {}.",
+                    Kind::NAMES.join(", ")
+                ),
+            );
+            Kind::Server
+        })
+    }
+    fn encode(&self) -> Value {
+        Value::string(self.name())
+    }
+}
 const IN_SYNC: &str = "in sync";
 /// What `installed` says when the key on the node is not the
 /// certificate's: only a new key and certificate can repair that.
@@ -76,16 +125,7 @@ const DEFAULT_CONFIGURE_SSL: bool = true;
 
 pub struct NodeCertificate;
 
-#[tonic::async_trait]
-impl Resource for NodeCertificate {
-    fn type_name(&self) -> &'static str {
-        "timescaledb_node_certificate"
-    }
-
-    fn schema(&self) -> Schema {
-        schema()
-    }
-
+impl ValidateConfig for NodeCertificate {
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = Diagnostics::new();
         check_days(config, &mut d);
@@ -162,7 +202,130 @@ impl Resource for NodeCertificate {
         }
         d
     }
+}
 
+#[tonic::async_trait]
+impl Resource for NodeCertificate {
+    type Model = Model;
+
+    fn type_name(&self) -> &'static str {
+        "timescaledb_node_certificate"
+    }
+
+    fn description(&self) -> String {
+        DESCRIPTION.into()
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        prior: State<Model>,
+    ) -> Result<Option<State<Model>>, Diagnostics> {
+        let mut now = prior.value;
+        let m = Spec::from(&now);
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| e.naming("node"))?;
+        let paths = now.paths();
+        let installed = node.read_installed(&paths).await?;
+        let fingerprint = now.fingerprint.clone().unwrap_or_default();
+        now.installed = Some(check_installed(&node, &m, &fingerprint, &paths, &installed).await?);
+        now.ready_for_renewal = Some(
+            ready_for_renewal(now.not_after.as_deref(), now.early_renewal_days).unwrap_or(true),
+        );
+        Ok(Some(now.into()))
+    }
+
+    async fn create(&self, ctx: &Ctx, planned: Model) -> Result<State<Model>, ApplyError<Model>> {
+        ctx.check_cancelled()?;
+        let m = Spec::from(&planned);
+        let (cert_pem, key_pem) = issue(ctx, &m).await?;
+        let mut state = planned;
+        state.cert_pem = Some(cert_pem);
+        Ok(install(ctx, &m, state, key_pem).await?.into())
+    }
+
+    /// Puts the same certificate back (files, mode, settings) with the key
+    /// the node still holds; when that key is gone (the plan then left the
+    /// certificate unknown), a new key and certificate.
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        prior: State<Model>,
+        planned: Model,
+    ) -> Result<State<Model>, ApplyError<Model>> {
+        let prior = prior.value;
+        ctx.check_cancelled()?;
+        let m = Spec::from(&planned);
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| e.naming("node"))?;
+        let installed = node.read_installed(&prior.paths()).await?;
+        let cert = pki::inspect(prior.cert_pem.as_deref().unwrap_or_default())
+            .map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
+        let mut state = planned;
+        // The plan leaves the certificate unknown when a new key is needed.
+        let renew = state.cert_pem.is_none();
+        let key = match installed.key.filter(|k| pki::key_matches(&cert, k)) {
+            Some(key) if !renew => key,
+            _ if renew => {
+                let (cert_pem, key_pem) = issue(ctx, &m).await?;
+                state.cert_pem = Some(cert_pem);
+                key_pem
+            }
+            _ => {
+                return Err(Diagnostics::attr_error(
+                    AttrPath::attr(INSTALLED),
+                    "The certificate's key is gone from the node",
+                    format!(
+                        "Node {:?} no longer holds the private key of this certificate, and the key is kept nowhere \
+                         else. Run plan again: it proposes a new key and certificate.",
+                        m.node
+                    ),
+                )
+                .into())
+            }
+        };
+        Ok(install(ctx, &m, state, key).await?.into())
+    }
+
+    async fn delete(&self, ctx: &Ctx, prior: Model) -> Result<(), Diagnostics> {
+        ctx.check_cancelled()?;
+        let m = Spec::from(&prior);
+        let node = ctx
+            .provider
+            .node(&m.node)
+            .await
+            .map_err(|e| e.naming("node"))?;
+        if m.kind == Kind::Server && m.configure_ssl && m.node != ACCESS_NODE {
+            tls_coupling::before_data_node_tls_goes(ctx, &m.node).await?;
+        }
+        let paths = prior.paths();
+        let cert = prior.cert_pem.as_deref().unwrap_or_default();
+        node.uninstall_cert(&paths, cert, m.kind == Kind::Server && m.configure_ssl)
+            .await
+            .map_err(Diagnostics::from)
+    }
+
+    fn config_validator(&self) -> Option<&dyn ValidateConfig> {
+        Some(self)
+    }
+
+    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
+        Some(self)
+    }
+
+    fn importer(&self) -> Option<&dyn Import<Model = Model>> {
+        Some(self)
+    }
+}
+
+#[tonic::async_trait]
+impl ModifyPlan for NodeCertificate {
     fn refine_replace(&self, prior: &Value, planned: &Value, replace: &mut Vec<AttrPath>) {
         // Another spelling of the same CA (or the CA read back on import)
         // does not call for a new certificate.
@@ -237,7 +400,7 @@ impl Resource for NodeCertificate {
         if plan.prior.is_some() || plan.replacing {
             return Ok(());
         }
-        let Ok(m) = Model::from_value(plan.planned) else {
+        let Ok(m) = Model::from_value(plan.planned).map(|m| Spec::from(&m)) else {
             return Ok(()); // parts still unknown: nothing to look up yet
         };
         let node = ctx
@@ -275,108 +438,17 @@ impl Resource for NodeCertificate {
             ),
         ))
     }
-
-    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics> {
-        let state = &prior.value;
-        let m = Model::from_value(state)?;
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
-        let paths = m.paths_from_state(state);
-        let installed = node.read_installed(&paths).await?;
-        let mut now = state.clone();
-        now.set_attr(
-            INSTALLED,
-            Value::string(check_installed(&node, &m, state, &paths, &installed).await?),
-        );
-        plan_renewal(&mut now);
-        if now.attr(READY_FOR_RENEWAL).is_unknown() {
-            now.set_attr(READY_FOR_RENEWAL, Value::Bool(true));
-        }
-        Ok(Some(now.into()))
-    }
-
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
-        ctx.check_cancelled()?;
-        let m = Model::from_value(planned)?;
-        let (cert_pem, key_pem) = issue(ctx, &m).await?;
-        let mut state = planned.clone();
-        state.set_attr(CERT_PEM, Value::string(cert_pem));
-        Ok(install(ctx, &m, state, key_pem).await?.into())
-    }
-
-    /// Puts the same certificate back (files, mode, settings) with the key
-    /// the node still holds; when that key is gone (the plan then left the
-    /// certificate unknown), a new key and certificate.
-    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Result<State, ApplyError> {
-        let prior = &prior.value;
-        ctx.check_cancelled()?;
-        let m = Model::from_value(planned)?;
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
-        let installed = node.read_installed(&m.paths_from_state(prior)).await?;
-        let cert = pki::inspect(prior.attr(CERT_PEM).as_str().unwrap_or_default())
-            .map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
-        let mut state = planned.clone();
-        let renew = planned.attr(CERT_PEM).is_unknown();
-        let key = match installed.key.filter(|k| pki::key_matches(&cert, k)) {
-            Some(key) if !renew => key,
-            _ if renew => {
-                let (cert_pem, key_pem) = issue(ctx, &m).await?;
-                state.set_attr(CERT_PEM, Value::string(cert_pem));
-                key_pem
-            }
-            _ => {
-                return Err(Diagnostics::attr_error(
-                    AttrPath::attr(INSTALLED),
-                    "The certificate's key is gone from the node",
-                    format!(
-                        "Node {:?} no longer holds the private key of this certificate, and the key is kept nowhere \
-                         else. Run plan again: it proposes a new key and certificate.",
-                        m.node
-                    ),
-                )
-                .into())
-            }
-        };
-        Ok(install(ctx, &m, state, key).await?.into())
-    }
-
-    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
-        ctx.check_cancelled()?;
-        let m = Model::from_value(prior)?;
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
-        if m.kind == Kind::Server && m.configure_ssl && m.node != ACCESS_NODE {
-            tls_coupling::before_data_node_tls_goes(ctx, &m.node).await?;
-        }
-        let paths = m.paths_from_state(prior);
-        let cert = prior.attr(CERT_PEM).as_str().unwrap_or_default();
-        node.uninstall_cert(&paths, cert, m.kind == Kind::Server && m.configure_ssl)
-            .await
-            .map_err(Diagnostics::from)
-    }
-
-    fn importer(&self) -> Option<&dyn Import> {
-        Some(self)
-    }
 }
 
 #[tonic::async_trait]
 impl Import for NodeCertificate {
+    type Model = Model;
+
     fn id_format(&self) -> &'static str {
         "<node> server, or <node> user <role>"
     }
 
-    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {
         let (node_name, kind, role) = parse_import_id(id)?;
         let node = ctx.provider.node(node_name).await?;
         let paths = match &role {
@@ -408,45 +480,38 @@ impl Import for NodeCertificate {
         let ssl = node.ssl_settings().await?;
         let configure_ssl = kind == Kind::Server && ssl[1] == paths.cert;
         let days = (info.not_after - info.not_before).whole_days();
-        let mut state = object([
-            (KIND, Value::string(kind.name())),
-            (NODE, Value::string(node_name)),
-            (ROLE, Value::opt_string(role.clone())),
-            (COMMON_NAME, Value::opt_string(info.common_name.clone())),
-            (DNS_NAMES, Value::list_of_strings(info.dns_names.clone())),
-            (
-                IP_ADDRESSES,
-                Value::list_of_strings(info.ip_addresses.clone()),
-            ),
-            (CA_CERT_PEM, Value::string(ca_pem)),
-            (CA_PRIVATE_KEY_PEM, Value::Null),
-            (CA_PRIVATE_KEY_PEM_WO, Value::Null),
-            (CA_KEY_NODE, Value::Null),
-            (
-                KEY_ALGORITHM,
-                Value::opt_string(pki::key_algorithm(key).map(str::to_string)),
-            ),
-            (VALIDITY_DAYS, Value::int(days)),
-            (EARLY_RENEWAL_DAYS, Value::int(DEFAULT_EARLY_RENEWAL_DAYS)),
-            (CONFIGURE_SSL, Value::Bool(configure_ssl)),
-            (CERT_PEM, Value::string(&leaf)),
-            (
-                PUBLIC_KEY_FINGERPRINT,
-                Value::string(info.public_key_fingerprint()),
-            ),
-            (FINGERPRINT, Value::string(&info.fingerprint_sha256)),
-            (NOT_AFTER, Value::string(pki::rfc3339(info.not_after))),
-            (CERT_PATH, Value::string(&paths.cert)),
-            (KEY_PATH, Value::string(&paths.key)),
-            (CA_PATH, Value::opt_string(paths.ca.clone())),
-            (ID, Value::string(make_id(node_name, kind, role.as_deref()))),
-            (READY_FOR_RENEWAL, Value::Null),
-            (INSTALLED, Value::Null),
-        ]);
-        let m = Model::from_value(&state)?;
-        let status = check_installed(&node, &m, &state, &paths, &installed).await?;
-        state.set_attr(INSTALLED, Value::string(status));
-        plan_renewal(&mut state);
+        let mut state = Model {
+            kind,
+            node: node_name.to_string(),
+            id: Some(make_id(node_name, kind, role.as_deref())),
+            role,
+            common_name: info.common_name.clone(),
+            dns_names: info.dns_names.clone(),
+            ip_addresses: info.ip_addresses.clone(),
+            ca_cert_pem: ca_pem,
+            ca_key_node: None,
+            ca_private_key_pem_wo: None,
+            ca_private_key_pem: None,
+            key_algorithm: pki::key_algorithm(key).unwrap_or_default().to_string(),
+            validity_days: days,
+            early_renewal_days: DEFAULT_EARLY_RENEWAL_DAYS,
+            configure_ssl,
+            cert_pem: Some(leaf),
+            public_key_fingerprint: Some(info.public_key_fingerprint()),
+            fingerprint: Some(info.fingerprint_sha256.clone()),
+            not_after: Some(pki::rfc3339(info.not_after)),
+            cert_path: Some(paths.cert.clone()),
+            key_path: Some(paths.key.clone()),
+            ca_path: paths.ca.clone(),
+            ready_for_renewal: None,
+            installed: None,
+        };
+        let m = Spec::from(&state);
+        let status =
+            check_installed(&node, &m, &info.fingerprint_sha256, &paths, &installed).await?;
+        state.installed = Some(status);
+        state.ready_for_renewal =
+            ready_for_renewal(state.not_after.as_deref(), state.early_renewal_days);
         Ok(state)
     }
 }
@@ -487,12 +552,11 @@ fn first_pem_block(text: &str) -> String {
 /// node serves) with the state: `in sync`, or what differs.
 async fn check_installed(
     node: &Node,
-    m: &Model,
-    state: &Value,
+    m: &Spec,
+    fingerprint: &str,
     paths: &CertPaths,
     installed: &Installed,
 ) -> Result<String, Diagnostics> {
-    let fingerprint = state.attr(FINGERPRINT).as_str().unwrap_or_default();
     let mut problems: Vec<String> = Vec::new();
     let cert_info = match &installed.cert {
         None => {
@@ -560,7 +624,7 @@ async fn check_installed(
 
 /// A new key and a certificate for it, signed by the CA. The key never
 /// leaves the provider's memory but to the node.
-async fn issue(ctx: &Ctx, m: &Model) -> Result<(String, Secret), Diagnostics> {
+async fn issue(ctx: &Ctx, m: &Spec) -> Result<(String, Secret), Diagnostics> {
     let ca = load_ca(ctx, m).await?;
     let usage = match m.kind {
         Kind::Server => Usage::Server {
@@ -581,7 +645,7 @@ async fn issue(ctx: &Ctx, m: &Model) -> Result<(String, Secret), Diagnostics> {
 
 /// The CA that signs: its certificate, and its key from the node that
 /// keeps it or from the configuration.
-async fn load_ca(ctx: &Ctx, m: &Model) -> Result<Ca, Diagnostics> {
+async fn load_ca(ctx: &Ctx, m: &Spec) -> Result<Ca, Diagnostics> {
     let (key, key_attr) = match (&m.ca_key_node, &m.ca_private_key_pem) {
         (Some(name), _) => {
             let fingerprint = pki::inspect(&m.ca_cert_pem)
@@ -623,15 +687,11 @@ async fn load_ca(ctx: &Ctx, m: &Model) -> Result<Ca, Diagnostics> {
 /// computed values. The key goes to the node only.
 async fn install(
     ctx: &Ctx,
-    m: &Model,
-    mut state: Value,
+    m: &Spec,
+    mut state: Model,
     key_pem: Secret,
-) -> Result<Value, Diagnostics> {
-    let cert_pem = state
-        .attr(CERT_PEM)
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+) -> Result<Model, Diagnostics> {
+    let cert_pem = state.cert_pem.clone().unwrap_or_default();
     let info =
         pki::inspect(&cert_pem).map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
     let node = ctx
@@ -657,34 +717,31 @@ async fn install(
         },
     )
     .await?;
-    state.set_attr(FINGERPRINT, Value::string(&info.fingerprint_sha256));
-    state.set_attr(
-        PUBLIC_KEY_FINGERPRINT,
-        Value::string(info.public_key_fingerprint()),
-    );
-    state.set_attr(NOT_AFTER, Value::string(pki::rfc3339(info.not_after)));
-    state.set_attr(CERT_PATH, Value::string(&paths.cert));
-    state.set_attr(KEY_PATH, Value::string(&paths.key));
-    state.set_attr(CA_PATH, Value::opt_string(paths.ca.clone()));
-    state.set_attr(
-        ID,
-        Value::string(make_id(&m.node, m.kind, m.role.as_deref())),
-    );
-    plan_renewal(&mut state);
+    state.fingerprint = Some(info.fingerprint_sha256.clone());
+    state.public_key_fingerprint = Some(info.public_key_fingerprint());
+    state.not_after = Some(pki::rfc3339(info.not_after));
+    state.cert_path = Some(paths.cert.clone());
+    state.key_path = Some(paths.key.clone());
+    state.ca_path = paths.ca.clone();
+    state.id = Some(make_id(&m.node, m.kind, m.role.as_deref()));
+    state.ready_for_renewal =
+        ready_for_renewal(state.not_after.as_deref(), state.early_renewal_days);
     let installed = node.read_installed(&paths).await?;
-    let status = check_installed(&node, m, &state, &paths, &installed).await?;
+    let status = check_installed(&node, m, &info.fingerprint_sha256, &paths, &installed).await?;
     if status != IN_SYNC {
         return Err(Diagnostics::error(
             "Certificate not in place after install",
             format!("On node {:?}: {status}.", m.node),
         ));
     }
-    state.set_attr(INSTALLED, Value::string(status));
+    state.installed = Some(status);
     Ok(state)
 }
 
+/// The certificate as the resource's operations work on it: the CA key
+/// from either attribute, the common name resolved.
 #[derive(Clone, Debug)]
-struct Model {
+struct Spec {
     kind: Kind,
     node: String,
     role: Option<String>,
@@ -700,90 +757,42 @@ struct Model {
     configure_ssl: bool,
 }
 
-impl Model {
-    fn from_value(v: &Value) -> Result<Model, Diagnostics> {
-        let mut f = Fields::new(v);
-        let role = f.opt_string(ROLE);
-        let m = Model {
-            kind: Kind::parse(&f.string(KIND)).unwrap_or(Kind::Server),
-            node: f
-                .opt_string(NODE)
-                .unwrap_or_else(|| ACCESS_NODE.to_string()),
-            common_name: f
-                .opt_string(COMMON_NAME)
-                .or_else(|| role.clone())
+impl From<&Model> for Spec {
+    fn from(m: &Model) -> Spec {
+        Spec {
+            kind: m.kind,
+            node: m.node.clone(),
+            role: m.role.clone(),
+            common_name: m
+                .common_name
+                .clone()
+                .or_else(|| m.role.clone())
                 .unwrap_or_default(),
-            role,
-            dns_names: f.strings(DNS_NAMES),
-            ip_addresses: f.strings(IP_ADDRESSES),
-            ca_cert_pem: f.string(CA_CERT_PEM),
-            ca_private_key_pem: f
-                .opt_string(CA_PRIVATE_KEY_PEM)
-                .or(f.opt_string(CA_PRIVATE_KEY_PEM_WO))
-                .map(Secret::new),
-            ca_key_node: f.opt_string(CA_KEY_NODE),
-            key_algorithm: f
-                .opt_string(KEY_ALGORITHM)
-                .unwrap_or_else(|| DEFAULT_KEY_ALGORITHM.into()),
-            validity_days: f.opt_i64(VALIDITY_DAYS).unwrap_or(DEFAULT_VALIDITY),
-            configure_ssl: f.bool_or(CONFIGURE_SSL, DEFAULT_CONFIGURE_SSL),
-        };
-        f.finish()?;
-        Ok(m)
-    }
-
-    fn paths_from_state(&self, state: &Value) -> CertPaths {
-        let s = |a: &str| state.attr(a).as_str().unwrap_or_default().to_string();
-        CertPaths {
-            cert: s(CERT_PATH),
-            key: s(KEY_PATH),
-            ca: state.attr(CA_PATH).as_str().map(str::to_string),
-            dir: None,
+            dns_names: m.dns_names.clone(),
+            ip_addresses: m.ip_addresses.clone(),
+            ca_cert_pem: m.ca_cert_pem.clone(),
+            ca_private_key_pem: m
+                .ca_private_key_pem
+                .clone()
+                .or_else(|| m.ca_private_key_pem_wo.clone()),
+            ca_key_node: m.ca_key_node.clone(),
+            key_algorithm: m.key_algorithm.clone(),
+            validity_days: m.validity_days,
+            configure_ssl: m.configure_ssl,
         }
     }
 }
 
-fn schema() -> Schema {
-    Schema::new(
-        "Issues a certificate with the cluster's CA and installs it on a node, through SQL on the node (keys with mode 0600, \
-         files replaced in one step). `kind = \"server\"`: the node's TLS certificate, as `server.crt`, `server.key` and the CA \
-         as `root.crt` in its data directory; with `configure_ssl` the provider sets `ssl`, `ssl_cert_file`, `ssl_key_file` and \
-         `ssl_ca_file` (ALTER SYSTEM), reloads, and checks with a TLS handshake that the node now serves this certificate \
-         (putting the settings back if not). `kind = \"user\"`: the client certificate TimescaleDB's access node presents for \
-         `role` when it connects to data nodes, installed where TimescaleDB 2.13 looks for it: \
-         `<data_directory>/timescaledb/certs/<md5 of the role name>.crt` and `.key`, or directly in `timescaledb.ssl_dir` when \
-         that is set; the file carries the CA certificate after the role's. TimescaleDB presents it only when the access node \
-         itself runs TLS (a `server` certificate on the access node). `terraform plan` shows a file deleted or replaced by \
-         hand, settings changed, or a certificate the node no longer serves in `installed`, and apply puts the same \
-         certificate back; inside the renewal window it proposes a new certificate. The private key never enters the plan \
-         or the state: it is made in the provider's memory and written to the node only.",
-        vec![
-            Attribute::new(KIND, Type::String, Mode::Required, "What the certificate is for.").one_of(Kind::NAMES).force_new(),
-            Attribute::new(NODE, Type::String, Mode::Optional, "Node the certificate is installed on: `access` or a data node name.").default(Value::string(ACCESS_NODE)).force_new(),
-            Attribute::new(ROLE, Type::String, Mode::Optional, "For `user` certificates: the role, exactly as named; it is the certificate's common name, which PostgreSQL's `cert` method matches against the user name.").force_new(),
-            Attribute::new(COMMON_NAME, Type::String, Mode::OptionalComputed, "For `server` certificates: the subject's common name, usually the node's host name (required). For `user` certificates it is the role.").force_new(),
-            Attribute::new(DNS_NAMES, Type::list(Type::String), Mode::OptionalComputed, "For `server` certificates: DNS names clients may use for the node (checked by `sslmode=verify-full`).").force_new(),
-            Attribute::new(IP_ADDRESSES, Type::list(Type::String), Mode::OptionalComputed, "For `server` certificates: IP addresses clients may use for the node.").force_new(),
-            Attribute::new(CA_CERT_PEM, Type::String, Mode::Required, "The CA certificate (PEM) that signs this certificate, e.g. `timescaledb_certificate_authority.ca.cert_pem` or the hashicorp/tls provider's. It is installed as the node's `root.crt` (server) or appended to the certificate file (user). Another CA replaces the certificate.").force_new(),
-            Attribute::new(CA_KEY_NODE, Type::String, Mode::Optional, "Node that keeps the CA's private key (`timescaledb_certificate_authority.<name>.key_node`): the key is read there, through SQL, whenever a certificate is signed, and is never in the plan or the state. One of `ca_key_node`, `ca_private_key_pem_wo` and `ca_private_key_pem` is required."),
-            Attribute::new(CA_PRIVATE_KEY_PEM_WO, Type::String, Mode::Optional, "The CA's private key (PEM, PKCS#8; PKCS#1 and SEC1 are read too), for a CA kept elsewhere.").write_only(),
-            Attribute::new(CA_PRIVATE_KEY_PEM, Type::String, Mode::Optional, "The CA's private key (PEM, PKCS#8; PKCS#1 and SEC1 are read too), kept in state (marked sensitive); prefer `ca_key_node` or `ca_private_key_pem_wo`.").sensitive(),
-            key_algorithm_attr(),
-            Attribute::new(VALIDITY_DAYS, Type::Number, Mode::Optional, "Days the certificate is valid.").default(Value::int(DEFAULT_VALIDITY)).force_new(),
-            early_renewal_attr(),
-            Attribute::new(CONFIGURE_SSL, Type::Bool, Mode::Optional, "For `server` certificates: point the node's `ssl*` settings at the installed files and turn `ssl` on. Destroy then resets those settings (TLS off) before removing the files. When false, the files are only installed, and destroy leaves them in place while a setting still refers to them.").default(Value::Bool(DEFAULT_CONFIGURE_SSL)),
-            Attribute::new(CERT_PEM, Type::String, Mode::Computed, "The certificate, PEM.").stable(),
-            Attribute::new(PUBLIC_KEY_FINGERPRINT, Type::String, Mode::Computed, "SHA-256 of the certificate's public key (the raw subject public key), lower-case hex. The private key itself is made by the provider, written to the node (mode 0600) and kept nowhere else: a key file missing or not matching the certificate plans a new key and certificate.").stable(),
-            Attribute::new(FINGERPRINT, Type::String, Mode::Computed, "SHA-256 fingerprint of the certificate (DER), lower-case hex.").stable(),
-            Attribute::new(NOT_AFTER, Type::String, Mode::Computed, "Expiry of the certificate, RFC 3339.").stable(),
-            Attribute::new(CERT_PATH, Type::String, Mode::Computed, "Path of the certificate file on the node.").stable(),
-            Attribute::new(KEY_PATH, Type::String, Mode::Computed, "Path of the key file on the node.").stable(),
-            Attribute::new(CA_PATH, Type::String, Mode::Computed, "Path of the CA file on the node (`server` certificates).").stable(),
-            Attribute::new(ID, Type::String, Mode::Computed, "`<node> server` or `<node> user <role>`, which is also the import ID.").stable(),
-            Attribute::new(READY_FOR_RENEWAL, Type::Bool, Mode::Computed, "Whether the certificate is inside its renewal window; when it is, the next plan replaces it."),
-            Attribute::new(INSTALLED, Type::String, Mode::Computed, "How the node compares with the state: `in sync`, or what differs (`key file missing`, `certificate file replaced`, `ssl settings changed`, `not served by the node`, ...). Apply puts it right."),
-        ],
-    )
+impl Model {
+    /// Where the state says the files are.
+    fn paths(&self) -> CertPaths {
+        CertPaths {
+            cert: self.cert_path.clone().unwrap_or_default(),
+            key: self.key_path.clone().unwrap_or_default(),
+            ca: self.ca_path.clone(),
+            dir: None,
+        }
+    }
 }
 
 /// TimescaleDB multi-node couples the access node's TLS with its data

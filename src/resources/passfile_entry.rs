@@ -3,29 +3,41 @@
 //! to log in to data nodes with the internal passwords).
 
 use crate::diag::{AttrPath, Diagnostics};
+use crate::model::Model as _;
 use crate::node::{PassSnapshot, PASSFILE_MODE};
 use crate::passfile::{Entry, Key, PassFile};
 use crate::password::{self, Check, Checker, Encryption};
 use crate::provider::ACCESS_NODE;
-use crate::schema::{object, Attribute, Fields, Mode, Schema};
 use crate::secret::Secret;
-use crate::value::{Type, Value};
+use crate::value::Value;
 
-use super::{ApplyError, Ctx, Import, PlanInput, Resource, State};
+use super::{ApplyError, Ctx, Import, ModifyPlan, PlanInput, Resource, State, ValidateConfig};
 
-pub const NODE: &str = "node";
-pub const HOSTNAME: &str = "hostname";
-pub const PORT: &str = "port";
-pub const DATABASE: &str = "database";
-pub const USERNAME: &str = "username";
-pub const PASSWORD: &str = "password";
-pub const PASSWORD_WO: &str = "password_wo";
-pub const PASSWORD_WO_VERSION: &str = "password_wo_version";
-pub const PASSWORD_STATUS: &str = "password_status";
-pub const POSITION: &str = "position";
-pub const ID: &str = "id";
-pub const PATH: &str = "path";
-pub const FILE_MODE: &str = "file_mode";
+crate::model! {
+    /// A password file entry, as configured and as kept.
+    pub struct Model {
+        NODE => node: String = optional("Node whose password file holds the entry: `access` or the name of a data node.").default(Value::string(ACCESS_NODE)).force_new(),
+        HOSTNAME => hostname: String = optional("Host name the entry applies to, as the connection names it, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
+        PORT => port: String = optional("Port the entry applies to, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
+        DATABASE => database: String = optional("Database the entry applies to, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
+        USERNAME => username: String = required("Role the entry applies to, or `*` for any.").force_new(),
+        PASSWORD => password: Option<Secret> = optional("The password, kept in state (marked sensitive). Any character is allowed but a NUL byte, a line break and a carriage return, which libpq's password file reader cannot carry. Set this or `password_wo`.").sensitive(),
+        PASSWORD_WO => password_wo: Option<Secret> = optional("The password, kept out of the plan and the state; the same characters as `password` are allowed. Needs `password_wo_version`. A password changed by hand in the file still shows in `password_status`: the private state keeps a SCRAM-SHA-256 verifier of the password written (salted, as PostgreSQL stores role passwords), never the password.").write_only(),
+        PASSWORD_WO_VERSION => password_wo_version: Option<i64> = optional("Version of `password_wo`: Terraform cannot see a write-only value change, so change this number to have apply write `password_wo` again. Required with it."),
+        PASSWORD_STATUS => password_status: Option<String> = computed("Whether the file holds the password last written: `in sync`, or `differs` after a change by hand; apply writes it again."),
+        POSITION => position: i64 = optional("Order among the managed entries of the file; lower comes first, and the first matching entry wins.").default(Value::int(DEFAULT_POSITION)),
+        ID => id: Option<String> = computed("The node name and the entry's first four fields as written in the file (`access *:*:*:testrole`), which is also the import ID.").stable(),
+        PATH => path: Option<String> = computed("Absolute path of the password file on the node.").stable(),
+        FILE_MODE => file_mode: Option<String> = computed("Permission bits of the file, `0600` after every apply. Another value means the file was changed by hand and libpq ignores it; the next apply puts it right. Reported as `0600` when the provider may not run programs on the server (it then cannot look)."),
+    }
+}
+
+const DESCRIPTION: &str = "Manages one entry of the password file a node's server uses when it connects to other nodes: on a TimescaleDB \
+         access node, the internal passwords it logs in to data nodes with. The file is `timescaledb.passfile` when that \
+         setting is set and `<data_directory>/passfile` otherwise; it is read and written through SQL on the node, always \
+         with mode 0600 (libpq ignores a password file others can read). Entries the provider manages are kept in a marked \
+         block at the top of the file, ordered by `position`; other lines are kept byte for byte. Fields are escaped as \
+         libpq reads them (`:` and `\\` preceded by `\\`).";
 
 const DEFAULT_POSITION: i64 = 100;
 const WILDCARD: &str = "*";
@@ -38,16 +50,7 @@ fn mode_string(m: u32) -> String {
     format!("{m:04o}")
 }
 
-#[tonic::async_trait]
-impl Resource for PassfileEntry {
-    fn type_name(&self) -> &'static str {
-        "timescaledb_passfile_entry"
-    }
-
-    fn schema(&self) -> Schema {
-        schema()
-    }
-
+impl ValidateConfig for PassfileEntry {
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = Diagnostics::new();
         check_password_form(config, &mut d);
@@ -83,7 +86,10 @@ impl Resource for PassfileEntry {
         }
         d
     }
+}
 
+#[tonic::async_trait]
+impl ModifyPlan for PassfileEntry {
     async fn complete_plan(
         &self,
         _ctx: Option<&Ctx>,
@@ -115,7 +121,7 @@ impl Resource for PassfileEntry {
         if !keys.iter().all(|a| plan.planned.attr(a).is_wholly_known()) {
             return Ok(());
         }
-        let m = Model::from_value(plan.planned)?;
+        let m = Line::try_from(Model::from_value(plan.planned)?)?;
         let node = ctx
             .provider
             .node(&m.node)
@@ -157,9 +163,26 @@ impl Resource for PassfileEntry {
         }
         Ok(())
     }
+}
 
-    async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics> {
-        let m = Model::from_value(&prior.value)?;
+#[tonic::async_trait]
+impl Resource for PassfileEntry {
+    type Model = Model;
+
+    fn type_name(&self) -> &'static str {
+        "timescaledb_passfile_entry"
+    }
+
+    fn description(&self) -> String {
+        DESCRIPTION.into()
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        prior: State<Model>,
+    ) -> Result<Option<State<Model>>, Diagnostics> {
+        let m = Line::try_from(prior.value)?;
         let node = ctx
             .provider
             .node(&m.node)
@@ -175,22 +198,22 @@ impl Resource for PassfileEntry {
             }))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
-        Ok(self.write(ctx, planned, true).await?)
+    async fn create(&self, ctx: &Ctx, planned: Model) -> Result<State<Model>, ApplyError<Model>> {
+        Ok(write(ctx, Line::try_from(planned)?, true).await?)
     }
 
     async fn update(
         &self,
         ctx: &Ctx,
-        _prior: &State,
-        planned: &Value,
-    ) -> Result<State, ApplyError> {
-        Ok(self.write(ctx, planned, false).await?)
+        _prior: State<Model>,
+        planned: Model,
+    ) -> Result<State<Model>, ApplyError<Model>> {
+        Ok(write(ctx, Line::try_from(planned)?, false).await?)
     }
 
-    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
+    async fn delete(&self, ctx: &Ctx, prior: Model) -> Result<(), Diagnostics> {
         ctx.check_cancelled()?;
-        let m = Model::from_value(prior)?;
+        let m = Line::try_from(prior)?;
         let node = ctx
             .provider
             .node(&m.node)
@@ -205,18 +228,28 @@ impl Resource for PassfileEntry {
         Ok(())
     }
 
-    fn importer(&self) -> Option<&dyn Import> {
+    fn config_validator(&self) -> Option<&dyn ValidateConfig> {
+        Some(self)
+    }
+
+    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
+        Some(self)
+    }
+
+    fn importer(&self) -> Option<&dyn Import<Model = Model>> {
         Some(self)
     }
 }
 
 #[tonic::async_trait]
 impl Import for PassfileEntry {
+    type Model = Model;
+
     fn id_format(&self) -> &'static str {
         "[<node> ]<hostname>:<port>:<database>:<username>"
     }
 
-    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {
         let (node_name, fields) = match id.trim().split_once(' ') {
             Some((n, f)) if !n.contains(':') => (n.to_string(), f.trim()),
             _ => (ACCESS_NODE.to_string(), id.trim()),
@@ -245,36 +278,32 @@ impl Import for PassfileEntry {
                 ),
             )
         })?;
-        let m = Model {
+        let m = Line {
             node: node_name,
             entry: found.entry.clone(),
             position: found.position.unwrap_or(DEFAULT_POSITION),
             write_only: false,
             password_wo_version: None,
         };
-        Ok(m.to_state(&snap, IN_SYNC))
+        Ok(m.to_model(&snap, IN_SYNC))
     }
 }
 
-impl PassfileEntry {
-    async fn write(
-        &self,
-        ctx: &Ctx,
-        planned: &Value,
-        creating: bool,
-    ) -> Result<State, Diagnostics> {
-        ctx.check_cancelled()?;
-        let m = Model::from_value(planned)?;
-        if m.entry.password.is_empty() {
-            return Err(missing_password());
-        }
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
-        let (entry, position, id) = (m.entry.clone(), m.position, m.id());
-        let snap = node
+/// Writes the entry (refusing, on create, a managed entry of the same key
+/// that is not this one); returns the state read back, with a verifier of
+/// the password written as private data.
+async fn write(ctx: &Ctx, m: Line, creating: bool) -> Result<State<Model>, Diagnostics> {
+    ctx.check_cancelled()?;
+    if m.entry.password.is_empty() {
+        return Err(missing_password());
+    }
+    let node = ctx
+        .provider
+        .node(&m.node)
+        .await
+        .map_err(|e| e.naming("node"))?;
+    let (entry, position, id) = (m.entry.clone(), m.position, m.id());
+    let snap = node
             .passfile_edit(move |f: &mut PassFile| {
                 if creating {
                     if let Some(found) = f.find(&entry.key()).filter(|x| {
@@ -291,8 +320,8 @@ impl PassfileEntry {
                 Ok(())
             })
             .await?;
-        if let Some(mode) = snap.mode.filter(|m| *m != PASSFILE_MODE) {
-            return Err(Diagnostics::error(
+    if let Some(mode) = snap.mode.filter(|m| *m != PASSFILE_MODE) {
+        return Err(Diagnostics::error(
                 "Passfile has the wrong mode",
                 format!(
                     "{} on node {:?} was written but has mode {}; libpq ignores a password file that others can read.",
@@ -301,38 +330,37 @@ impl PassfileEntry {
                     mode_string(mode)
                 ),
             ));
-        }
-        // A SCRAM verifier of the password written: what PostgreSQL itself
-        // would store for it (salted, 4096 rounds of PBKDF2), enough to tell
-        // later whether the file still holds it.
-        let private = Private {
-            verifier: Some(
-                password::encrypt(
-                    &Secret::new(m.entry.password.clone()),
-                    &m.entry.username,
-                    Encryption::ScramSha256,
-                )
-                .expose()
-                .to_string(),
-            ),
-        };
-        let state = m
-            .read_back(&snap, private.verifier.as_deref(), &ctx.provider.passwords)
-            .ok_or_else(|| {
-                Diagnostics::error(
-                    "Entry missing after write",
-                    format!(
-                        "The entry for `{}` was written to {} but is not there when read back.",
-                        m.key(),
-                        snap.path
-                    ),
-                )
-            })?;
-        Ok(State {
-            value: state,
-            private: private.encode(),
-        })
     }
+    // A SCRAM verifier of the password written: what PostgreSQL itself
+    // would store for it (salted, 4096 rounds of PBKDF2), enough to tell
+    // later whether the file still holds it.
+    let private = Private {
+        verifier: Some(
+            password::encrypt(
+                &Secret::new(m.entry.password.clone()),
+                &m.entry.username,
+                Encryption::ScramSha256,
+            )
+            .expose()
+            .to_string(),
+        ),
+    };
+    let state = m
+        .read_back(&snap, private.verifier.as_deref(), &ctx.provider.passwords)
+        .ok_or_else(|| {
+            Diagnostics::error(
+                "Entry missing after write",
+                format!(
+                    "The entry for `{}` was written to {} but is not there when read back.",
+                    m.key(),
+                    snap.path
+                ),
+            )
+        })?;
+    Ok(State {
+        value: state,
+        private: private.encode(),
+    })
 }
 
 /// A field libpq can read back as written: one line, not empty.
@@ -402,8 +430,10 @@ impl Private {
     }
 }
 
+/// The entry as the resource's operations work on it: the model's fields
+/// checked and its password resolved (plain or write-only).
 #[derive(Clone, Debug, PartialEq)]
-struct Model {
+struct Line {
     node: String,
     entry: Entry,
     position: i64,
@@ -412,44 +442,43 @@ struct Model {
     password_wo_version: Option<i64>,
 }
 
-impl Model {
-    fn from_value(v: &Value) -> Result<Model, Diagnostics> {
-        let mut f = Fields::new(v);
-        let or_any = |s: Option<String>| s.unwrap_or_else(|| WILDCARD.to_string());
-        let m = Model {
-            node: f
-                .opt_string(NODE)
-                .unwrap_or_else(|| ACCESS_NODE.to_string()),
-            entry: Entry {
-                hostname: or_any(f.opt_string(HOSTNAME)),
-                port: or_any(f.opt_string(PORT)),
-                database: or_any(f.opt_string(DATABASE)),
-                username: f.string(USERNAME),
-                password: f
-                    .opt_string(PASSWORD)
-                    .or(f.opt_string(PASSWORD_WO))
-                    .unwrap_or_default(),
-            },
-            position: f.opt_i64(POSITION).unwrap_or(DEFAULT_POSITION),
-            write_only: !v.attr(PASSWORD_WO).is_null() || !v.attr(PASSWORD_WO_VERSION).is_null(),
-            password_wo_version: f.opt_i64(PASSWORD_WO_VERSION),
-        };
-        f.finish()?;
+impl TryFrom<Model> for Line {
+    type Error = Diagnostics;
+
+    fn try_from(m: Model) -> Result<Line, Diagnostics> {
         let mut d = Diagnostics::new();
         for (a, s) in [
-            (HOSTNAME, &m.entry.hostname),
-            (PORT, &m.entry.port),
-            (DATABASE, &m.entry.database),
-            (USERNAME, &m.entry.username),
+            (HOSTNAME, &m.hostname),
+            (PORT, &m.port),
+            (DATABASE, &m.database),
+            (USERNAME, &m.username),
         ] {
             if let Err(msg) = check_field(a, s) {
                 d.push_error(Some(AttrPath::attr(a)), "Invalid passfile field", msg);
             }
         }
         d.into_result()?;
-        Ok(m)
+        Ok(Line {
+            write_only: m.password_wo.is_some() || m.password_wo_version.is_some(),
+            entry: Entry {
+                password: m
+                    .password
+                    .or(m.password_wo)
+                    .map(|p| p.expose().to_string())
+                    .unwrap_or_default(),
+                hostname: m.hostname,
+                port: m.port,
+                database: m.database,
+                username: m.username,
+            },
+            node: m.node,
+            position: m.position,
+            password_wo_version: m.password_wo_version,
+        })
     }
+}
 
+impl Line {
     fn key(&self) -> Key {
         self.entry.key()
     }
@@ -468,7 +497,7 @@ impl Model {
         snap: &PassSnapshot,
         verifier: Option<&str>,
         checker: &Checker,
-    ) -> Option<Value> {
+    ) -> Option<Model> {
         let found = snap.find(&self.key())?;
         let have = &found.entry.password;
         // The model holds the password in the plain form and during an
@@ -478,65 +507,32 @@ impl Model {
             Some(v) => checker.check(v, have, &self.entry.username) == Check::Matches,
             None => false,
         };
-        let now = Model {
+        let now = Line {
             entry: found.entry.clone(),
             position: found.position.unwrap_or(self.position),
             ..self.clone()
         };
-        Some(now.to_state(snap, if same { IN_SYNC } else { DIFFERS }))
+        Some(now.to_model(snap, if same { IN_SYNC } else { DIFFERS }))
     }
 
-    fn to_state(&self, snap: &PassSnapshot, password_status: &str) -> Value {
+    fn to_model(&self, snap: &PassSnapshot, password_status: &str) -> Model {
         let mode = snap.mode.unwrap_or(PASSFILE_MODE);
-        let password = match self.write_only {
-            true => Value::Null,
-            false => Value::string(&self.entry.password),
-        };
-        object([
-            (NODE, Value::string(&self.node)),
-            (HOSTNAME, Value::string(&self.entry.hostname)),
-            (PORT, Value::string(&self.entry.port)),
-            (DATABASE, Value::string(&self.entry.database)),
-            (USERNAME, Value::string(&self.entry.username)),
-            (PASSWORD, password),
-            (PASSWORD_WO, Value::Null),
-            (
-                PASSWORD_WO_VERSION,
-                self.password_wo_version.map_or(Value::Null, Value::int),
-            ),
-            (PASSWORD_STATUS, Value::string(password_status)),
-            (POSITION, Value::int(self.position)),
-            (ID, Value::string(self.id())),
-            (PATH, Value::string(&snap.path)),
-            (FILE_MODE, Value::string(mode_string(mode))),
-        ])
+        Model {
+            node: self.node.clone(),
+            hostname: self.entry.hostname.clone(),
+            port: self.entry.port.clone(),
+            database: self.entry.database.clone(),
+            username: self.entry.username.clone(),
+            password: (!self.write_only).then(|| Secret::new(self.entry.password.clone())),
+            password_wo: None,
+            password_wo_version: self.password_wo_version,
+            password_status: Some(password_status.to_string()),
+            position: self.position,
+            id: Some(self.id()),
+            path: Some(snap.path.clone()),
+            file_mode: Some(mode_string(mode)),
+        }
     }
-}
-
-fn schema() -> Schema {
-    Schema::new(
-        "Manages one entry of the password file a node's server uses when it connects to other nodes: on a TimescaleDB \
-         access node, the internal passwords it logs in to data nodes with. The file is `timescaledb.passfile` when that \
-         setting is set and `<data_directory>/passfile` otherwise; it is read and written through SQL on the node, always \
-         with mode 0600 (libpq ignores a password file others can read). Entries the provider manages are kept in a marked \
-         block at the top of the file, ordered by `position`; other lines are kept byte for byte. Fields are escaped as \
-         libpq reads them (`:` and `\\` preceded by `\\`).",
-        vec![
-            Attribute::new(NODE, Type::String, Mode::Optional, "Node whose password file holds the entry: `access` or the name of a data node.").default(Value::string(ACCESS_NODE)).force_new(),
-            Attribute::new(HOSTNAME, Type::String, Mode::Optional, "Host name the entry applies to, as the connection names it, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
-            Attribute::new(PORT, Type::String, Mode::Optional, "Port the entry applies to, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
-            Attribute::new(DATABASE, Type::String, Mode::Optional, "Database the entry applies to, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
-            Attribute::new(USERNAME, Type::String, Mode::Required, "Role the entry applies to, or `*` for any.").force_new(),
-            Attribute::new(PASSWORD, Type::String, Mode::Optional, "The password, kept in state (marked sensitive). Any character is allowed but a NUL byte, a line break and a carriage return, which libpq's password file reader cannot carry. Set this or `password_wo`.").sensitive(),
-            Attribute::new(PASSWORD_WO, Type::String, Mode::Optional, "The password, kept out of the plan and the state; the same characters as `password` are allowed. Needs `password_wo_version`. A password changed by hand in the file still shows in `password_status`: the private state keeps a SCRAM-SHA-256 verifier of the password written (salted, as PostgreSQL stores role passwords), never the password.").write_only(),
-            Attribute::new(PASSWORD_WO_VERSION, Type::Number, Mode::Optional, "Version of `password_wo`: Terraform cannot see a write-only value change, so change this number to have apply write `password_wo` again. Required with it."),
-            Attribute::new(PASSWORD_STATUS, Type::String, Mode::Computed, "Whether the file holds the password last written: `in sync`, or `differs` after a change by hand; apply writes it again."),
-            Attribute::new(POSITION, Type::Number, Mode::Optional, "Order among the managed entries of the file; lower comes first, and the first matching entry wins.").default(Value::int(DEFAULT_POSITION)),
-            Attribute::new(ID, Type::String, Mode::Computed, "The node name and the entry's first four fields as written in the file (`access *:*:*:testrole`), which is also the import ID.").stable(),
-            Attribute::new(PATH, Type::String, Mode::Computed, "Absolute path of the password file on the node.").stable(),
-            Attribute::new(FILE_MODE, Type::String, Mode::Computed, "Permission bits of the file, `0600` after every apply. Another value means the file was changed by hand and libpq ignores it; the next apply puts it right. Reported as `0600` when the provider may not run programs on the server (it then cannot look)."),
-        ],
-    )
 }
 
 #[cfg(test)]
@@ -545,7 +541,8 @@ mod tests {
 
     #[test]
     fn fields_are_checked_on_the_right_attribute() {
-        let mut v = object(schema().attributes.iter().map(|a| (a.name, Value::Null)));
+        let mut v =
+            crate::schema::object(Model::attributes().iter().map(|a| (a.name, Value::Null)));
         v.set_attr(USERNAME, Value::string("testrole"));
         v.set_attr(PASSWORD, Value::string("a:b\\c *'\" ü"));
         assert!(PassfileEntry.validate(&v).is_empty());
@@ -563,7 +560,7 @@ mod tests {
 
     #[test]
     fn ids_escape_the_fields() {
-        let m = Model {
+        let m = Line {
             node: "access".into(),
             entry: Entry {
                 hostname: "*".into(),

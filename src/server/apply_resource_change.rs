@@ -6,7 +6,7 @@ use tonic::Status;
 use super::{convert, ProviderServer};
 use crate::diag::{AttrPath, Diagnostics};
 use crate::proto::tfplugin6 as pb;
-use crate::resources::{ApplyError, Resource, State};
+use crate::resources::{ApplyError, DynResource, State};
 use crate::schema::Schema;
 use crate::value::Value;
 
@@ -70,7 +70,10 @@ pub(super) async fn handle(
     )
     .await
     .map_err(|mut e| {
-        e.partial = e.partial.map(|v| schema.without_write_only(&v));
+        e.partial = e.partial.map(|s| State {
+            value: schema.without_write_only(&s.value),
+            private: s.private,
+        });
         e
     });
     let result = result.and_then(|(v, private)| Ok((convert::to_dynamic(&v, ty)?, private)));
@@ -81,7 +84,7 @@ pub(super) async fn handle(
 /// and its private data.
 async fn apply(
     server: &ProviderServer,
-    res: &dyn Resource,
+    res: &dyn DynResource,
     schema: &Schema,
     prior: &Value,
     prior_private: &[u8],
@@ -95,7 +98,7 @@ async fn apply(
         return match ProviderServer::cancellable(&ctx, res.delete(&ctx, prior)).await {
             Ok(()) => Ok((Value::Null, None)),
             // Gone, with warnings to show.
-            Err(d) if !d.has_errors() => Err(ApplyError::unfinished(Value::Null, None, d)),
+            Err(d) if !d.has_errors() => Err(ApplyError::unfinished(Value::Null.into(), d)),
             Err(d) => Err(d.into()),
         };
     }
@@ -135,11 +138,14 @@ fn respond(
             ..Default::default()
         },
         Err(e) if e.is_unfinished() => {
-            let state = e.partial.as_ref().map(|v| convert::to_dynamic(v, ty));
+            let state = e
+                .partial
+                .as_ref()
+                .map(|s| convert::to_dynamic(&s.value, ty));
             match state {
                 Some(Ok(dv)) => pb::apply_resource_change::Response {
                     new_state: Some(dv),
-                    private: e.private.unwrap_or(planned_private),
+                    private: e.partial.map(|s| s.private).unwrap_or_default(),
                     diagnostics: convert::diagnostics(e.diags),
                     ..Default::default()
                 },
@@ -157,7 +163,7 @@ fn respond(
             let partial = e
                 .partial
                 .as_ref()
-                .and_then(|v| convert::to_dynamic(v, ty).ok());
+                .and_then(|s| convert::to_dynamic(&s.value, ty).ok());
             pb::apply_resource_change::Response {
                 new_state: partial.or(prior_state),
                 private: planned_private,

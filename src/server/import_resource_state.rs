@@ -14,19 +14,13 @@ pub(super) async fn handle(
     let shape = server.shape(&req.type_name)?;
     let ty = &shape.ty;
     let result = async {
-        let importer = res.importer().ok_or_else(|| {
-            Diagnostics::error(
-                "Import not supported",
-                format!("{} cannot be imported.", req.type_name),
-            )
-        })?;
         let ctx = server.ctx()?.ok_or_else(|| {
             Diagnostics::error(
                 "Provider configuration not known",
                 "Import needs a provider block whose values are known.",
             )
         })?;
-        let state = ProviderServer::cancellable(&ctx, importer.import(&ctx, &req.id)).await?;
+        let state = ProviderServer::cancellable(&ctx, res.import(&ctx, &req.id)).await?;
         convert::to_dynamic(&shape.schema.without_write_only(&state), ty)
     }
     .await;

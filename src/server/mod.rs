@@ -30,11 +30,11 @@ use tonic::{Request, Response, Status};
 
 pub use plan_resource_change::plan_by_schema;
 
-use crate::data_sources::{self, DataSource};
+use crate::data_sources::{self, DynDataSource};
 use crate::diag::Diagnostics;
 use crate::proto::tfplugin6 as pb;
 use crate::provider::Provider;
-use crate::resources::{self, Ctx, Resource};
+use crate::resources::{self, Ctx, DynResource};
 use crate::schema::Schema;
 
 /// Whether `ConfigureProvider` has run, and with what.
@@ -53,9 +53,9 @@ pub(crate) struct Shape {
 }
 
 pub struct ProviderServer {
-    resources: BTreeMap<&'static str, Arc<dyn Resource>>,
+    resources: BTreeMap<&'static str, Arc<dyn DynResource>>,
     shapes: BTreeMap<&'static str, Arc<Shape>>,
-    data_sources: BTreeMap<&'static str, Arc<dyn DataSource>>,
+    data_sources: BTreeMap<&'static str, Arc<dyn DynDataSource>>,
     provider_schema: Schema,
     configured: RwLock<Configured>,
     stop: Mutex<CancellationToken>,
@@ -93,14 +93,14 @@ impl ProviderServer {
     pub fn provider_schema(&self) -> &Schema {
         &self.provider_schema
     }
-    pub fn resources(&self) -> impl Iterator<Item = &Arc<dyn Resource>> {
+    pub fn resources(&self) -> impl Iterator<Item = &Arc<dyn DynResource>> {
         self.resources.values()
     }
-    pub fn data_sources(&self) -> impl Iterator<Item = &Arc<dyn DataSource>> {
+    pub fn data_sources(&self) -> impl Iterator<Item = &Arc<dyn DynDataSource>> {
         self.data_sources.values()
     }
 
-    fn resource(&self, name: &str) -> Result<&Arc<dyn Resource>, Status> {
+    fn resource(&self, name: &str) -> Result<&Arc<dyn DynResource>, Status> {
         self.resources
             .get(name)
             .ok_or_else(|| Status::not_found(format!("unknown resource type {name:?}")))
@@ -115,7 +115,7 @@ impl ProviderServer {
             .ok_or_else(|| Status::not_found(format!("unknown resource type {name:?}")))
     }
 
-    fn data_source(&self, name: &str) -> Result<&Arc<dyn DataSource>, Status> {
+    fn data_source(&self, name: &str) -> Result<&Arc<dyn DynDataSource>, Status> {
         self.data_sources
             .get(name)
             .ok_or_else(|| Status::not_found(format!("unknown data source type {name:?}")))

@@ -14,7 +14,7 @@ use tonic::Status;
 use super::{convert, ProviderServer};
 use crate::diag::{AttrPath, Diagnostics};
 use crate::proto::tfplugin6 as pb;
-use crate::resources::{Ctx, PlanInput, Resource};
+use crate::resources::{Ctx, ModifyPlan, PlanInput};
 use crate::schema::{Mode, Schema};
 use crate::value::Value;
 
@@ -82,9 +82,10 @@ pub(super) async fn handle(
         let proposed = convert::from_dynamic(req.proposed_new_state.as_ref(), ty)?;
         let config = convert::from_dynamic(req.config.as_ref(), ty)?;
         let ctx = server.ctx()?;
+        let modifier = res.plan_modifier().unwrap_or(&NoModification);
         if proposed.is_null() {
             if let (Some(ctx), false) = (&ctx, prior.is_null()) {
-                ProviderServer::cancellable(ctx, res.check_destroy(ctx, &prior)).await?;
+                ProviderServer::cancellable(ctx, modifier.check_destroy(ctx, &prior)).await?;
             }
             return Ok((Value::Null, Vec::new(), Diagnostics::new()));
         }
@@ -98,16 +99,19 @@ pub(super) async fn handle(
             &schema.without_write_only(&config),
         );
         let mut planned = schema.with_write_only(&planned, &config);
-        refine_replace(&*res, schema, &prior, &mut planned, &mut replace);
+        refine_replace(modifier, schema, &prior, &mut planned, &mut replace);
         match &ctx {
             Some(c) => {
-                ProviderServer::cancellable(c, res.complete_plan(Some(c), &config, &mut planned))
-                    .await?
+                ProviderServer::cancellable(
+                    c,
+                    modifier.complete_plan(Some(c), &config, &mut planned),
+                )
+                .await?
             }
-            None => res.complete_plan(None, &config, &mut planned).await?,
+            None => modifier.complete_plan(None, &config, &mut planned).await?,
         }
         if !prior.is_null() {
-            if let Some(path) = res.must_replace(&prior, &planned) {
+            if let Some(path) = modifier.must_replace(&prior, &planned) {
                 // A replacement: everything computed is new.
                 replace.push(path);
                 for a in schema
@@ -121,8 +125,16 @@ pub(super) async fn handle(
         }
         let warnings = match &ctx {
             Some(ctx) => {
-                check_against_nodes(ctx, &*res, schema, &prior, &config, &mut planned, &replace)
-                    .await?
+                check_against_nodes(
+                    ctx,
+                    modifier,
+                    schema,
+                    &prior,
+                    &config,
+                    &mut planned,
+                    &replace,
+                )
+                .await?
             }
             None => Diagnostics::new(),
         };
@@ -146,10 +158,15 @@ pub(super) async fn handle(
     )
 }
 
+/// The plan of a resource that modifies none: Terraform's rules alone.
+struct NoModification;
+
+impl ModifyPlan for NoModification {}
+
 /// Lets the resource narrow a replacement to an in-place update; computed
 /// values that survive one are then known again.
 fn refine_replace(
-    res: &dyn Resource,
+    res: &dyn ModifyPlan,
     schema: &Schema,
     prior: &Value,
     planned: &mut Value,
@@ -170,7 +187,7 @@ fn refine_replace(
 /// (not run when nothing changes); returns the warnings to show.
 async fn check_against_nodes(
     ctx: &Ctx,
-    res: &dyn Resource,
+    res: &dyn ModifyPlan,
     schema: &Schema,
     prior: &Value,
     config: &Value,

@@ -15,7 +15,7 @@ use tsdb_provider::hba::{normalize_address, HbaFile, Rule};
 use tsdb_provider::passfile::{Entry, PassFile};
 use tsdb_provider::resources::hba_rule::HbaRule;
 use tsdb_provider::resources::passfile_entry::PassfileEntry;
-use tsdb_provider::resources::Resource;
+use tsdb_provider::resources::DynResource;
 use tsdb_provider::schema::object;
 use tsdb_provider::sql::{ident, literal};
 use tsdb_provider::value::Value;

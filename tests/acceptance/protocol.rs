@@ -14,7 +14,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use tsdb_provider::proto::tfplugin6 as pb;
 use tsdb_provider::proto::tfplugin6::provider_client::ProviderClient;
-use tsdb_provider::resources::{hba_rule::HbaRule, Resource};
+use tsdb_provider::resources::{hba_rule::HbaRule, DynResource};
 use tsdb_provider::schema::object;
 use tsdb_provider::value::{msgpack, Type, Value};
 

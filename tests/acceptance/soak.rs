@@ -7,7 +7,7 @@ use tonic::transport::Channel;
 
 use tsdb_provider::proto::tfplugin6 as pb;
 use tsdb_provider::proto::tfplugin6::provider_client::ProviderClient;
-use tsdb_provider::resources::{all, Resource};
+use tsdb_provider::resources::{all, DynResource};
 use tsdb_provider::schema::object;
 use tsdb_provider::value::{msgpack, Value};
 
@@ -20,7 +20,7 @@ struct Driver {
     client: ProviderClient<Channel>,
 }
 
-fn resource(name: &str) -> std::sync::Arc<dyn Resource> {
+fn resource(name: &str) -> std::sync::Arc<dyn DynResource> {
     all().into_iter().find(|r| r.type_name() == name).unwrap()
 }
 
