@@ -31,15 +31,10 @@ pub struct DataNodes;
 impl DataSource for DataNodes {
     type Model = Model;
 
-    fn type_name(&self) -> &'static str {
-        "timescaledb_data_nodes"
-    }
+    const TYPE_NAME: &'static str = "timescaledb_data_nodes";
 
-    fn description(&self) -> String {
-        "Lists the data nodes the provider manages: those named in the provider's `data_nodes` setting, or else those in \
-             TimescaleDB's `timescaledb_information.data_nodes` on the access node. Each node is probed with a connection."
-            .into()
-    }
+    const DESCRIPTION: &'static str = "Lists the data nodes the provider manages: those named in the provider's `data_nodes` setting, or else those in \
+             TimescaleDB's `timescaledb_information.data_nodes` on the access node. Each node is probed with a connection.";
 
     async fn read(&self, ctx: &Ctx, _config: Model) -> Result<Model, Diagnostics> {
         let provider = &ctx.provider;

@@ -15,10 +15,10 @@ use crate::value::Value;
 pub trait DataSource: Send + Sync + 'static {
     type Model: Model + Send + Sync;
 
-    fn type_name(&self) -> &'static str;
+    const TYPE_NAME: &'static str;
 
     /// The Markdown description of the data source, for its schema.
-    fn description(&self) -> String;
+    const DESCRIPTION: &'static str;
 
     /// The data source's state for a wholly known configuration.
     async fn read(&self, ctx: &Ctx, config: Self::Model) -> Result<Self::Model, Diagnostics>;
@@ -35,10 +35,10 @@ pub trait DynDataSource: Send + Sync {
 #[tonic::async_trait]
 impl<D: DataSource> DynDataSource for D {
     fn type_name(&self) -> &'static str {
-        DataSource::type_name(self)
+        D::TYPE_NAME
     }
     fn schema(&self) -> Schema {
-        D::Model::schema(self.description())
+        D::Model::schema(D::DESCRIPTION)
     }
     async fn read(&self, ctx: &Ctx, config: &Value) -> Result<Value, Diagnostics> {
         let config = D::Model::from_value(config)?;

@@ -377,18 +377,22 @@ host    all             all             ::1/128                 trust\n";
         );
     }
 
+    /// The addresses of the managed rules, in file order.
+    fn managed_addresses(f: &HbaFile) -> Vec<String> {
+        f.rules()
+            .into_iter()
+            .filter(|r| r.position.is_some())
+            .map(|r| r.rule.address.unwrap())
+            .collect()
+    }
+
     #[test]
     fn positions_order_rules_inside_the_block() {
         let mut f = HbaFile::parse(DEFAULT);
         f.upsert(&rule("10.0.0.3/32", "trust"), 30);
         f.upsert(&rule("10.0.0.1/32", "trust"), 10);
         f.upsert(&rule("10.0.0.2/32", "trust"), 20);
-        let managed: Vec<String> = f
-            .rules()
-            .into_iter()
-            .filter(|r| r.position.is_some())
-            .map(|r| r.rule.address.unwrap())
-            .collect();
+        let managed = managed_addresses(&f);
         assert_eq!(managed, ["10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32"]);
         // moving a rule re-sorts it
         f.upsert(&rule("10.0.0.1/32", "reject"), 40);
@@ -469,12 +473,7 @@ host    all             all             ::1/128                 trust\n";
         for last in 1..=3 {
             f.add(&rule(&format!("10.0.0.{last}/32"), "trust"), 7);
         }
-        let managed: Vec<String> = f
-            .rules()
-            .into_iter()
-            .filter(|r| r.position.is_some())
-            .map(|r| r.rule.address.unwrap())
-            .collect();
+        let managed = managed_addresses(&f);
         assert_eq!(managed, ["10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32"]);
     }
 

@@ -49,3 +49,26 @@ impl<T> Cached<T> {
         *self.cell.lock().await = None;
     }
 }
+
+/// Everything a node keeps of what it read, in one place: add a field here
+/// (with its loader where it is read) and nothing else changes. The files
+/// edited as a whole keep their snapshots in their stores ([`super::store`]).
+#[derive(Default)]
+pub struct Snapshots {
+    pub roles: Cached<super::roles::RoleTable>,
+    pub grants: Cached<super::grants::GrantTable>,
+    pub session: Cached<super::SessionInfo>,
+    /// Whether the provider may run programs on the server.
+    pub programs: Cached<bool>,
+    pub data_dir: Cached<String>,
+    /// Times as users wrote them (`valid_until`), as epoch seconds.
+    pub epochs: Mutex<std::collections::HashMap<String, Option<f64>>>,
+}
+
+impl Snapshots {
+    /// Forgets what was read of roles and privileges.
+    pub async fn roles_changed(&self) {
+        self.roles.invalidate().await;
+        self.grants.invalidate().await;
+    }
+}

@@ -62,7 +62,8 @@ impl Node {
     /// server runs).
     async fn data_directory(&self) -> Result<String, NodeError> {
         let dir = self
-            .data_dir_cache
+            .read
+            .data_dir
             .get(|| async {
                 let mut s = self.session().await?;
                 let row = s

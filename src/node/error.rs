@@ -52,6 +52,8 @@ impl NodeError {
     }
 
     /// Builds the error from a driver error, reading its kind from SQLSTATE.
+    /// Only the server's message, detail and hint are kept, never its
+    /// context or the statement: statements may carry password verifiers.
     pub fn from_pg(
         node: &str,
         address: &str,

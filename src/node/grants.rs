@@ -29,7 +29,8 @@ pub type GrantTable = HashMap<String, BTreeMap<String, bool>>;
 
 impl Node {
     async fn grants_all(&self) -> Result<Arc<GrantTable>, NodeError> {
-        self.grants_cache
+        self.read
+            .grants
             .get(|| async {
                 let mut s = self.session().await?;
                 let rows = s
@@ -117,7 +118,7 @@ impl Node {
         }
         let r = tx.commit().await.map_err(|e| self.pg_err(&doing, &e));
         drop(s);
-        self.grants_cache.invalidate().await;
+        self.read.grants.invalidate().await;
         r
     }
 }

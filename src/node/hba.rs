@@ -96,7 +96,8 @@ impl Node {
     /// What the server says about the provider's own session (read once;
     /// only the parts that do not change are used from it).
     async fn own_session(&self) -> Result<Arc<super::SessionInfo>, NodeError> {
-        self.session_cache
+        self.read
+            .session
             .get(|| async {
                 let mut s = self.session().await?;
                 self.session_info(s.client()).await

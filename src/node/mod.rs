@@ -42,13 +42,7 @@ pub struct Node {
     hba: store::Store<hba::Hba>,
     passfile: store::Store<passfile::Passfile>,
     /// Snapshots shared by reads ([`cache`]).
-    roles_cache: cache::Cached<roles::RoleTable>,
-    grants_cache: cache::Cached<grants::GrantTable>,
-    session_cache: cache::Cached<SessionInfo>,
-    programs_cache: cache::Cached<bool>,
-    data_dir_cache: cache::Cached<String>,
-    /// Times as users wrote them (`valid_until`), as epoch seconds.
-    epochs: tokio::sync::Mutex<std::collections::HashMap<String, Option<f64>>>,
+    read: cache::Snapshots,
     /// Serialises catalog changes (grants) within the process.
     catalog_lock: tokio::sync::Mutex<()>,
 }
@@ -72,12 +66,7 @@ impl Node {
             catalog_lock: tokio::sync::Mutex::new(()),
             hba: Default::default(),
             passfile: Default::default(),
-            roles_cache: Default::default(),
-            grants_cache: Default::default(),
-            session_cache: Default::default(),
-            programs_cache: Default::default(),
-            data_dir_cache: Default::default(),
-            epochs: Default::default(),
+            read: Default::default(),
         }
     }
 
@@ -163,7 +152,8 @@ impl Node {
         c: &C,
     ) -> Result<bool, NodeError> {
         let v = self
-            .programs_cache
+            .read
+            .programs
             .get(|| async {
                 files::can_run_programs(c)
                     .await
@@ -199,8 +189,7 @@ impl Node {
     /// Forgets what was read of roles and privileges, after a change made
     /// on this node by other means (`distributed_exec` from the access node).
     pub async fn roles_changed(&self) {
-        self.roles_cache.invalidate().await;
-        self.grants_cache.invalidate().await;
+        self.read.roles_changed().await;
     }
 
     /// Closes pooled sessions.

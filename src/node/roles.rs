@@ -24,7 +24,8 @@ pub struct RoleRow {
 impl Node {
     /// Every role on the node (shared snapshot, see [`super::cache`]).
     pub(super) async fn roles_all(&self) -> Result<Arc<RoleTable>, NodeError> {
-        self.roles_cache
+        self.read
+            .roles
             .get(|| async {
                 let mut s = self.session().await?;
                 let doing = "reading roles";
@@ -96,7 +97,7 @@ impl Node {
     /// Epoch seconds of a time as the user wrote it, read by the server
     /// once per distinct spelling (many roles usually share one).
     async fn epoch_of(&self, v: &str) -> Result<Option<f64>, NodeError> {
-        if let Some(e) = self.epochs.lock().await.get(v) {
+        if let Some(e) = self.read.epochs.lock().await.get(v) {
             return Ok(*e);
         }
         let mut s = self.session().await?;
@@ -106,7 +107,7 @@ impl Node {
             .await
             .map_err(|e| self.pg_err(format!("reading valid_until {v:?}"), &e))?
             .get(0);
-        self.epochs.lock().await.insert(v.to_string(), e);
+        self.read.epochs.lock().await.insert(v.to_string(), e);
         Ok(e)
     }
 

@@ -7,11 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
@@ -47,6 +45,46 @@ fn pem_text(pem_or_path: &str) -> Result<String, String> {
     }
 }
 
+/// The handshake-signature methods of a rustls verifier: checked with the
+/// algorithms of a crypto provider (`provider: self.field`), or passed on
+/// to an inner verifier (`inner: self.field`).
+#[macro_export]
+macro_rules! handshake_signatures {
+    (provider: $self:ident . $field:tt) => {
+        $crate::handshake_signatures!(@ $self,
+            |m, c, d| rustls::crypto::verify_tls12_signature(m, c, d, &$self.$field.signature_verification_algorithms),
+            |m, c, d| rustls::crypto::verify_tls13_signature(m, c, d, &$self.$field.signature_verification_algorithms),
+            $self.$field.signature_verification_algorithms.supported_schemes());
+    };
+    (inner: $self:ident . $field:tt) => {
+        $crate::handshake_signatures!(@ $self,
+            |m, c, d| $self.$field.verify_tls12_signature(m, c, d),
+            |m, c, d| $self.$field.verify_tls13_signature(m, c, d),
+            $self.$field.supported_verify_schemes());
+    };
+    (@ $self:ident, $tls12:expr, $tls13:expr, $schemes:expr) => {
+        fn verify_tls12_signature(
+            &$self,
+            m: &[u8],
+            c: &rustls::pki_types::CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            ($tls12)(m, c, d)
+        }
+        fn verify_tls13_signature(
+            &$self,
+            m: &[u8],
+            c: &rustls::pki_types::CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            ($tls13)(m, c, d)
+        }
+        fn supported_verify_schemes(&$self) -> Vec<rustls::SignatureScheme> {
+            $schemes
+        }
+    };
+}
+
 /// Accepts any server certificate (sslmode `prefer`/`require` without a
 /// root certificate, as libpq does) but still checks handshake signatures.
 #[derive(Debug)]
@@ -63,25 +101,7 @@ impl ServerCertVerifier for AnyServerCert {
     ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    crate::handshake_signatures!(provider: self.0);
 }
 
 /// Verifies the chain but not the host name (sslmode `verify-ca`).
@@ -104,25 +124,7 @@ impl ServerCertVerifier for ChainOnly {
             other => other,
         }
     }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(m, c, d)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(m, c, d)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
+    crate::handshake_signatures!(inner: self.0);
 }
 
 /// Builds the rustls client configuration for a mode.

@@ -275,13 +275,15 @@ impl Provider {
                 .execute(sql::DISTRIBUTED_EXEC, &[&shared.expose(), &nodes])
                 .await
                 .map(|_| ())
+                // The error is made of the server's message, detail and
+                // hint, never of its context or statement, so the
+                // statement (a `Secret`: it may carry a password verifier)
+                // cannot reach it.
                 .map_err(|e| {
-                    let mut err = access.pg_err(
+                    access.pg_err(
                         format!("{doing} on {} through distributed_exec", nodes.join(", ")),
                         &e,
-                    );
-                    err.message = redact(&err.message, shared);
-                    err
+                    )
                 })
         }
         .await;
@@ -371,12 +373,6 @@ fn clone_err(e: &NodeError) -> NodeError {
         e.doing.clone(),
         e.message.clone(),
     )
-}
-
-/// Removes a statement (which may carry a password verifier) from a server
-/// message that quotes it.
-fn redact(message: &str, statement: &Secret) -> String {
-    message.replace(statement.expose(), "<statement>")
 }
 
 /// At most this many nodes are worked on at once by one operation.

@@ -11,7 +11,7 @@ use crate::schema::Attribute;
 use crate::secret::Secret;
 use crate::value::Value;
 
-use super::{ApplyError, Ctx, ModifyPlan, Resource, State, ValidateConfig};
+use super::{Applied, Ctx, ModifyPlan, Read, Resource, State, ValidateConfig};
 
 /// The key algorithm when the configuration gives none.
 pub const DEFAULT_KEY_ALGORITHM: &str = "ecdsa_p256";
@@ -104,26 +104,18 @@ pub fn renewal_due(prior: &Value, planned: &Value) -> Option<AttrPath> {
 #[tonic::async_trait]
 impl Resource for CertificateAuthority {
     type Model = Model;
+    const TYPE_NAME: &'static str = "timescaledb_certificate_authority";
 
-    fn type_name(&self) -> &'static str {
-        "timescaledb_certificate_authority"
-    }
-
-    fn description(&self) -> String {
-        "Generates a root certificate authority: a private key and a self-signed CA certificate, made by the provider \
+    const DESCRIPTION: &'static str = "Generates a root certificate authority: a private key and a self-signed CA certificate, made by the provider \
          (rcgen). With `key_node` the key is kept on that node only (the runbook keeps it on the access node) and node \
          certificates (`timescaledb_node_certificate`) take its `cert_pem` and `key_node`; without it the key is kept in \
          Terraform state (`private_key_pem`), which must then be stored encrypted. A CA from elsewhere (the hashicorp/tls \
          provider, a file) is passed to node certificates as `ca_private_key_pem_wo`. Inside the renewal window `terraform plan` proposes a new CA; certificates it \
-         signed are replaced with it, because their `ca_cert_pem` changes."
-            .into()
-    }
+         signed are replaced with it, because their `ca_cert_pem` changes.";
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        prior: State<Model>,
-    ) -> Result<Option<State<Model>>, Diagnostics> {
+    crate::offers!(ValidateConfig, ModifyPlan);
+
+    async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {
         let mut m = prior.value;
         let fingerprint = m.fingerprint.clone().unwrap_or_default();
         if let Some(name) = &m.key_node {
@@ -148,7 +140,7 @@ impl Resource for CertificateAuthority {
         Ok(Some(m.into()))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: Model) -> Result<State<Model>, ApplyError<Model>> {
+    async fn create(&self, ctx: &Ctx, planned: Model) -> Applied<Model> {
         let mut m = planned;
         let dn = pki::distinguished_name(m.subject.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .map_err(|e| {
@@ -169,12 +161,7 @@ impl Resource for CertificateAuthority {
 
     /// The renewal window, and where the key is kept: moved from the state
     /// or a node to `key_node` (or back to the state), the same key.
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        prior: State<Model>,
-        planned: Model,
-    ) -> Result<State<Model>, ApplyError<Model>> {
+    async fn update(&self, ctx: &Ctx, prior: State<Model>, planned: Model) -> Applied<Model> {
         let prior = prior.value;
         let mut m = planned;
         m.ready_for_renewal = ready_for_renewal(m.not_after.as_deref(), m.early_renewal_days);
@@ -226,14 +213,6 @@ impl Resource for CertificateAuthority {
         node.uninstall_cert(&paths, cert, false)
             .await
             .map_err(Diagnostics::from)
-    }
-
-    fn config_validator(&self) -> Option<&dyn ValidateConfig> {
-        Some(self)
-    }
-
-    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
-        Some(self)
     }
 }
 
@@ -336,7 +315,7 @@ pub async fn key_home(
     fingerprint: &str,
     attr: &str,
 ) -> Result<(std::sync::Arc<Node>, crate::node::CertPaths), Diagnostics> {
-    let node = ctx.provider.node(name).await.map_err(|e| e.naming(attr))?;
+    let node = ctx.node(name, attr).await?;
     let paths = node.ca_key_paths(fingerprint).await?;
     Ok((node, paths))
 }

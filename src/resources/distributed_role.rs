@@ -23,8 +23,8 @@ use crate::sql;
 use crate::value::Value;
 
 use super::{
-    default_data_nodes, plan_id_from, ApplyError, Ctx, Import, ModifyPlan, PlanInput, Resource,
-    State, ValidateConfig,
+    default_data_nodes, plan_id_from, Applied, ApplyError, Ctx, Import, ModifyPlan, PlanInput,
+    Read, Resource, State, ValidateConfig,
 };
 
 crate::model! {
@@ -206,20 +206,13 @@ impl ModifyPlan for DistributedRole {
 #[tonic::async_trait]
 impl Resource for DistributedRole {
     type Model = Model;
+    const TYPE_NAME: &'static str = "timescaledb_distributed_role";
 
-    fn type_name(&self) -> &'static str {
-        "timescaledb_distributed_role"
-    }
+    const DESCRIPTION: &'static str = DESCRIPTION;
 
-    fn description(&self) -> String {
-        DESCRIPTION.into()
-    }
+    crate::offers!(ValidateConfig, ModifyPlan, Import);
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        prior: State<Model>,
-    ) -> Result<Option<State<Model>>, Diagnostics> {
+    async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {
         let private = &prior.private;
         let mut m = Role::from(prior.value);
         if m.write_only {
@@ -252,16 +245,11 @@ impl Resource for DistributedRole {
         }))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: Model) -> Result<State<Model>, ApplyError<Model>> {
+    async fn create(&self, ctx: &Ctx, planned: Model) -> Applied<Model> {
         converge(ctx, &Role::from(planned), true, &[]).await
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        prior: State<Model>,
-        planned: Model,
-    ) -> Result<State<Model>, ApplyError<Model>> {
+    async fn update(&self, ctx: &Ctx, prior: State<Model>, planned: Model) -> Applied<Model> {
         let before = prior.value;
         let m = Role::from(planned);
         let removed: Vec<String> = before
@@ -277,18 +265,6 @@ impl Resource for DistributedRole {
         ctx.check_cancelled()?;
         let m = Role::from(prior);
         drop_everywhere(ctx, &m, &m.targets()).await
-    }
-
-    fn config_validator(&self) -> Option<&dyn ValidateConfig> {
-        Some(self)
-    }
-
-    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
-        Some(self)
-    }
-
-    fn importer(&self) -> Option<&dyn Import<Model = Model>> {
-        Some(self)
     }
 }
 

@@ -10,7 +10,7 @@ use crate::node::GrantChange;
 use crate::value::Value;
 
 use super::{
-    default_data_nodes, plan_id_from, ApplyError, Ctx, Import, ModifyPlan, PlanInput, Resource,
+    default_data_nodes, plan_id_from, Applied, Ctx, Import, ModifyPlan, PlanInput, Read, Resource,
     State, ValidateConfig,
 };
 
@@ -29,24 +29,16 @@ pub struct ForeignServerGrant;
 #[tonic::async_trait]
 impl Resource for ForeignServerGrant {
     type Model = Model;
+    const TYPE_NAME: &'static str = "timescaledb_foreign_server_grant";
 
-    fn type_name(&self) -> &'static str {
-        "timescaledb_foreign_server_grant"
-    }
-
-    fn description(&self) -> String {
-        "Grants a role `USAGE` on foreign servers of the access node (`GRANT USAGE ON FOREIGN SERVER`). On TimescaleDB \
+    const DESCRIPTION: &'static str = "Grants a role `USAGE` on foreign servers of the access node (`GRANT USAGE ON FOREIGN SERVER`). On TimescaleDB \
          multi-node every data node is a foreign server named after it, and a user needs this privilege to reach it. The \
          privileges are read back from `pg_foreign_server.srvacl`, so a REVOKE made by hand shows in the plan. Only the \
-         servers listed here are managed; privileges on other servers are left alone."
-            .into()
-    }
+         servers listed here are managed; privileges on other servers are left alone.";
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        prior: State<Model>,
-    ) -> Result<Option<State<Model>>, Diagnostics> {
+    crate::offers!(ValidateConfig, ModifyPlan, Import);
+
+    async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {
         let m = prior.value;
         let Some(granted) = ctx.provider.access().server_grants(&m.role).await? else {
             return Ok(None);
@@ -54,16 +46,11 @@ impl Resource for ForeignServerGrant {
         Ok(m.read_back(&granted).map(State::from))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: Model) -> Result<State<Model>, ApplyError<Model>> {
+    async fn create(&self, ctx: &Ctx, planned: Model) -> Applied<Model> {
         Ok(apply(ctx, None, planned).await?.into())
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        prior: State<Model>,
-        planned: Model,
-    ) -> Result<State<Model>, ApplyError<Model>> {
+    async fn update(&self, ctx: &Ctx, prior: State<Model>, planned: Model) -> Applied<Model> {
         Ok(apply(ctx, Some(&prior.value), planned).await?.into())
     }
 
@@ -89,18 +76,6 @@ impl Resource for ForeignServerGrant {
             )
             .await
             .map_err(Diagnostics::from)
-    }
-
-    fn config_validator(&self) -> Option<&dyn ValidateConfig> {
-        Some(self)
-    }
-
-    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
-        Some(self)
-    }
-
-    fn importer(&self) -> Option<&dyn Import<Model = Model>> {
-        Some(self)
     }
 }
 

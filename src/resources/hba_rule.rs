@@ -9,7 +9,7 @@ use crate::provider::ACCESS_NODE;
 use crate::schema::Mode;
 use crate::value::Value;
 
-use super::{ApplyError, Ctx, Import, ModifyPlan, PlanInput, Resource, State, ValidateConfig};
+use super::{Applied, Ctx, Import, ModifyPlan, PlanInput, Read, Resource, State, ValidateConfig};
 
 const DEFAULT_POSITION: i64 = 100;
 
@@ -91,11 +91,7 @@ impl ModifyPlan for HbaRule {
         }
         let m = Model::from_value(plan.planned)?;
         let rule = m.rule()?;
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
+        let node = ctx.node(&m.node, NODE).await?;
         // One read of the file serves the lockout check and the duplicate check.
         let position = m.position;
         let to_check = rule.clone();
@@ -163,11 +159,7 @@ impl ModifyPlan for HbaRule {
     async fn check_destroy(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
         let m = Model::from_value(prior)?;
         let key = m.rule()?.key();
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
+        let node = ctx.node(&m.node, NODE).await?;
         node.hba_preview(move |f| {
             f.remove(&key);
         })
@@ -180,27 +172,16 @@ impl ModifyPlan for HbaRule {
 #[tonic::async_trait]
 impl Resource for HbaRule {
     type Model = Model;
+    const TYPE_NAME: &'static str = "timescaledb_hba_rule";
 
-    fn type_name(&self) -> &'static str {
-        "timescaledb_hba_rule"
-    }
+    const DESCRIPTION: &'static str = DESCRIPTION;
 
-    fn description(&self) -> String {
-        DESCRIPTION.into()
-    }
+    crate::offers!(ValidateConfig, ModifyPlan, Import);
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        prior: State<Model>,
-    ) -> Result<Option<State<Model>>, Diagnostics> {
+    async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {
         let prior = prior.value;
         let rule = prior.rule()?;
-        let node = ctx
-            .provider
-            .node(&prior.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
+        let node = ctx.node(&prior.node, NODE).await?;
         let snap = node.hba_read().await?;
         let Some(found) = snap.find(&rule.key()) else {
             return Ok(None);
@@ -226,45 +207,24 @@ impl Resource for HbaRule {
         Ok(Some(now.located(&found.rule, &found.text).into()))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: Model) -> Result<State<Model>, ApplyError<Model>> {
+    async fn create(&self, ctx: &Ctx, planned: Model) -> Applied<Model> {
         Ok(write(ctx, planned, true).await?.into())
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        _prior: State<Model>,
-        planned: Model,
-    ) -> Result<State<Model>, ApplyError<Model>> {
+    async fn update(&self, ctx: &Ctx, _prior: State<Model>, planned: Model) -> Applied<Model> {
         Ok(write(ctx, planned, false).await?.into())
     }
 
     async fn delete(&self, ctx: &Ctx, m: Model) -> Result<(), Diagnostics> {
         ctx.check_cancelled()?;
         let key = m.rule()?.key();
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
+        let node = ctx.node(&m.node, NODE).await?;
         node.hba_edit(move |f| {
             f.remove(&key);
             Ok(())
         })
         .await?;
         Ok(())
-    }
-
-    fn config_validator(&self) -> Option<&dyn ValidateConfig> {
-        Some(self)
-    }
-
-    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
-        Some(self)
-    }
-
-    fn importer(&self) -> Option<&dyn Import<Model = Model>> {
-        Some(self)
     }
 }
 
@@ -330,11 +290,7 @@ impl Import for HbaRule {
 async fn write(ctx: &Ctx, m: Model, creating: bool) -> Result<Model, Diagnostics> {
     ctx.check_cancelled()?;
     let rule = m.rule()?;
-    let node = ctx
-        .provider
-        .node(&m.node)
-        .await
-        .map_err(|e| e.naming("node"))?;
+    let node = ctx.node(&m.node, NODE).await?;
     let (to_write, position, id) = (rule.clone(), m.position, m.id(&rule));
     let snap = node
             .hba_edit(move |f: &mut HbaFile| {

@@ -29,6 +29,16 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The node the configuration names in attribute `attr`; an unknown
+    /// name is reported on that attribute.
+    pub async fn node(
+        &self,
+        name: &str,
+        attr: &str,
+    ) -> Result<Arc<crate::node::Node>, Diagnostics> {
+        self.provider.node(name).await.map_err(|e| e.naming(attr))
+    }
+
     /// Fails when Terraform asked the provider to stop; called before
     /// starting a change so that no new change begins after a stop.
     pub fn check_cancelled(&self) -> Result<(), Diagnostics> {
@@ -66,25 +76,17 @@ pub trait Resource: Send + Sync + 'static {
     type Model: Model + Send + Sync;
 
     /// The resource type name, e.g. `timescaledb_hba_rule`.
-    fn type_name(&self) -> &'static str;
+    const TYPE_NAME: &'static str;
 
     /// The Markdown description of the resource type, for its schema.
-    fn description(&self) -> String;
+    const DESCRIPTION: &'static str;
 
     /// The resource as it is on the nodes now, from the state Terraform
     /// holds (with its private data); `None` when it is gone.
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        prior: State<Self::Model>,
-    ) -> Result<Option<State<Self::Model>>, Diagnostics>;
+    async fn read(&self, ctx: &Ctx, prior: State<Self::Model>) -> Read<Self::Model>;
 
     /// Makes the object the plan describes.
-    async fn create(
-        &self,
-        ctx: &Ctx,
-        planned: Self::Model,
-    ) -> Result<State<Self::Model>, ApplyError<Self::Model>>;
+    async fn create(&self, ctx: &Ctx, planned: Self::Model) -> Applied<Self::Model>;
 
     /// Changes the object in place to what the plan describes.
     async fn update(
@@ -92,7 +94,7 @@ pub trait Resource: Send + Sync + 'static {
         ctx: &Ctx,
         prior: State<Self::Model>,
         planned: Self::Model,
-    ) -> Result<State<Self::Model>, ApplyError<Self::Model>>;
+    ) -> Applied<Self::Model>;
 
     async fn delete(&self, ctx: &Ctx, prior: Self::Model) -> Result<(), Diagnostics>;
 
@@ -110,6 +112,34 @@ pub trait Resource: Send + Sync + 'static {
     fn importer(&self) -> Option<&dyn Import<Model = Self::Model>> {
         None
     }
+}
+
+/// What a read finds: the object's state, or `None` when it is gone.
+pub type Read<M> = Result<Option<State<M>>, Diagnostics>;
+
+/// What a create or update leaves.
+pub type Applied<M> = Result<State<M>, ApplyError<M>>;
+
+/// The optional capabilities a resource offers, inside its `impl Resource`:
+/// `crate::offers!(ValidateConfig, ModifyPlan, Import);`
+#[macro_export]
+macro_rules! offers {
+    ($($capability:ident),* $(,)?) => { $( $crate::offers!(@ $capability); )* };
+    (@ ValidateConfig) => {
+        fn config_validator(&self) -> Option<&dyn $crate::resources::ValidateConfig> {
+            Some(self)
+        }
+    };
+    (@ ModifyPlan) => {
+        fn plan_modifier(&self) -> Option<&dyn $crate::resources::ModifyPlan> {
+            Some(self)
+        }
+    };
+    (@ Import) => {
+        fn importer(&self) -> Option<&dyn $crate::resources::Import<Model = Self::Model>> {
+            Some(self)
+        }
+    };
 }
 
 /// Checks of a configuration beyond its schema's.
@@ -281,10 +311,10 @@ fn decode_state<M: Model>(s: &State) -> Result<State<M>, Diagnostics> {
 #[tonic::async_trait]
 impl<R: Resource> DynResource for R {
     fn type_name(&self) -> &'static str {
-        Resource::type_name(self)
+        R::TYPE_NAME
     }
     fn schema(&self) -> Schema {
-        R::Model::schema(self.description())
+        R::Model::schema(R::DESCRIPTION)
     }
     fn validate(&self, config: &Value) -> Diagnostics {
         self.config_validator()
@@ -301,7 +331,7 @@ impl<R: Resource> DynResource for R {
         let importer = self.importer().ok_or_else(|| {
             Diagnostics::error(
                 "Import not supported",
-                format!("{} cannot be imported.", Resource::type_name(self)),
+                format!("{} cannot be imported.", R::TYPE_NAME),
             )
         })?;
         Ok(importer.import(ctx, id).await?.to_value())

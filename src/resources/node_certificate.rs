@@ -14,7 +14,7 @@ use super::certificate_authority::{
     check_days, early_renewal_attr, key_algorithm_attr, key_home, plan_renewal, ready_for_renewal,
     renewal_due, DEFAULT_EARLY_RENEWAL_DAYS,
 };
-use super::{ApplyError, Ctx, Import, ModifyPlan, PlanInput, Resource, State, ValidateConfig};
+use super::{Applied, Ctx, Import, ModifyPlan, PlanInput, Read, Resource, State, ValidateConfig};
 
 crate::model! {
     /// A node certificate, as configured and as kept.
@@ -207,27 +207,16 @@ impl ValidateConfig for NodeCertificate {
 #[tonic::async_trait]
 impl Resource for NodeCertificate {
     type Model = Model;
+    const TYPE_NAME: &'static str = "timescaledb_node_certificate";
 
-    fn type_name(&self) -> &'static str {
-        "timescaledb_node_certificate"
-    }
+    const DESCRIPTION: &'static str = DESCRIPTION;
 
-    fn description(&self) -> String {
-        DESCRIPTION.into()
-    }
+    crate::offers!(ValidateConfig, ModifyPlan, Import);
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        prior: State<Model>,
-    ) -> Result<Option<State<Model>>, Diagnostics> {
+    async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {
         let mut now = prior.value;
         let m = Spec::from(&now);
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
+        let node = ctx.node(&m.node, NODE).await?;
         let paths = now.paths();
         let installed = node.read_installed(&paths).await?;
         let fingerprint = now.fingerprint.clone().unwrap_or_default();
@@ -238,7 +227,7 @@ impl Resource for NodeCertificate {
         Ok(Some(now.into()))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: Model) -> Result<State<Model>, ApplyError<Model>> {
+    async fn create(&self, ctx: &Ctx, planned: Model) -> Applied<Model> {
         ctx.check_cancelled()?;
         let m = Spec::from(&planned);
         let (cert_pem, key_pem) = issue(ctx, &m).await?;
@@ -250,20 +239,11 @@ impl Resource for NodeCertificate {
     /// Puts the same certificate back (files, mode, settings) with the key
     /// the node still holds; when that key is gone (the plan then left the
     /// certificate unknown), a new key and certificate.
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        prior: State<Model>,
-        planned: Model,
-    ) -> Result<State<Model>, ApplyError<Model>> {
+    async fn update(&self, ctx: &Ctx, prior: State<Model>, planned: Model) -> Applied<Model> {
         let prior = prior.value;
         ctx.check_cancelled()?;
         let m = Spec::from(&planned);
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
+        let node = ctx.node(&m.node, NODE).await?;
         let installed = node.read_installed(&prior.paths()).await?;
         let cert = pki::inspect(prior.cert_pem.as_deref().unwrap_or_default())
             .map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
@@ -296,11 +276,7 @@ impl Resource for NodeCertificate {
     async fn delete(&self, ctx: &Ctx, prior: Model) -> Result<(), Diagnostics> {
         ctx.check_cancelled()?;
         let m = Spec::from(&prior);
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
+        let node = ctx.node(&m.node, NODE).await?;
         if m.kind == Kind::Server && m.configure_ssl && m.node != ACCESS_NODE {
             tls_coupling::before_data_node_tls_goes(ctx, &m.node).await?;
         }
@@ -309,18 +285,6 @@ impl Resource for NodeCertificate {
         node.uninstall_cert(&paths, cert, m.kind == Kind::Server && m.configure_ssl)
             .await
             .map_err(Diagnostics::from)
-    }
-
-    fn config_validator(&self) -> Option<&dyn ValidateConfig> {
-        Some(self)
-    }
-
-    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
-        Some(self)
-    }
-
-    fn importer(&self) -> Option<&dyn Import<Model = Model>> {
-        Some(self)
     }
 }
 
@@ -403,11 +367,7 @@ impl ModifyPlan for NodeCertificate {
         let Ok(m) = Model::from_value(plan.planned).map(|m| Spec::from(&m)) else {
             return Ok(()); // parts still unknown: nothing to look up yet
         };
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
+        let node = ctx.node(&m.node, NODE).await?;
         let paths = match m.kind {
             Kind::Server => node.server_cert_paths().await,
             _ => node.user_cert_paths(&m.common_name).await,
@@ -694,11 +654,7 @@ async fn install(
     let cert_pem = state.cert_pem.clone().unwrap_or_default();
     let info =
         pki::inspect(&cert_pem).map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
-    let node = ctx
-        .provider
-        .node(&m.node)
-        .await
-        .map_err(|e| e.naming("node"))?;
+    let node = ctx.node(&m.node, NODE).await?;
     if m.kind == Kind::Server && m.configure_ssl && m.node == ACCESS_NODE {
         tls_coupling::before_access_node_tls_comes(ctx).await?;
     }

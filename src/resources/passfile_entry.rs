@@ -11,7 +11,7 @@ use crate::provider::ACCESS_NODE;
 use crate::secret::Secret;
 use crate::value::Value;
 
-use super::{ApplyError, Ctx, Import, ModifyPlan, PlanInput, Resource, State, ValidateConfig};
+use super::{Applied, Ctx, Import, ModifyPlan, PlanInput, Read, Resource, State, ValidateConfig};
 
 crate::model! {
     /// A password file entry, as configured and as kept.
@@ -122,11 +122,7 @@ impl ModifyPlan for PassfileEntry {
             return Ok(());
         }
         let m = Line::try_from(Model::from_value(plan.planned)?)?;
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
+        let node = ctx.node(&m.node, NODE).await?;
         let snap = node.passfile_read().await?;
         if let Some(found) = snap.find(&m.key()) {
             if found.position == Some(m.position) && found.entry == m.entry {
@@ -168,26 +164,15 @@ impl ModifyPlan for PassfileEntry {
 #[tonic::async_trait]
 impl Resource for PassfileEntry {
     type Model = Model;
+    const TYPE_NAME: &'static str = "timescaledb_passfile_entry";
 
-    fn type_name(&self) -> &'static str {
-        "timescaledb_passfile_entry"
-    }
+    const DESCRIPTION: &'static str = DESCRIPTION;
 
-    fn description(&self) -> String {
-        DESCRIPTION.into()
-    }
+    crate::offers!(ValidateConfig, ModifyPlan, Import);
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        prior: State<Model>,
-    ) -> Result<Option<State<Model>>, Diagnostics> {
+    async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {
         let m = Line::try_from(prior.value)?;
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
+        let node = ctx.node(&m.node, NODE).await?;
         let snap = node.passfile_read().await?;
         let verifier = Private::parse(&prior.private).verifier;
         let checker = &ctx.provider.passwords;
@@ -198,27 +183,18 @@ impl Resource for PassfileEntry {
             }))
     }
 
-    async fn create(&self, ctx: &Ctx, planned: Model) -> Result<State<Model>, ApplyError<Model>> {
+    async fn create(&self, ctx: &Ctx, planned: Model) -> Applied<Model> {
         Ok(write(ctx, Line::try_from(planned)?, true).await?)
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        _prior: State<Model>,
-        planned: Model,
-    ) -> Result<State<Model>, ApplyError<Model>> {
+    async fn update(&self, ctx: &Ctx, _prior: State<Model>, planned: Model) -> Applied<Model> {
         Ok(write(ctx, Line::try_from(planned)?, false).await?)
     }
 
     async fn delete(&self, ctx: &Ctx, prior: Model) -> Result<(), Diagnostics> {
         ctx.check_cancelled()?;
         let m = Line::try_from(prior)?;
-        let node = ctx
-            .provider
-            .node(&m.node)
-            .await
-            .map_err(|e| e.naming("node"))?;
+        let node = ctx.node(&m.node, NODE).await?;
         let key = m.key();
         node.passfile_edit(move |f: &mut PassFile| {
             f.remove(&key);
@@ -226,18 +202,6 @@ impl Resource for PassfileEntry {
         })
         .await?;
         Ok(())
-    }
-
-    fn config_validator(&self) -> Option<&dyn ValidateConfig> {
-        Some(self)
-    }
-
-    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
-        Some(self)
-    }
-
-    fn importer(&self) -> Option<&dyn Import<Model = Model>> {
-        Some(self)
     }
 }
 
@@ -297,11 +261,7 @@ async fn write(ctx: &Ctx, m: Line, creating: bool) -> Result<State<Model>, Diagn
     if m.entry.password.is_empty() {
         return Err(missing_password());
     }
-    let node = ctx
-        .provider
-        .node(&m.node)
-        .await
-        .map_err(|e| e.naming("node"))?;
+    let node = ctx.node(&m.node, NODE).await?;
     let (entry, position, id) = (m.entry.clone(), m.position, m.id());
     let snap = node
             .passfile_edit(move |f: &mut PassFile| {

@@ -110,19 +110,7 @@ pub(super) async fn handle(
             }
             None => modifier.complete_plan(None, &config, &mut planned).await?,
         }
-        if !prior.is_null() {
-            if let Some(path) = modifier.must_replace(&prior, &planned) {
-                // A replacement: everything computed is new.
-                replace.push(path);
-                for a in schema
-                    .attributes
-                    .iter()
-                    .filter(|a| a.mode == Mode::Computed)
-                {
-                    planned.set_attr(a.name, Value::Unknown);
-                }
-            }
-        }
+        must_replace(modifier, schema, &prior, &mut planned, &mut replace);
         let warnings = match &ctx {
             Some(ctx) => {
                 check_against_nodes(
@@ -156,6 +144,30 @@ pub(super) async fn handle(
             },
         },
     )
+}
+
+/// Lets the resource ask for a replacement although nothing configurable
+/// changed; everything computed is then new.
+fn must_replace(
+    res: &dyn ModifyPlan,
+    schema: &Schema,
+    prior: &Value,
+    planned: &mut Value,
+    replace: &mut Vec<AttrPath>,
+) {
+    if prior.is_null() {
+        return;
+    }
+    if let Some(path) = res.must_replace(prior, planned) {
+        replace.push(path);
+        for a in schema
+            .attributes
+            .iter()
+            .filter(|a| a.mode == Mode::Computed)
+        {
+            planned.set_attr(a.name, Value::Unknown);
+        }
+    }
 }
 
 /// The plan of a resource that modifies none: Terraform's rules alone.
@@ -238,6 +250,17 @@ mod tests {
         ])
     }
 
+    /// A state as stored after apply: position 100, id and line known.
+    fn stored(name: &str, method: &str) -> Value {
+        v(
+            name,
+            method,
+            Value::int(100),
+            Value::string("id"),
+            Value::string("line"),
+        )
+    }
+
     #[test]
     fn create_fills_defaults_and_leaves_computed_unknown() {
         let config = v("a", "trust", Value::Null, Value::Null, Value::Null);
@@ -257,13 +280,7 @@ mod tests {
 
     #[test]
     fn no_change_keeps_every_computed_value() {
-        let prior = v(
-            "a",
-            "trust",
-            Value::int(100),
-            Value::string("id"),
-            Value::string("line"),
-        );
+        let prior = stored("a", "trust");
         let config = v("a", "trust", Value::Null, Value::Null, Value::Null);
         let (planned, replace) = plan_by_schema(&schema(), &prior, &prior, &config);
         assert_eq!(planned, prior);
@@ -272,20 +289,8 @@ mod tests {
 
     #[test]
     fn update_in_place_keeps_stable_values() {
-        let prior = v(
-            "a",
-            "trust",
-            Value::int(100),
-            Value::string("id"),
-            Value::string("line"),
-        );
-        let proposed = v(
-            "a",
-            "md5",
-            Value::int(100),
-            Value::string("id"),
-            Value::string("line"),
-        );
+        let prior = stored("a", "trust");
+        let proposed = stored("a", "md5");
         let config = v("a", "md5", Value::Null, Value::Null, Value::Null);
         let (planned, replace) = plan_by_schema(&schema(), &prior, &proposed, &config);
         assert_eq!(
@@ -303,20 +308,8 @@ mod tests {
 
     #[test]
     fn force_new_change_requires_replace() {
-        let prior = v(
-            "a",
-            "trust",
-            Value::int(100),
-            Value::string("id"),
-            Value::string("line"),
-        );
-        let proposed = v(
-            "b",
-            "trust",
-            Value::int(100),
-            Value::string("id"),
-            Value::string("line"),
-        );
+        let prior = stored("a", "trust");
+        let proposed = stored("b", "trust");
         let config = v("b", "trust", Value::Null, Value::Null, Value::Null);
         let (planned, replace) = plan_by_schema(&schema(), &prior, &proposed, &config);
         assert_eq!(replace, vec![AttrPath::attr("name")]);
