@@ -16,7 +16,8 @@
 //!
 //! Each line declares a constant holding the attribute's name (the field's
 //! name, or the one given in parentheses after it, as in
-//! `TYPE => conn_type("type"): String = ...`), the field, and the schema
+//! `TYPE => conn_type("type"): String = ...`, or a constant defined
+//! elsewhere), the field, and the schema
 //! attribute (mode, description and flags; the Terraform type comes from
 //! the field's Rust type through [`Field`]).
 
@@ -355,7 +356,7 @@ macro_rules! model {
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident {
-            $( $konst:ident => $field:ident $(($attr_name:literal))? : $ty:ty = $spec:expr ),* $(,)?
+            $( $konst:ident => $field:ident $(($attr_name:expr))? : $ty:ty = $spec:expr ),* $(,)?
         }
     ) => {
         $( pub const $konst: &str = $crate::model!(@name $field $($attr_name)?); )*
@@ -402,7 +403,7 @@ macro_rules! model {
         }
     };
     (@name $field:ident) => { stringify!($field) };
-    (@name $field:ident $n:literal) => { $n };
+    (@name $field:ident $n:expr) => { $n };
 }
 
 #[cfg(test)]

@@ -59,7 +59,9 @@ pub struct RoleState {
     pub password: StoredPassword,
 }
 
-/// Attribute names as the resource calls them.
+/// What differs, named as `nodes` shows it: these are also the names of
+/// the resource's attributes, which `timescaledb_distributed_role`'s model
+/// takes from here.
 pub const LOGIN: &str = "login";
 pub const SUPERUSER: &str = "superuser";
 pub const CREATEDB: &str = "createdb";
