@@ -468,6 +468,25 @@ mod tests {
             };
             assert!(e.reads_back(), "{:?} -> {}", e.key(), e.render());
         }
+        // What the field checks refuse would not read back either.
+        for (user, password) in [("u", "a\0b"), ("u", "two\nlines"), ("u\nv", "p")] {
+            let e = Entry {
+                username: user.into(),
+                password: password.into(),
+                ..entry_of(["h", "1", "db", "u"])
+            };
+            assert!(!e.reads_back(), "{:?} reads back", e.render());
+        }
+    }
+
+    fn entry_of(fields: [&str; 4]) -> Entry {
+        Entry {
+            hostname: fields[0].into(),
+            port: fields[1].into(),
+            database: fields[2].into(),
+            username: fields[3].into(),
+            password: String::new(),
+        }
     }
 
     #[test]
@@ -587,6 +606,16 @@ mod tests {
         }
         assert!(!f.remove(&entry("zed", "").key()));
         assert_eq!(f.render(), original);
+    }
+
+    #[test]
+    fn entries_of_equal_position_stay_in_the_order_they_were_written() {
+        let mut f = PassFile::parse("");
+        for u in ["first", "second", "third"] {
+            f.upsert(&entry(u, "p"), 5);
+        }
+        let users: Vec<String> = f.entries().into_iter().map(|x| x.entry.username).collect();
+        assert_eq!(users, ["first", "second", "third"]);
     }
 
     #[test]
