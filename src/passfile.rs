@@ -619,6 +619,34 @@ mod tests {
     }
 
     #[test]
+    fn removing_an_adopted_entry_keeps_a_comment_above_it_that_looks_like_a_position() {
+        let managed = entry("managed", "m");
+        let adopted = entry("alice", "a");
+        let lines = |f: &PassFile| f.render().lines().map(str::to_string).collect::<Vec<_>>();
+        // The adopted line after the managed block, and before it.
+        for block_first in [true, false] {
+            let mut f = PassFile::parse("");
+            f.upsert(&managed, 1);
+            let block = f.render();
+            let theirs = format!("{POSITION_PREFIX}7 (their own note)\n{}\n", adopted.render());
+            let text = if block_first {
+                format!("{block}{theirs}")
+            } else {
+                format!("{theirs}{block}")
+            };
+            let mut f = PassFile::parse(&text);
+            assert_eq!(f.find(&adopted.key()).unwrap().position, None);
+            assert!(f.remove(&adopted.key()));
+            let kept = lines(&f);
+            assert!(
+                kept.iter().any(|l| l.ends_with("(their own note)")),
+                "block first: {block_first}: {kept:?}"
+            );
+            assert_eq!(f.find(&managed.key()).unwrap().position, Some(1));
+        }
+    }
+
+    #[test]
     fn an_existing_line_is_adopted_in_place() {
         let mut f = PassFile::parse("a:1:b:postgres:old\n*:*:*:postgres:other\n");
         let mut e = entry("postgres", "new");
