@@ -647,6 +647,24 @@ mod tests {
     }
 
     #[test]
+    fn removing_a_managed_entry_leaves_the_others_their_positions() {
+        let mut f = PassFile::parse("");
+        for (u, p) in [("a", 10), ("b", 20), ("c", 30)] {
+            f.upsert(&entry(u, "p"), p);
+        }
+        assert!(f.remove(&entry("a", "").key()));
+        let left: Vec<(String, Option<i64>)> = f
+            .entries()
+            .into_iter()
+            .map(|x| (x.entry.username, x.position))
+            .collect();
+        assert_eq!(
+            left,
+            [("b".to_string(), Some(20)), ("c".to_string(), Some(30))]
+        );
+    }
+
+    #[test]
     fn an_existing_line_is_adopted_in_place() {
         let mut f = PassFile::parse("a:1:b:postgres:old\n*:*:*:postgres:other\n");
         let mut e = entry("postgres", "new");
