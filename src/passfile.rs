@@ -628,7 +628,10 @@ mod tests {
             let mut f = PassFile::parse("");
             f.upsert(&managed, 1);
             let block = f.render();
-            let theirs = format!("{POSITION_PREFIX}7 (their own note)\n{}\n", adopted.render());
+            let theirs = format!(
+                "{POSITION_PREFIX}7 (their own note)\n{}\n",
+                adopted.render()
+            );
             let text = if block_first {
                 format!("{block}{theirs}")
             } else {

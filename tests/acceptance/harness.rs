@@ -236,21 +236,8 @@ pub fn terraform_bins() -> Vec<PathBuf> {
             .map(|d| d.join("terraform"))
             .find(|f| f.is_file())
     });
-    let version = |b: &Path| {
-        Command::new(b)
-            .arg("version")
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
     if let Some(p) = on_path {
-        if version(&p) != version(&bins[0]) {
+        if terraform_version(&p) != terraform_version(&bins[0]) {
             bins.push(p);
         }
     }

@@ -1,11 +1,14 @@
 //! `make bench`: plan and apply at fleet scale, against a plain-psql
 //! baseline, with the costs counted where they happen.
 //!
-//! For each fleet (an access node and 2 or 4 data nodes) and size (N = 100,
-//! 500, 2000 resources: 40% pg_hba.conf rules spread over the nodes, 20%
-//! passfile entries, 20% distributed roles, 20% foreign server grants) it
-//! runs the real terraform binary: apply from empty, plan with no changes,
-//! plan after 1% drift, destroy. Per step it records wall time, the
+//! For each terraform release, fleet (an access node and 2 or 16 data nodes)
+//! and size (N = 100, 500, 2000 resources: 40% pg_hba.conf rules spread over
+//! the nodes, 20% passfile entries, 20% distributed roles, 20% foreign
+//! server grants) it runs the real terraform binary: apply from empty, plan
+//! with no changes, plan after 1% drift, destroy. The floor no provider can
+//! go under is measured beside it in the same run, with the same terraform:
+//! as many built-in `terraform_data` resources holding the same fields, with
+//! the same dependencies (Terraform 1.4 and later). Per step it records wall time, the
 //! provider's CPU time and peak RSS (measured by a wrapper the mirror runs
 //! the provider under, from the kernel's rusage of the process), terraform's
 //! own CPU time, and the SQL statements and connections each node received
@@ -15,7 +18,8 @@
 //! node, the fewest statements. Results go to stdout as a table and to
 //! `bench/results.json`.
 //!
-//! `TSDB_BENCH_SIZES=100,500` and `TSDB_BENCH_DATA_NODES=2` narrow the run.
+//! `TSDB_BENCH_SIZES=100,500`, `TSDB_BENCH_DATA_NODES=2` and
+//! `TSDB_BENCH_TERRAFORM=/usr/local/bin/terraform` narrow the run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -230,6 +234,79 @@ impl Fleet {
         body
     }
 
+    /// The floor: as many of Terraform's built-in `terraform_data` as the
+    /// mix has resources, holding the same fields, with the same
+    /// dependencies (each grant on its role). `changed` gives that many of
+    /// them another value, for a plan that has changes to show.
+    fn floor_config(&self, n: usize, changed: usize) -> String {
+        let rules = n * 40 / 100;
+        let entries = n * 20 / 100;
+        let roles = (n - rules - entries) / 2;
+        let mark = |i: usize| if i < changed { "changed" } else { "all" };
+        let mut body = String::new();
+        for i in 0..rules {
+            let node = &self.names[i % self.names.len()];
+            body.push_str(&format!(
+                "resource \"terraform_data\" \"h{i}\" {{\n  input = {{\n    node = \"{node}\"\n    type = \"host\"\n    databases = [\"{}\"]\n    users = [\"all\"]\n    address = \"198.18.{}.{}/32\"\n    method = \"reject\"\n    position = {i}\n  }}\n}}\n",
+                mark(i),
+                i / 250,
+                i % 250
+            ));
+        }
+        for i in 0..entries {
+            body.push_str(&format!(
+                "resource \"terraform_data\" \"p{i}\" {{\n  input = {{\n    username = \"user{i}\"\n    password = \"secret {i}\"\n    position = {i}\n  }}\n}}\n"
+            ));
+        }
+        for i in 0..roles {
+            body.push_str(&format!(
+                "resource \"terraform_data\" \"r{i}\" {{\n  input = {{\n    name = \"role{i}\"\n    login = true\n    password = \"pw {i}\"\n  }}\n}}\nresource \"terraform_data\" \"g{i}\" {{\n  input = {{\n    role = terraform_data.r{i}.input.name\n  }}\n}}\n"
+            ));
+        }
+        body
+    }
+
+    /// The floor's steps, with the same terraform in the same run: apply,
+    /// plan without changes, plan with 1% changed, destroy.
+    fn floor(&self, bin: &Path, n: usize) -> Vec<Step> {
+        let tf = Terraform::with_binary(bin.to_path_buf());
+        tf.config(&self.floor_config(n, 0));
+        tf.run(&["init", "-input=false"]);
+        let mut steps = Vec::new();
+        for (name, args, expect, changed) in [
+            (
+                "apply",
+                &["apply", "-auto-approve", "-input=false", "-no-color"][..],
+                0,
+                0,
+            ),
+            (
+                "plan (no changes)",
+                &["plan", "-detailed-exitcode", "-input=false", "-no-color"][..],
+                0,
+                0,
+            ),
+            (
+                "plan (1% changed)",
+                &["plan", "-detailed-exitcode", "-input=false", "-no-color"][..],
+                2,
+                (n / 100).max(2),
+            ),
+            (
+                "destroy",
+                &["destroy", "-auto-approve", "-input=false", "-no-color"][..],
+                0,
+                0,
+            ),
+        ] {
+            tf.config(&self.floor_config(n, changed));
+            let mut s = self.terraform(&tf, args, &[expect]);
+            s.name = name;
+            steps.push(s);
+        }
+        steps
+    }
+
     fn terraform(&self, tf: &Terraform, args: &[&str], expect: &[i32]) -> Step {
         let _ = std::fs::remove_file(&self.rusage);
         let offsets = self.logs.offsets();
@@ -257,10 +334,11 @@ impl Fleet {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
+        // (a fold from 0.0: an empty sum of f64 is -0.0)
         let provider_cpu: f64 = records
             .iter()
             .map(|r| r["cpu"].as_f64().unwrap_or(0.0))
-            .sum();
+            .fold(0.0, |a, b| a + b);
         let rss = records
             .iter()
             .map(|r| r["maxrss_kb"].as_f64().unwrap_or(0.0))
@@ -343,10 +421,19 @@ fn sizes() -> Vec<usize> {
 
 fn fleets() -> Vec<usize> {
     std::env::var("TSDB_BENCH_DATA_NODES")
-        .unwrap_or_else(|_| "2,4".into())
+        .unwrap_or_else(|_| "2,16".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect()
+}
+
+/// The terraform releases to measure with: `TSDB_BENCH_TERRAFORM` (paths,
+/// comma-separated), else every release the tests use.
+fn terraforms() -> Vec<PathBuf> {
+    match std::env::var("TSDB_BENCH_TERRAFORM") {
+        Ok(list) => list.split(',').map(PathBuf::from).collect(),
+        Err(_) => harness::terraform_bins(),
+    }
 }
 
 /// Milliseconds from exec to the handshake line, median of 21 starts.
@@ -405,185 +492,29 @@ fn main() {
     let startup = startup_ms();
     println!("plugin start-up to handshake: {startup:.2} ms (median of 21)");
     let mut results = Vec::new();
-    println!(
-        "\n{:>3} {:>5} {:<18} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}  statements per node",
-        "DN", "N", "step", "wall s", "prov s", "tf s", "RSS MB", "max stmt", "max conn"
-    );
-    for data_nodes in fleets() {
-        for n in sizes() {
-            let fleet = Fleet::start(data_nodes);
-            let tf = Terraform::new();
-            tf.config(&fleet.config(n));
-            tf.run_env(
-                &["init", "-input=false"],
-                &[("TF_CLI_CONFIG_FILE", fleet.rc.to_str().unwrap())],
-            );
-            let mut steps = Vec::new();
-            let mut s = fleet.terraform(
-                &tf,
-                &["apply", "-auto-approve", "-input=false", "-no-color"],
-                &[0],
-            );
-            s.name = "apply";
-            steps.push(s);
-            // The end state, for the baseline to write by hand.
-            let files: BTreeMap<String, (PathBuf, Vec<u8>)> = fleet
-                .names
+    for bin in terraforms() {
+        let version = harness::terraform_version(&bin);
+        println!(
+            "\nterraform {} ({})",
+            version
                 .iter()
-                .map(|node| {
-                    let p = fleet.cluster.data_dir(node).join("pg_hba.conf");
-                    (node.clone(), (p.clone(), std::fs::read(&p).unwrap()))
-                })
-                .collect();
-            let passfile_path = fleet.cluster.data_dir("access").join("passfile");
-            let passfile = std::fs::read(&passfile_path).unwrap();
-            let mut s = fleet.terraform(
-                &tf,
-                &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
-                &[0],
-            );
-            s.name = "plan (no changes)";
-            steps.push(s);
-            // 1% drift, half of it on roles of one data node, half revoked grants.
-            let drift = (n / 100).max(2);
-            let roles = (n - n * 40 / 100 - n * 20 / 100) / 2;
-            let mut sql = String::new();
-            for i in 0..drift / 2 {
-                sql.push_str(&format!("ALTER ROLE role{} CONNECTION LIMIT 7;", i % roles));
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join("."),
+            bin.display()
+        );
+        println!(
+            "{:>3} {:>5} {:<24} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}  statements per node",
+            "DN", "N", "step", "wall s", "prov s", "tf s", "RSS MB", "max stmt", "max conn"
+        );
+        for data_nodes in fleets() {
+            for n in sizes() {
+                results.push(run(&bin, &version, data_nodes, n));
             }
-            fleet.cluster.psql("dn1", &sql);
-            let mut sql = String::new();
-            for i in 0..drift - drift / 2 {
-                sql.push_str(&format!(
-                    "REVOKE USAGE ON FOREIGN SERVER dn1 FROM role{};",
-                    roles - 1 - i % roles
-                ));
-            }
-            fleet.cluster.psql("access", &sql);
-            let mut s = fleet.terraform(
-                &tf,
-                &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
-                &[2],
-            );
-            s.name = "plan (1% drift)";
-            steps.push(s);
-            let mut s = fleet.terraform(
-                &tf,
-                &["destroy", "-auto-approve", "-input=false", "-no-color"],
-                &[0],
-            );
-            s.name = "destroy";
-            steps.push(s);
-
-            // The baseline: the same end state by psql, read back, removed.
-            let originals: BTreeMap<String, Vec<u8>> = fleet
-                .names
-                .iter()
-                .map(|node| (node.clone(), std::fs::read(&files[node].0).unwrap()))
-                .collect();
-            let role_names: Vec<String> = (0..roles).map(|i| format!("role{i}")).collect();
-            let servers = fleet.names[1..].join(", ");
-            let mut apply = BTreeMap::new();
-            let mut read = BTreeMap::new();
-            let mut destroy = BTreeMap::new();
-            for node in &fleet.names {
-                let (path, content) = &files[node];
-                let mut a = Fleet::file_write_sql(path, content);
-                let mut r = format!(
-                    "SELECT pg_read_file('{}');\nSELECT rolname, rolpassword FROM pg_authid;\n",
-                    path.display()
-                );
-                let mut d = Fleet::file_write_sql(path, &originals[node]);
-                if node == "access" {
-                    a.push_str(&Fleet::file_write_sql(&passfile_path, &passfile));
-                    r.push_str(&format!(
-                        "SELECT pg_read_file('{}');\nSELECT srvname, srvacl FROM pg_foreign_server;\n",
-                        passfile_path.display()
-                    ));
-                    d.push_str(&format!(
-                        "REVOKE USAGE ON FOREIGN SERVER {servers} FROM {};\n",
-                        role_names.join(", ")
-                    ));
-                    d.push_str(&Fleet::file_write_sql(&passfile_path, b""));
-                }
-                a.push_str("SELECT pg_reload_conf();\n");
-                for (i, role) in role_names.iter().enumerate() {
-                    a.push_str(&format!("CREATE ROLE {role} LOGIN PASSWORD 'pw {i}';\n"));
-                    d.push_str(&format!("DROP ROLE {role};\n"));
-                }
-                if node == "access" {
-                    a.push_str(&format!(
-                        "GRANT USAGE ON FOREIGN SERVER {servers} TO {};\n",
-                        role_names.join(", ")
-                    ));
-                }
-                d.push_str("SELECT pg_reload_conf();\n");
-                apply.insert(node.clone(), a);
-                read.insert(node.clone(), r);
-                destroy.insert(node.clone(), d);
-            }
-            let mut b = Vec::new();
-            for (name, scripts) in [
-                ("apply", &apply),
-                ("read back", &read),
-                ("destroy", &destroy),
-            ] {
-                let mut s = fleet.psql_step(scripts);
-                s.name = name;
-                b.push(s);
-            }
-
-            for s in steps
-                .iter()
-                .map(|s| ("ours", s))
-                .chain(b.iter().map(|s| ("psql", s)))
-            {
-                let (who, s) = s;
-                println!(
-                    "{:>3} {:>5} {:<18} {:>8.2} {:>8.2} {:>8.2} {:>7.1} {:>9} {:>9}  {}",
-                    data_nodes,
-                    n,
-                    format!("{who} {}", s.name),
-                    s.wall,
-                    s.provider_cpu,
-                    s.terraform_cpu,
-                    s.provider_rss_mb,
-                    max_node(&s.server.statements),
-                    max_node(&s.server.connections),
-                    per_node(&s.server, |c| &c.statements)
-                );
-            }
-            let ratio = |ours: &Step, base: &Step| ours.wall / base.wall.max(1e-3);
-            println!(
-                "{:>3} {:>5} ratios: apply {:.1}x psql, plan {:.1}x psql read-back, destroy {:.1}x psql",
-                data_nodes,
-                n,
-                ratio(&steps[0], &b[0]),
-                ratio(&steps[1], &b[1]),
-                ratio(&steps[3], &b[2])
-            );
-            let step_json = |s: &Step| {
-                json!({
-                    "step": s.name,
-                    "wall_s": s.wall,
-                    "provider_cpu_s": s.provider_cpu,
-                    "terraform_cpu_s": s.terraform_cpu,
-                    "provider_peak_rss_mb": s.provider_rss_mb,
-                    "statements": s.server.statements,
-                    "connections": s.server.connections,
-                })
-            };
-            results.push(json!({
-                "data_nodes": data_nodes,
-                "resources": n,
-                "ours": steps.iter().map(step_json).collect::<Vec<_>>(),
-                "psql_baseline": b.iter().map(step_json).collect::<Vec<_>>(),
-            }));
         }
     }
     let out = json!({
         "machine": machine(),
-        "terraform": String::from_utf8_lossy(&Command::new(harness::terraform_bin()).arg("version").output().unwrap().stdout).lines().next().unwrap_or("").to_string(),
         "startup_ms_median": startup,
         "runs": results,
     });
@@ -592,6 +523,197 @@ fn main() {
     let path = dir.join("results.json");
     std::fs::write(&path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
     println!("\nsaved {}", path.display());
+}
+
+/// One fleet and size with one terraform release: the provider's steps,
+/// the `terraform_data` floor (Terraform 1.4 and later have it) and the
+/// psql baseline.
+fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::Value {
+    let fleet = Fleet::start(data_nodes);
+    let tf = Terraform::with_binary(bin.to_path_buf());
+    tf.config(&fleet.config(n));
+    tf.run_env(
+        &["init", "-input=false"],
+        &[("TF_CLI_CONFIG_FILE", fleet.rc.to_str().unwrap())],
+    );
+    let mut steps = Vec::new();
+    let mut s = fleet.terraform(
+        &tf,
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
+        &[0],
+    );
+    s.name = "apply";
+    steps.push(s);
+    // The end state, for the baseline to write by hand.
+    let files: BTreeMap<String, (PathBuf, Vec<u8>)> = fleet
+        .names
+        .iter()
+        .map(|node| {
+            let p = fleet.cluster.data_dir(node).join("pg_hba.conf");
+            (node.clone(), (p.clone(), std::fs::read(&p).unwrap()))
+        })
+        .collect();
+    let passfile_path = fleet.cluster.data_dir("access").join("passfile");
+    let passfile = std::fs::read(&passfile_path).unwrap();
+    let mut s = fleet.terraform(
+        &tf,
+        &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
+        &[0],
+    );
+    s.name = "plan (no changes)";
+    steps.push(s);
+    // 1% drift, half of it on roles of one data node, half revoked grants.
+    let drift = (n / 100).max(2);
+    let roles = (n - n * 40 / 100 - n * 20 / 100) / 2;
+    let mut sql = String::new();
+    for i in 0..drift / 2 {
+        sql.push_str(&format!("ALTER ROLE role{} CONNECTION LIMIT 7;", i % roles));
+    }
+    fleet.cluster.psql("dn1", &sql);
+    let mut sql = String::new();
+    for i in 0..drift - drift / 2 {
+        sql.push_str(&format!(
+            "REVOKE USAGE ON FOREIGN SERVER dn1 FROM role{};",
+            roles - 1 - i % roles
+        ));
+    }
+    fleet.cluster.psql("access", &sql);
+    let mut s = fleet.terraform(
+        &tf,
+        &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
+        &[2],
+    );
+    s.name = "plan (1% drift)";
+    steps.push(s);
+    let mut s = fleet.terraform(
+        &tf,
+        &["destroy", "-auto-approve", "-input=false", "-no-color"],
+        &[0],
+    );
+    s.name = "destroy";
+    steps.push(s);
+
+    // The baseline: the same end state by psql, read back, removed.
+    let originals: BTreeMap<String, Vec<u8>> = fleet
+        .names
+        .iter()
+        .map(|node| (node.clone(), std::fs::read(&files[node].0).unwrap()))
+        .collect();
+    let role_names: Vec<String> = (0..roles).map(|i| format!("role{i}")).collect();
+    let servers = fleet.names[1..].join(", ");
+    let mut apply = BTreeMap::new();
+    let mut read = BTreeMap::new();
+    let mut destroy = BTreeMap::new();
+    for node in &fleet.names {
+        let (path, content) = &files[node];
+        let mut a = Fleet::file_write_sql(path, content);
+        let mut r = format!(
+            "SELECT pg_read_file('{}');\nSELECT rolname, rolpassword FROM pg_authid;\n",
+            path.display()
+        );
+        let mut d = Fleet::file_write_sql(path, &originals[node]);
+        if node == "access" {
+            a.push_str(&Fleet::file_write_sql(&passfile_path, &passfile));
+            r.push_str(&format!(
+                "SELECT pg_read_file('{}');\nSELECT srvname, srvacl FROM pg_foreign_server;\n",
+                passfile_path.display()
+            ));
+            d.push_str(&format!(
+                "REVOKE USAGE ON FOREIGN SERVER {servers} FROM {};\n",
+                role_names.join(", ")
+            ));
+            d.push_str(&Fleet::file_write_sql(&passfile_path, b""));
+        }
+        a.push_str("SELECT pg_reload_conf();\n");
+        for (i, role) in role_names.iter().enumerate() {
+            a.push_str(&format!("CREATE ROLE {role} LOGIN PASSWORD 'pw {i}';\n"));
+            d.push_str(&format!("DROP ROLE {role};\n"));
+        }
+        if node == "access" {
+            a.push_str(&format!(
+                "GRANT USAGE ON FOREIGN SERVER {servers} TO {};\n",
+                role_names.join(", ")
+            ));
+        }
+        d.push_str("SELECT pg_reload_conf();\n");
+        apply.insert(node.clone(), a);
+        read.insert(node.clone(), r);
+        destroy.insert(node.clone(), d);
+    }
+    let mut b = Vec::new();
+    for (name, scripts) in [
+        ("apply", &apply),
+        ("read back", &read),
+        ("destroy", &destroy),
+    ] {
+        let mut s = fleet.psql_step(scripts);
+        s.name = name;
+        b.push(s);
+    }
+
+    let floor = if version >= &[1, 4][..] {
+        fleet.floor(bin, n)
+    } else {
+        Vec::new()
+    };
+    for (who, s) in steps
+        .iter()
+        .map(|s| ("ours", s))
+        .chain(floor.iter().map(|s| ("floor", s)))
+        .chain(b.iter().map(|s| ("psql", s)))
+    {
+        println!(
+            "{:>3} {:>5} {:<24} {:>8.2} {:>8.2} {:>8.2} {:>7.1} {:>9} {:>9}  {}",
+            data_nodes,
+            n,
+            format!("{who} {}", s.name),
+            s.wall,
+            s.provider_cpu,
+            s.terraform_cpu,
+            s.provider_rss_mb,
+            max_node(&s.server.statements),
+            max_node(&s.server.connections),
+            per_node(&s.server, |c| &c.statements)
+        );
+    }
+    let ratio = |ours: &Step, base: &Step| ours.wall / base.wall.max(1e-3);
+    let access_per_resource = steps[0]
+        .server
+        .statements
+        .get("access")
+        .copied()
+        .unwrap_or(0) as f64
+        / n as f64;
+    if floor.is_empty() {
+        println!(
+                    "{:>3} {:>5} ratios: apply {:.2}x psql, plan {:.2}x psql read-back, destroy {:.2}x psql; access node statements per resource in apply {:.1}",
+                    data_nodes, n, ratio(&steps[0], &b[0]), ratio(&steps[1], &b[1]), ratio(&steps[3], &b[2]), access_per_resource
+                );
+    } else {
+        println!(
+                    "{:>3} {:>5} against the floor: apply {:.2}x, plan {:.2}x, plan after drift {:.2}x, destroy {:.2}x; access node statements per resource in apply {:.1}",
+                    data_nodes, n, ratio(&steps[0], &floor[0]), ratio(&steps[1], &floor[1]), ratio(&steps[2], &floor[2]), ratio(&steps[3], &floor[3]), access_per_resource
+                );
+    }
+    let step_json = |s: &Step| {
+        json!({
+            "step": s.name,
+            "wall_s": s.wall,
+            "provider_cpu_s": s.provider_cpu,
+            "terraform_cpu_s": s.terraform_cpu,
+            "provider_peak_rss_mb": s.provider_rss_mb,
+            "statements": s.server.statements,
+            "connections": s.server.connections,
+        })
+    };
+    json!({
+        "terraform": version,
+        "data_nodes": data_nodes,
+        "resources": n,
+        "ours": steps.iter().map(step_json).collect::<Vec<_>>(),
+        "floor_terraform_data": floor.iter().map(step_json).collect::<Vec<_>>(),
+        "psql_baseline": b.iter().map(step_json).collect::<Vec<_>>(),
+    })
 }
 
 fn machine() -> serde_json::Value {
