@@ -224,6 +224,34 @@ mod tests {
     }
 
     #[test]
+    fn only_md5_of_the_right_length_is_taken_for_md5() {
+        let md5 = encrypt(&Secret::new("pw".to_string()), "alice", Encryption::Md5);
+        assert_eq!(kind(md5.expose()), Some(Encryption::Md5));
+        let not_md5 = "x".repeat(35);
+        for stored in ["md5abc", not_md5.as_str()] {
+            assert_eq!(kind(stored), None, "{stored}");
+            assert_eq!(check(stored, "pw", "alice"), Check::Unknown, "{stored}");
+        }
+    }
+
+    #[test]
+    fn the_checker_remembers_each_result_apart_and_keeps_what_it_was_told() {
+        let c = Checker::default();
+        let v = encrypt(&Secret::new("pw".to_string()), "r", Encryption::ScramSha256);
+        assert_eq!(c.check(v.expose(), "pw", "r"), Check::Matches);
+        assert_eq!(c.check(v.expose(), "other", "r"), Check::Differs);
+        assert_eq!(c.check(v.expose(), "pw", "r2"), Check::Matches);
+        // A verifier trusted from its stamp is not derived again (this one
+        // could not be), and stays trusted while other results come in.
+        let trusted = "SCRAM-SHA-256$unreadable";
+        assert_eq!(check(trusted, "pw", "r"), Check::Unknown);
+        c.trust(trusted, "pw", "r");
+        assert_eq!(c.check(v.expose(), "third", "r"), Check::Differs);
+        assert_eq!(c.check(trusted, "pw", "r"), Check::Matches);
+        assert_eq!(c.check(trusted, "other", "r"), Check::Unknown);
+    }
+
+    #[test]
     fn md5_hashes_depend_on_the_role_name() {
         let v = encrypt(&Secret::new("pw".to_string()), "alice", Encryption::Md5);
         assert_eq!(v.expose().len(), 35);
