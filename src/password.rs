@@ -252,6 +252,19 @@ mod tests {
     }
 
     #[test]
+    fn scram_iteration_counts_out_of_range_are_not_checked() {
+        let good = encrypt(&Secret::new("pw".to_string()), "r", Encryption::ScramSha256);
+        let rest = good.expose().split_once(':').unwrap().1;
+        // No key derivation of zero rounds, nor one that would take hours.
+        for count in ["0", "10000001", "4294967295"] {
+            let stored = format!("SCRAM-SHA-256${count}:{rest}");
+            assert_eq!(check(&stored, "pw", "r"), Check::Unknown, "{count}");
+        }
+        let stored = format!("SCRAM-SHA-256$4096:{rest}");
+        assert_eq!(check(&stored, "pw", "r"), Check::Matches);
+    }
+
+    #[test]
     fn md5_hashes_depend_on_the_role_name() {
         let v = encrypt(&Secret::new("pw".to_string()), "alice", Encryption::Md5);
         assert_eq!(v.expose().len(), 35);
