@@ -265,6 +265,14 @@ mod tests {
     }
 
     #[test]
+    fn constant_time_comparison_sees_every_difference() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        // Differences that cancel out under XOR must not.
+        assert!(!constant_time_eq(b"ab", b"ba"));
+        assert!(!constant_time_eq(b"ab", b"abc"));
+    }
+
+    #[test]
     fn md5_hashes_depend_on_the_role_name() {
         let v = encrypt(&Secret::new("pw".to_string()), "alice", Encryption::Md5);
         assert_eq!(v.expose().len(), 35);

@@ -403,6 +403,39 @@ mod tests {
     }
 
     #[test]
+    fn certificates_are_valid_from_a_little_before_now_with_random_positive_serials() {
+        let mut first_bytes = std::collections::BTreeSet::new();
+        for _ in 0..8 {
+            let dn = distinguished_name([("common_name", "CA")]).unwrap();
+            let ca = new_ca(dn, "ecdsa_p256", 1).unwrap();
+            let info = inspect(&ca.cert_pem).unwrap();
+            let now = OffsetDateTime::now_utc();
+            assert!(
+                info.not_before <= now && info.not_before >= now - BACKDATE - Duration::minutes(1)
+            );
+            let (_, pem) = x509_parser::pem::parse_x509_pem(ca.cert_pem.as_bytes()).unwrap();
+            let cert = pem.parse_x509().unwrap();
+            // The 16 random bytes, as drawn (DER drops leading zero bytes
+            // and adds one before a high bit).
+            let raw: Vec<u8> = cert
+                .tbs_certificate
+                .raw_serial()
+                .iter()
+                .copied()
+                .skip_while(|b| *b == 0)
+                .collect();
+            assert!(raw.len() <= 16, "{raw:?}");
+            let first = if raw.len() == 16 { raw[0] } else { 0 };
+            assert!(first < 0x80, "serial {raw:02x?} is not positive as drawn");
+            first_bytes.insert(first);
+        }
+        assert!(
+            first_bytes.len() > 1,
+            "serials all begin with {first_bytes:?}"
+        );
+    }
+
+    #[test]
     fn mismatched_or_broken_ca_inputs_name_the_field() {
         let a = new_ca(
             distinguished_name([("common_name", "A")]).unwrap(),
