@@ -363,6 +363,8 @@ mod tests {
             let dn =
                 distinguished_name([("common_name", "Test CA"), ("organization", "Ops")]).unwrap();
             let ca = new_ca(dn, alg, 30).unwrap();
+            let ca_info = inspect(&ca.cert_pem).unwrap();
+            assert_eq!(ca_info.common_name.as_deref(), Some("Test CA"));
             let loaded = Ca::load(&ca.cert_pem, &ca.key_pem).unwrap();
             let server = loaded
                 .issue(
@@ -380,6 +382,10 @@ mod tests {
             assert_eq!(info.dns_names, ["localhost"]);
             assert_eq!(info.ip_addresses, ["127.0.0.1"]);
             assert!(issued_by(&server.cert_pem, &ca.cert_pem), "{alg}");
+            let key_print = info.public_key_fingerprint();
+            assert_eq!(key_print.len(), 64);
+            assert!(key_print.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert_ne!(key_print, ca_info.public_key_fingerprint());
             assert!(key_matches(&info, &server.key_pem));
             assert!(!key_matches(&info, &ca.key_pem));
             assert_eq!(key_algorithm(&server.key_pem), Some(*alg));
