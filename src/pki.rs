@@ -386,6 +386,9 @@ mod tests {
             assert_eq!(key_print.len(), 64);
             assert!(key_print.bytes().all(|b| b.is_ascii_hexdigit()));
             assert_ne!(key_print, ca_info.public_key_fingerprint());
+            assert_eq!(info.fingerprint_sha256.len(), 64);
+            assert_ne!(info.fingerprint_sha256, ca_info.fingerprint_sha256);
+            assert_ne!(info.fingerprint_sha256, key_print);
             assert!(key_matches(&info, &server.key_pem));
             assert!(!key_matches(&info, &ca.key_pem));
             assert_eq!(key_algorithm(&server.key_pem), Some(*alg));
