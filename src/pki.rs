@@ -324,13 +324,18 @@ pub fn key_algorithm(key_pem: &Secret) -> Option<&'static str> {
     } else if alg == &rcgen::PKCS_ED25519 {
         Some("ed25519")
     } else {
-        match key.public_key_raw().len() {
-            // DER of an RSA public key: modulus plus a few bytes of framing
-            n if n > 500 => Some("rsa4096"),
-            n if n > 380 => Some("rsa3072"),
-            n if n > 250 => Some("rsa2048"),
-            _ => None,
-        }
+        rsa_by_key_length(key.public_key_raw().len())
+    }
+}
+
+/// An RSA key's algorithm name from the length of its DER public key: the
+/// modulus plus a few bytes of framing (270, 398 and 526 bytes).
+fn rsa_by_key_length(n: usize) -> Option<&'static str> {
+    match n {
+        n if n > 500 => Some("rsa4096"),
+        n if n > 380 => Some("rsa3072"),
+        n if n > 250 => Some("rsa2048"),
+        _ => None,
     }
 }
 
@@ -442,6 +447,45 @@ mod tests {
             first_bytes.len() > 1,
             "serials all begin with {first_bytes:?}"
         );
+    }
+
+    #[test]
+    fn key_algorithms_are_told_apart_by_key_size() {
+        for alg in ["rsa2048", "ecdsa_p384", "ed25519"] {
+            let key = Secret::new(generate_key(alg).unwrap().serialize_pem());
+            assert_eq!(key_algorithm(&key), Some(alg));
+        }
+        // Larger RSA keys by the length of their public key (making them
+        // takes seconds).
+        for (n, alg) in [
+            (270, Some("rsa2048")),
+            (398, Some("rsa3072")),
+            (526, Some("rsa4096")),
+        ] {
+            assert_eq!(rsa_by_key_length(n), alg);
+        }
+        for (n, alg) in [
+            (250, None),
+            (251, Some("rsa2048")),
+            (380, Some("rsa2048")),
+            (381, Some("rsa3072")),
+            (500, Some("rsa3072")),
+            (501, Some("rsa4096")),
+        ] {
+            assert_eq!(rsa_by_key_length(n), alg, "{n}");
+        }
+        // A key the provider does not make is named by none of them.
+        let p521 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
+        assert_eq!(key_algorithm(&Secret::new(p521.serialize_pem())), None);
+        assert_eq!(key_algorithm(&Secret::new("not a key")), None);
+    }
+
+    #[test]
+    fn times_round_trip_through_rfc3339() {
+        let t = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+        assert_eq!(rfc3339(t), "2030-03-17T17:46:40Z");
+        assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        assert_eq!(parse_rfc3339("2030-03-17"), None);
     }
 
     #[test]
