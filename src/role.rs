@@ -350,6 +350,11 @@ mod tests {
             wo.differences(&changed, &Checker::default()),
             [PASSWORD_MD5]
         );
+        // No password configured at all: any stored one, in any form, is
+        // simply a password that should not be there.
+        let mut none = spec();
+        none.password = None;
+        assert_eq!(none.differences(&changed, &Checker::default()), [PASSWORD]);
     }
 
     #[test]
