@@ -282,6 +282,10 @@ mod tests {
         assert!(alter
             .expose()
             .ends_with("VALID UNTIL '2030-01-01''; DROP ROLE x; --' PASSWORD NULL"));
+        assert_eq!(
+            RoleSpec::drop_sql("Test \"Role\""),
+            "DROP ROLE IF EXISTS \"Test \"\"Role\"\"\""
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Schemas of the provider, its resources and data sources, and typed
-//! access to values shaped by them.
+//! Schemas of the provider, its resources and data sources (typed access
+//! to values shaped by them is in [`crate::model`]).
 //!
 //! A schema is data: attributes with their type, flags, Markdown
 //! description, default and allowed values. The server layer uses it to
@@ -294,162 +294,6 @@ fn check_attrs(attrs: &[Attribute], config: &Value, base: &AttrPath, d: &mut Dia
     }
 }
 
-/// Reads typed fields out of an object value, collecting a diagnostic with
-/// the attribute's path for every field that is missing or unknown.
-pub struct Fields<'a> {
-    v: &'a Value,
-    base: AttrPath,
-    diags: Diagnostics,
-}
-
-impl<'a> Fields<'a> {
-    pub fn new(v: &'a Value) -> Fields<'a> {
-        Fields {
-            v,
-            base: AttrPath::default(),
-            diags: Diagnostics::new(),
-        }
-    }
-
-    /// Fields of a nested object, with paths under `base`.
-    pub fn nested(v: &'a Value, base: AttrPath) -> Fields<'a> {
-        Fields {
-            v,
-            base,
-            diags: Diagnostics::new(),
-        }
-    }
-
-    fn path(&self, name: &str) -> AttrPath {
-        AttrPath(self.base.0.clone()).then_attr(name)
-    }
-
-    fn get(&mut self, name: &str) -> Option<&'a Value> {
-        let v = self.v.attr(name);
-        if v.is_unknown() || !v.is_wholly_known() {
-            let p = self.path(name);
-            self.diags.push_error(
-                Some(p),
-                "Value not yet known",
-                format!("`{name}` must be known before this step; it depends on something that is only known after apply."),
-            );
-            return None;
-        }
-        if v.is_null() {
-            None
-        } else {
-            Some(v)
-        }
-    }
-
-    pub fn opt_string(&mut self, name: &str) -> Option<String> {
-        self.get(name).and_then(Value::as_str).map(str::to_string)
-    }
-
-    pub fn string(&mut self, name: &str) -> String {
-        match self.opt_string(name) {
-            Some(s) => s,
-            None => {
-                if !self.v.attr(name).is_unknown() {
-                    let p = self.path(name);
-                    self.diags.push_error(
-                        Some(p),
-                        "Missing value",
-                        format!("`{name}` must be set."),
-                    );
-                }
-                String::new()
-            }
-        }
-    }
-
-    pub fn opt_i64(&mut self, name: &str) -> Option<i64> {
-        let v = self.get(name)?;
-        match v {
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => Some(i),
-                None => {
-                    let p = self.path(name);
-                    self.diags.push_error(
-                        Some(p),
-                        "Invalid number",
-                        format!("`{name}` must be a whole number, not {n}."),
-                    );
-                    None
-                }
-            },
-            _ => None,
-        }
-    }
-
-    pub fn bool_or(&mut self, name: &str, default: bool) -> bool {
-        match self.get(name) {
-            Some(Value::Bool(b)) => *b,
-            _ => default,
-        }
-    }
-
-    /// A list or set of strings; a null element is an error on its index
-    /// (Terraform allows one in a list, but it stands for no name at all).
-    pub fn strings(&mut self, name: &str) -> Vec<String> {
-        let items = match self.get(name) {
-            Some(Value::List(items) | Value::Set(items)) => items,
-            _ => return Vec::new(),
-        };
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            match item.as_str() {
-                Some(s) => out.push(s.to_string()),
-                None => {
-                    let p = self.path(name).index(i);
-                    self.diags.push_error(
-                        Some(p),
-                        "Null element",
-                        format!(
-                            "`{name}` cannot hold null: remove the element or give it a value."
-                        ),
-                    );
-                }
-            }
-        }
-        out
-    }
-
-    /// A map of strings; a null value is an error on its key.
-    pub fn string_map(&mut self, name: &str) -> BTreeMap<String, String> {
-        let m = match self.get(name) {
-            Some(Value::Map(m)) => m,
-            _ => return BTreeMap::new(),
-        };
-        let mut out = BTreeMap::new();
-        for (k, v) in m {
-            match v.as_str() {
-                Some(s) => {
-                    out.insert(k.clone(), s.to_string());
-                }
-                None => {
-                    let p = self.path(name).key(k);
-                    self.diags.push_error(
-                        Some(p),
-                        "Null value",
-                        format!("`{name}` cannot hold null: remove the key or give it a value."),
-                    );
-                }
-            }
-        }
-        out
-    }
-
-    pub fn object(&mut self, name: &str) -> Option<&'a Value> {
-        self.get(name)
-    }
-
-    /// The collected diagnostics, as an error when there are any.
-    pub fn finish(self) -> Result<(), Diagnostics> {
-        self.diags.into_result()
-    }
-}
-
 /// Builds an object value from attribute/value pairs.
 pub fn object<I: IntoIterator<Item = (&'static str, Value)>>(pairs: I) -> Value {
     Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
@@ -458,6 +302,28 @@ pub fn object<I: IntoIterator<Item = (&'static str, Value)>>(pairs: I) -> Value 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modes_say_what_terraform_may_and_must_set() {
+        let flags = |a: Attribute| (a.required(), a.optional(), a.computed());
+        assert_eq!(flags(required("r")), (true, false, false));
+        assert_eq!(flags(optional("o")), (false, true, false));
+        assert_eq!(flags(optional_computed("oc")), (false, true, true));
+        assert_eq!(flags(computed("c")), (false, false, true));
+        let d = optional("Port.").default(Value::int(5432));
+        assert_eq!(flags(d.clone()), (false, true, true));
+        assert_eq!(d.description, "Port. Defaults to `5432`.");
+        let s = optional("Mode.")
+            .default(Value::string("prefer"))
+            .one_of(&["prefer", "require"]);
+        assert_eq!(
+            s.description,
+            "Mode. Defaults to `prefer`. One of `prefer`, `require`."
+        );
+        assert!(block("B.").is_block && !optional("O.").is_block);
+        let a = optional("A.").sensitive().force_new().stable();
+        assert!(a.sensitive && a.force_new && a.stable && !a.write_only);
+    }
 
     #[test]
     fn write_only_values_are_taken_from_the_configuration_and_never_kept() {
