@@ -326,6 +326,55 @@ mod tests {
     }
 
     #[test]
+    fn allowed_values_are_checked_wherever_they_sit() {
+        const AB: &[&str] = &["a", "b"];
+        let named = |name: &'static str, ty: Type| Attribute {
+            name,
+            ty,
+            ..optional("x").one_of(AB)
+        };
+        let schema = Schema::new(
+            "s",
+            vec![
+                named("one", Type::String),
+                named("many", Type::list(Type::String)),
+                named("each", Type::map(Type::String)),
+                Attribute::new("free", Type::String, Mode::Optional, "free"),
+            ],
+        )
+        .with_block(Block {
+            name: "blk",
+            description: "b".into(),
+            attributes: vec![named("inner", Type::String)],
+        });
+        let paths = |v: &Value| -> Vec<String> {
+            schema
+                .validate(v)
+                .0
+                .iter()
+                .map(|d| d.path.clone().unwrap_or_default().to_string())
+                .collect()
+        };
+        let good = object([
+            ("one", Value::string("a")),
+            ("many", Value::list_of_strings(["a", "b"])),
+            ("each", Value::map_of_strings([("k", "b")])),
+            ("free", Value::string("z")),
+            ("blk", object([("inner", Value::string("b"))])),
+        ]);
+        assert!(paths(&good).is_empty());
+        assert!(paths(&object([("blk", Value::Null)])).is_empty());
+        let bad = object([
+            ("one", Value::string("z")),
+            ("many", Value::list_of_strings(["a", "z"])),
+            ("each", Value::map_of_strings([("k", "z")])),
+            ("free", Value::string("z")),
+            ("blk", object([("inner", Value::string("z"))])),
+        ]);
+        assert_eq!(paths(&bad), ["one", "many[1]", "each[\"k\"]", "blk.inner"]);
+    }
+
+    #[test]
     fn write_only_values_are_taken_from_the_configuration_and_never_kept() {
         let schema = Schema::new(
             "t",
