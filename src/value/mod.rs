@@ -293,3 +293,47 @@ impl fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn malformed_type_descriptions_are_errors_not_panics() {
+        assert_eq!(
+            Type::from_json(&json!(["list", "string"])),
+            Ok(Type::list(Type::String))
+        );
+        for bad in [json!(["list"]), json!(["list", "string", "x"]), json!([])] {
+            assert!(Type::from_json(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn integral_floats_become_integers_only_while_exact() {
+        assert_eq!(Number::from_f64(5.0), Number::Int(5));
+        assert_eq!(Number::from_f64(1.5), Number::Float(1.5));
+        assert_eq!(Number::from_f64(-1.5), Number::Float(-1.5));
+        assert_eq!(Number::from_f64(8.0e15), Number::Int(8_000_000_000_000_000));
+        assert_eq!(Number::from_f64(9.0e15), Number::Float(9.0e15));
+        assert_eq!(Number::from_f64(1.0e19), Number::Float(1.0e19));
+    }
+
+    #[test]
+    fn number_text_keeps_every_digit_a_float_would_lose() {
+        assert_eq!(Number::parse("42"), Some(Number::Int(42)));
+        assert_eq!(Number::parse("0.1"), Some(Number::Float(0.1)));
+        assert_eq!(Number::parse("1.10"), Some(Number::Float(1.1)));
+        assert_eq!(
+            Number::parse("10000000000000000000"),
+            Some(Number::Float(1.0e19))
+        );
+        let long = "0.12345678901234567890";
+        assert_eq!(Number::parse(long), Some(Number::Big(long.into())));
+        let huge = "123456789012345678901";
+        assert_eq!(Number::parse(huge), Some(Number::Big(huge.into())));
+        assert_eq!(Number::parse("inf"), None);
+        assert_eq!(Number::parse("x"), None);
+    }
+}
