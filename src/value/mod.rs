@@ -311,6 +311,17 @@ mod tests {
     }
 
     #[test]
+    fn constructors_make_what_they_say() {
+        assert_eq!(Value::opt_string(Some("x")), Value::string("x"));
+        assert_eq!(Value::opt_string(None::<String>), Value::Null);
+        assert_eq!(
+            Value::map_of_strings([("k", "v")]).attr("k"),
+            &Value::Null,
+            "a map is not an object"
+        );
+    }
+
+    #[test]
     fn integral_floats_become_integers_only_while_exact() {
         assert_eq!(Number::from_f64(5.0), Number::Int(5));
         assert_eq!(Number::from_f64(1.5), Number::Float(1.5));
