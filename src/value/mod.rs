@@ -322,6 +322,41 @@ mod tests {
     }
 
     #[test]
+    fn unknowns_are_found_at_any_depth() {
+        assert!(Value::Unknown.is_unknown() && !Value::Null.is_unknown());
+        assert!(!Value::Unknown.is_wholly_known());
+        let deep = |v: Value| {
+            [
+                Value::List(vec![Value::Null, v.clone()]),
+                Value::set(vec![v.clone()]),
+                Value::Tuple(vec![v.clone()]),
+                Value::Map(BTreeMap::from([("k".to_string(), v.clone())])),
+                Value::Object(BTreeMap::from([("a".to_string(), v)])),
+            ]
+        };
+        for v in deep(Value::Unknown) {
+            assert!(!v.is_wholly_known() && !v.is_unknown(), "{v:?}");
+        }
+        for v in deep(Value::string("x")) {
+            assert!(v.is_wholly_known(), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn values_display_as_terraform_writes_them() {
+        let v = Value::Object(BTreeMap::from([
+            ("a".to_string(), Value::list_of_strings(["x", "y", "z"])),
+            ("b".to_string(), Value::Unknown),
+            ("c".to_string(), Value::Null),
+        ]));
+        assert_eq!(
+            v.to_string(),
+            "{a = [\"x\", \"y\", \"z\"], b = (known after apply), c = null}"
+        );
+        assert_eq!(DecodeError("bad".into()).to_string(), "bad");
+    }
+
+    #[test]
     fn integral_floats_become_integers_only_while_exact() {
         assert_eq!(Number::from_f64(5.0), Number::Int(5));
         assert_eq!(Number::from_f64(1.5), Number::Float(1.5));
