@@ -246,6 +246,99 @@ mod tests {
         client_cert: false,
     };
 
+    /// How the first line of `line` meets `client`: "yes", "maybe" (some
+    /// rule before the catch-all might match) or "no".
+    fn meets(line: &str, client: &ClientInfo) -> &'static str {
+        let f = HbaFile::parse(&format!(
+            "{line}\nlocal all all trust\nhost all all all trust\n"
+        ));
+        let rules: Vec<Rule> = f.rules().into_iter().map(|x| x.rule).collect();
+        match first_match(&rules, client) {
+            Some((r, _)) if r == &rules[0] => "yes",
+            Some((_, true)) => "maybe",
+            Some((_, false)) => "no",
+            None => panic!("the catch-all lines match every client"),
+        }
+    }
+
+    #[test]
+    fn each_field_matches_as_postgresql_matches_it() {
+        let tcp = client();
+        let ssl = ClientInfo {
+            ssl: true,
+            ..client()
+        };
+        let local = ClientInfo {
+            addr: None,
+            ..client()
+        };
+        let on = |db: &str| ClientInfo {
+            database: db.into(),
+            ..client()
+        };
+        let from = |a: &str| ClientInfo {
+            addr: Some(a.parse().unwrap()),
+            ..client()
+        };
+        let cases: &[(&str, &ClientInfo, &str)] = &[
+            ("local all all trust", &tcp, "no"),
+            ("local all all trust", &local, "yes"),
+            ("host all all all trust", &tcp, "yes"),
+            ("host all all all trust", &local, "no"),
+            ("hostssl all all all trust", &tcp, "no"),
+            ("hostssl all all all trust", &ssl, "yes"),
+            ("hostnossl all all all trust", &tcp, "yes"),
+            ("hostnossl all all all trust", &ssl, "no"),
+            ("hostnogssenc all all all trust", &ssl, "yes"),
+            ("hostgssenc all all all trust", &tcp, "no"),
+            ("host sameuser all all trust", &tcp, "yes"),
+            ("host sameuser all all trust", &on("other"), "no"),
+            ("host samerole all all trust", &on("admins"), "yes"),
+            ("host samerole all all trust", &on("other"), "no"),
+            ("host replication all all trust", &tcp, "no"),
+            // The keyword matches replication connections only, never a
+            // database of that name.
+            ("host replication all all trust", &on("replication"), "no"),
+            (
+                "host \"replication\" all all trust",
+                &on("replication"),
+                "yes",
+            ),
+            ("host @dbs all all trust", &tcp, "maybe"),
+            ("host \"all\" all all trust", &tcp, "no"),
+            ("host other,postgres all all trust", &tcp, "yes"),
+            ("host @dbs,postgres all all trust", &tcp, "yes"),
+            ("host @dbs,other all all trust", &tcp, "maybe"),
+            ("host all +admins all trust", &tcp, "yes"),
+            ("host all +postgres all trust", &tcp, "yes"),
+            ("host all +nobody all trust", &tcp, "no"),
+            ("host all @users all trust", &tcp, "maybe"),
+            ("host all \"all\" all trust", &tcp, "no"),
+            ("host all other,postgres all trust", &tcp, "yes"),
+            ("host all @users,other all trust", &tcp, "maybe"),
+            ("host all all 127.0.0.0/8 trust", &tcp, "yes"),
+            ("host all all 10.0.0.0/8 trust", &tcp, "no"),
+            ("host all all samehost trust", &tcp, "maybe"),
+            ("host all all samenet trust", &tcp, "maybe"),
+            ("host all all db.example trust", &tcp, "maybe"),
+            ("host all all ::1/128 trust", &tcp, "no"),
+            ("host all all ::1/128 trust", &from("::1"), "yes"),
+            (
+                "host all all 127.0.0.0/8 trust",
+                &from("::ffff:127.0.0.1"),
+                "yes",
+            ),
+            ("host all all 127.0.0.0/8 trust", &from("::1"), "no"),
+            // One field that certainly does not match outweighs one that might.
+            ("host @dbs all 10.0.0.0/8 trust", &tcp, "no"),
+            ("host all @users 10.0.0.0/8 trust", &tcp, "no"),
+            ("host replication @users all trust", &tcp, "no"),
+        ];
+        for (line, c, want) in cases {
+            assert_eq!(meets(line, c), *want, "{line} for {:?}", c.addr);
+        }
+    }
+
     #[test]
     fn finds_first_certain_match() {
         let f = HbaFile::parse(
