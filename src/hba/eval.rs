@@ -340,6 +340,88 @@ mod tests {
     }
 
     #[test]
+    fn methods_refuse_the_provider_as_its_credentials_say() {
+        let (tcp, local) = (
+            client(),
+            ClientInfo {
+                addr: None,
+                ..client()
+            },
+        );
+        let creds = |password: bool, client_cert: bool| Credentials {
+            password,
+            client_cert,
+        };
+        let refused = |line: &str, c: &ClientInfo, cr: Credentials| {
+            let f = HbaFile::parse(line);
+            refuses(&f.rules()[0].rule, cr, c).is_some()
+        };
+        let cases: &[(&str, &ClientInfo, Credentials, bool)] = &[
+            ("host all all all reject", &tcp, creds(true, true), true),
+            ("host all all all trust", &tcp, creds(false, false), false),
+            (
+                "host all all all scram-sha-256",
+                &tcp,
+                creds(false, true),
+                true,
+            ),
+            (
+                "host all all all scram-sha-256",
+                &tcp,
+                creds(true, false),
+                false,
+            ),
+            ("host all all all md5", &tcp, creds(false, false), true),
+            ("host all all all password", &tcp, creds(false, false), true),
+            ("hostssl all all all cert", &tcp, creds(true, false), true),
+            ("hostssl all all all cert", &tcp, creds(false, true), false),
+            (
+                "hostssl all all all trust clientcert=verify-ca",
+                &tcp,
+                creds(true, false),
+                true,
+            ),
+            (
+                "hostssl all all all trust clientcert=verify-ca",
+                &tcp,
+                creds(false, true),
+                false,
+            ),
+            ("host all all all ident", &tcp, creds(true, true), true),
+            ("local all all peer", &local, creds(false, false), false),
+            ("local all all ident", &local, creds(false, false), false),
+        ];
+        for (line, c, cr, want) in cases {
+            assert_eq!(refused(line, c, *cr), *want, "{line} with {cr:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_that_already_keeps_the_provider_out_is_not_the_change_s_fault() {
+        let c = client();
+        // No rule for the provider before or after.
+        let none = HbaFile::parse("local all all trust\n");
+        let other = HbaFile::parse("local all all trust\nhost all all 192.0.2.0/24 trust\n");
+        assert_eq!(
+            LockoutCheck::evaluate(&none, &other, &c, NO_CREDS),
+            LockoutCheck::Safe
+        );
+        // Refused before and after.
+        let reject = HbaFile::parse("host all all all reject\n");
+        let reject_too = HbaFile::parse("host all all all reject\nlocal all all trust\n");
+        assert_eq!(
+            LockoutCheck::evaluate(&reject, &reject_too, &c, NO_CREDS),
+            LockoutCheck::Safe
+        );
+        // Refused before, let in after.
+        let trust = HbaFile::parse("host all all all trust\n");
+        assert_eq!(
+            LockoutCheck::evaluate(&reject, &trust, &c, NO_CREDS),
+            LockoutCheck::Safe
+        );
+    }
+
+    #[test]
     fn finds_first_certain_match() {
         let f = HbaFile::parse(
             "host all all samenet trust\nhost sameuser +admins 127.0.0.0/8 md5\nhost all all all reject\n",
