@@ -238,6 +238,12 @@ mod tests {
         assert_eq!(r[1].line_number, 3);
         assert_eq!((r[0].span, r[1].first_line, r[1].span), (2, 2, 1));
         assert_eq!(texts(&r[1])[2], ["c"]);
+        // A last line without its newline still spans one line (two when
+        // joined).
+        let r = records(b"local all a trust\nlocal all b \\\ntrust");
+        assert_eq!((r[1].first_line, r[1].span), (1, 2));
+        let r = records(b"local all a trust");
+        assert_eq!(r[0].span, 1);
     }
 
     #[test]
