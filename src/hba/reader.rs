@@ -88,6 +88,10 @@ fn logical_line(bytes: &[u8], mut pos: usize) -> (Vec<u8>, usize, usize) {
         // pg_get_line_append: fgets up to a newline, but strlen() stops at
         // a NUL, so the rest of that physical line is lost and reading goes
         // on with the next one.
+        // It returns whether it got a line: one that ended (at a newline or
+        // at the end of the file), or at the end of the file whatever was
+        // kept of a line a NUL cut.
+        let before = buf.len();
         let mut got_line = false;
         while pos < bytes.len() {
             let (kept, next, cut) = crate::lines::c_line(bytes, pos);
@@ -98,6 +102,7 @@ fn logical_line(bytes: &[u8], mut pos: usize) -> (Vec<u8>, usize, usize) {
                 break;
             }
         }
+        let got_line = got_line || buf.len() > before;
         while matches!(buf.last(), Some(b'\n' | b'\r')) {
             buf.pop();
         }
@@ -244,6 +249,20 @@ mod tests {
         assert_eq!((r[1].first_line, r[1].span), (1, 2));
         let r = records(b"local all a trust");
         assert_eq!(r[0].span, 1);
+    }
+
+    #[test]
+    fn a_backslash_continues_a_line_once() {
+        // The backslash left after one continuation, followed by an empty
+        // line, does not continue again (PostgreSQL compares with where
+        // the last continuation ended).
+        let r = records(b"local all a trust\\\\\n\nlocal all b trust\n");
+        assert_eq!(r.len(), 2);
+        assert_eq!(texts(&r[0])[3], ["trust\\"]);
+        // At the end of the file, a line a NUL cut still ends in a
+        // continuation that is dropped, as fgets returned what it kept.
+        let r = records(b"local all a trust \\\0junk");
+        assert_eq!(texts(&r[0]).len(), 4, "{:?}", texts(&r[0]));
     }
 
     #[test]
