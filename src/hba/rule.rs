@@ -745,6 +745,162 @@ mod tests {
         assert!(Rule::new("host", &["all"], &["all"], Some("all"), "magic").is_err());
     }
 
+    /// `check_field` of a rule of this type, address, method and options.
+    fn verdict(
+        t: &str,
+        addr: Option<&str>,
+        method: &str,
+        opts: &[(&str, &str)],
+    ) -> Result<(), (Field, String)> {
+        let mut r = Rule::new(t, &["all"], &["all"], addr, "trust").unwrap();
+        r.method = method.into();
+        r.options = opts
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        r.check_field()
+    }
+
+    #[test]
+    fn each_method_takes_the_options_postgresql_takes() {
+        let ok: &[(&str, Option<&str>, &str, &[(&str, &str)])] = &[
+            ("local", None, "peer", &[("map", "m")]),
+            ("host", Some("all"), "ident", &[("map", "m")]),
+            (
+                "host",
+                Some("all"),
+                "gss",
+                &[("include_realm", "0"), ("krb_realm", "R"), ("map", "m")],
+            ),
+            (
+                "hostssl",
+                Some("all"),
+                "cert",
+                &[("map", "m"), ("clientname", "DN")],
+            ),
+            (
+                "hostssl",
+                Some("all"),
+                "cert",
+                &[("clientcert", "verify-full")],
+            ),
+            (
+                "hostssl",
+                Some("all"),
+                "scram-sha-256",
+                &[("clientcert", "verify-ca"), ("clientname", "CN")],
+            ),
+            (
+                "host",
+                Some("all"),
+                "pam",
+                &[("pamservice", "p"), ("pam_use_hostname", "1")],
+            ),
+            (
+                "host",
+                Some("all"),
+                "ldap",
+                &[("ldapserver", "l"), ("ldapbasedn", "dc=x")],
+            ),
+            (
+                "host",
+                Some("all"),
+                "radius",
+                &[("radiusservers", "r"), ("radiussecrets", "s")],
+            ),
+        ];
+        for (t, a, m, o) in ok {
+            assert_eq!(verdict(t, *a, m, o), Ok(()), "{t} {m} {o:?}");
+        }
+        let refused: &[(&str, Option<&str>, &str, &[(&str, &str)], Field, &str)] = &[
+            ("host", Some("all"), "sspi", &[], Field::Method, "Windows"),
+            ("host", Some("all"), "peer", &[], Field::Method, "local"),
+            ("host", Some("all"), "cert", &[], Field::Method, "hostssl"),
+            (
+                "host",
+                Some("all"),
+                "md5",
+                &[("map", "m")],
+                Field::Option("map".into()),
+                "not valid for method",
+            ),
+            (
+                "host",
+                Some("all"),
+                "gss",
+                &[("ldapserver", "l")],
+                Field::Option("ldapserver".into()),
+                "valid: include_realm",
+            ),
+            (
+                "hostssl",
+                Some("all"),
+                "md5",
+                &[("clientname", "CN")],
+                Field::Option("clientname".into()),
+                "only applies",
+            ),
+            (
+                "hostssl",
+                Some("all"),
+                "cert",
+                &[("clientname", "UID")],
+                Field::Option("clientname".into()),
+                "must be `CN` or `DN`",
+            ),
+            (
+                "hostssl",
+                Some("all"),
+                "trust",
+                &[("clientcert", "maybe")],
+                Field::Option("clientcert".into()),
+                "must be `verify-ca` or `verify-full`",
+            ),
+            (
+                "hostssl",
+                Some("all"),
+                "trust",
+                &[("clientcert", "no-verify")],
+                Field::Option("clientcert".into()),
+                "PostgreSQL 14",
+            ),
+            (
+                "host",
+                Some("all"),
+                "trust",
+                &[("clientcert", "verify-ca")],
+                Field::Option("clientcert".into()),
+                "hostssl",
+            ),
+        ];
+        for (t, a, m, o, field, text) in refused {
+            let (f, msg) = verdict(t, *a, m, o).unwrap_err();
+            assert_eq!(&f, field, "{t} {m} {o:?}: {msg}");
+            assert!(msg.contains(text), "{t} {m} {o:?}: {msg}");
+        }
+        let mut no_address = Rule::new("host", &["all"], &["all"], Some("all"), "trust").unwrap();
+        no_address.address = None;
+        let (f, msg) = no_address.check_field().unwrap_err();
+        assert_eq!((f, msg.contains("need an address")), (Field::Address, true));
+    }
+
+    #[test]
+    fn a_rule_is_refused_when_it_would_not_read_back_as_meant() {
+        let good = Rule::new("host", &["all"], &["all"], Some("all"), "trust").unwrap();
+        assert_eq!(good.check_read_back(), Ok(()));
+        let mut nul = good.clone();
+        nul.databases = vec!["a\0b".into()];
+        assert!(nul.check_read_back().is_err());
+        let mut blanks = good.clone();
+        blanks.comment = Some(" padded ".into());
+        assert_eq!(blanks.check_read_back().unwrap_err().0, Field::Comment);
+        assert_eq!(
+            good.key().to_string(),
+            "host all all all",
+            "the key as messages show it"
+        );
+    }
+
     #[test]
     fn keys_ignore_item_order() {
         let a = Rule::new("host", &["a", "b"], &["u"], Some("all"), "trust").unwrap();
