@@ -902,6 +902,64 @@ mod tests {
     }
 
     #[test]
+    fn names_and_comments_are_refused_with_the_reason() {
+        let long = "n".repeat(300);
+        let refused: &[(&str, &str)] = &[
+            ("", "empty"),
+            ("\"\"", "empty"),
+            ("a\0b", "NUL"),
+            ("a\nb", "line break"),
+            ("a\rb", "line break"),
+            ("@file", "read the names from the file"),
+            ("\"plain\"", "needs no double quotes"),
+            ("/re", "regular expression"),
+            (long.as_str(), "too long"),
+        ];
+        for (item, why) in refused {
+            let msg = check_item(item).unwrap_err();
+            assert!(msg.contains(why), "{item:?}: {msg}");
+        }
+        for item in [
+            "all",
+            "\"all\"",
+            "\"+g\"",
+            "\"@f\"",
+            "+group",
+            "Test \"Role\"",
+            "r\u{f4}le",
+            "a,b",
+        ] {
+            assert_eq!(check_item(item), Ok(()), "{item:?}");
+        }
+        let comments: &[(&str, &str)] = &[
+            ("a\0b", "NUL"),
+            ("a\nb", "line break"),
+            ("ends\\", "backslash"),
+            (" lead", "space or tab"),
+            ("trail\t", "space or tab"),
+        ];
+        for (c, why) in comments {
+            let msg = check_comment(c).unwrap_err();
+            assert!(msg.contains(why), "{c:?}: {msg}");
+        }
+        assert_eq!(check_comment("fine # with a hash, \"quotes\""), Ok(()));
+        assert_eq!(literal_name("\"x\""), Some("x"));
+        assert_eq!(literal_name("\""), None);
+        assert_eq!(literal_name("x"), None);
+    }
+
+    #[test]
+    fn option_values_are_quoted_only_when_they_must_be() {
+        for plain in ["verify-full", "a.b_c$d-e+f@g/h:i=j", "0"] {
+            assert_eq!(render_option_value(plain), plain);
+        }
+        assert_eq!(render_option_value(""), "\"\"");
+        assert_eq!(render_option_value("a b"), "\"a b\"");
+        assert_eq!(render_option_value("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(render_option_value("x,y"), "\"x,y\"");
+    }
+
+    #[test]
     fn keys_ignore_item_order() {
         let a = Rule::new("host", &["a", "b"], &["u"], Some("all"), "trust").unwrap();
         let b = Rule::new("host", &["b", "a"], &["u"], Some("all"), "md5").unwrap();
