@@ -131,6 +131,24 @@ mod tests {
     }
 
     #[test]
+    fn strings_take_json_scalars_and_tuples_their_exact_length() {
+        for (json, want) in [(&b"\"x\""[..], "x"), (b"true", "true"), (b"5", "5")] {
+            assert_eq!(
+                decode(json, &Type::String, false).unwrap(),
+                Value::string(want)
+            );
+        }
+        assert!(decode(b"[1]", &Type::String, false).is_err());
+        let pair = Type::Tuple(vec![Type::String, Type::Number]);
+        assert_eq!(
+            decode(br#"["a", 1]"#, &pair, false).unwrap(),
+            Value::Tuple(vec![Value::string("a"), Value::int(1)])
+        );
+        assert!(decode(br#"["a"]"#, &pair, false).is_err());
+        assert!(decode(br#"["a", 1, 2]"#, &pair, false).is_err());
+    }
+
+    #[test]
     fn keeps_precision_of_big_numbers() {
         let v = decode(b"123456789012345678901234567890.5", &Type::Number, false).unwrap();
         assert_eq!(v.to_string(), "123456789012345678901234567890.5");

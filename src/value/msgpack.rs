@@ -371,6 +371,75 @@ mod tests {
     }
 
     #[test]
+    fn every_messagepack_form_decodes() {
+        let n = |x: i64| Value::int(x);
+        let numbers: &[(&[u8], Value)] = &[
+            (&[0x05], n(5)),
+            (&[0xe0], n(-32)),
+            (&[0xcc, 0xff], n(255)),
+            (&[0xcd, 0x01, 0x00], n(256)),
+            (&[0xce, 0x00, 0x01, 0x00, 0x00], n(65536)),
+            (&[0xcf, 0, 0, 0, 1, 0, 0, 0, 0], n(4_294_967_296)),
+            (&[0xd0, 0xff], n(-1)),
+            (&[0xd1, 0xff, 0x00], n(-256)),
+            (&[0xd2, 0xff, 0xff, 0xff, 0x00], n(-256)),
+            (
+                &[0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00],
+                n(-256),
+            ),
+            (
+                &[0xca, 0x3f, 0xc0, 0x00, 0x00],
+                Value::Number(Number::Float(1.5)),
+            ),
+            (
+                &[0xcb, 0x40, 0x04, 0, 0, 0, 0, 0, 0],
+                Value::Number(Number::Float(2.5)),
+            ),
+            // Unknown values, in every extension form Terraform may use.
+            (&[0xd4, 0x00, 0x00], Value::Unknown),
+            (&[0xd5, 0x00, 0x00, 0x00], Value::Unknown),
+            (&[0xd6, 0x00, 0, 0, 0, 0], Value::Unknown),
+            (&[0xc7, 0x01, 0x00, 0x00], Value::Unknown),
+            (&[0xc8, 0x00, 0x02, 0x00, 0x00, 0x00], Value::Unknown),
+            (&[0xc9, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00], Value::Unknown),
+            (&[0xc0], Value::Null),
+        ];
+        for (bytes, want) in numbers {
+            assert_eq!(&decode(bytes, &Type::Number).unwrap(), want, "{bytes:02x?}");
+        }
+        let abc = Value::string("abc");
+        for bytes in [
+            &[0xa3, b'a', b'b', b'c'][..],
+            &[0xd9, 3, b'a', b'b', b'c'],
+            &[0xda, 0, 3, b'a', b'b', b'c'],
+            &[0xdb, 0, 0, 0, 3, b'a', b'b', b'c'],
+        ] {
+            assert_eq!(decode(bytes, &Type::String).unwrap(), abc, "{bytes:02x?}");
+        }
+        let list = Value::List(vec![n(1), n(2)]);
+        for bytes in [
+            &[0x92, 1, 2][..],
+            &[0xdc, 0, 2, 1, 2],
+            &[0xdd, 0, 0, 0, 2, 1, 2],
+        ] {
+            assert_eq!(decode(bytes, &Type::list(Type::Number)).unwrap(), list);
+        }
+        let map = Value::Map(BTreeMap::from([("k".to_string(), Value::string("v"))]));
+        for bytes in [
+            &[0x81, 0xa1, b'k', 0xa1, b'v'][..],
+            &[0xde, 0, 1, 0xa1, b'k', 0xa1, b'v'],
+            &[0xdf, 0, 0, 0, 1, 0xa1, b'k', 0xa1, b'v'],
+        ] {
+            assert_eq!(decode(bytes, &Type::map(Type::String)).unwrap(), map);
+        }
+        assert!(decode(&[0xc1], &Type::Number).is_err());
+        assert!(
+            decode(&[0xd4, 0x05, 0x00], &Type::Number).is_err(),
+            "another extension"
+        );
+    }
+
+    #[test]
     fn round_trips_objects_with_nulls_and_unknowns() {
         let v = Value::Object(BTreeMap::from([
             ("name".to_string(), Value::string("a".repeat(40))),
