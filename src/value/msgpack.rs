@@ -432,6 +432,12 @@ mod tests {
         ] {
             assert_eq!(decode(bytes, &Type::map(Type::String)).unwrap(), map);
         }
+        let pair = Type::Tuple(vec![Type::String, Type::Number]);
+        assert_eq!(
+            decode(&[0x92, 0xa1, b'a', 1], &pair).unwrap(),
+            Value::Tuple(vec![Value::string("a"), n(1)])
+        );
+        assert!(decode(&[0x91, 0xa1, b'a'], &pair).is_err(), "a tuple too short");
         assert!(decode(&[0xc1], &Type::Number).is_err());
         assert!(
             decode(&[0xd4, 0x05, 0x00], &Type::Number).is_err(),
