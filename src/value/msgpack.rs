@@ -437,11 +437,86 @@ mod tests {
             decode(&[0x92, 0xa1, b'a', 1], &pair).unwrap(),
             Value::Tuple(vec![Value::string("a"), n(1)])
         );
-        assert!(decode(&[0x91, 0xa1, b'a'], &pair).is_err(), "a tuple too short");
+        assert!(
+            decode(&[0x91, 0xa1, b'a'], &pair).is_err(),
+            "a tuple too short"
+        );
         assert!(decode(&[0xc1], &Type::Number).is_err());
         assert!(
             decode(&[0xd4, 0x05, 0x00], &Type::Number).is_err(),
             "another extension"
+        );
+    }
+
+    #[test]
+    fn encodes_each_length_and_integer_in_its_form() {
+        let head = |v: &Value, ty: &Type, n: usize| encode(v, ty).unwrap()[..n].to_vec();
+        let s = |len: usize| Value::string("s".repeat(len));
+        for (len, want) in [
+            (31, vec![0xbf]),
+            (32, vec![0xd9, 32]),
+            (255, vec![0xd9, 0xff]),
+            (256, vec![0xda, 0x01, 0x00]),
+            (65535, vec![0xda, 0xff, 0xff]),
+            (65536, vec![0xdb, 0x00, 0x01, 0x00, 0x00]),
+        ] {
+            assert_eq!(
+                head(&s(len), &Type::String, want.len()),
+                want,
+                "string of {len}"
+            );
+            assert_eq!(
+                decode(&encode(&s(len), &Type::String).unwrap(), &Type::String).unwrap(),
+                s(len)
+            );
+        }
+        let list = |len: usize| Value::List(vec![Value::Bool(true); len]);
+        let bools = Type::list(Type::Bool);
+        for (len, want) in [
+            (15, vec![0x9f]),
+            (16, vec![0xdc, 0x00, 0x10]),
+            (65536, vec![0xdd, 0x00, 0x01, 0x00, 0x00]),
+        ] {
+            assert_eq!(head(&list(len), &bools, want.len()), want, "list of {len}");
+        }
+        assert_eq!(encode(&list(1), &bools).unwrap(), [0x91, 0xc3]);
+        assert_eq!(encode(&Value::Bool(false), &Type::Bool).unwrap(), [0xc2]);
+        let map = Value::Map(
+            (0..16)
+                .map(|i| (format!("k{i:02}"), Value::Bool(true)))
+                .collect(),
+        );
+        assert_eq!(head(&map, &Type::map(Type::Bool), 3), [0xde, 0x00, 0x10]);
+        assert_eq!(
+            decode(
+                &encode(&map, &Type::map(Type::Bool)).unwrap(),
+                &Type::map(Type::Bool)
+            )
+            .unwrap(),
+            map
+        );
+        for (i, want) in [
+            (127, vec![0x7f]),
+            (-1, vec![0xff]),
+            (-32, vec![0xe0]),
+            (128, [vec![0xd3], 128i64.to_be_bytes().to_vec()].concat()),
+            (-33, [vec![0xd3], (-33i64).to_be_bytes().to_vec()].concat()),
+        ] {
+            let v = Value::int(i);
+            assert_eq!(encode(&v, &Type::Number).unwrap(), want, "{i}");
+            assert_eq!(decode(&want, &Type::Number).unwrap(), v);
+        }
+        let pair = Type::Tuple(vec![Type::String, Type::Number]);
+        let t = Value::Tuple(vec![Value::string("a"), Value::int(1)]);
+        assert_eq!(decode(&encode(&t, &pair).unwrap(), &pair).unwrap(), t);
+        assert!(encode(&Value::Tuple(vec![Value::string("a")]), &pair).is_err());
+        assert_eq!(
+            decode(
+                &[0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                &Type::Number
+            )
+            .unwrap(),
+            Value::Number(Number::Big("18446744073709551615".into()))
         );
     }
 
