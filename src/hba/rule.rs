@@ -761,9 +761,22 @@ mod tests {
         r.check_field()
     }
 
+    /// Type, address, method and options of a rule.
+    type Shape<'a> = (&'a str, Option<&'a str>, &'a str, &'a [(&'a str, &'a str)]);
+
+    /// A shape, the part refused and words of the reason.
+    type Refusal<'a> = (
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        Field,
+        &'a str,
+    );
+
     #[test]
     fn each_method_takes_the_options_postgresql_takes() {
-        let ok: &[(&str, Option<&str>, &str, &[(&str, &str)])] = &[
+        let ok: &[Shape] = &[
             ("local", None, "peer", &[("map", "m")]),
             ("host", Some("all"), "ident", &[("map", "m")]),
             (
@@ -812,7 +825,7 @@ mod tests {
         for (t, a, m, o) in ok {
             assert_eq!(verdict(t, *a, m, o), Ok(()), "{t} {m} {o:?}");
         }
-        let refused: &[(&str, Option<&str>, &str, &[(&str, &str)], Field, &str)] = &[
+        let refused: &[Refusal] = &[
             ("host", Some("all"), "sspi", &[], Field::Method, "Windows"),
             ("host", Some("all"), "peer", &[], Field::Method, "local"),
             ("host", Some("all"), "cert", &[], Field::Method, "hostssl"),
