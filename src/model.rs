@@ -428,7 +428,7 @@ mod tests {
             LIST => list: Vec<String> = optional("List."),
             SET => set: BTreeSet<String> = optional("Set."),
             MAP => map: Option<BTreeMap<String, String>> = optional("Map."),
-            SECRET => secret: Option<String> = optional("Secret.").write_only(),
+            SECRET => secret: Option<Secret> = optional("Secret.").write_only(),
             ID => id: Option<String> = computed("Id.").stable(),
             INNER => inner: Option<Inner> = block("Inner."),
         }
@@ -484,6 +484,8 @@ mod tests {
         let back = m.to_value();
         assert_eq!(back.attr(COUNT), &Value::int(7));
         assert_eq!(back.attr(ID), &Value::Null);
+        assert_eq!(back.attr(SECRET), &Value::string("s"));
+        assert!(!format!("{m:?}").contains("\"s\""), "a secret field prints redacted");
         assert_eq!(back.attr(LIST), v.attr(LIST));
         assert_eq!(back.attr(SET), v.attr(SET));
         assert_eq!(back.attr(INNER), v.attr(INNER));
