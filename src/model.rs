@@ -490,6 +490,14 @@ mod tests {
         assert_eq!(back.attr(SET), v.attr(SET));
         assert_eq!(back.attr(INNER), v.attr(INNER));
         assert_eq!(Sample::from_value(&back).unwrap(), m);
+        let with_map = Sample {
+            map: Some(BTreeMap::from([("k".to_string(), "v".to_string())])),
+            ..m
+        };
+        assert_eq!(
+            with_map.to_value().attr(MAP),
+            &Value::map_of_strings([("k", "v")])
+        );
     }
 
     #[test]
