@@ -485,7 +485,10 @@ mod tests {
         assert_eq!(back.attr(COUNT), &Value::int(7));
         assert_eq!(back.attr(ID), &Value::Null);
         assert_eq!(back.attr(SECRET), &Value::string("s"));
-        assert!(!format!("{m:?}").contains("\"s\""), "a secret field prints redacted");
+        assert!(
+            !format!("{m:?}").contains("\"s\""),
+            "a secret field prints redacted"
+        );
         assert_eq!(back.attr(LIST), v.attr(LIST));
         assert_eq!(back.attr(SET), v.attr(SET));
         assert_eq!(back.attr(INNER), v.attr(INNER));

@@ -273,6 +273,29 @@ mod tests {
     }
 
     #[test]
+    fn both_scram_keys_must_match() {
+        let good = encrypt(&Secret::new("pw".to_string()), "r", Encryption::ScramSha256);
+        let (head, keys) = good.expose().rsplit_once('$').unwrap();
+        let (stored_key, server_key) = keys.split_once(':').unwrap();
+        let other = encrypt(
+            &Secret::new("other".to_string()),
+            "r",
+            Encryption::ScramSha256,
+        );
+        let (other_stored, other_server) = other
+            .expose()
+            .rsplit_once('$')
+            .unwrap()
+            .1
+            .split_once(':')
+            .unwrap();
+        for (s, k) in [(other_stored, server_key), (stored_key, other_server)] {
+            let mixed = format!("{head}${s}:{k}");
+            assert_eq!(check(&mixed, "pw", "r"), Check::Differs, "{mixed}");
+        }
+    }
+
+    #[test]
     fn md5_hashes_depend_on_the_role_name() {
         let v = encrypt(&Secret::new("pw".to_string()), "alice", Encryption::Md5);
         assert_eq!(v.expose().len(), 35);
