@@ -413,6 +413,14 @@ mod tests {
             )
             .unwrap();
             assert!(!issued_by(&server.cert_pem, &other.cert_pem));
+            // Another CA of the very same name did not sign it either.
+            let namesake = new_ca(
+                distinguished_name([("common_name", "Test CA"), ("organization", "Ops")]).unwrap(),
+                alg,
+                30,
+            )
+            .unwrap();
+            assert!(!issued_by(&server.cert_pem, &namesake.cert_pem), "{alg}");
         }
     }
 
