@@ -139,6 +139,11 @@ mod tests {
             );
         }
         assert!(decode(b"[1]", &Type::String, false).is_err());
+        // Numbers may come as JSON strings (big ones do).
+        assert_eq!(
+            decode(b"\"5\"", &Type::Number, false).unwrap(),
+            Value::int(5)
+        );
         let pair = Type::Tuple(vec![Type::String, Type::Number]);
         assert_eq!(
             decode(br#"["a", 1]"#, &pair, false).unwrap(),
