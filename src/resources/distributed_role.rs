@@ -215,7 +215,7 @@ impl Resource for DistributedRole {
     async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {
         let private = &prior.private;
         let mut m = Role::from(prior.value);
-        if m.write_only {
+        if m.write_only() {
             m.stamps = serde_json::from_slice(private).unwrap_or_default();
         }
         let reads = read_all(ctx, &m).await?;
@@ -234,7 +234,7 @@ impl Resource for DistributedRole {
         let statuses = m.statuses(&reads, checker);
         // Without the write-only password only the stamps of the last apply
         // can judge a verifier: kept as they are until the next apply.
-        let private = if m.write_only {
+        let private = if m.write_only() {
             private.clone()
         } else {
             m.stamps(&reads, checker)
@@ -286,27 +286,12 @@ impl Import for DistributedRole {
             )
         })?;
         let data_nodes = ctx.provider.data_nodes().await?;
-        let mut m = Role {
+        let mut m = Role::from(Model {
             name: id.to_string(),
-            login: a.login,
-            superuser: a.superuser,
-            createdb: a.createdb,
-            createrole: a.createrole,
-            inherit: a.inherit,
-            replication: a.replication,
-            bypassrls: a.bypassrls,
-            connection_limit: a.connection_limit,
-            valid_until: None,
-            password: None,
-            data_node_password: None,
-            write_only: false,
-            password_wo_version: None,
-            stamps: BTreeMap::new(),
-            encryption: Encryption::ScramSha256,
+            password_encryption: Encryption::ScramSha256.name().to_string(),
             data_nodes: data_nodes.keys().cloned().collect(),
-            drop_owned: false,
-            reassign_owned_to: None,
-        };
+            ..Model::default()
+        });
         m.adopt_access(&a);
         let reads = read_all(ctx, &m).await?;
         let statuses = m.statuses(&reads, &ctx.provider.passwords);
@@ -780,67 +765,53 @@ async fn drop_owned(m: &Role, present: &[Arc<Node>]) -> Result<(), Diagnostics> 
     Ok(())
 }
 
-/// The role as the resource's operations work on it: the model with its
-/// passwords resolved (plain or write-only) and closed sets parsed.
+/// The role as the resource's operations work on it: the model, and for
+/// write-only passwords the private state's stamps of the verifiers set by
+/// the last apply, by node.
 #[derive(Clone, Debug, PartialEq)]
 struct Role {
-    name: String,
-    login: bool,
-    superuser: bool,
-    createdb: bool,
-    createrole: bool,
-    inherit: bool,
-    replication: bool,
-    bypassrls: bool,
-    connection_limit: i64,
-    valid_until: Option<String>,
-    password: Option<Secret>,
-    data_node_password: Option<Secret>,
-    /// The passwords come from the write-only attributes: known during an
-    /// apply only, never written to the state.
-    write_only: bool,
-    password_wo_version: Option<i64>,
-    /// Write-only passwords: the private state's stamps of the verifiers
-    /// set by the last apply, by node.
+    model: Model,
     stamps: BTreeMap<String, String>,
-    encryption: Encryption,
-    data_nodes: Vec<String>,
-    drop_owned: bool,
-    reassign_owned_to: Option<String>,
 }
 
 impl From<Model> for Role {
-    fn from(m: Model) -> Role {
+    fn from(model: Model) -> Role {
         Role {
-            write_only: m.password_wo.is_some()
-                || m.data_node_password_wo.is_some()
-                || m.password_wo_version.is_some(),
-            password: m.password.or(m.password_wo),
-            data_node_password: m.data_node_password.or(m.data_node_password_wo),
-            encryption: match m.password_encryption.as_str() {
-                "md5" => Encryption::Md5,
-                _ => Encryption::ScramSha256,
-            },
-            name: m.name,
-            login: m.login,
-            superuser: m.superuser,
-            createdb: m.createdb,
-            createrole: m.createrole,
-            inherit: m.inherit,
-            replication: m.replication,
-            bypassrls: m.bypassrls,
-            connection_limit: m.connection_limit,
-            valid_until: m.valid_until,
-            password_wo_version: m.password_wo_version,
+            model,
             stamps: BTreeMap::new(),
-            data_nodes: m.data_nodes,
-            drop_owned: m.drop_owned,
-            reassign_owned_to: m.reassign_owned_to,
         }
     }
 }
 
+impl std::ops::Deref for Role {
+    type Target = Model;
+    fn deref(&self) -> &Model {
+        &self.model
+    }
+}
+
+impl std::ops::DerefMut for Role {
+    fn deref_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+}
+
 impl Role {
+    /// The passwords come from the write-only attributes: known during an
+    /// apply only, never written to the state.
+    fn write_only(&self) -> bool {
+        self.password_wo.is_some()
+            || self.data_node_password_wo.is_some()
+            || self.password_wo_version.is_some()
+    }
+
+    fn encryption(&self) -> Encryption {
+        match self.password_encryption.as_str() {
+            "md5" => Encryption::Md5,
+            _ => Encryption::ScramSha256,
+        }
+    }
+
     /// The access node and the data nodes, in that order.
     fn targets(&self) -> Vec<String> {
         std::iter::once(ACCESS_NODE.to_string())
@@ -852,6 +823,7 @@ impl Role {
     /// the internal password.
     fn spec_for(&self, node: &str) -> RoleSpec {
         let access = node == ACCESS_NODE;
+        let client = self.password.as_ref().or(self.password_wo.as_ref());
         RoleSpec {
             name: self.name.clone(),
             login: self.login || !access,
@@ -864,16 +836,19 @@ impl Role {
             connection_limit: self.connection_limit,
             valid_until: self.valid_until.clone(),
             password: if access {
-                self.password.clone()
+                client.cloned()
             } else {
-                self.data_node_password.clone().or(self.password.clone())
+                (self.data_node_password.as_ref())
+                    .or(self.data_node_password_wo.as_ref())
+                    .or(client)
+                    .cloned()
             },
-            password_stamp: if self.write_only {
+            password_stamp: if self.write_only() {
                 self.stamps.get(node).cloned()
             } else {
                 None
             },
-            encryption: self.encryption,
+            encryption: self.encryption(),
         }
     }
 
@@ -948,32 +923,19 @@ impl Role {
             .collect()
     }
 
-    /// The model to keep in state, with each node's status.
+    /// The model to keep in state, with each node's status: write-only
+    /// values are in neither form.
     fn to_model(&self, nodes: BTreeMap<String, String>) -> Model {
-        let secret = |s: &Option<Secret>| if self.write_only { None } else { s.clone() };
-        Model {
-            name: self.name.clone(),
-            login: self.login,
-            password: secret(&self.password),
-            data_node_password: secret(&self.data_node_password),
-            password_wo: None,
-            data_node_password_wo: None,
-            password_wo_version: self.password_wo_version,
-            password_encryption: self.encryption.name().to_string(),
-            superuser: self.superuser,
-            createdb: self.createdb,
-            createrole: self.createrole,
-            inherit: self.inherit,
-            replication: self.replication,
-            bypassrls: self.bypassrls,
-            connection_limit: self.connection_limit,
-            valid_until: self.valid_until.clone(),
-            data_nodes: self.data_nodes.clone(),
-            drop_owned: self.drop_owned,
-            reassign_owned_to: self.reassign_owned_to.clone(),
-            id: Some(self.name.clone()),
-            nodes,
+        let mut m = self.model.clone();
+        if self.write_only() {
+            m.password = None;
+            m.data_node_password = None;
         }
+        m.password_wo = None;
+        m.data_node_password_wo = None;
+        m.id = Some(m.name.clone());
+        m.nodes = nodes;
+        m
     }
 }
 
