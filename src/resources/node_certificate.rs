@@ -215,12 +215,12 @@ impl Resource for NodeCertificate {
 
     async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {
         let mut now = prior.value;
-        let m = Spec::from(&now);
-        let node = ctx.node(&m.node, NODE).await?;
+        let node = ctx.node(&now.node, NODE).await?;
         let paths = now.paths();
         let installed = node.read_installed(&paths).await?;
         let fingerprint = now.fingerprint.clone().unwrap_or_default();
-        now.installed = Some(check_installed(&node, &m, &fingerprint, &paths, &installed).await?);
+        let status = check_installed(&node, &now, &fingerprint, &paths, &installed).await?;
+        now.installed = Some(status);
         now.ready_for_renewal = Some(
             ready_for_renewal(now.not_after.as_deref(), now.early_renewal_days).unwrap_or(true),
         );
@@ -229,11 +229,10 @@ impl Resource for NodeCertificate {
 
     async fn create(&self, ctx: &Ctx, planned: Model) -> Applied<Model> {
         ctx.check_cancelled()?;
-        let m = Spec::from(&planned);
-        let (cert_pem, key_pem) = issue(ctx, &m).await?;
+        let (cert_pem, key_pem) = issue(ctx, &planned).await?;
         let mut state = planned;
         state.cert_pem = Some(cert_pem);
-        Ok(install(ctx, &m, state, key_pem).await?.into())
+        Ok(install(ctx, state, key_pem).await?.into())
     }
 
     /// Puts the same certificate back (files, mode, settings) with the key
@@ -242,8 +241,7 @@ impl Resource for NodeCertificate {
     async fn update(&self, ctx: &Ctx, prior: State<Model>, planned: Model) -> Applied<Model> {
         let prior = prior.value;
         ctx.check_cancelled()?;
-        let m = Spec::from(&planned);
-        let node = ctx.node(&m.node, NODE).await?;
+        let node = ctx.node(&planned.node, NODE).await?;
         let installed = node.read_installed(&prior.paths()).await?;
         let cert = pki::inspect(prior.cert_pem.as_deref().unwrap_or_default())
             .map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
@@ -253,7 +251,7 @@ impl Resource for NodeCertificate {
         let key = match installed.key.filter(|k| pki::key_matches(&cert, k)) {
             Some(key) if !renew => key,
             _ if renew => {
-                let (cert_pem, key_pem) = issue(ctx, &m).await?;
+                let (cert_pem, key_pem) = issue(ctx, &state).await?;
                 state.cert_pem = Some(cert_pem);
                 key_pem
             }
@@ -264,25 +262,24 @@ impl Resource for NodeCertificate {
                     format!(
                         "Node {:?} no longer holds the private key of this certificate, and the key is kept nowhere \
                          else. Run plan again: it proposes a new key and certificate.",
-                        m.node
+                        state.node
                     ),
                 )
                 .into())
             }
         };
-        Ok(install(ctx, &m, state, key).await?.into())
+        Ok(install(ctx, state, key).await?.into())
     }
 
     async fn delete(&self, ctx: &Ctx, prior: Model) -> Result<(), Diagnostics> {
         ctx.check_cancelled()?;
-        let m = Spec::from(&prior);
-        let node = ctx.node(&m.node, NODE).await?;
-        if m.kind == Kind::Server && m.configure_ssl && m.node != ACCESS_NODE {
-            tls_coupling::before_data_node_tls_goes(ctx, &m.node).await?;
+        let node = ctx.node(&prior.node, NODE).await?;
+        if prior.configures_ssl() && prior.node != ACCESS_NODE {
+            tls_coupling::before_data_node_tls_goes(ctx, &prior.node).await?;
         }
         let paths = prior.paths();
         let cert = prior.cert_pem.as_deref().unwrap_or_default();
-        node.uninstall_cert(&paths, cert, m.kind == Kind::Server && m.configure_ssl)
+        node.uninstall_cert(&paths, cert, prior.configures_ssl())
             .await
             .map_err(Diagnostics::from)
     }
@@ -364,14 +361,11 @@ impl ModifyPlan for NodeCertificate {
         if plan.prior.is_some() || plan.replacing {
             return Ok(());
         }
-        let Ok(m) = Model::from_value(plan.planned).map(|m| Spec::from(&m)) else {
+        let Ok(m) = Model::from_value(plan.planned) else {
             return Ok(()); // parts still unknown: nothing to look up yet
         };
         let node = ctx.node(&m.node, NODE).await?;
-        let paths = match m.kind {
-            Kind::Server => node.server_cert_paths().await,
-            _ => node.user_cert_paths(&m.common_name).await,
-        }?;
+        let paths = m.paths_on(&node).await?;
         let installed = node.read_installed(&paths).await?;
         let Some(cert) = installed.cert else {
             return Ok(());
@@ -411,10 +405,12 @@ impl Import for NodeCertificate {
     async fn import(&self, ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {
         let (node_name, kind, role) = parse_import_id(id)?;
         let node = ctx.provider.node(node_name).await?;
-        let paths = match &role {
-            Some(r) => node.user_cert_paths(r).await,
-            None => node.server_cert_paths().await,
-        }?;
+        let probe = Model {
+            kind,
+            role: role.clone(),
+            ..Model::default()
+        };
+        let paths = probe.paths_on(&node).await?;
         let installed = node.read_installed(&paths).await?;
         let (Some(cert_file), Some(key)) = (&installed.cert, &installed.key) else {
             return Err(Diagnostics::error(
@@ -466,9 +462,8 @@ impl Import for NodeCertificate {
             ready_for_renewal: None,
             installed: None,
         };
-        let m = Spec::from(&state);
         let status =
-            check_installed(&node, &m, &info.fingerprint_sha256, &paths, &installed).await?;
+            check_installed(&node, &state, &info.fingerprint_sha256, &paths, &installed).await?;
         state.installed = Some(status);
         state.ready_for_renewal =
             ready_for_renewal(state.not_after.as_deref(), state.early_renewal_days);
@@ -512,7 +507,7 @@ fn first_pem_block(text: &str) -> String {
 /// node serves) with the state: `in sync`, or what differs.
 async fn check_installed(
     node: &Node,
-    m: &Spec,
+    m: &Model,
     fingerprint: &str,
     paths: &CertPaths,
     installed: &Installed,
@@ -584,7 +579,7 @@ async fn check_installed(
 
 /// A new key and a certificate for it, signed by the CA. The key never
 /// leaves the provider's memory but to the node.
-async fn issue(ctx: &Ctx, m: &Spec) -> Result<(String, Secret), Diagnostics> {
+async fn issue(ctx: &Ctx, m: &Model) -> Result<(String, Secret), Diagnostics> {
     let ca = load_ca(ctx, m).await?;
     let usage = match m.kind {
         Kind::Server => Usage::Server {
@@ -598,15 +593,15 @@ async fn issue(ctx: &Ctx, m: &Spec) -> Result<(String, Secret), Diagnostics> {
         _ => Usage::Client,
     };
     let issued = ca
-        .issue(&m.common_name, &usage, &m.key_algorithm, m.validity_days)
+        .issue(m.subject_name(), &usage, &m.key_algorithm, m.validity_days)
         .map_err(|msg| Diagnostics::error("Could not issue the certificate", msg))?;
     Ok((issued.cert_pem, issued.key_pem))
 }
 
 /// The CA that signs: its certificate, and its key from the node that
 /// keeps it or from the configuration.
-async fn load_ca(ctx: &Ctx, m: &Spec) -> Result<Ca, Diagnostics> {
-    let (key, key_attr) = match (&m.ca_key_node, &m.ca_private_key_pem) {
+async fn load_ca(ctx: &Ctx, m: &Model) -> Result<Ca, Diagnostics> {
+    let (key, key_attr) = match (&m.ca_key_node, m.ca_key()) {
         (Some(name), _) => {
             let fingerprint = pki::inspect(&m.ca_cert_pem)
                 .map_err(|msg| {
@@ -645,30 +640,22 @@ async fn load_ca(ctx: &Ctx, m: &Spec) -> Result<Ca, Diagnostics> {
 
 /// Installs the certificate in `state` with its key and fills in the
 /// computed values. The key goes to the node only.
-async fn install(
-    ctx: &Ctx,
-    m: &Spec,
-    mut state: Model,
-    key_pem: Secret,
-) -> Result<Model, Diagnostics> {
+async fn install(ctx: &Ctx, mut state: Model, key_pem: Secret) -> Result<Model, Diagnostics> {
     let cert_pem = state.cert_pem.clone().unwrap_or_default();
     let info =
         pki::inspect(&cert_pem).map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
-    let node = ctx.node(&m.node, NODE).await?;
-    if m.kind == Kind::Server && m.configure_ssl && m.node == ACCESS_NODE {
+    let node = ctx.node(&state.node, NODE).await?;
+    if state.configures_ssl() && state.node == ACCESS_NODE {
         tls_coupling::before_access_node_tls_comes(ctx).await?;
     }
-    let paths = match m.kind {
-        Kind::Server => node.server_cert_paths().await,
-        _ => node.user_cert_paths(&m.common_name).await,
-    }?;
+    let paths = state.paths_on(&node).await?;
     node.install_cert(
         paths.clone(),
         Install {
             cert_pem: cert_pem.clone(),
             key_pem,
-            ca_pem: Some(m.ca_cert_pem.clone()),
-            configure_ssl: m.kind == Kind::Server && m.configure_ssl,
+            ca_pem: Some(state.ca_cert_pem.clone()),
+            configure_ssl: state.configures_ssl(),
             fingerprint: info.fingerprint_sha256.clone(),
         },
     )
@@ -679,67 +666,48 @@ async fn install(
     state.cert_path = Some(paths.cert.clone());
     state.key_path = Some(paths.key.clone());
     state.ca_path = paths.ca.clone();
-    state.id = Some(make_id(&m.node, m.kind, m.role.as_deref()));
+    state.id = Some(make_id(&state.node, state.kind, state.role.as_deref()));
     state.ready_for_renewal =
         ready_for_renewal(state.not_after.as_deref(), state.early_renewal_days);
     let installed = node.read_installed(&paths).await?;
-    let status = check_installed(&node, m, &info.fingerprint_sha256, &paths, &installed).await?;
+    let status =
+        check_installed(&node, &state, &info.fingerprint_sha256, &paths, &installed).await?;
     if status != IN_SYNC {
         return Err(Diagnostics::error(
             "Certificate not in place after install",
-            format!("On node {:?}: {status}.", m.node),
+            format!("On node {:?}: {status}.", state.node),
         ));
     }
     state.installed = Some(status);
     Ok(state)
 }
 
-/// The certificate as the resource's operations work on it: the CA key
-/// from either attribute, the common name resolved.
-#[derive(Clone, Debug)]
-struct Spec {
-    kind: Kind,
-    node: String,
-    role: Option<String>,
-    common_name: String,
-    dns_names: Vec<String>,
-    ip_addresses: Vec<String>,
-    ca_cert_pem: String,
-    /// From `ca_private_key_pem` or `ca_private_key_pem_wo`.
-    ca_private_key_pem: Option<Secret>,
-    ca_key_node: Option<String>,
-    key_algorithm: String,
-    validity_days: i64,
-    configure_ssl: bool,
-}
+impl Model {
+    /// The subject's common name: a user certificate's is its role.
+    fn subject_name(&self) -> &str {
+        (self.common_name.as_deref())
+            .or(self.role.as_deref())
+            .unwrap_or_default()
+    }
 
-impl From<&Model> for Spec {
-    fn from(m: &Model) -> Spec {
-        Spec {
-            kind: m.kind,
-            node: m.node.clone(),
-            role: m.role.clone(),
-            common_name: m
-                .common_name
-                .clone()
-                .or_else(|| m.role.clone())
-                .unwrap_or_default(),
-            dns_names: m.dns_names.clone(),
-            ip_addresses: m.ip_addresses.clone(),
-            ca_cert_pem: m.ca_cert_pem.clone(),
-            ca_private_key_pem: m
-                .ca_private_key_pem
-                .clone()
-                .or_else(|| m.ca_private_key_pem_wo.clone()),
-            ca_key_node: m.ca_key_node.clone(),
-            key_algorithm: m.key_algorithm.clone(),
-            validity_days: m.validity_days,
-            configure_ssl: m.configure_ssl,
+    /// The CA key the configuration gives, in either form.
+    fn ca_key(&self) -> Option<&Secret> {
+        (self.ca_private_key_pem.as_ref()).or(self.ca_private_key_pem_wo.as_ref())
+    }
+
+    /// Whether the node's ssl settings follow this certificate.
+    fn configures_ssl(&self) -> bool {
+        self.kind == Kind::Server && self.configure_ssl
+    }
+
+    /// Where the node keeps the files of a certificate of this kind.
+    async fn paths_on(&self, node: &Node) -> Result<CertPaths, crate::node::NodeError> {
+        match self.kind {
+            Kind::Server => node.server_cert_paths().await,
+            Kind::User => node.user_cert_paths(self.subject_name()).await,
         }
     }
-}
 
-impl Model {
     /// Where the state says the files are.
     fn paths(&self) -> CertPaths {
         CertPaths {
