@@ -531,6 +531,19 @@ mod tests {
                 "name Missing value",
             ]
         );
+        // Null elements are kept where the element type allows them.
+        let mut diags = Diagnostics::new();
+        let mut at = At {
+            name: "m",
+            path: AttrPath::attr("m"),
+            diags: &mut diags,
+        };
+        let maybe: BTreeMap<String, Option<String>> = Field::decode(
+            &Value::Map(BTreeMap::from([("k".to_string(), Value::Null)])),
+            &mut at,
+        );
+        assert_eq!(maybe, BTreeMap::from([("k".to_string(), None)]));
+        assert!(diags.is_empty());
         let whole = object([(COUNT, Value::Number(Number::Float(1.5)))]);
         let d = Sample::from_value(&whole).unwrap_err();
         assert!(d.0.iter().any(|x| x.summary == "Invalid number"));

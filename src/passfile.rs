@@ -628,10 +628,7 @@ mod tests {
             let mut f = PassFile::parse("");
             f.upsert(&managed, 1);
             let block = f.render();
-            let theirs = format!(
-                "{POSITION_PREFIX}7 (their own note)\n{}\n",
-                adopted.render()
-            );
+            let theirs = format!("{POSITION_PREFIX}7\n{}\n", adopted.render());
             let text = if block_first {
                 format!("{block}{theirs}")
             } else {
@@ -642,7 +639,7 @@ mod tests {
             assert!(f.remove(&adopted.key()));
             let kept = lines(&f);
             assert!(
-                kept.iter().any(|l| l.ends_with("(their own note)")),
+                kept.iter().any(|l| *l == format!("{POSITION_PREFIX}7")),
                 "block first: {block_first}: {kept:?}"
             );
             assert_eq!(f.find(&managed.key()).unwrap().position, Some(1));

@@ -376,7 +376,7 @@ mod tests {
                     "dn1.example",
                     &Usage::Server {
                         dns_names: vec!["localhost".into()],
-                        ip_addresses: vec!["127.0.0.1".parse().unwrap()],
+                        ip_addresses: vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
                     },
                     alg,
                     10,
@@ -385,7 +385,7 @@ mod tests {
             let info = inspect(&server.cert_pem).unwrap();
             assert_eq!(info.common_name.as_deref(), Some("dn1.example"));
             assert_eq!(info.dns_names, ["localhost"]);
-            assert_eq!(info.ip_addresses, ["127.0.0.1"]);
+            assert_eq!(info.ip_addresses, ["127.0.0.1", "::1"]);
             assert!(issued_by(&server.cert_pem, &ca.cert_pem), "{alg}");
             let key_print = info.public_key_fingerprint();
             assert_eq!(key_print.len(), 64);
