@@ -69,6 +69,9 @@ pub enum Check {
 #[derive(Debug, Default)]
 pub struct Checker {
     memo: std::sync::Mutex<std::collections::HashMap<[u8; 32], Check>>,
+    /// How many comparisons needed the check itself (a key derivation for
+    /// a SCRAM verifier).
+    computed: std::sync::atomic::AtomicU64,
 }
 
 fn memo_key(stored: &str, password: &str, role: &str) -> [u8; 32] {
@@ -100,6 +103,11 @@ impl Checker {
             .insert(memo_key(stored, password, role), Check::Matches);
     }
 
+    /// How many comparisons were not found among the remembered ones.
+    pub fn computed(&self) -> u64 {
+        self.computed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Compares the stored password of `role` with `password`.
     pub fn check(&self, stored: &str, password: &str, role: &str) -> Check {
         let key = memo_key(stored, password, role);
@@ -107,6 +115,8 @@ impl Checker {
             return *c;
         }
         let c = check(stored, password, role);
+        self.computed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut m = self.memo();
         if m.len() > 100_000 {
             m.clear();

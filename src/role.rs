@@ -143,8 +143,9 @@ impl RoleSpec {
     }
 
     /// The role options, with the password as a verifier of the spec's
-    /// encryption.
-    fn options(&self, with_password: bool, altering: bool) -> String {
+    /// encryption. `checker` is told the verifier matches the password, so
+    /// that reading it back needs no second key derivation.
+    fn options(&self, with_password: bool, altering: bool, checker: &Checker) -> String {
         let flag = |on: bool, name: &str| {
             if on {
                 name.to_string()
@@ -169,10 +170,11 @@ impl RoleSpec {
         }
         if with_password {
             match &self.password {
-                Some(p) => parts.push(format!(
-                    "PASSWORD {}",
-                    literal(password::encrypt(p, &self.name, self.encryption).expose())
-                )),
+                Some(p) => {
+                    let verifier = password::encrypt(p, &self.name, self.encryption);
+                    checker.trust(verifier.expose(), p.expose(), &self.name);
+                    parts.push(format!("PASSWORD {}", literal(verifier.expose())));
+                }
                 None => parts.push("PASSWORD NULL".into()),
             }
         }
@@ -180,21 +182,21 @@ impl RoleSpec {
     }
 
     /// `CREATE ROLE`, password included.
-    pub fn create_sql(&self) -> Secret {
+    pub fn create_sql(&self, checker: &Checker) -> Secret {
         Secret::new(format!(
             "CREATE ROLE {} WITH {}",
             ident(&self.name),
-            self.options(true, false)
+            self.options(true, false, checker)
         ))
     }
 
     /// `ALTER ROLE` to this spec. The password is only sent when it
     /// differs, as each verifier has a fresh salt.
-    pub fn alter_sql(&self, differences: &[&str]) -> Secret {
+    pub fn alter_sql(&self, differences: &[&str], checker: &Checker) -> Secret {
         Secret::new(format!(
             "ALTER ROLE {} WITH {}",
             ident(&self.name),
-            self.options(Self::password_differs(differences), true)
+            self.options(Self::password_differs(differences), true, checker)
         ))
     }
 
@@ -266,19 +268,43 @@ mod tests {
     }
 
     #[test]
+    fn a_verifier_the_provider_made_is_read_back_without_a_second_derivation() {
+        let checker = Checker::default();
+        let sql = spec().create_sql(&checker);
+        let stored = sql
+            .expose()
+            .split("PASSWORD '")
+            .nth(1)
+            .and_then(|v| v.strip_suffix('\''))
+            .unwrap()
+            .to_string();
+        let mut state = state();
+        state.password = StoredPassword::Some(stored.clone());
+        assert!(spec().differences(&state, &checker).is_empty());
+        assert_eq!(checker.computed(), 0, "the read-back derived the key again");
+        // Another verifier of the same password (a new salt) is checked.
+        let other = spec().create_sql(&Checker::default());
+        assert_ne!(other.expose(), sql.expose());
+        let other = other.expose().split("PASSWORD '").nth(1).unwrap();
+        state.password = StoredPassword::Some(other.trim_end_matches('\'').to_string());
+        assert!(spec().differences(&state, &checker).is_empty());
+        assert_eq!(checker.computed(), 1);
+    }
+
+    #[test]
     fn statements_quote_everything_and_never_carry_the_plain_password() {
-        let sql = spec().create_sql();
+        let sql = spec().create_sql(&Checker::default());
         let sql = sql.expose();
         assert!(sql.starts_with("CREATE ROLE \"Test \"\"Role\"\"\" WITH LOGIN NOSUPERUSER"));
         assert!(sql.contains("PASSWORD 'SCRAM-SHA-256$4096:"));
         assert!(!sql.contains("it's") && !sql.contains("it''s"));
-        let alter = spec().alter_sql(&[SUPERUSER]);
+        let alter = spec().alter_sql(&[SUPERUSER], &Checker::default());
         assert!(!alter.expose().contains("PASSWORD"));
         assert!(alter.expose().contains("VALID UNTIL 'infinity'"));
         let mut s = spec();
         s.password = None;
         s.valid_until = Some("2030-01-01'; DROP ROLE x; --".into());
-        let alter = s.alter_sql(&[PASSWORD]);
+        let alter = s.alter_sql(&[PASSWORD], &Checker::default());
         assert!(alter
             .expose()
             .ends_with("VALID UNTIL '2030-01-01''; DROP ROLE x; --' PASSWORD NULL"));
@@ -371,7 +397,10 @@ mod tests {
             status(&spec(), Some(&s), &Checker::default()),
             "differs: password (md5 verifier)"
         );
-        let fix = spec().alter_sql(&spec().differences(&s, &Checker::default()));
+        let fix = spec().alter_sql(
+            &spec().differences(&s, &Checker::default()),
+            &Checker::default(),
+        );
         assert!(
             fix.expose().contains("PASSWORD 'SCRAM-SHA-256$"),
             "repaired as SCRAM"
@@ -386,6 +415,9 @@ mod tests {
             md5_wanted.differences(&state(), &Checker::default()),
             [PASSWORD_SCRAM]
         );
-        assert!(md5_wanted.create_sql().expose().contains("PASSWORD 'md5"));
+        assert!(md5_wanted
+            .create_sql(&Checker::default())
+            .expose()
+            .contains("PASSWORD 'md5"));
     }
 }

@@ -105,9 +105,8 @@ pub const SERVER_GRANTS_ALL: &str = "SELECT s.srvname::text, r.rolname::text, a.
      FROM pg_foreign_server s, aclexplode(coalesce(s.srvacl, acldefault('S', s.srvowner))) a \
      JOIN pg_roles r ON r.oid = a.grantee WHERE a.privilege_type = 'USAGE'";
 
-/// `$1`: server names. Those that do not exist.
-pub const MISSING_SERVERS: &str = "SELECT n FROM unnest($1::text[]) n \
-     WHERE NOT EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = n) ORDER BY n";
+/// The names of the foreign servers.
+pub const FOREIGN_SERVERS: &str = "SELECT srvname::text FROM pg_foreign_server";
 
 /// `$1`: setting names. Each with the value the configuration files give
 /// it (the last valid one; NULL when no file sets it), in the given order.
@@ -144,13 +143,13 @@ fn ident_list(names: &[String]) -> String {
         .join(", ")
 }
 
-/// `GRANT USAGE ON FOREIGN SERVER ...` to `role`, with the grant option
-/// when asked.
-pub fn grant_server_usage(servers: &[String], role: &str, with_grant_option: bool) -> String {
+/// `GRANT USAGE ON FOREIGN SERVER ...` to `roles`, optionally with the
+/// grant option.
+pub fn grant_server_usage(servers: &[String], roles: &[String], with_grant_option: bool) -> String {
     format!(
         "GRANT USAGE ON FOREIGN SERVER {} TO {}{}",
         ident_list(servers),
-        ident(role),
+        ident_list(roles),
         if with_grant_option {
             " WITH GRANT OPTION"
         } else {
@@ -159,21 +158,21 @@ pub fn grant_server_usage(servers: &[String], role: &str, with_grant_option: boo
     )
 }
 
-/// `REVOKE USAGE ON FOREIGN SERVER ...` from `role`.
-pub fn revoke_server_usage(servers: &[String], role: &str) -> String {
+/// `REVOKE USAGE ON FOREIGN SERVER ...` from `roles`.
+pub fn revoke_server_usage(servers: &[String], roles: &[String]) -> String {
     format!(
         "REVOKE USAGE ON FOREIGN SERVER {} FROM {}",
         ident_list(servers),
-        ident(role)
+        ident_list(roles)
     )
 }
 
-/// Takes the grant option (only) back from `role`.
-pub fn revoke_server_grant_option(servers: &[String], role: &str) -> String {
+/// Takes the grant option (only) back from `roles`.
+pub fn revoke_server_grant_option(servers: &[String], roles: &[String]) -> String {
     format!(
         "REVOKE GRANT OPTION FOR USAGE ON FOREIGN SERVER {} FROM {}",
         ident_list(servers),
-        ident(role)
+        ident_list(roles)
     )
 }
 
@@ -204,19 +203,19 @@ mod tests {
     fn statements_quote_every_name_and_value() {
         let servers = ["dn1".to_string(), "d\"n 2".to_string()];
         assert_eq!(
-            grant_server_usage(&servers, "Test Role", true),
+            grant_server_usage(&servers, &["Test Role".into()], true),
             "GRANT USAGE ON FOREIGN SERVER \"dn1\", \"d\"\"n 2\" TO \"Test Role\" WITH GRANT OPTION"
         );
         assert_eq!(
-            grant_server_usage(&servers[..1], "r", false),
-            "GRANT USAGE ON FOREIGN SERVER \"dn1\" TO \"r\""
+            grant_server_usage(&servers[..1], &["r".into(), "s".into()], false),
+            "GRANT USAGE ON FOREIGN SERVER \"dn1\" TO \"r\", \"s\""
         );
         assert_eq!(
-            revoke_server_usage(&servers[..1], "r\"; DROP ROLE x; --"),
+            revoke_server_usage(&servers[..1], &["r\"; DROP ROLE x; --".into()]),
             "REVOKE USAGE ON FOREIGN SERVER \"dn1\" FROM \"r\"\"; DROP ROLE x; --\""
         );
         assert_eq!(
-            revoke_server_grant_option(&servers[..1], "r"),
+            revoke_server_grant_option(&servers[..1], &["r".into()]),
             "REVOKE GRANT OPTION FOR USAGE ON FOREIGN SERVER \"dn1\" FROM \"r\""
         );
         assert_eq!(drop_owned("a\"b", None), "DROP OWNED BY \"a\"\"b\"");

@@ -43,6 +43,12 @@ impl<T> Cached<T> {
         Ok(v)
     }
 
+    /// Keeps `v`, read in the transaction that made a change, as the
+    /// snapshot; a load in flight finishes first.
+    pub async fn put(&self, v: Arc<T>) {
+        *self.cell.lock().await = Some(v);
+    }
+
     /// Forgets the snapshot after a change; a load in flight finishes
     /// first, so it cannot put stale data back.
     pub async fn invalidate(&self) {
@@ -57,6 +63,8 @@ impl<T> Cached<T> {
 pub struct Snapshots {
     pub roles: Cached<super::roles::RoleTable>,
     pub grants: Cached<super::grants::GrantTable>,
+    /// The names of the foreign servers (the provider never changes them).
+    pub servers: Cached<std::collections::BTreeSet<String>>,
     pub session: Cached<super::SessionInfo>,
     /// Whether the provider may run programs on the server.
     pub programs: Cached<bool>,

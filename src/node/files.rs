@@ -103,6 +103,20 @@ pub async fn replace<C: GenericClient>(
     mode: Option<u32>,
     programs: bool,
 ) -> Result<(), tokio_postgres::Error> {
+    replace_removing(c, path, bytes, mode, programs, &[]).await
+}
+
+/// As [`replace`], removing the files `obsolete` in the same server program
+/// that prepares the staging directory (with the right to run programs
+/// only; without it they stay).
+pub async fn replace_removing<C: GenericClient>(
+    c: &C,
+    path: &str,
+    bytes: &[u8],
+    mode: Option<u32>,
+    programs: bool,
+    obsolete: &[String],
+) -> Result<(), tokio_postgres::Error> {
     if !programs {
         return write(c, path, bytes).await;
     }
@@ -114,9 +128,13 @@ pub async fn replace<C: GenericClient>(
     run(
         c,
         &format!(
-            "rm -rf -- {s} {old} && mkdir -m 700 -- {s}",
+            "rm -rf -- {s} {old}{extra} && mkdir -m 700 -- {s}",
             s = sh_quote(&staging),
             old = sh_quote(&format!("{path}{OLD_STAGING_SUFFIX}")),
+            extra = obsolete
+                .iter()
+                .map(|p| format!(" {}", sh_quote(p)))
+                .collect::<String>(),
         ),
     )
     .await?;
@@ -164,26 +182,29 @@ pub async fn remove<C: GenericClient>(c: &C, path: &str) -> Result<(), tokio_pos
 
 /// The file's permission bits, or `None` when the file does not exist.
 /// Needs the right to run programs and a transaction (a temporary table
-/// receives the answer and goes away with the transaction).
+/// receives the answer and goes away with the transaction). One round trip:
+/// the table, the program and the answer travel as one query.
 pub async fn mode<C: GenericClient>(
     c: &C,
     path: &str,
 ) -> Result<Option<u32>, tokio_postgres::Error> {
-    c.batch_execute(sql::STAT_TABLE).await?;
-    c.batch_execute(&format!(
-        "COPY pg_temp.terraform_stat FROM PROGRAM {}",
+    let query = format!(
+        "{}; COPY pg_temp.terraform_stat FROM PROGRAM {}; DELETE FROM pg_temp.terraform_stat RETURNING line",
+        sql::STAT_TABLE,
         sql::literal(&format!(
             "stat -c %a -- {} 2>/dev/null || true",
             sh_quote(path)
         ))
-    ))
-    .await?;
-    let row = c
-        .query_opt("DELETE FROM pg_temp.terraform_stat RETURNING line", &[])
-        .await?;
-    Ok(row
-        .and_then(|r| r.get::<_, Option<String>>(0))
-        .and_then(|s| u32::from_str_radix(s.trim(), 8).ok()))
+    );
+    let line = c
+        .simple_query(&query)
+        .await?
+        .into_iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        });
+    Ok(line.and_then(|s| u32::from_str_radix(s.trim(), 8).ok()))
 }
 
 #[cfg(test)]

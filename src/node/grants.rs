@@ -4,6 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use tokio_postgres::GenericClient;
+
+use super::batch::{self, Edit, Written};
 use super::error::{ErrorKind, NodeError};
 use super::Node;
 use crate::sql;
@@ -33,22 +36,25 @@ impl Node {
             .grants
             .get(|| async {
                 let mut s = self.session().await?;
-                let rows = s
-                    .client()
-                    .query(sql::SERVER_GRANTS_ALL, &[])
-                    .await
-                    .map_err(|e| self.pg_err("reading foreign server privileges", &e))?;
-                let mut out = GrantTable::new();
-                for r in rows {
-                    let grantable: bool = r.get(2);
-                    *out.entry(r.get::<_, String>(1))
-                        .or_default()
-                        .entry(r.get::<_, String>(0))
-                        .or_insert(false) |= grantable;
-                }
-                Ok(out)
+                self.load_grants(s.client()).await
             })
             .await
+    }
+
+    async fn load_grants<C: GenericClient>(&self, c: &C) -> Result<GrantTable, NodeError> {
+        let rows = c
+            .query(sql::SERVER_GRANTS_ALL, &[])
+            .await
+            .map_err(|e| self.pg_err("reading foreign server privileges", &e))?;
+        let mut out = GrantTable::new();
+        for r in rows {
+            let grantable: bool = r.get(2);
+            *out.entry(r.get::<_, String>(1))
+                .or_default()
+                .entry(r.get::<_, String>(0))
+                .or_insert(false) |= grantable;
+        }
+        Ok(out)
     }
 
     /// The foreign servers the role has `USAGE` on, each with whether it
@@ -69,42 +75,91 @@ impl Node {
         ))
     }
 
-    /// The named servers that do not exist on this node.
+    /// The named servers that do not exist on this node, in order (the
+    /// names are read once: the provider never creates or drops servers).
     pub async fn missing_servers(&self, servers: &[String]) -> Result<Vec<String>, NodeError> {
-        let mut s = self.session().await?;
-        let rows = s
-            .client()
-            .query(sql::MISSING_SERVERS, &[&servers])
-            .await
-            .map_err(|e| self.pg_err("looking up foreign servers", &e))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        let known = self
+            .read
+            .servers
+            .get(|| async {
+                let mut s = self.session().await?;
+                let rows = s
+                    .client()
+                    .query(sql::FOREIGN_SERVERS, &[])
+                    .await
+                    .map_err(|e| self.pg_err("looking up foreign servers", &e))?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
+            .await?;
+        let mut missing: Vec<String> = servers
+            .iter()
+            .filter(|s| !known.contains(*s))
+            .cloned()
+            .collect();
+        missing.sort();
+        missing.dedup();
+        Ok(missing)
     }
 
-    /// Applies the change in one transaction, serialised with other grant
-    /// changes on this node.
-    pub async fn change_server_grants(&self, role: &str, c: &GrantChange) -> Result<(), NodeError> {
-        let mut stmts = Vec::new();
-        if !c.revoke.is_empty() {
-            stmts.push(sql::revoke_server_usage(&c.revoke, role));
+    /// Applies the change and returns every role's privileges as they are
+    /// afterwards. Changes arriving together (many grants applied at once)
+    /// are made in one transaction, serialised with other grant changes on
+    /// this node ([`super::batch`]); when that transaction fails, each change
+    /// is made on its own so that the error reaches the role that caused it.
+    /// The work runs in its own task, so a cancelled request cannot stop it
+    /// halfway.
+    pub async fn change_server_grants(
+        self: &Arc<Self>,
+        role: &str,
+        c: &GrantChange,
+    ) -> Result<Arc<GrantTable>, NodeError> {
+        if c.is_empty() {
+            return self.grants_all().await;
         }
-        if !c.revoke_option.is_empty() {
-            stmts.push(sql::revoke_server_grant_option(&c.revoke_option, role));
-        }
-        if !c.grant.is_empty() {
-            stmts.push(sql::grant_server_usage(&c.grant, role, c.with_grant_option));
-        }
-        if stmts.is_empty() {
-            return Ok(());
-        }
-        let doing = format!("changing the foreign server privileges of role {role:?}");
-        let _guard = self.catalog_lock.lock().await;
+        let change = (role.to_string(), c.clone());
+        let rx = self
+            .grant_changes
+            .push(Arc::new(move |pending: &mut PendingGrants| {
+                pending.push(change.clone());
+                Ok(())
+            }));
+        let node = self.clone();
+        tokio::spawn(async move {
+            let _guard = node.catalog_lock.lock().await;
+            node.grant_changes
+                .drain(|edits| node.write_grants(edits))
+                .await;
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(batch::lost(
+                &self.name,
+                &self.address(),
+                &format!("changing the foreign server privileges of role {role:?}"),
+            ))
+        })
+    }
+
+    async fn write_grants(
+        &self,
+        edits: Vec<Edit<PendingGrants>>,
+    ) -> Result<Written<Arc<GrantTable>>, NodeError> {
+        let (pending, results) = batch::apply(&Vec::new(), &edits, |m| {
+            self.err(ErrorKind::Rejected, "changing foreign server privileges", m)
+        });
+        let doing = match pending.as_slice() {
+            [(role, _)] => format!("changing the foreign server privileges of role {role:?}"),
+            _ => format!(
+                "changing the foreign server privileges of {} roles",
+                pending.len()
+            ),
+        };
         let mut s = self.session().await?;
         let tx = self.begin(&mut s).await?;
         tx.query_one(sql::ADVISORY_LOCK_XACT, &[&GRANT_LOCK_KEY])
             .await
             .map_err(|e| self.pg_err("locking foreign server privileges", &e))?;
-        for st in &stmts {
-            tx.batch_execute(st).await.map_err(|e| {
+        for st in statements(&pending) {
+            tx.batch_execute(&st).await.map_err(|e| {
                 let mut err = self.pg_err(&doing, &e);
                 if e.code() == Some(&tokio_postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST)
                 {
@@ -116,9 +171,117 @@ impl Node {
                 err
             })?;
         }
-        let r = tx.commit().await.map_err(|e| self.pg_err(&doing, &e));
+        let table = Arc::new(self.load_grants(&tx).await?);
+        tx.commit().await.map_err(|e| self.pg_err(&doing, &e))?;
         drop(s);
-        self.read.grants.invalidate().await;
-        r
+        self.read.grants.put(table.clone()).await;
+        Ok((results, table))
+    }
+}
+
+/// Grant changes waiting for the next write, in the order they came.
+pub type PendingGrants = Vec<(String, GrantChange)>;
+
+impl GrantChange {
+    fn is_empty(&self) -> bool {
+        self.revoke.is_empty() && self.revoke_option.is_empty() && self.grant.is_empty()
+    }
+}
+
+/// The statements that make `pending`: per role the revokes, then the
+/// grant-option revokes, then the grants. Roles asking for the same change
+/// share one statement; when a role comes twice, every change keeps its own
+/// statements, in order.
+fn statements(pending: &PendingGrants) -> Vec<String> {
+    let roles: std::collections::BTreeSet<&String> = pending.iter().map(|(r, _)| r).collect();
+    let groups: Vec<Vec<&(String, GrantChange)>> = if roles.len() == pending.len() {
+        vec![pending.iter().collect()]
+    } else {
+        pending.iter().map(|p| vec![p]).collect()
+    };
+    let mut out = Vec::new();
+    for group in groups {
+        let mut revoke: BTreeMap<&[String], Vec<String>> = BTreeMap::new();
+        let mut revoke_option: BTreeMap<&[String], Vec<String>> = BTreeMap::new();
+        let mut grant: BTreeMap<(&[String], bool), Vec<String>> = BTreeMap::new();
+        for (role, c) in group {
+            if !c.revoke.is_empty() {
+                revoke.entry(&c.revoke).or_default().push(role.clone());
+            }
+            if !c.revoke_option.is_empty() {
+                revoke_option
+                    .entry(&c.revoke_option)
+                    .or_default()
+                    .push(role.clone());
+            }
+            if !c.grant.is_empty() {
+                grant
+                    .entry((&c.grant, c.with_grant_option))
+                    .or_default()
+                    .push(role.clone());
+            }
+        }
+        out.extend(revoke.iter().map(|(s, r)| sql::revoke_server_usage(s, r)));
+        out.extend(
+            revoke_option
+                .iter()
+                .map(|(s, r)| sql::revoke_server_grant_option(s, r)),
+        );
+        out.extend(
+            grant
+                .iter()
+                .map(|((s, w), r)| sql::grant_server_usage(s, r, *w)),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(revoke: &[&str], grant: &[&str], with_grant_option: bool) -> GrantChange {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        GrantChange {
+            revoke: v(revoke),
+            grant: v(grant),
+            with_grant_option,
+            revoke_option: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn roles_asking_the_same_share_a_statement() {
+        let pending = vec![
+            ("a".to_string(), change(&[], &["dn1", "dn2"], false)),
+            ("b".to_string(), change(&["dn3"], &["dn1", "dn2"], false)),
+            ("c".to_string(), change(&[], &["dn1", "dn2"], true)),
+            ("d".to_string(), change(&["dn3"], &[], false)),
+        ];
+        assert_eq!(
+            statements(&pending),
+            [
+                "REVOKE USAGE ON FOREIGN SERVER \"dn3\" FROM \"b\", \"d\"",
+                "GRANT USAGE ON FOREIGN SERVER \"dn1\", \"dn2\" TO \"a\", \"b\"",
+                "GRANT USAGE ON FOREIGN SERVER \"dn1\", \"dn2\" TO \"c\" WITH GRANT OPTION",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_role_that_comes_twice_keeps_the_order_of_its_changes() {
+        let pending = vec![
+            ("a".to_string(), change(&[], &["dn1"], false)),
+            ("b".to_string(), change(&[], &["dn1"], false)),
+            ("a".to_string(), change(&["dn1"], &[], false)),
+        ];
+        assert_eq!(
+            statements(&pending),
+            [
+                "GRANT USAGE ON FOREIGN SERVER \"dn1\" TO \"a\"",
+                "GRANT USAGE ON FOREIGN SERVER \"dn1\" TO \"b\"",
+                "REVOKE USAGE ON FOREIGN SERVER \"dn1\" FROM \"a\"",
+            ]
+        );
     }
 }

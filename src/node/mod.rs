@@ -45,6 +45,8 @@ pub struct Node {
     read: cache::Snapshots,
     /// Serialises catalog changes (grants) within the process.
     catalog_lock: tokio::sync::Mutex<()>,
+    /// Grant changes waiting to be made together ([`grants`]).
+    grant_changes: batch::Queue<grants::PendingGrants, Arc<grants::GrantTable>>,
 }
 
 /// What the server says about the provider's own session.
@@ -64,6 +66,7 @@ impl Node {
             spec,
             edit_lock: tokio::sync::Mutex::new(()),
             catalog_lock: tokio::sync::Mutex::new(()),
+            grant_changes: Default::default(),
             hba: Default::default(),
             passfile: Default::default(),
             read: Default::default(),

@@ -104,21 +104,19 @@ impl Node {
         })
     }
 
-    /// Reads the file; `programs` says whether its mode can be read too
-    /// (which needs a transaction).
+    /// Reads the file; `with_mode` says whether to read its mode too
+    /// (which needs the right to run programs and a transaction).
     async fn passfile_load<C: GenericClient>(
         &self,
         c: &C,
-        programs: bool,
+        with_mode: bool,
     ) -> Result<PassSnapshot, NodeError> {
         let path = self.passfile_path(c).await?;
         let text = self.read_text(c, &path).await?;
         let exists = text.is_some();
         let text = text.unwrap_or_default();
-        let mode = if programs && exists {
-            files::mode(c, &path)
-                .await
-                .map_err(|e| self.pg_err(format!("reading the mode of {path}"), &e))?
+        let mode = if with_mode && exists {
+            self.passfile_mode(c, &path).await?
         } else {
             None
         };
@@ -128,6 +126,16 @@ impl Node {
             exists,
             mode,
         ))
+    }
+
+    async fn passfile_mode<C: GenericClient>(
+        &self,
+        c: &C,
+        path: &str,
+    ) -> Result<Option<u32>, NodeError> {
+        files::mode(c, path)
+            .await
+            .map_err(|e| self.pg_err(format!("reading the mode of {path}"), &e))
     }
 
     /// The password file as it is now (shared snapshot, see
@@ -174,19 +182,15 @@ impl Node {
         }
         // No backup copy is kept: it would be one more file holding
         // passwords, outliving the entries it holds. One left by earlier
-        // releases goes now.
-        if programs {
-            files::remove(tx, &format!("{path}{OLD_BACKUP_SUFFIX}"))
-                .await
-                .map_err(|e| self.pg_err(format!("removing the old backup of {path}"), &e))?;
-        }
+        // releases goes with this write.
         let new_text = after.render();
-        files::replace(
+        files::replace_removing(
             tx,
             &path,
             new_text.as_bytes(),
             Some(PASSFILE_MODE),
             programs,
+            &[format!("{path}{OLD_BACKUP_SUFFIX}")],
         )
         .await
         .map_err(|e| self.pg_err(&doing, &e))?;
@@ -213,13 +217,10 @@ impl Node {
                 format!("{why}; the previous content was put back"),
             ));
         }
-        let mode = if programs {
-            files::mode(tx, &path)
-                .await
-                .map_err(|e| self.pg_err(format!("reading the mode of {path}"), &e))?
-        } else {
-            None
-        };
+        // With programs the file was given its mode before it was renamed
+        // into place (a failed chmod fails the write); without, the mode is
+        // not known.
+        let mode = programs.then_some(PASSFILE_MODE);
         Ok(PassSnapshot::new(path, after, true, mode))
     }
 }
@@ -250,11 +251,32 @@ impl FileKind for Passfile {
         node.passfile_load(tx, programs).await
     }
 
+    /// Without the mode: a write sets it anyway, and
+    /// [`FileKind::needs_write`] looks at it only when nothing else changes.
+    async fn load_for_write(
+        node: &Node,
+        tx: &Transaction<'_>,
+        _programs: bool,
+    ) -> Result<PassSnapshot, NodeError> {
+        node.passfile_load(tx, false).await
+    }
+
     /// A file whose mode went wrong is written again even when no entry
     /// changed.
-    fn unchanged(before: &PassSnapshot, after: &PassFile, programs: bool) -> bool {
-        let mode_ok = !programs || !before.exists || before.mode == Some(PASSFILE_MODE);
-        before.file == *after && mode_ok
+    async fn needs_write(
+        node: &Node,
+        tx: &Transaction<'_>,
+        before: &PassSnapshot,
+        after: &PassFile,
+        programs: bool,
+    ) -> Result<bool, NodeError> {
+        if before.file != *after {
+            return Ok(true);
+        }
+        if !programs || !before.exists {
+            return Ok(false);
+        }
+        Ok(node.passfile_mode(tx, &before.path).await? != Some(PASSFILE_MODE))
     }
 
     async fn commit(

@@ -40,9 +40,26 @@ pub trait FileKind: Sized + Send + Sync + 'static {
         programs: bool,
     ) -> Result<Self::Snapshot, NodeError>;
 
-    /// Whether there is nothing to write.
-    fn unchanged(before: &Self::Snapshot, after: &Self::File, _programs: bool) -> bool {
-        Self::file(before) == after
+    /// Reads the file for a write: as [`FileKind::load`], leaving out what
+    /// only [`FileKind::needs_write`] looks at when the content is the same.
+    async fn load_for_write(
+        node: &Node,
+        tx: &Transaction<'_>,
+        programs: bool,
+    ) -> Result<Self::Snapshot, NodeError> {
+        Self::load(node, tx, programs).await
+    }
+
+    /// Whether the file must be written: its content changes, or (for a
+    /// kind that says so) something else about it is wrong.
+    async fn needs_write(
+        _node: &Node,
+        _tx: &Transaction<'_>,
+        before: &Self::Snapshot,
+        after: &Self::File,
+        _programs: bool,
+    ) -> Result<bool, NodeError> {
+        Ok(Self::file(before) != after)
     }
 
     /// Checks, writes and proves the new file; on failure the previous
@@ -124,7 +141,7 @@ impl Node {
             .await
             .map_err(|e| self.pg_err(format!("locking {}", K::NAME), &e))?;
         let programs = self.can_run_programs(&tx).await?;
-        let before = K::load(self, &tx, programs).await?;
+        let before = K::load_for_write(self, &tx, programs).await?;
         let (after, results) = batch::apply(K::file(&before), &edits, |m| {
             self.err(
                 super::ErrorKind::Rejected,
@@ -132,7 +149,7 @@ impl Node {
                 m,
             )
         });
-        if K::unchanged(&before, &after, programs) {
+        if !K::needs_write(self, &tx, &before, &after, programs).await? {
             return Ok((results, before));
         }
         let now = K::commit(self, &tx, &before, after, programs).await?;

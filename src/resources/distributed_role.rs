@@ -497,13 +497,19 @@ async fn converge_access(
             let d = spec.differences(state, checker);
             if !d.is_empty() {
                 access
-                    .role_exec(&format!("altering role {:?}", m.name), &spec.alter_sql(&d))
+                    .role_exec(
+                        &format!("altering role {:?}", m.name),
+                        &spec.alter_sql(&d, checker),
+                    )
                     .await?;
             }
             Ok(())
         }
         _ => Ok(access
-            .role_exec(&format!("creating role {:?}", m.name), &spec.create_sql())
+            .role_exec(
+                &format!("creating role {:?}", m.name),
+                &spec.create_sql(checker),
+            )
             .await?),
     }
 }
@@ -547,8 +553,8 @@ async fn converge_data_nodes(
             continue; // no statement to build (a password verifier costs a key derivation)
         }
         let statement = match verb {
-            "creating" => spec.create_sql(),
-            _ => spec.alter_sql(&alter_diffs),
+            "creating" => spec.create_sql(checker),
+            _ => spec.alter_sql(&alter_diffs, checker),
         };
         let doing = format!("{verb} role {:?}", m.name);
         let fan = ctx

@@ -75,6 +75,7 @@ impl Resource for ForeignServerGrant {
                 },
             )
             .await
+            .map(|_| ())
             .map_err(Diagnostics::from)
     }
 }
@@ -256,8 +257,9 @@ async fn apply(ctx: &Ctx, before: Option<&Model>, mut m: Model) -> Result<Model,
             _ => change.grant.push(s.clone()),
         }
     }
-    access.change_server_grants(&m.role, &change).await?;
-    let granted = access.server_grants(&m.role).await?.unwrap_or_default();
+    // Every role's privileges, read in the transaction that made the change.
+    let all = access.change_server_grants(&m.role, &change).await?;
+    let granted = all.get(&m.role).cloned().unwrap_or_default();
     match m.read_back(&granted) {
         Some(now) if now == m => Ok(now),
         _ => Err(Diagnostics::error(

@@ -2,9 +2,10 @@
 //! baseline, with the costs counted where they happen.
 //!
 //! For each terraform release, fleet (an access node and 2 or 16 data nodes)
-//! and size (N = 100, 500, 2000 resources: 40% pg_hba.conf rules spread over
-//! the nodes, 20% passfile entries, 20% distributed roles, 20% foreign
-//! server grants) it runs the real terraform binary: apply from empty, plan
+//! and size (N = 100, 500, 2000 resources, the runbook's mix: per user a
+//! distributed role with client and internal passwords on every node, its
+//! foreign server grant, the access node's passfile line and a scram
+//! pg_hba.conf rule on a data node) it runs the real terraform binary: apply from empty, plan
 //! with no changes, plan after 1% drift, destroy. The floor no provider can
 //! go under is measured beside it in the same run, with the same terraform:
 //! as many built-in `terraform_data` resources holding the same fields, with
@@ -20,6 +21,11 @@
 //!
 //! `TSDB_BENCH_SIZES=100,500`, `TSDB_BENCH_DATA_NODES=2` and
 //! `TSDB_BENCH_TERRAFORM=/usr/local/bin/terraform` narrow the run.
+//! `TSDB_BENCH_PROFILE=1` prints, per step, the kinds of statement each
+//! node received most; `TSDB_BENCH_PERF=<dir>` records a CPU profile of
+//! each provider process with `perf record` into that directory (read it
+//! with `perf report -i <file>`; the provider's CPU time then includes
+//! perf's own).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -70,10 +76,16 @@ fn bench_mirror(dir: &Path) -> PathBuf {
         format!(
             r#"#!/usr/bin/env python3
 # Runs the provider and appends its rusage (CPU seconds, peak RSS) to
-# $TSDB_BENCH_RUSAGE when it exits.
+# $TSDB_BENCH_RUSAGE when it exits. With $TSDB_BENCH_PERF (a directory) the
+# provider runs under `perf record`, one profile per process.
 import json, os, resource, signal, subprocess, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-p = subprocess.Popen([{bin:?}] + sys.argv[1:])
+perf = os.environ.get("TSDB_BENCH_PERF")
+prefix = []
+if perf:
+    out = os.path.join(perf, "provider-%d.data" % os.getpid())
+    prefix = ["perf", "record", "-q", "-F", "499", "-g", "-o", out, "--"]
+p = subprocess.Popen(prefix + [{bin:?}] + sys.argv[1:])
 signal.signal(signal.SIGTERM, lambda *_: p.terminate())
 rc = p.wait()
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -102,11 +114,53 @@ sys.exit(rc)
     rc
 }
 
+/// One user of the bench's mix.
+struct User {
+    name: String,
+    password: String,
+    internal: String,
+    node: String,
+    address: String,
+}
+
 /// Per-node counts of logged statements and connections.
 #[derive(Clone, Default)]
 struct ServerCounts {
     statements: BTreeMap<String, u64>,
     connections: BTreeMap<String, u64>,
+    /// Per node, statements by kind (their text with literals and numbers
+    /// blanked, cut short): where the statements go.
+    kinds: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// A statement's kind: its first line with literals and numbers blanked,
+/// cut at 72 characters.
+fn statement_kind(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_literal = false;
+    let mut last_digit = false;
+    for c in text.chars() {
+        if in_literal {
+            if c == '\'' {
+                in_literal = false;
+            }
+            continue;
+        }
+        match c {
+            '\'' => {
+                in_literal = true;
+                out.push_str("'?'");
+            }
+            '0'..='9' if !last_digit => out.push('#'),
+            '0'..='9' => {}
+            _ => out.push(c),
+        }
+        last_digit = c.is_ascii_digit();
+        if out.len() >= 72 {
+            break;
+        }
+    }
+    out
 }
 
 struct Logs {
@@ -137,9 +191,19 @@ impl Logs {
             let text = String::from_utf8_lossy(&bytes[start..]);
             let mut st = 0;
             let mut conns = 0;
+            let kinds = out.kinds.entry(n.clone()).or_default();
             for line in text.lines() {
-                if line.contains("LOG:  statement: ") || line.contains("LOG:  execute ") {
+                let statement = line
+                    .split_once("LOG:  statement: ")
+                    .map(|(_, s)| s)
+                    .or_else(|| {
+                        line.split_once("LOG:  execute ")
+                            .and_then(|(_, s)| s.split_once(": "))
+                            .map(|(_, s)| s)
+                    });
+                if let Some(text) = statement {
                     st += 1;
+                    *kinds.entry(statement_kind(text)).or_default() += 1;
                 } else if line.contains("LOG:  connection authorized") {
                     conns += 1;
                 }
@@ -205,62 +269,61 @@ impl Fleet {
         }
     }
 
+    /// The runbook's mix: per user, a distributed role with its client and
+    /// internal passwords on every node, its grant on every data node's
+    /// foreign server, the access node's passfile line with the internal
+    /// password, and a scram rule for it in a data node's pg_hba.conf
+    /// (spread over the data nodes). `n` / 4 users.
     fn config(&self, n: usize) -> String {
         let mut body = self.cluster.provider_block().replace(
             "sslmode = \"disable\"",
             "sslmode = \"disable\"\n  fanout = \"direct\"",
         );
-        let rules = n * 40 / 100;
-        let entries = n * 20 / 100;
-        let roles = (n - rules - entries) / 2;
-        for i in 0..rules {
-            let node = &self.names[i % self.names.len()];
+        for (i, u) in self.users(n).iter().enumerate() {
             body.push_str(&format!(
-                "resource \"timescaledb_hba_rule\" \"h{i}\" {{\n  node = \"{node}\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"all\"]\n  address = \"198.18.{}.{}/32\"\n  method = \"reject\"\n  position = {i}\n}}\n",
-                i / 250,
-                i % 250
-            ));
-        }
-        for i in 0..entries {
-            body.push_str(&format!(
-                "resource \"timescaledb_passfile_entry\" \"p{i}\" {{\n  username = \"user{i}\"\n  password = \"secret {i}\"\n  position = {i}\n}}\n"
-            ));
-        }
-        for i in 0..roles {
-            body.push_str(&format!(
-                "resource \"timescaledb_distributed_role\" \"r{i}\" {{\n  name = \"role{i}\"\n  login = true\n  password = \"pw {i}\"\n}}\nresource \"timescaledb_foreign_server_grant\" \"g{i}\" {{\n  role = timescaledb_distributed_role.r{i}.name\n}}\n"
+                "resource \"timescaledb_distributed_role\" \"r{i}\" {{\n  name = \"{name}\"\n  login = true\n  password = \"{pw}\"\n  data_node_password = \"{internal}\"\n}}\n\
+                 resource \"timescaledb_foreign_server_grant\" \"g{i}\" {{\n  role = timescaledb_distributed_role.r{i}.name\n}}\n\
+                 resource \"timescaledb_passfile_entry\" \"p{i}\" {{\n  username = timescaledb_distributed_role.r{i}.name\n  password = \"{internal}\"\n  position = {i}\n}}\n\
+                 resource \"timescaledb_hba_rule\" \"h{i}\" {{\n  node = \"{node}\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [timescaledb_distributed_role.r{i}.name]\n  address = \"{address}\"\n  method = \"scram-sha-256\"\n  position = {i}\n}}\n",
+                name = u.name, pw = u.password, internal = u.internal, node = u.node, address = u.address,
             ));
         }
         body
     }
 
+    /// The users of the mix at size `n`.
+    fn users(&self, n: usize) -> Vec<User> {
+        let data_nodes = &self.names[1..];
+        (0..n / 4)
+            .map(|i| User {
+                name: format!("role{i}"),
+                password: format!("client pw {i}"),
+                internal: format!("internal pw {i}"),
+                node: data_nodes[i % data_nodes.len()].clone(),
+                address: format!("198.18.{}.{}/32", i / 250, i % 250),
+            })
+            .collect()
+    }
+
     /// The floor: as many of Terraform's built-in `terraform_data` as the
     /// mix has resources, holding the same fields, with the same
-    /// dependencies (each grant on its role). `changed` gives that many of
-    /// them another value, for a plan that has changes to show.
+    /// dependencies (each grant, passfile line and rule on its role).
+    /// `changed` gives that many roles another value, for a plan that has
+    /// changes to show.
     fn floor_config(&self, n: usize, changed: usize) -> String {
-        let rules = n * 40 / 100;
-        let entries = n * 20 / 100;
-        let roles = (n - rules - entries) / 2;
-        let mark = |i: usize| if i < changed { "changed" } else { "all" };
         let mut body = String::new();
-        for i in 0..rules {
-            let node = &self.names[i % self.names.len()];
+        for (i, u) in self.users(n).iter().enumerate() {
+            let pw = if i < changed {
+                "changed"
+            } else {
+                u.password.as_str()
+            };
             body.push_str(&format!(
-                "resource \"terraform_data\" \"h{i}\" {{\n  input = {{\n    node = \"{node}\"\n    type = \"host\"\n    databases = [\"{}\"]\n    users = [\"all\"]\n    address = \"198.18.{}.{}/32\"\n    method = \"reject\"\n    position = {i}\n  }}\n}}\n",
-                mark(i),
-                i / 250,
-                i % 250
-            ));
-        }
-        for i in 0..entries {
-            body.push_str(&format!(
-                "resource \"terraform_data\" \"p{i}\" {{\n  input = {{\n    username = \"user{i}\"\n    password = \"secret {i}\"\n    position = {i}\n  }}\n}}\n"
-            ));
-        }
-        for i in 0..roles {
-            body.push_str(&format!(
-                "resource \"terraform_data\" \"r{i}\" {{\n  input = {{\n    name = \"role{i}\"\n    login = true\n    password = \"pw {i}\"\n  }}\n}}\nresource \"terraform_data\" \"g{i}\" {{\n  input = {{\n    role = terraform_data.r{i}.input.name\n  }}\n}}\n"
+                "resource \"terraform_data\" \"r{i}\" {{\n  input = {{\n    name = \"{name}\"\n    login = true\n    password = \"{pw}\"\n    data_node_password = \"{internal}\"\n  }}\n}}\n\
+                 resource \"terraform_data\" \"g{i}\" {{\n  input = {{\n    role = terraform_data.r{i}.input.name\n  }}\n}}\n\
+                 resource \"terraform_data\" \"p{i}\" {{\n  input = {{\n    username = terraform_data.r{i}.input.name\n    password = \"{internal}\"\n    position = {i}\n  }}\n}}\n\
+                 resource \"terraform_data\" \"h{i}\" {{\n  input = {{\n    node = \"{node}\"\n    type = \"host\"\n    databases = [\"all\"]\n    users = [terraform_data.r{i}.input.name]\n    address = \"{address}\"\n    method = \"scram-sha-256\"\n    position = {i}\n  }}\n}}\n",
+                name = u.name, internal = u.internal, node = u.node, address = u.address,
             ));
         }
         body
@@ -470,6 +533,23 @@ fn startup_ms() -> f64 {
     times[times.len() / 2]
 }
 
+/// Milliseconds one SCRAM-SHA-256 verifier takes to make (4096 rounds of
+/// PBKDF2, the cost of every password the provider sets), median of 21.
+fn scram_ms() -> f64 {
+    use tsdb_provider::password::{encrypt, Encryption};
+    use tsdb_provider::secret::Secret;
+    let password = Secret::new("a password of usual length");
+    let mut times: Vec<f64> = (0..21)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(encrypt(&password, "role", Encryption::ScramSha256));
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[times.len() / 2]
+}
+
 fn per_node(c: &ServerCounts, which: fn(&ServerCounts) -> &BTreeMap<String, u64>) -> String {
     which(c)
         .iter()
@@ -491,6 +571,11 @@ fn main() {
     }
     let startup = startup_ms();
     println!("plugin start-up to handshake: {startup:.2} ms (median of 21)");
+    let scram = scram_ms();
+    println!(
+        "one SCRAM-SHA-256 verifier: {scram:.2} ms (median of 21); a role with client and internal passwords \
+         costs two when it is created or its password changes, none when it is read back or refreshed"
+    );
     let mut results = Vec::new();
     for bin in terraforms() {
         let version = harness::terraform_version(&bin);
@@ -516,6 +601,7 @@ fn main() {
     let out = json!({
         "machine": machine(),
         "startup_ms_median": startup,
+        "scram_verifier_ms_median": scram,
         "runs": results,
     });
     let dir = Path::new(ROOT).join("bench");
@@ -564,7 +650,8 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
     steps.push(s);
     // 1% drift, half of it on roles of one data node, half revoked grants.
     let drift = (n / 100).max(2);
-    let roles = (n - n * 40 / 100 - n * 20 / 100) / 2;
+    let users = fleet.users(n);
+    let roles = users.len();
     let mut sql = String::new();
     for i in 0..drift / 2 {
         sql.push_str(&format!("ALTER ROLE role{} CONNECTION LIMIT 7;", i % roles));
@@ -599,7 +686,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         .iter()
         .map(|node| (node.clone(), std::fs::read(&files[node].0).unwrap()))
         .collect();
-    let role_names: Vec<String> = (0..roles).map(|i| format!("role{i}")).collect();
+    let role_names: Vec<String> = users.iter().map(|u| u.name.clone()).collect();
     let servers = fleet.names[1..].join(", ");
     let mut apply = BTreeMap::new();
     let mut read = BTreeMap::new();
@@ -625,9 +712,14 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
             d.push_str(&Fleet::file_write_sql(&passfile_path, b""));
         }
         a.push_str("SELECT pg_reload_conf();\n");
-        for (i, role) in role_names.iter().enumerate() {
-            a.push_str(&format!("CREATE ROLE {role} LOGIN PASSWORD 'pw {i}';\n"));
-            d.push_str(&format!("DROP ROLE {role};\n"));
+        for u in &users {
+            let pw = if node == "access" {
+                &u.password
+            } else {
+                &u.internal
+            };
+            a.push_str(&format!("CREATE ROLE {} LOGIN PASSWORD '{pw}';\n", u.name));
+            d.push_str(&format!("DROP ROLE {};\n", u.name));
         }
         if node == "access" {
             a.push_str(&format!(
@@ -676,6 +768,19 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
             per_node(&s.server, |c| &c.statements)
         );
     }
+    if std::env::var_os("TSDB_BENCH_PROFILE").is_some() {
+        for s in &steps {
+            for node in ["access", "dn1"] {
+                let mut kinds: Vec<(&String, &u64)> =
+                    s.server.kinds.get(node).into_iter().flatten().collect();
+                kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                println!("    {} on {node}:", s.name);
+                for (k, c) in kinds.iter().take(12) {
+                    println!("    {c:>8}  {k}");
+                }
+            }
+        }
+    }
     let ratio = |ours: &Step, base: &Step| ours.wall / base.wall.max(1e-3);
     let access_per_resource = steps[0]
         .server
@@ -704,6 +809,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
             "provider_peak_rss_mb": s.provider_rss_mb,
             "statements": s.server.statements,
             "connections": s.server.connections,
+            "statement_kinds": s.server.kinds,
         })
     };
     json!({
