@@ -103,60 +103,130 @@ pub async fn replace<C: GenericClient>(
     mode: Option<u32>,
     programs: bool,
 ) -> Result<(), tokio_postgres::Error> {
-    replace_removing(c, path, bytes, mode, programs, &[]).await
+    Replace::new(path, bytes, mode).run(c, programs).await
 }
 
-/// As [`replace`], removing the files `obsolete` in the same server program
-/// that prepares the staging directory (with the right to run programs
-/// only; without it they stay).
-pub async fn replace_removing<C: GenericClient>(
-    c: &C,
-    path: &str,
-    bytes: &[u8],
+/// A replacement of one file, with what goes with it.
+pub struct Replace<'a> {
+    path: &'a str,
+    bytes: &'a [u8],
     mode: Option<u32>,
-    programs: bool,
-    obsolete: &[String],
-) -> Result<(), tokio_postgres::Error> {
-    if !programs {
-        return write(c, path, bytes).await;
+    obsolete: Vec<String>,
+    backup: Option<String>,
+}
+
+impl<'a> Replace<'a> {
+    pub fn new(path: &'a str, bytes: &'a [u8], mode: Option<u32>) -> Replace<'a> {
+        Replace {
+            path,
+            bytes,
+            mode,
+            obsolete: Vec::new(),
+            backup: None,
+        }
     }
-    let staging = format!("{path}{STAGING_SUFFIX}");
-    let tmp = format!("{staging}/file");
-    // `rm -rf` removes a leftover of a killed session (a link in its place
-    // included, without following it); `mkdir` fails rather than reuse
-    // anything that appears in between.
-    run(
-        c,
-        &format!(
-            "rm -rf -- {s} {old}{extra} && mkdir -m 700 -- {s}",
-            s = sh_quote(&staging),
-            old = sh_quote(&format!("{path}{OLD_STAGING_SUFFIX}")),
-            extra = obsolete
-                .iter()
-                .map(|p| format!(" {}", sh_quote(p)))
-                .collect::<String>(),
-        ),
-    )
-    .await?;
-    write(c, &tmp, bytes).await?;
-    let chmod = match mode {
-        Some(m) => format!("chmod {m:o} -- {}", sh_quote(&tmp)),
-        None => format!(
-            "if [ -e {p} ]; then chmod --reference={p} -- {t}; else chmod 600 -- {t}; fi",
-            p = sh_quote(path),
-            t = sh_quote(&tmp)
-        ),
-    };
-    run(
-        c,
-        &format!(
-            "{chmod} && mv -f -T -- {} {} && rmdir -- {}",
-            sh_quote(&tmp),
-            sh_quote(path),
-            sh_quote(&staging)
-        ),
-    )
-    .await
+
+    /// Removes `path` too, in the server program that prepares the
+    /// staging directory (with the right to run programs only; without it
+    /// it stays).
+    pub fn removing(mut self, path: String) -> Self {
+        self.obsolete.push(path);
+        self
+    }
+
+    /// Keeps the content being replaced in `path` (mode 0600): copied by the
+    /// server into the staging directory and renamed into place with the
+    /// new file, or written by the caller's content without the right to
+    /// run programs (see [`Replace::run`]).
+    pub fn keeping_backup_in(mut self, path: String) -> Self {
+        self.backup = Some(path);
+        self
+    }
+
+    /// Without the right to run programs, the backup (when asked for) is
+    /// written in place from `previous`, then the file.
+    pub async fn run_with_previous<C: GenericClient>(
+        &self,
+        c: &C,
+        programs: bool,
+        previous: &[u8],
+    ) -> Result<(), tokio_postgres::Error> {
+        if !programs {
+            if let Some(b) = &self.backup {
+                write(c, b, previous).await?;
+            }
+        }
+        self.run(c, programs).await
+    }
+
+    /// Makes the replacement. Two server programs in all: one removes what
+    /// a killed session left (only when something is there), makes the
+    /// staging directory and copies the backup into it; the other sets
+    /// modes and renames everything into place.
+    pub async fn run<C: GenericClient>(
+        &self,
+        c: &C,
+        programs: bool,
+    ) -> Result<(), tokio_postgres::Error> {
+        let path = self.path;
+        if !programs {
+            return write(c, path, self.bytes).await;
+        }
+        let staging = format!("{path}{STAGING_SUFFIX}");
+        let tmp = format!("{staging}/file");
+        let kept = format!("{staging}/backup");
+        // `rm -rf` removes a leftover of a killed session (a link in its
+        // place included, without following it); `mkdir` fails rather than
+        // reuse anything that appears in between. The tests are shell
+        // built-ins: nothing runs when nothing is left over.
+        let mut leftovers = vec![staging.clone(), format!("{path}{OLD_STAGING_SUFFIX}")];
+        leftovers.extend(self.obsolete.iter().cloned());
+        let present = leftovers
+            .iter()
+            .map(|p| format!("[ -e {q} ] || [ -L {q} ]", q = sh_quote(p)))
+            .collect::<Vec<_>>()
+            .join(" || ");
+        let quoted = leftovers
+            .iter()
+            .map(|p| sh_quote(p))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut prepare = format!(
+            "if {present}; then rm -rf -- {quoted}; fi && mkdir -m 700 -- {s}",
+            s = sh_quote(&staging)
+        );
+        if self.backup.is_some() {
+            prepare.push_str(&format!(
+                " && install -m 600 -- {} {}",
+                sh_quote(path),
+                sh_quote(&kept)
+            ));
+        }
+        run(c, &prepare).await?;
+        write(c, &tmp, self.bytes).await?;
+        let chmod = match self.mode {
+            Some(m) => format!("chmod {m:o} -- {}", sh_quote(&tmp)),
+            None => format!(
+                "if [ -e {p} ]; then chmod --reference={p} -- {t}; else chmod 600 -- {t}; fi",
+                p = sh_quote(path),
+                t = sh_quote(&tmp)
+            ),
+        };
+        let backup = match &self.backup {
+            Some(b) => format!("mv -f -T -- {} {} && ", sh_quote(&kept), sh_quote(b)),
+            None => String::new(),
+        };
+        run(
+            c,
+            &format!(
+                "{chmod} && {backup}mv -f -T -- {} {} && rmdir -- {}",
+                sh_quote(&tmp),
+                sh_quote(path),
+                sh_quote(&staging)
+            ),
+        )
+        .await
+    }
 }
 
 /// Creates a directory (and its parents) with mode 0700 when missing.

@@ -162,16 +162,9 @@ impl Node {
         let old_text = before.file.render();
         let new_text = after.render();
         let doing = format!("writing {path}");
-        files::replace(
-            tx,
-            &format!("{path}.terraform-backup"),
-            old_text.as_bytes(),
-            Some(0o600),
-            programs,
-        )
-        .await
-        .map_err(|e| self.pg_err(format!("writing the backup of {path}"), &e))?;
-        files::replace(tx, &path, new_text.as_bytes(), None, programs)
+        files::Replace::new(&path, new_text.as_bytes(), None)
+            .keeping_backup_in(format!("{path}.terraform-backup"))
+            .run_with_previous(tx, programs, old_text.as_bytes())
             .await
             .map_err(|e| self.pg_err(&doing, &e))?;
         let problems = self.hba_problems(tx, &new_text).await;

@@ -184,16 +184,11 @@ impl Node {
         // passwords, outliving the entries it holds. One left by earlier
         // releases goes with this write.
         let new_text = after.render();
-        files::replace_removing(
-            tx,
-            &path,
-            new_text.as_bytes(),
-            Some(PASSFILE_MODE),
-            programs,
-            &[format!("{path}{OLD_BACKUP_SUFFIX}")],
-        )
-        .await
-        .map_err(|e| self.pg_err(&doing, &e))?;
+        files::Replace::new(&path, new_text.as_bytes(), Some(PASSFILE_MODE))
+            .removing(format!("{path}{OLD_BACKUP_SUFFIX}"))
+            .run(tx, programs)
+            .await
+            .map_err(|e| self.pg_err(&doing, &e))?;
         // The file must read back as exactly the entries meant: the bytes
         // the server wrote, and each entry as libpq's reader takes it.
         let back = files::read(tx, &path)

@@ -117,10 +117,10 @@ impl Node {
         let node = self.clone();
         tokio::spawn(async move {
             let _guard = node.edit_lock.lock().await;
-            let store = K::store(&node);
-            store.queue.drain(|edits| node.write_file::<K>(edits)).await;
-            // Whatever happened, the next read looks at the file again.
-            store.cache.invalidate().await;
+            K::store(&node)
+                .queue
+                .drain(|edits| node.write_file::<K>(edits))
+                .await;
         });
         rx.await.unwrap_or_else(|_| {
             Err(batch::lost(
@@ -131,10 +131,35 @@ impl Node {
         })
     }
 
+    /// Writes a batch. The file as written becomes the snapshot reads share
+    /// (the plan of the next resource needs no read of its own); after
+    /// anything else the next read looks at the file again.
     async fn write_file<K: FileKind>(
         &self,
         edits: Vec<Edit<K::File>>,
     ) -> Result<Written<K::Snapshot>, NodeError> {
+        let cache = &K::store(self).cache;
+        match self.write_batch::<K>(edits).await {
+            Ok((results, now, true)) => {
+                cache.put(Arc::new(now.clone())).await;
+                Ok((results, now))
+            }
+            Ok((results, now, false)) => {
+                cache.invalidate().await;
+                Ok((results, now))
+            }
+            Err(e) => {
+                cache.invalidate().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Node::write_file`] itself; says whether the file was written.
+    async fn write_batch<K: FileKind>(
+        &self,
+        edits: Vec<Edit<K::File>>,
+    ) -> Result<(Vec<Result<(), NodeError>>, K::Snapshot, bool), NodeError> {
         let mut session = self.session().await?;
         let tx = self.begin(&mut session).await?;
         tx.query_one(sql::ADVISORY_LOCK_XACT, &[&K::LOCK_KEY])
@@ -150,7 +175,7 @@ impl Node {
             )
         });
         if !K::needs_write(self, &tx, &before, &after, programs).await? {
-            return Ok((results, before));
+            return Ok((results, before, false));
         }
         let now = K::commit(self, &tx, &before, after, programs).await?;
         let _ = tx.rollback().await;
@@ -158,6 +183,6 @@ impl Node {
             &format!("{} updated", K::NAME),
             &[("node", &self.name), ("edits", &edits.len().to_string())],
         );
-        Ok((results, now))
+        Ok((results, now, true))
     }
 }

@@ -38,6 +38,15 @@ fn create_update_replace_destroy() {
         "trust"
     );
     assert_eq!(c.hba_errors("dn1"), "");
+    // The content replaced is kept beside the file, readable by the
+    // server's OS user only.
+    let backup = c.hba_path("dn1").with_extension("conf.terraform-backup");
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), original);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&backup).unwrap().permissions())
+            & 0o777,
+        0o600
+    );
     tf.assert_no_changes();
 
     // in place: method and comment

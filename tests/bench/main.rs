@@ -62,6 +62,50 @@ fn children_cpu() -> f64 {
     ticks / 100.0
 }
 
+/// CPU seconds the servers have used so far: each postmaster (from its
+/// `postmaster.pid`) and every live process under it, with what their
+/// exited children used (backends that ended, programs a backend ran).
+fn servers_cpu(data_dirs: &[PathBuf]) -> f64 {
+    let roots: Vec<u32> = data_dirs
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("postmaster.pid")).ok())
+        .filter_map(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
+        .collect();
+    let mut ticks = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // after "(comm) ": state=0 ppid=1 ... utime=11 stime=12 cutime=13 cstime=14
+        let ppid: u32 = f.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        if roots.contains(&pid) || roots.contains(&ppid) {
+            ticks += f[11..15]
+                .iter()
+                .map(|v| v.parse::<f64>().unwrap_or(0.0))
+                .sum::<f64>();
+        }
+    }
+    ticks / 100.0
+}
+
+/// The system's Python, not a version manager's shim (which would add a
+/// shell script or two to every start of the provider, counted as
+/// terraform's time).
+fn python() -> String {
+    ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .map(|p| format!("{p} -S"))
+        .unwrap_or_else(|| "/usr/bin/env python3".into())
+}
+
 /// A provider mirror whose plugin is the real binary under a wrapper that
 /// records the kernel's rusage of it when it exits.
 fn bench_mirror(dir: &Path) -> PathBuf {
@@ -74,7 +118,7 @@ fn bench_mirror(dir: &Path) -> PathBuf {
     std::fs::write(
         &wrapper,
         format!(
-            r#"#!/usr/bin/env python3
+            r#"#!{python}
 # Runs the provider and appends its rusage (CPU seconds, peak RSS) to
 # $TSDB_BENCH_RUSAGE when it exits. With $TSDB_BENCH_PERF (a directory) the
 # provider runs under `perf record`, one profile per process.
@@ -93,7 +137,8 @@ with open(os.environ["TSDB_BENCH_RUSAGE"], "a") as f:
     f.write(json.dumps({{"cpu": ru.ru_utime + ru.ru_stime, "maxrss_kb": ru.ru_maxrss}}) + "\n")
 sys.exit(rc)
 "#,
-            bin = BIN
+            bin = BIN,
+            python = python()
         ),
     )
     .unwrap();
@@ -218,6 +263,10 @@ impl Logs {
 struct Step {
     name: &'static str,
     wall: f64,
+    /// CPU seconds of the PostgreSQL servers (all nodes) during the step.
+    servers_cpu: f64,
+    /// How many provider processes terraform started.
+    provider_processes: usize,
     provider_cpu: f64,
     terraform_cpu: f64,
     provider_rss_mb: f64,
@@ -231,6 +280,7 @@ struct Fleet {
     work: tempfile::TempDir,
     rc: PathBuf,
     rusage: PathBuf,
+    data_dirs: Vec<PathBuf>,
 }
 
 impl Fleet {
@@ -259,7 +309,9 @@ impl Fleet {
             .unwrap();
         let rc = bench_mirror(work.path());
         let rusage = work.path().join("rusage.jsonl");
+        let data_dirs = names.iter().map(|n| cluster.data_dir(n)).collect();
         Fleet {
+            data_dirs,
             cluster,
             names,
             logs: Logs { files },
@@ -374,6 +426,7 @@ impl Fleet {
         let _ = std::fs::remove_file(&self.rusage);
         let offsets = self.logs.offsets();
         let cpu0 = children_cpu();
+        let servers0 = servers_cpu(&self.data_dirs);
         let t = Instant::now();
         let rc = self.rc.to_string_lossy().to_string();
         let rusage = self.rusage.to_string_lossy().to_string();
@@ -386,6 +439,7 @@ impl Fleet {
         );
         let wall = t.elapsed().as_secs_f64();
         let total_cpu = children_cpu() - cpu0;
+        let servers = servers_cpu(&self.data_dirs) - servers0;
         assert!(
             expect.contains(&run.code),
             "terraform {args:?} exited {}:\n{}",
@@ -409,6 +463,8 @@ impl Fleet {
         Step {
             name: "",
             wall,
+            servers_cpu: servers,
+            provider_processes: records.len(),
             provider_cpu,
             terraform_cpu: (total_cpu - provider_cpu).max(0.0),
             provider_rss_mb: rss / 1024.0,
@@ -420,6 +476,7 @@ impl Fleet {
     /// the step with the statements the servers logged.
     fn psql_step(&self, scripts: &BTreeMap<String, String>) -> Step {
         let offsets = self.logs.offsets();
+        let servers0 = servers_cpu(&self.data_dirs);
         let t = Instant::now();
         let handles: Vec<_> = scripts
             .iter()
@@ -455,9 +512,12 @@ impl Fleet {
         for h in handles {
             h.join().unwrap();
         }
+        let wall = t.elapsed().as_secs_f64();
         Step {
             name: "",
-            wall: t.elapsed().as_secs_f64(),
+            wall,
+            servers_cpu: servers_cpu(&self.data_dirs) - servers0,
+            provider_processes: 0,
             provider_cpu: 0.0,
             terraform_cpu: 0.0,
             provider_rss_mb: 0.0,
@@ -589,8 +649,8 @@ fn main() {
             bin.display()
         );
         println!(
-            "{:>3} {:>5} {:<24} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}  statements per node",
-            "DN", "N", "step", "wall s", "prov s", "tf s", "RSS MB", "max stmt", "max conn"
+            "{:>3} {:>5} {:<24} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}  statements per node",
+            "DN", "N", "step", "wall s", "prov s", "tf s", "pg s", "RSS MB", "max stmt", "max conn"
         );
         for data_nodes in fleets() {
             for n in sizes() {
@@ -755,13 +815,14 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         .chain(b.iter().map(|s| ("psql", s)))
     {
         println!(
-            "{:>3} {:>5} {:<24} {:>8.2} {:>8.2} {:>8.2} {:>7.1} {:>9} {:>9}  {}",
+            "{:>3} {:>5} {:<24} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.1} {:>9} {:>9}  {}",
             data_nodes,
             n,
             format!("{who} {}", s.name),
             s.wall,
             s.provider_cpu,
             s.terraform_cpu,
+            s.servers_cpu,
             s.provider_rss_mb,
             max_node(&s.server.statements),
             max_node(&s.server.connections),
@@ -806,6 +867,8 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
             "wall_s": s.wall,
             "provider_cpu_s": s.provider_cpu,
             "terraform_cpu_s": s.terraform_cpu,
+            "servers_cpu_s": s.servers_cpu,
+            "provider_processes": s.provider_processes,
             "provider_peak_rss_mb": s.provider_rss_mb,
             "statements": s.server.statements,
             "connections": s.server.connections,
