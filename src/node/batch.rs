@@ -12,9 +12,11 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 
 use super::error::{ErrorKind, NodeError};
+use super::Node;
 
 /// An edit of a file's parsed form; it may run more than once (a retry
 /// after a failed batch), so it must depend only on what it captured.
@@ -108,6 +110,41 @@ pub fn apply<T: Clone>(
         })
         .collect();
     (after, results)
+}
+
+/// Where a node keeps a queue and the lock its writers take.
+pub type Parts<T, S> = fn(&Node) -> (&Queue<T, S>, &tokio::sync::Mutex<()>);
+
+/// Writes a batch of edits on a node (see [`Node::submit`]).
+pub type Writer<T, S> =
+    for<'a> fn(&'a Node, Vec<Edit<T>>) -> BoxFuture<'a, Result<Written<S>, NodeError>>;
+
+impl Node {
+    /// Queues `edit` on the node's `queue` and returns its outcome. A task of
+    /// its own takes the node's `lock` and writes every edit queued so far
+    /// with `write`, so that a cancelled request cannot stop a write
+    /// halfway. `doing` names the work in the error of a lost task.
+    pub(super) async fn submit<T, S>(
+        self: &Arc<Self>,
+        parts: Parts<T, S>,
+        edit: Edit<T>,
+        write: Writer<T, S>,
+        doing: &str,
+    ) -> Result<S, NodeError>
+    where
+        T: Send + Sync + 'static,
+        S: Clone + Send + Sync + 'static,
+    {
+        let rx = parts(self).0.push(edit);
+        let node = self.clone();
+        tokio::spawn(async move {
+            let (queue, lock) = parts(&node);
+            let _guard = lock.lock().await;
+            queue.drain(|edits| write(&node, edits)).await;
+        });
+        rx.await
+            .unwrap_or_else(|_| Err(lost(&self.name, &self.address(), doing)))
+    }
 }
 
 /// The error a waiter gets when the writing task itself failed.

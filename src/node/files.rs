@@ -112,7 +112,8 @@ pub struct Replace<'a> {
     bytes: &'a [u8],
     mode: Option<u32>,
     obsolete: Vec<String>,
-    backup: Option<String>,
+    /// Where to keep the content replaced, and that content.
+    backup: Option<(String, &'a [u8])>,
 }
 
 impl<'a> Replace<'a> {
@@ -134,29 +135,13 @@ impl<'a> Replace<'a> {
         self
     }
 
-    /// Keeps the content being replaced in `path` (mode 0600): copied by the
-    /// server into the staging directory and renamed into place with the
-    /// new file, or written by the caller's content without the right to
-    /// run programs (see [`Replace::run`]).
-    pub fn keeping_backup_in(mut self, path: String) -> Self {
-        self.backup = Some(path);
+    /// Keeps the content being replaced, `previous`, in `path` (mode
+    /// 0600): copied by the server into the staging directory and renamed
+    /// into place with the new file; without the right to run programs,
+    /// `previous` is written there in place first.
+    pub fn keeping_backup_in(mut self, path: String, previous: &'a [u8]) -> Self {
+        self.backup = Some((path, previous));
         self
-    }
-
-    /// Without the right to run programs, the backup (when asked for) is
-    /// written in place from `previous`, then the file.
-    pub async fn run_with_previous<C: GenericClient>(
-        &self,
-        c: &C,
-        programs: bool,
-        previous: &[u8],
-    ) -> Result<(), tokio_postgres::Error> {
-        if !programs {
-            if let Some(b) = &self.backup {
-                write(c, b, previous).await?;
-            }
-        }
-        self.run(c, programs).await
     }
 
     /// Makes the replacement. Two server programs in all: one removes what
@@ -170,6 +155,9 @@ impl<'a> Replace<'a> {
     ) -> Result<(), tokio_postgres::Error> {
         let path = self.path;
         if !programs {
+            if let Some((b, previous)) = &self.backup {
+                write(c, b, previous).await?;
+            }
             return write(c, path, self.bytes).await;
         }
         let staging = format!("{path}{STAGING_SUFFIX}");
@@ -213,7 +201,7 @@ impl<'a> Replace<'a> {
             ),
         };
         let backup = match &self.backup {
-            Some(b) => format!("mv -f -T -- {} {} && ", sh_quote(&kept), sh_quote(b)),
+            Some((b, _)) => format!("mv -f -T -- {} {} && ", sh_quote(&kept), sh_quote(b)),
             None => String::new(),
         };
         run(

@@ -117,26 +117,16 @@ impl Node {
             return self.grants_all().await;
         }
         let change = (role.to_string(), c.clone());
-        let rx = self
-            .grant_changes
-            .push(Arc::new(move |pending: &mut PendingGrants| {
+        self.submit(
+            |n| (&n.grant_changes, &n.catalog_lock),
+            Arc::new(move |pending: &mut PendingGrants| {
                 pending.push(change.clone());
                 Ok(())
-            }));
-        let node = self.clone();
-        tokio::spawn(async move {
-            let _guard = node.catalog_lock.lock().await;
-            node.grant_changes
-                .drain(|edits| node.write_grants(edits))
-                .await;
-        });
-        rx.await.unwrap_or_else(|_| {
-            Err(batch::lost(
-                &self.name,
-                &self.address(),
-                &format!("changing the foreign server privileges of role {role:?}"),
-            ))
-        })
+            }),
+            |n, edits| Box::pin(n.write_grants(edits)),
+            &format!("changing the foreign server privileges of role {role:?}"),
+        )
+        .await
     }
 
     async fn write_grants(

@@ -163,8 +163,8 @@ impl Node {
         let new_text = after.render();
         let doing = format!("writing {path}");
         files::Replace::new(&path, new_text.as_bytes(), None)
-            .keeping_backup_in(format!("{path}.terraform-backup"))
-            .run_with_previous(tx, programs, old_text.as_bytes())
+            .keeping_backup_in(format!("{path}.terraform-backup"), old_text.as_bytes())
+            .run(tx, programs)
             .await
             .map_err(|e| self.pg_err(&doing, &e))?;
         let problems = self.hba_problems(tx, &new_text).await;

@@ -113,22 +113,13 @@ impl Node {
     where
         F: Fn(&mut K::File) -> Result<(), String> + Send + Sync + 'static,
     {
-        let rx = K::store(self).queue.push(Arc::new(edit));
-        let node = self.clone();
-        tokio::spawn(async move {
-            let _guard = node.edit_lock.lock().await;
-            K::store(&node)
-                .queue
-                .drain(|edits| node.write_file::<K>(edits))
-                .await;
-        });
-        rx.await.unwrap_or_else(|_| {
-            Err(batch::lost(
-                &self.name,
-                &self.address(),
-                &format!("editing {}", K::NAME),
-            ))
-        })
+        self.submit(
+            |n| (&K::store(n).queue, &n.edit_lock),
+            Arc::new(edit),
+            |n, edits| Box::pin(n.write_file::<K>(edits)),
+            &format!("editing {}", K::NAME),
+        )
+        .await
     }
 
     /// Writes a batch. The file as written becomes the snapshot reads share
@@ -138,21 +129,15 @@ impl Node {
         &self,
         edits: Vec<Edit<K::File>>,
     ) -> Result<Written<K::Snapshot>, NodeError> {
+        // After the write, not before: a read during the write may load
+        // what a failed write puts back.
         let cache = &K::store(self).cache;
-        match self.write_batch::<K>(edits).await {
-            Ok((results, now, true)) => {
-                cache.put(Arc::new(now.clone())).await;
-                Ok((results, now))
-            }
-            Ok((results, now, false)) => {
-                cache.invalidate().await;
-                Ok((results, now))
-            }
-            Err(e) => {
-                cache.invalidate().await;
-                Err(e)
-            }
+        let r = self.write_batch::<K>(edits).await;
+        match &r {
+            Ok((_, now, true)) => cache.put(Arc::new(now.clone())).await,
+            _ => cache.invalidate().await,
         }
+        r.map(|(results, now, _)| (results, now))
     }
 
     /// [`Node::write_file`] itself; says whether the file was written.
