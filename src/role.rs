@@ -19,13 +19,13 @@ pub struct RoleSpec {
     pub connection_limit: i64,
     /// `None`: no expiry.
     pub valid_until: Option<String>,
-    /// `None`: the role has no password (unless `password_stamp` says
+    /// `None`: the role has no password (unless `password_stamps` says
     /// one was set).
     pub password: Option<Secret>,
     /// A write-only password, which the provider does not know between
-    /// applies: [`password::stamp`] of the verifier the node stored when
-    /// it was set last. Any other stored verifier is drift.
-    pub password_stamp: Option<String>,
+    /// applies: [`password::stamp`]s of the verifiers found to match it
+    /// when it was set last. Any other stored verifier is drift.
+    pub password_stamps: Vec<String>,
     /// How the password is stored, whatever a node's
     /// `password_encryption` says.
     pub encryption: Encryption,
@@ -103,14 +103,14 @@ impl RoleSpec {
         }
         let password_ok = match (&self.password, &state.password) {
             (_, StoredPassword::Unreadable) => true,
-            (None, StoredPassword::Some(stored)) if self.password_stamp.is_some() => {
+            (None, StoredPassword::Some(stored)) if !self.password_stamps.is_empty() => {
                 if password::kind(stored) == Some(Encryption::Md5) {
                     out.push(PASSWORD_MD5);
                     return out;
                 }
-                self.password_stamp.as_deref() == Some(password::stamp(stored).as_str())
+                self.password_stamps.contains(&password::stamp(stored))
             }
-            (None, StoredPassword::None) => self.password_stamp.is_none(),
+            (None, StoredPassword::None) => self.password_stamps.is_empty(),
             (None, StoredPassword::Some(_)) | (Some(_), StoredPassword::None) => false,
             (Some(want), StoredPassword::Some(stored)) => {
                 // The right password in the wrong form is drift: a data node
@@ -242,7 +242,7 @@ mod tests {
             connection_limit: -1,
             valid_until: None,
             password: Some(Secret::new("it's")),
-            password_stamp: None,
+            password_stamps: Vec::new(),
             encryption: Encryption::ScramSha256,
         }
     }
@@ -352,7 +352,7 @@ mod tests {
         };
         let mut wo = spec();
         wo.password = None;
-        wo.password_stamp = Some(password::stamp(stored));
+        wo.password_stamps = vec![password::stamp(stored)];
         assert!(
             wo.differences(&set, &Checker::default()).is_empty(),
             "the verifier set last"

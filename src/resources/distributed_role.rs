@@ -8,7 +8,7 @@
 //! every node directly, and the `nodes` map says how each node's copy
 //! compares, so drift on any one node shows in the plan with its name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::diag::{AttrPath, Diagnostics};
@@ -34,7 +34,7 @@ crate::model! {
         LOGIN => login(role::LOGIN): bool = flag("Whether clients may log in as the role on the access node. Data nodes always get LOGIN.", false),
         PASSWORD => password(role::PASSWORD): Option<Secret> = optional("Password clients use on the access node. Leave it out for a role without a password (trust or certificate authentication).").sensitive(),
         DATA_NODE_PASSWORD => data_node_password: Option<Secret> = optional("Internal password of the role on the data nodes, which the access node presents from its passfile (`timescaledb_passfile_entry`). Defaults to `password`.").sensitive(),
-        PASSWORD_WO => password_wo: Option<Secret> = optional("As `password`, kept out of the plan and the state. Conflicts with `password`; needs `password_wo_version`. A password changed by hand on any node still shows in `nodes`: the private state keeps a SHA-256 digest of the salted SCRAM verifier each node stored when the password was set, and another verifier is drift.").write_only(),
+        PASSWORD_WO => password_wo: Option<Secret> = optional("As `password`, kept out of the plan and the state. Conflicts with `password`; needs `password_wo_version`. A password changed by hand on any node still shows in `nodes`: the private state keeps a SHA-256 digest of each salted SCRAM verifier the nodes stored when the password was set (one for all the data nodes when they store the same), and any other verifier is drift.").write_only(),
         DATA_NODE_PASSWORD_WO => data_node_password_wo: Option<Secret> = optional("As `data_node_password`, kept out of the plan and the state. Defaults to `password_wo`; conflicts with `data_node_password`.").write_only(),
         PASSWORD_WO_VERSION => password_wo_version: Option<i64> = optional("Version of the write-only passwords: Terraform cannot see a write-only value change, so change this number to have apply set `password_wo` and `data_node_password_wo` again. Required with them."),
         PASSWORD_ENCRYPTION => password_encryption: String = optional("How the passwords are stored on every node, whatever a node's own `password_encryption` setting says: `scram-sha-256` or `md5`. A password stored in the other form (for example an md5 hash set by hand) is drift that apply repairs. Defaults to `scram-sha-256`.").one_of(Encryption::NAMES).default(Value::string(Encryption::ScramSha256.name())),
@@ -216,7 +216,7 @@ impl Resource for DistributedRole {
         let private = &prior.private;
         let mut m = Role::from(prior.value);
         if m.write_only() {
-            m.stamps = serde_json::from_slice(private).unwrap_or_default();
+            m.stamps = Stamps::parse(private);
         }
         let reads = read_all(ctx, &m).await?;
         let checker = &ctx.provider.passwords;
@@ -773,18 +773,68 @@ async fn drop_owned(m: &Role, present: &[Arc<Node>]) -> Result<(), Diagnostics> 
 
 /// The role as the resource's operations work on it: the model, and for
 /// write-only passwords the private state's stamps of the verifiers set by
-/// the last apply, by node.
+/// the last apply.
 #[derive(Clone, Debug, PartialEq)]
 struct Role {
     model: Model,
-    stamps: BTreeMap<String, String>,
+    stamps: Stamps,
 }
 
 impl From<Model> for Role {
     fn from(model: Model) -> Role {
         Role {
             model,
-            stamps: BTreeMap::new(),
+            stamps: Stamps::default(),
+        }
+    }
+}
+
+/// The private state: [`password::stamp`]s of the stored verifiers found
+/// to match the configured passwords, by the password they match (the
+/// access node's, the data nodes'). The data nodes normally store one and
+/// the same verifier, so the state holds one digest for all of them, not
+/// one per node: Terraform writes every resource's private state out again
+/// with each resource it applies.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Stamps {
+    #[serde(rename = "a", default, skip_serializing_if = "BTreeSet::is_empty")]
+    access: BTreeSet<String>,
+    #[serde(rename = "d", default, skip_serializing_if = "BTreeSet::is_empty")]
+    data: BTreeSet<String>,
+}
+
+impl Stamps {
+    /// Reads the private state: this form, or the one earlier releases
+    /// wrote (a stamp by node name). Anything else holds no stamps.
+    fn parse(private: &[u8]) -> Stamps {
+        if let Ok(by_node) = serde_json::from_slice::<BTreeMap<String, String>>(private) {
+            let mut s = Stamps::default();
+            for (node, stamp) in by_node {
+                s.insert(&node, stamp);
+            }
+            return s;
+        }
+        serde_json::from_slice(private).unwrap_or_default()
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    fn insert(&mut self, node: &str, stamp: String) {
+        if node == ACCESS_NODE {
+            self.access.insert(stamp);
+        } else {
+            self.data.insert(stamp);
+        }
+    }
+
+    /// The stamps a verifier on `node` may match.
+    fn of(&self, node: &str) -> &BTreeSet<String> {
+        if node == ACCESS_NODE {
+            &self.access
+        } else {
+            &self.data
         }
     }
 }
@@ -849,10 +899,10 @@ impl Role {
                     .or(client)
                     .cloned()
             },
-            password_stamp: if self.write_only() {
-                self.stamps.get(node).cloned()
+            password_stamps: if self.write_only() {
+                self.stamps.of(node).iter().cloned().collect()
             } else {
-                None
+                Vec::new()
             },
             encryption: self.encryption(),
         }
@@ -877,17 +927,13 @@ impl Role {
     /// Stored verifiers the private data says were found to match: they
     /// are trusted without recomputing the key derivation.
     fn trust_stamps(&self, reads: &BTreeMap<String, NodeRead>, private: &[u8], checker: &Checker) {
-        let Ok(stamps) = serde_json::from_slice::<BTreeMap<String, String>>(private) else {
-            return;
-        };
+        let stamps = Stamps::parse(private);
         for (node, read) in reads {
-            let (Ok(Some(state)), Some(stamp)) = (read, stamps.get(node)) else {
-                continue;
-            };
+            let Ok(Some(state)) = read else { continue };
             if let (StoredPassword::Some(stored), Some(p)) =
                 (&state.password, self.spec_for(node).password)
             {
-                if password::stamp(stored) == *stamp {
+                if stamps.of(node).contains(&password::stamp(stored)) {
                     checker.trust(stored, p.expose(), &self.name);
                 }
             }
@@ -897,18 +943,18 @@ impl Role {
     /// Private data for the state: for each node whose stored verifier
     /// matches the configured password, a digest of that verifier.
     fn stamps(&self, reads: &BTreeMap<String, NodeRead>, checker: &Checker) -> Vec<u8> {
-        let mut out = BTreeMap::new();
+        let mut out = Stamps::default();
         for (node, read) in reads {
             let Ok(Some(state)) = read else { continue };
             if let (StoredPassword::Some(stored), Some(p)) =
                 (&state.password, self.spec_for(node).password)
             {
                 if checker.check(stored, p.expose(), &self.name) == password::Check::Matches {
-                    out.insert(node.clone(), password::stamp(stored));
+                    out.insert(node, password::stamp(stored));
                 }
             }
         }
-        serde_json::to_vec(&out).unwrap_or_default()
+        out.to_bytes()
     }
 
     fn statuses(
@@ -1013,5 +1059,107 @@ mod tests {
         assert_eq!(a.password.unwrap().expose(), "clientpass");
         assert_eq!(d.password.unwrap().expose(), "internalpass");
         assert_eq!(m.targets(), ["access", "dn1"]);
+    }
+
+    /// Sixteen data nodes storing the same verifier, as the provider sets
+    /// them, and the access node its own.
+    fn wide_role() -> (Role, BTreeMap<String, NodeRead>) {
+        let nodes: Vec<String> = (1..=16).map(|i| format!("dn{i}")).collect();
+        let m = Role::from(
+            Model::from_value(&config(&[
+                (NAME, Value::string("wide")),
+                (PASSWORD, Value::string("clientpass")),
+                (DATA_NODE_PASSWORD, Value::string("internalpass")),
+                (DATA_NODES, Value::list_of_strings(nodes.iter().cloned())),
+            ]))
+            .unwrap(),
+        );
+        let stored = |node: &str| {
+            let p = m.spec_for(node).password.unwrap();
+            password::encrypt(&p, "wide", Encryption::ScramSha256)
+                .expose()
+                .to_string()
+        };
+        let (client, internal) = (stored(ACCESS_NODE), stored("dn1"));
+        let reads = m
+            .targets()
+            .into_iter()
+            .map(|n| {
+                let password = if n == ACCESS_NODE { &client } else { &internal };
+                let state = RoleState {
+                    login: m.spec_for(&n).login,
+                    superuser: false,
+                    createdb: false,
+                    createrole: false,
+                    inherit: true,
+                    replication: false,
+                    bypassrls: false,
+                    connection_limit: -1,
+                    valid_until: None,
+                    valid_until_matches: true,
+                    password: StoredPassword::Some(password.clone()),
+                };
+                (n, Ok(Some(state)))
+            })
+            .collect();
+        (m, reads)
+    }
+
+    #[test]
+    fn the_private_state_holds_a_stamp_per_verifier_not_per_node() {
+        let (m, reads) = wide_role();
+        let private = m.stamps(&reads, &Checker::default());
+        let stamps = Stamps::parse(&private);
+        assert_eq!((stamps.access.len(), stamps.data.len()), (1, 1));
+        assert!(private.len() < 160, "{}", String::from_utf8_lossy(&private));
+        // A later refresh trusts every node's verifier from those two
+        // stamps: no key derivation at all.
+        let checker = Checker::default();
+        m.trust_stamps(&reads, &private, &checker);
+        assert_eq!(m.stamps(&reads, &checker), private);
+        assert_eq!(checker.computed(), 0);
+    }
+
+    #[test]
+    fn stamps_written_by_node_by_earlier_releases_are_still_read() {
+        let (m, reads) = wide_role();
+        let by_node: BTreeMap<String, String> = reads
+            .iter()
+            .map(|(n, r)| match r {
+                Ok(Some(RoleState {
+                    password: StoredPassword::Some(p),
+                    ..
+                })) => (n.clone(), password::stamp(p)),
+                _ => unreachable!(),
+            })
+            .collect();
+        let old = serde_json::to_vec(&by_node).unwrap();
+        let checker = Checker::default();
+        m.trust_stamps(&reads, &old, &checker);
+        assert_eq!(
+            Stamps::parse(&m.stamps(&reads, &checker)),
+            Stamps::parse(&old)
+        );
+        assert_eq!(checker.computed(), 0);
+        // Write-only: a data node's verifier is judged against the data
+        // nodes' stamps, the access node's against its own.
+        let mut wo = m.clone();
+        (wo.password, wo.data_node_password) = (None, None);
+        wo.password_wo_version = Some(1);
+        wo.stamps = Stamps::parse(&old);
+        let statuses = wo.statuses(&reads, &Checker::default());
+        assert!(statuses.values().all(|s| s == IN_SYNC), "{statuses:?}");
+        let client = match &reads[ACCESS_NODE] {
+            Ok(state) => state.clone(),
+            Err(_) => unreachable!(),
+        };
+        let mut swapped = reads;
+        swapped.insert("dn3".into(), Ok(client));
+        let statuses = wo.statuses(&swapped, &Checker::default());
+        assert_ne!(
+            statuses["dn3"], IN_SYNC,
+            "the client password's verifier on a data node"
+        );
+        assert_eq!(statuses["dn2"], IN_SYNC);
     }
 }

@@ -270,6 +270,9 @@ struct Step {
     provider_cpu: f64,
     terraform_cpu: f64,
     provider_rss_mb: f64,
+    /// Size of the state file after the step: terraform copies and
+    /// encodes the state as it works, so its cost grows with this.
+    state_bytes: u64,
     server: ServerCounts,
 }
 
@@ -468,6 +471,7 @@ impl Fleet {
             provider_cpu,
             terraform_cpu: (total_cpu - provider_cpu).max(0.0),
             provider_rss_mb: rss / 1024.0,
+            state_bytes: state_bytes(tf),
             server: self.logs.counts_since(&offsets),
         }
     }
@@ -521,6 +525,7 @@ impl Fleet {
             provider_cpu: 0.0,
             terraform_cpu: 0.0,
             provider_rss_mb: 0.0,
+            state_bytes: 0,
             server: self.logs.counts_since(&offsets),
         }
     }
@@ -532,6 +537,31 @@ impl Fleet {
             path.display()
         )
     }
+}
+
+/// The state file's size; with `TSDB_BENCH_KEEP=<dir>` a copy of it is
+/// kept there too, for a look at what a resource holds.
+fn state_bytes(tf: &Terraform) -> u64 {
+    let path = tf.work().join("terraform.tfstate");
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    if let Some(dir) = std::env::var_os("TSDB_BENCH_KEEP") {
+        let dir = PathBuf::from(dir);
+        let _ = std::fs::create_dir_all(&dir);
+        let kind = if std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .contains("\"terraform_data\"")
+        {
+            "floor"
+        } else {
+            "ours"
+        };
+        // the first step's (the apply's) state, not the destroy's
+        let keep = dir.join(format!("{kind}.tfstate"));
+        if !keep.exists() {
+            let _ = std::fs::copy(&path, keep);
+        }
+    }
+    size
 }
 
 fn sizes() -> Vec<usize> {
@@ -649,8 +679,8 @@ fn main() {
             bin.display()
         );
         println!(
-            "{:>3} {:>5} {:<24} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}  statements per node",
-            "DN", "N", "step", "wall s", "prov s", "tf s", "pg s", "RSS MB", "max stmt", "max conn"
+            "{:>3} {:>5} {:<24} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9} {:>9}  statements per node",
+            "DN", "N", "step", "wall s", "prov s", "tf s", "pg s", "RSS MB", "state KB", "max stmt", "max conn"
         );
         for data_nodes in fleets() {
             for n in sizes() {
@@ -815,7 +845,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         .chain(b.iter().map(|s| ("psql", s)))
     {
         println!(
-            "{:>3} {:>5} {:<24} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.1} {:>9} {:>9}  {}",
+            "{:>3} {:>5} {:<24} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.1} {:>8.0} {:>9} {:>9}  {}",
             data_nodes,
             n,
             format!("{who} {}", s.name),
@@ -824,6 +854,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
             s.terraform_cpu,
             s.servers_cpu,
             s.provider_rss_mb,
+            s.state_bytes as f64 / 1024.0,
             max_node(&s.server.statements),
             max_node(&s.server.connections),
             per_node(&s.server, |c| &c.statements)
@@ -870,6 +901,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
             "servers_cpu_s": s.servers_cpu,
             "provider_processes": s.provider_processes,
             "provider_peak_rss_mb": s.provider_rss_mb,
+            "state_bytes": s.state_bytes,
             "statements": s.server.statements,
             "connections": s.server.connections,
             "statement_kinds": s.server.kinds,
