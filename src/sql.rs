@@ -78,6 +78,16 @@ pub const ROLES_ALL_ROLES: &str = "SELECT rolname::text, rolsuper, rolinherit, r
      rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil::text, extract(epoch from rolvaliduntil)::float8, \
      NULL::text, false FROM pg_roles";
 
+/// `$1`: a role name. That role as [`ROLES_ALL_AUTHID`] has it.
+pub const ROLE_ONE_AUTHID: &str = "SELECT rolname::text, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, \
+     rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil::text, extract(epoch from rolvaliduntil)::float8, \
+     rolpassword, true FROM pg_authid WHERE rolname = $1";
+
+/// As [`ROLE_ONE_AUTHID`] for a session that may not read passwords.
+pub const ROLE_ONE_ROLES: &str = "SELECT rolname::text, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, \
+     rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil::text, extract(epoch from rolvaliduntil)::float8, \
+     NULL::text, false FROM pg_roles WHERE rolname = $1";
+
 /// `$1`: a time as the user wrote it. Epoch seconds (infinite for
 /// `infinity`); fails when it is not a time.
 pub const TIMESTAMP_EPOCH: &str = "SELECT extract(epoch from $1::text::timestamptz)::float8";

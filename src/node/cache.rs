@@ -62,6 +62,9 @@ impl<T> Cached<T> {
 #[derive(Default)]
 pub struct Snapshots {
     pub roles: Cached<super::roles::RoleTable>,
+    /// Roles read again after the provider changed them (`None`: dropped);
+    /// they take precedence over `roles`.
+    pub role_updates: Mutex<std::collections::HashMap<String, Option<super::roles::RoleRow>>>,
     pub grants: Cached<super::grants::GrantTable>,
     /// The names of the foreign servers (the provider never changes them).
     pub servers: Cached<std::collections::BTreeSet<String>>,
@@ -77,6 +80,7 @@ impl Snapshots {
     /// Forgets what was read of roles and privileges.
     pub async fn roles_changed(&self) {
         self.roles.invalidate().await;
+        self.role_updates.lock().await.clear();
         self.grants.invalidate().await;
     }
 }

@@ -63,7 +63,7 @@ impl Node {
         &self,
         role: &str,
     ) -> Result<Option<BTreeMap<String, bool>>, NodeError> {
-        if !self.roles_all().await?.contains_key(role) {
+        if self.role_row(role).await?.is_none() {
             return Ok(None);
         }
         Ok(Some(

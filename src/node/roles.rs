@@ -28,46 +28,41 @@ impl Node {
             .roles
             .get(|| async {
                 let mut s = self.session().await?;
-                let doing = "reading roles";
-                let rows = match s.client().query(sql::ROLES_ALL_AUTHID, &[]).await {
-                    Ok(rows) => rows,
-                    Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => s
-                        .client()
-                        .query(sql::ROLES_ALL_ROLES, &[])
-                        .await
-                        .map_err(|e| self.pg_err(doing, &e))?,
-                    Err(e) => return Err(self.pg_err(doing, &e)),
-                };
-                Ok(rows
-                    .iter()
-                    .map(|r| {
-                        let readable: bool = r.get(12);
-                        let stored: Option<String> = r.get(11);
-                        let row = RoleRow {
-                            state: RoleState {
-                                superuser: r.get(1),
-                                inherit: r.get(2),
-                                createrole: r.get(3),
-                                createdb: r.get(4),
-                                login: r.get(5),
-                                replication: r.get(6),
-                                bypassrls: r.get(7),
-                                connection_limit: i64::from(r.get::<_, i32>(8)),
-                                valid_until: r.get(9),
-                                valid_until_matches: true,
-                                password: match (readable, stored) {
-                                    (false, _) => StoredPassword::Unreadable,
-                                    (true, None) => StoredPassword::None,
-                                    (true, Some(p)) => StoredPassword::Some(p),
-                                },
-                            },
-                            valid_until_epoch: r.get(10),
-                        };
-                        (r.get::<_, String>(0), row)
-                    })
-                    .collect())
+                let rows = self
+                    .query_roles(s.client(), sql::ROLES_ALL_AUTHID, sql::ROLES_ALL_ROLES, &[])
+                    .await?;
+                Ok(rows.iter().map(role_row).collect())
             })
             .await
+    }
+
+    /// Runs the roles query, or its form for a session that may not read
+    /// passwords when the first is refused.
+    async fn query_roles(
+        &self,
+        c: &tokio_postgres::Client,
+        authid: &str,
+        roles: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, NodeError> {
+        let doing = "reading roles";
+        match c.query(authid, params).await {
+            Ok(rows) => Ok(rows),
+            Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => c
+                .query(roles, params)
+                .await
+                .map_err(|e| self.pg_err(doing, &e)),
+            Err(e) => Err(self.pg_err(doing, &e)),
+        }
+    }
+
+    /// The role as last read: after a change the provider made, that role
+    /// read again; otherwise from the snapshot of every role.
+    pub(super) async fn role_row(&self, name: &str) -> Result<Option<RoleRow>, NodeError> {
+        if let Some(row) = self.read.role_updates.lock().await.get(name) {
+            return Ok(row.clone());
+        }
+        Ok(self.roles_all().await?.get(name).cloned())
     }
 
     /// The role as this node has it, or `None` when it does not exist.
@@ -78,8 +73,7 @@ impl Node {
         name: &str,
         valid_until: Option<&str>,
     ) -> Result<Option<RoleState>, NodeError> {
-        let table = self.roles_all().await?;
-        let Some(row) = table.get(name) else {
+        let Some(row) = self.role_row(name).await? else {
             return Ok(None);
         };
         let mut state = row.state.clone();
@@ -111,17 +105,50 @@ impl Node {
         Ok(e)
     }
 
-    /// Runs one role statement (it may carry a password verifier, so it is
-    /// never logged).
-    pub async fn role_exec(&self, doing: &str, statement: &Secret) -> Result<(), NodeError> {
+    /// Runs one statement about role `name` (it may carry a password
+    /// verifier, so it is never logged), then reads that role again in the
+    /// same session: later reads see it without reading every role of the
+    /// node again. When either fails, everything is read afresh next time.
+    pub async fn role_exec(
+        &self,
+        doing: &str,
+        name: &str,
+        statement: &Secret,
+    ) -> Result<(), NodeError> {
         let mut s = self.session().await?;
         let r = s
             .client()
             .batch_execute(statement.expose())
             .await
             .map_err(|e| self.pg_err(doing, &e));
+        let now = match &r {
+            Ok(()) => self
+                .query_roles(
+                    s.client(),
+                    sql::ROLE_ONE_AUTHID,
+                    sql::ROLE_ONE_ROLES,
+                    &[&name],
+                )
+                .await
+                .ok()
+                .map(|rows| rows.first().map(|r| role_row(r).1)),
+            Err(_) => None,
+        };
         drop(s);
-        self.roles_changed().await;
+        match now {
+            Some(row) => {
+                // A dropped role takes its privileges with it.
+                if row.is_none() {
+                    self.read.grants.invalidate().await;
+                }
+                self.read
+                    .role_updates
+                    .lock()
+                    .await
+                    .insert(name.to_string(), row);
+            }
+            None => self.roles_changed().await,
+        }
         r
     }
 
@@ -173,4 +200,31 @@ impl Node {
         self.roles_changed().await;
         r
     }
+}
+
+/// A row of the roles queries, by name.
+fn role_row(r: &tokio_postgres::Row) -> (String, RoleRow) {
+    let readable: bool = r.get(12);
+    let stored: Option<String> = r.get(11);
+    let row = RoleRow {
+        state: RoleState {
+            superuser: r.get(1),
+            inherit: r.get(2),
+            createrole: r.get(3),
+            createdb: r.get(4),
+            login: r.get(5),
+            replication: r.get(6),
+            bypassrls: r.get(7),
+            connection_limit: i64::from(r.get::<_, i32>(8)),
+            valid_until: r.get(9),
+            valid_until_matches: true,
+            password: match (readable, stored) {
+                (false, _) => StoredPassword::Unreadable,
+                (true, None) => StoredPassword::None,
+                (true, Some(p)) => StoredPassword::Some(p),
+            },
+        },
+        valid_until_epoch: r.get(10),
+    };
+    (r.get::<_, String>(0), row)
 }

@@ -499,6 +499,7 @@ async fn converge_access(
                 access
                     .role_exec(
                         &format!("altering role {:?}", m.name),
+                        &m.name,
                         &spec.alter_sql(&d, checker),
                     )
                     .await?;
@@ -508,6 +509,7 @@ async fn converge_access(
         _ => Ok(access
             .role_exec(
                 &format!("creating role {:?}", m.name),
+                &m.name,
                 &spec.create_sql(checker),
             )
             .await?),
@@ -561,7 +563,8 @@ async fn converge_data_nodes(
             .provider
             .exec_on_data_nodes(&nodes, &doing, &statement, |node: Arc<Node>| {
                 let (doing, statement) = (doing.clone(), statement.clone());
-                async move { node.role_exec(&doing, &statement).await }
+                let name = m.name.clone();
+                async move { node.role_exec(&doing, &name, &statement).await }
             })
             .await;
         collect(&mut outcome.diags, &mut outcome.failed, fan);
@@ -680,7 +683,8 @@ async fn drop_everywhere(ctx: &Ctx, m: &Role, targets: &[String]) -> Result<(), 
         .exec_on_data_nodes(&data, &doing, &statement, |node: Arc<Node>| {
             let statement = statement.clone();
             let doing = doing.clone();
-            async move { node.role_exec(&doing, &statement).await }
+            let name = m.name.clone();
+            async move { node.role_exec(&doing, &name, &statement).await }
         })
         .await;
     let mut d = Diagnostics::new();
@@ -689,7 +693,10 @@ async fn drop_everywhere(ctx: &Ctx, m: &Role, targets: &[String]) -> Result<(), 
         return Err(d);
     }
     if present.iter().any(|n| n.name == ACCESS_NODE) {
-        ctx.provider.access().role_exec(&doing, &statement).await?;
+        ctx.provider
+            .access()
+            .role_exec(&doing, &m.name, &statement)
+            .await?;
     }
     // Warnings only (a fallback to direct connections): the server shows
     // them with the successful destroy.
