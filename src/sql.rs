@@ -62,10 +62,13 @@ pub const CAN_RUN_PROGRAMS: &str =
 pub const STAT_TABLE: &str =
     "CREATE TEMP TABLE IF NOT EXISTS terraform_stat (line text) ON COMMIT DROP";
 
-/// The `timescaledb.passfile` setting (NULL when TimescaleDB is not
-/// loaded) and the data directory relative paths start from.
-pub const PASSFILE_PATH: &str =
-    "SELECT current_setting('timescaledb.passfile', true), current_setting('data_directory')";
+/// The passfile's path, from the `timescaledb.passfile` setting (NULL when
+/// TimescaleDB is not loaded) or else `passfile`, a relative path taken
+/// from the data directory; and its bytes as [`READ_FILE`] reads them.
+pub const PASSFILE_READ: &str = "SELECT path, CASE WHEN (pg_stat_file(path, true)).size IS NULL THEN NULL \
+     ELSE pg_read_binary_file(path) END FROM (SELECT CASE WHEN s LIKE '/%' THEN s \
+     ELSE rtrim(current_setting('data_directory'), '/') || '/' || s END AS path \
+     FROM (SELECT coalesce(nullif(current_setting('timescaledb.passfile', true), ''), 'passfile') AS s) AS setting) AS p";
 
 /// Every role with its attributes, expiry (text and epoch seconds) and
 /// stored password.

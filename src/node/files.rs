@@ -5,19 +5,22 @@
 //! never as a statement text or a bind parameter: PostgreSQL logs those
 //! (`log_statement`, `log_min_duration_statement`, `auto_explain`) but never
 //! COPY data, so secrets stay out of the server's log whatever its logging
-//! settings. A large object made from that table is written out by
-//! `lo_export`; the transaction that carries both is rolled back, so neither
-//! is left behind.
+//! settings. The transaction that carries the table is rolled back, so
+//! nothing of it is left behind.
 //!
 //! When the session may run server programs (superuser or
-//! `pg_execute_server_program`), a file is staged in a fresh directory of
-//! its own beside the target (mode 0700, made by `mkdir`, which never
-//! follows a link), given its mode there, and renamed over the target: no
-//! other OS user can read it at any moment, a link at the target is
-//! replaced rather than followed, and a crash leaves either the old or the
-//! new file in force, never a truncated one. A staging directory left by a
-//! killed session is removed by the next write of that file. Without that
-//! right the file is rewritten in place.
+//! `pg_execute_server_program`), one server program does the whole
+//! replacement, the content arriving on its standard input (`COPY ... TO
+//! PROGRAM`, base64 so that COPY's text format passes it unchanged): the
+//! file is staged in a fresh directory of its own beside the target (mode
+//! 0700, made by `mkdir`, which never follows a link; the shell's umask is
+//! 077), given its mode there, and renamed over the target: no other OS user
+//! can read it at any moment, a link at the target is replaced rather than
+//! followed, and a crash leaves either the old or the new file in force,
+//! never a truncated one. A staging directory left by a killed session is
+//! removed by the next write of that file. Without that right the file is
+//! rewritten in place, by `lo_export` of a large object made from the
+//! table.
 
 use futures_util::SinkExt;
 use tokio_postgres::GenericClient;
@@ -50,14 +53,20 @@ pub async fn write<C: GenericClient>(
     path: &str,
     bytes: &[u8],
 ) -> Result<(), tokio_postgres::Error> {
+    load_blob(c, bytes).await?;
+    let oid: u32 = c.query_one(sql::BLOB_OBJECT, &[]).await?.get(0);
+    c.query_one(sql::EXPORT_LARGE_OBJECT, &[&oid, &path])
+        .await?;
+    Ok(())
+}
+
+/// Puts `bytes` into the temporary table, as COPY data.
+async fn load_blob<C: GenericClient>(c: &C, bytes: &[u8]) -> Result<(), tokio_postgres::Error> {
     c.batch_execute(sql::BLOB_TABLE).await?;
     let sink = c.client().copy_in(sql::COPY_BLOB_IN).await?;
     futures_util::pin_mut!(sink);
     sink.send(bytes::Bytes::from(copy_text_row(bytes))).await?;
     sink.finish().await?;
-    let oid: u32 = c.query_one(sql::BLOB_OBJECT, &[]).await?.get(0);
-    c.query_one(sql::EXPORT_LARGE_OBJECT, &[&oid, &path])
-        .await?;
     Ok(())
 }
 
@@ -144,22 +153,35 @@ impl<'a> Replace<'a> {
         self
     }
 
-    /// Makes the replacement. Two server programs in all: one removes what
-    /// a killed session left (only when something is there), makes the
-    /// staging directory and copies the backup into it; the other sets
-    /// modes and renames everything into place.
+    /// Makes the replacement: with the right to run programs, three
+    /// statements (the table, the content, the program) and one shell
+    /// that removes what a killed session left (only when something is
+    /// there), makes the staging directory, copies the backup into it,
+    /// decodes the content into it, sets modes and renames everything into
+    /// place.
     pub async fn run<C: GenericClient>(
         &self,
         c: &C,
         programs: bool,
     ) -> Result<(), tokio_postgres::Error> {
-        let path = self.path;
         if !programs {
             if let Some((b, previous)) = &self.backup {
                 write(c, b, previous).await?;
             }
-            return write(c, path, self.bytes).await;
+            return write(c, self.path, self.bytes).await;
         }
+        load_blob(c, self.bytes).await?;
+        c.batch_execute(&format!(
+            "COPY (SELECT translate(encode(data, 'base64'), E'\\n', '') FROM pg_temp.terraform_blob) TO PROGRAM {}",
+            sql::literal(&self.script())
+        ))
+        .await
+    }
+
+    /// The shell program of [`Replace::run`]; the content comes on its
+    /// standard input as one line of base64.
+    fn script(&self) -> String {
+        let path = self.path;
         let staging = format!("{path}{STAGING_SUFFIX}");
         let tmp = format!("{staging}/file");
         let kept = format!("{staging}/backup");
@@ -179,41 +201,42 @@ impl<'a> Replace<'a> {
             .map(|p| sh_quote(p))
             .collect::<Vec<_>>()
             .join(" ");
-        let mut prepare = format!(
-            "if {present}; then rm -rf -- {quoted}; fi && mkdir -m 700 -- {s}",
+        let mut script = format!(
+            "umask 077 && if {present}; then rm -rf -- {quoted}; fi && mkdir -m 700 -- {s}",
             s = sh_quote(&staging)
         );
         if self.backup.is_some() {
-            prepare.push_str(&format!(
+            script.push_str(&format!(
                 " && install -m 600 -- {} {}",
                 sh_quote(path),
                 sh_quote(&kept)
             ));
         }
-        run(c, &prepare).await?;
-        write(c, &tmp, self.bytes).await?;
-        let chmod = match self.mode {
-            Some(m) => format!("chmod {m:o} -- {}", sh_quote(&tmp)),
-            None => format!(
-                "if [ -e {p} ]; then chmod --reference={p} -- {t}; else chmod 600 -- {t}; fi",
+        // Made under umask 077: mode 0600 from its creation on.
+        script.push_str(&format!(" && base64 -d > {}", sh_quote(&tmp)));
+        match self.mode {
+            Some(0o600) => {}
+            Some(m) => script.push_str(&format!(" && chmod {m:o} -- {}", sh_quote(&tmp))),
+            None => script.push_str(&format!(
+                " && if [ -e {p} ]; then chmod --reference={p} -- {t}; fi",
                 p = sh_quote(path),
                 t = sh_quote(&tmp)
-            ),
-        };
-        let backup = match &self.backup {
-            Some((b, _)) => format!("mv -f -T -- {} {} && ", sh_quote(&kept), sh_quote(b)),
-            None => String::new(),
-        };
-        run(
-            c,
-            &format!(
-                "{chmod} && {backup}mv -f -T -- {} {} && rmdir -- {}",
-                sh_quote(&tmp),
-                sh_quote(path),
-                sh_quote(&staging)
-            ),
-        )
-        .await
+            )),
+        }
+        if let Some((b, _)) = &self.backup {
+            script.push_str(&format!(
+                " && mv -f -T -- {} {}",
+                sh_quote(&kept),
+                sh_quote(b)
+            ));
+        }
+        script.push_str(&format!(
+            " && mv -f -T -- {} {} && rmdir -- {}",
+            sh_quote(&tmp),
+            sh_quote(path),
+            sh_quote(&staging)
+        ));
+        script
     }
 }
 

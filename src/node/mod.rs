@@ -173,17 +173,25 @@ impl Node {
         c: &C,
         path: &str,
     ) -> Result<Option<String>, NodeError> {
-        let doing = format!("reading {path}");
-        let Some(bytes) = files::read(c, path)
+        let bytes = files::read(c, path)
             .await
-            .map_err(|e| self.pg_err(&doing, &e))?
-        else {
+            .map_err(|e| self.pg_err(format!("reading {path}"), &e))?;
+        self.text_of(path, bytes)
+    }
+
+    /// A file's bytes as text; a file that is not UTF-8 is refused.
+    pub(crate) fn text_of(
+        &self,
+        path: &str,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<Option<String>, NodeError> {
+        let Some(bytes) = bytes else {
             return Ok(None);
         };
         String::from_utf8(bytes).map(Some).map_err(|_| {
             self.err(
                 ErrorKind::Sql,
-                &doing,
+                format!("reading {path}"),
                 "the file is not valid UTF-8; the provider will not edit it",
             )
         })

@@ -87,21 +87,17 @@ impl PassSnapshot {
 }
 
 impl Node {
-    async fn passfile_path<C: GenericClient>(&self, c: &C) -> Result<String, NodeError> {
+    /// Where the file is (`timescaledb.passfile`, else `passfile` in the
+    /// data directory) and its bytes, in one statement.
+    async fn passfile_bytes<C: GenericClient>(
+        &self,
+        c: &C,
+    ) -> Result<(String, Option<Vec<u8>>), NodeError> {
         let row = c
-            .query_one(sql::PASSFILE_PATH, &[])
+            .query_one(sql::PASSFILE_READ, &[])
             .await
-            .map_err(|e| self.pg_err("locating the passfile", &e))?;
-        let setting: Option<String> = row.get(0);
-        let data_dir: String = row.get(1);
-        let p = setting
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "passfile".into());
-        Ok(if p.starts_with('/') {
-            p
-        } else {
-            format!("{}/{p}", data_dir.trim_end_matches('/'))
-        })
+            .map_err(|e| self.pg_err("reading the passfile", &e))?;
+        Ok((row.get(0), row.get(1)))
     }
 
     /// Reads the file; `with_mode` says whether to read its mode too
@@ -111,8 +107,8 @@ impl Node {
         c: &C,
         with_mode: bool,
     ) -> Result<PassSnapshot, NodeError> {
-        let path = self.passfile_path(c).await?;
-        let text = self.read_text(c, &path).await?;
+        let (path, bytes) = self.passfile_bytes(c).await?;
+        let text = self.text_of(&path, bytes)?;
         let exists = text.is_some();
         let text = text.unwrap_or_default();
         let mode = if with_mode && exists {
