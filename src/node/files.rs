@@ -298,6 +298,95 @@ mod tests {
         assert_eq!(copy_text_row(b"a\n\\"), b"\\\\x610a5c\n");
     }
 
+    /// Runs a replacement's program as the server would (`sh -c`, the
+    /// content in base64 on standard input), after a umask that lets
+    /// everyone read what is created.
+    fn run_script(r: &Replace<'_>) -> std::process::Output {
+        use base64::Engine;
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask 022\n{}", r.script()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let line = base64::engine::general_purpose::STANDARD.encode(r.bytes) + "\n";
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn mode_of(p: &std::path::Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_program_replaces_a_file_privately_and_in_one_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("passfile");
+        let t = target.to_str().unwrap();
+        let content: Vec<u8> = (0..=255u8).chain(*b"\n*:*:*:u:p\\:w\n").collect();
+        // A new file: mode 0600 from its creation, whatever the umask of
+        // the server's process.
+        let out = run_script(&Replace::new(t, &content, Some(0o600)));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), content);
+        assert_eq!(mode_of(&target), 0o600);
+        // A link at the target is replaced, not followed; a leftover
+        // staging directory is removed; the backup keeps the old content.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "untouched").unwrap();
+        std::fs::remove_file(&target).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &target).unwrap();
+        let staging = format!("{t}{STAGING_SUFFIX}");
+        std::fs::create_dir(&staging).unwrap();
+        std::fs::write(format!("{staging}/file"), "half").unwrap();
+        let backup = dir.path().join("backup");
+        let r =
+            Replace::new(t, b"new", None).keeping_backup_in(backup.to_str().unwrap().into(), b"");
+        let out = run_script(&r);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        assert!(!std::fs::symlink_metadata(&target).unwrap().is_symlink());
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), b"untouched");
+        assert_eq!(std::fs::read(&backup).unwrap(), b"untouched");
+        assert_eq!(mode_of(&backup), 0o600);
+        assert!(!std::path::Path::new(&staging).exists());
+        // An empty file is written as empty; another mode is set.
+        let out = run_script(&Replace::new(t, b"", Some(0o644)));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"");
+        assert_eq!(mode_of(&target), 0o644);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names.len(),
+            3,
+            "nothing else left beside the file: {names:?}"
+        );
+    }
+
     #[test]
     fn shell_quoting() {
         assert_eq!(sh_quote("/a b/c"), "'/a b/c'");

@@ -145,22 +145,23 @@ impl Node {
         };
         let mut s = self.session().await?;
         let tx = self.begin(&mut s).await?;
-        tx.query_one(sql::ADVISORY_LOCK_XACT, &[&GRANT_LOCK_KEY])
-            .await
-            .map_err(|e| self.pg_err("locking foreign server privileges", &e))?;
+        // The lock and the statements travel as one query: nothing in them
+        // is secret, and a failure is the statement's own.
+        let mut batch = format!("SELECT pg_advisory_xact_lock({GRANT_LOCK_KEY})");
         for st in statements(&pending) {
-            tx.batch_execute(&st).await.map_err(|e| {
-                let mut err = self.pg_err(&doing, &e);
-                if e.code() == Some(&tokio_postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST)
-                {
-                    err.kind = ErrorKind::Rejected;
-                    err.message.push_str(
-                        "; the role passed the privilege on to others, who must lose it first",
-                    );
-                }
-                err
-            })?;
+            batch.push_str("; ");
+            batch.push_str(&st);
         }
+        tx.batch_execute(&batch).await.map_err(|e| {
+            let mut err = self.pg_err(&doing, &e);
+            if e.code() == Some(&tokio_postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST) {
+                err.kind = ErrorKind::Rejected;
+                err.message.push_str(
+                    "; the role passed the privilege on to others, who must lose it first",
+                );
+            }
+            err
+        })?;
         let table = Arc::new(self.load_grants(&tx).await?);
         tx.commit().await.map_err(|e| self.pg_err(&doing, &e))?;
         drop(s);
