@@ -48,11 +48,7 @@ impl Node {
             .map_err(|e| self.pg_err("reading foreign server privileges", &e))?;
         let mut out = GrantTable::new();
         for r in rows {
-            let grantable: bool = r.get(2);
-            *out.entry(r.get::<_, String>(1))
-                .or_default()
-                .entry(r.get::<_, String>(0))
-                .or_insert(false) |= grantable;
+            add_grant(&mut out, r.get(0), r.get(1), r.get(2));
         }
         Ok(out)
     }
@@ -143,16 +139,18 @@ impl Node {
                 pending.len()
             ),
         };
-        let mut s = self.session().await?;
-        let tx = self.begin(&mut s).await?;
-        // The lock and the statements travel as one query: nothing in them
-        // is secret, and a failure is the statement's own.
+        // One query, so one implicit transaction: the lock, the statements
+        // and the privileges read back (nothing in them is secret); a
+        // failure rolls all of it back and is the failing statement's own.
         let mut batch = format!("SELECT pg_advisory_xact_lock({GRANT_LOCK_KEY})");
         for st in statements(&pending) {
             batch.push_str("; ");
             batch.push_str(&st);
         }
-        tx.batch_execute(&batch).await.map_err(|e| {
+        batch.push_str("; ");
+        batch.push_str(sql::SERVER_GRANTS_ALL);
+        let mut s = self.session().await?;
+        let messages = s.client().simple_query(&batch).await.map_err(|e| {
             let mut err = self.pg_err(&doing, &e);
             if e.code() == Some(&tokio_postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST) {
                 err.kind = ErrorKind::Rejected;
@@ -162,12 +160,33 @@ impl Node {
             }
             err
         })?;
-        let table = Arc::new(self.load_grants(&tx).await?);
-        tx.commit().await.map_err(|e| self.pg_err(&doing, &e))?;
         drop(s);
+        let mut table = GrantTable::new();
+        for m in &messages {
+            // The privileges' rows: the lock's row has one column.
+            let tokio_postgres::SimpleQueryMessage::Row(r) = m else {
+                continue;
+            };
+            if r.len() != 3 {
+                continue;
+            }
+            if let (Some(server), Some(role), Some(grantable)) = (r.get(0), r.get(1), r.get(2)) {
+                add_grant(&mut table, server, role, grantable == "t");
+            }
+        }
+        let table = Arc::new(table);
         self.read.grants.put(table.clone()).await;
         Ok((results, table))
     }
+}
+
+/// Adds a row of [`sql::SERVER_GRANTS_ALL`] to the table.
+fn add_grant(table: &mut GrantTable, server: &str, role: &str, grantable: bool) {
+    *table
+        .entry(role.to_string())
+        .or_default()
+        .entry(server.to_string())
+        .or_insert(false) |= grantable;
 }
 
 /// Grant changes waiting for the next write, in the order they came.

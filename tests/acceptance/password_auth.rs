@@ -566,6 +566,71 @@ output "nodes" {{
 }
 
 #[test]
+fn a_grant_option_is_read_back_and_its_loss_by_hand_is_drift() {
+    let c = Cluster::start(2);
+    c.install_distributed_exec_standin();
+    let tf = Terraform::new();
+    tf.config(&format!(
+        r#"{}
+resource "timescaledb_distributed_role" "lead" {{
+  name = "lead"
+}}
+
+resource "timescaledb_foreign_server_grant" "lead" {{
+  role              = timescaledb_distributed_role.lead.name
+  with_grant_option = true
+}}
+
+resource "timescaledb_distributed_role" "plain" {{
+  name = "plain"
+}}
+
+resource "timescaledb_foreign_server_grant" "plain" {{
+  role = timescaledb_distributed_role.plain.name
+}}
+"#,
+        c.provider_block()
+    ));
+    tf.init();
+    tf.apply();
+    let grantable = |role: &str| {
+        c.psql(
+            "access",
+            &format!(
+                "SELECT count(*) FILTER (WHERE a.is_grantable) || '/' || count(*) FROM pg_foreign_server s, \
+                 aclexplode(s.srvacl) a WHERE a.grantee = '{role}'::regrole AND a.privilege_type = 'USAGE'"
+            ),
+        )
+    };
+    assert_eq!(grantable("lead"), "2/2");
+    assert_eq!(grantable("plain"), "0/2");
+    tf.assert_no_changes();
+    c.psql(
+        "access",
+        "REVOKE GRANT OPTION FOR USAGE ON FOREIGN SERVER dn1 FROM lead",
+    );
+    let (changes, plan) = tf.plan();
+    assert!(changes, "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("# timescaledb_foreign_server_grant.lead will be updated in-place"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        !plan
+            .stdout
+            .contains("# timescaledb_foreign_server_grant.plain"),
+        "{}",
+        plan.stdout
+    );
+    tf.apply();
+    assert_eq!(grantable("lead"), "2/2");
+    tf.assert_no_changes();
+    tf.destroy();
+}
+
+#[test]
 fn valid_until_is_compared_as_a_time() {
     let c = Cluster::start(1);
     let tf = Terraform::new();
