@@ -171,8 +171,12 @@ impl<'a> Replace<'a> {
             return write(c, self.path, self.bytes).await;
         }
         load_blob(c, self.bytes).await?;
+        // A scalar subquery: anything but the one row loaded is an error or
+        // NULL, which COPY sends as `\N` and base64 refuses, so the file is
+        // never replaced by anything else.
         c.batch_execute(&format!(
-            "COPY (SELECT translate(encode(data, 'base64'), E'\\n', '') FROM pg_temp.terraform_blob) TO PROGRAM {}",
+            "COPY (SELECT translate(encode((SELECT data FROM pg_temp.terraform_blob), 'base64'), E'\\n', '')) \
+             TO PROGRAM {}",
             sql::literal(&self.script())
         ))
         .await
@@ -303,6 +307,12 @@ mod tests {
     /// everyone read what is created.
     fn run_script(r: &Replace<'_>) -> std::process::Output {
         use base64::Engine;
+        let line = base64::engine::general_purpose::STANDARD.encode(r.bytes) + "\n";
+        run_script_on(r, &line)
+    }
+
+    /// As [`run_script`], with `stdin` as what COPY sends.
+    fn run_script_on(r: &Replace<'_>, stdin: &str) -> std::process::Output {
         use std::io::Write;
         let mut child = std::process::Command::new("sh")
             .arg("-c")
@@ -312,12 +322,11 @@ mod tests {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let line = base64::engine::general_purpose::STANDARD.encode(r.bytes) + "\n";
         child
             .stdin
             .take()
             .unwrap()
-            .write_all(line.as_bytes())
+            .write_all(stdin.as_bytes())
             .unwrap();
         child.wait_with_output().unwrap()
     }
@@ -385,6 +394,12 @@ mod tests {
             3,
             "nothing else left beside the file: {names:?}"
         );
+        // A NULL (no content loaded) reaches the program as COPY's `\N`:
+        // refused, the file left as it was.
+        std::fs::write(&target, "kept").unwrap();
+        let out = run_script_on(&Replace::new(t, b"", Some(0o600)), "\\N\n");
+        assert!(!out.status.success());
+        assert_eq!(std::fs::read(&target).unwrap(), b"kept");
     }
 
     #[test]
