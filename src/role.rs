@@ -59,6 +59,27 @@ pub struct RoleState {
     pub password: StoredPassword,
 }
 
+#[cfg(test)]
+impl RoleState {
+    /// The role as a node holds it when it is in line with `spec`, with
+    /// `stored` as its password.
+    pub fn in_line_with(spec: &RoleSpec, stored: String) -> RoleState {
+        RoleState {
+            login: spec.login,
+            superuser: spec.superuser,
+            createdb: spec.createdb,
+            createrole: spec.createrole,
+            inherit: spec.inherit,
+            replication: spec.replication,
+            bypassrls: spec.bypassrls,
+            connection_limit: spec.connection_limit,
+            valid_until: spec.valid_until.clone(),
+            valid_until_matches: true,
+            password: StoredPassword::Some(stored),
+        }
+    }
+}
+
 /// What differs, named as `nodes` shows it: these are also the names of
 /// the resource's attributes, which `timescaledb_distributed_role`'s model
 /// takes from here.
@@ -248,23 +269,12 @@ mod tests {
     }
 
     fn state() -> RoleState {
-        RoleState {
-            login: true,
-            superuser: false,
-            createdb: false,
-            createrole: false,
-            inherit: true,
-            replication: false,
-            bypassrls: false,
-            connection_limit: -1,
-            valid_until: None,
-            valid_until_matches: true,
-            password: StoredPassword::Some(
-                password::encrypt(&Secret::new("it's"), "x", Encryption::ScramSha256)
-                    .expose()
-                    .to_string(),
-            ),
-        }
+        RoleState::in_line_with(
+            &spec(),
+            password::encrypt(&Secret::new("it's"), "x", Encryption::ScramSha256)
+                .expose()
+                .to_string(),
+        )
     }
 
     #[test]

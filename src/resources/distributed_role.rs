@@ -1093,19 +1093,7 @@ mod tests {
             .into_iter()
             .map(|n| {
                 let password = if n == ACCESS_NODE { &client } else { &internal };
-                let state = RoleState {
-                    login: m.spec_for(&n).login,
-                    superuser: false,
-                    createdb: false,
-                    createrole: false,
-                    inherit: true,
-                    replication: false,
-                    bypassrls: false,
-                    connection_limit: -1,
-                    valid_until: None,
-                    valid_until_matches: true,
-                    password: StoredPassword::Some(password.clone()),
-                };
+                let state = RoleState::in_line_with(&m.spec_for(&n), password.clone());
                 (n, Ok(Some(state)))
             })
             .collect();
