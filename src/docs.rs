@@ -62,6 +62,9 @@ fn attr_line(a: &Attribute) -> String {
     if a.sensitive {
         flags.push_str(", Sensitive");
     }
+    if a.write_only {
+        flags.push_str(", Write-only");
+    }
     if a.force_new {
         flags.push_str(", changing it replaces the resource");
     }

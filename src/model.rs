@@ -452,7 +452,7 @@ mod tests {
         assert_eq!(a("count").ty, Type::Number);
         assert_eq!(a("set").ty, Type::set(Type::String));
         assert_eq!(a("map").ty, Type::map(Type::String));
-        assert!(a("secret").write_only && a("secret").sensitive);
+        assert!(a("secret").write_only && !a("secret").sensitive);
         assert!(a("id").stable);
         assert_eq!(a("type").one_of, Some(&["a", "b"][..]));
 

@@ -112,11 +112,12 @@ impl Attribute {
         self.force_new = true;
         self
     }
-    /// Makes the attribute write-only (and sensitive); see
-    /// [`Attribute::write_only`].
+    /// Makes the attribute write-only; see [`Attribute::write_only`].
+    /// Not also sensitive: Terraform never shows a write-only value (the
+    /// plan renders it as `(write-only attribute)`) nor keeps one, so the
+    /// mark would only add a path to every state write of every instance.
     pub fn write_only(mut self) -> Self {
         self.write_only = true;
-        self.sensitive = true;
         self.description = format!(
             "{} Write-only: Terraform passes it to the provider and keeps it in neither the plan nor the state (Terraform 1.11 or later).",
             self.description
@@ -384,7 +385,7 @@ mod tests {
             ],
         );
         let wo = schema.attribute("secret_wo").unwrap();
-        assert!(wo.write_only && wo.sensitive && wo.description.contains("Write-only"));
+        assert!(wo.write_only && !wo.sensitive && wo.description.contains("Write-only"));
         let config = object([
             ("name", Value::string("n")),
             ("secret_wo", Value::string("s")),

@@ -255,7 +255,7 @@ impl Import for PassfileEntry {
 
 /// Writes the entry (refusing, on create, a managed entry of the same key
 /// that is not this one); returns the state read back, with a verifier of
-/// the password written as private data.
+/// a write-only password as private data.
 async fn write(ctx: &Ctx, m: Line, creating: bool) -> Result<State<Model>, Diagnostics> {
     ctx.check_cancelled()?;
     if m.entry.password.is_empty() {
@@ -291,19 +291,21 @@ async fn write(ctx: &Ctx, m: Line, creating: bool) -> Result<State<Model>, Diagn
                 ),
             ));
     }
-    // A SCRAM verifier of the password written: what PostgreSQL itself
-    // would store for it (salted, 4096 rounds of PBKDF2), enough to tell
-    // later whether the file still holds it.
+    // For a write-only password, a SCRAM verifier of the password written:
+    // what PostgreSQL itself would store for it (salted, 4096 rounds of
+    // PBKDF2), enough to tell later whether the file still holds it. A
+    // password in the state is compared as it is: no verifier to make, and
+    // nothing private for Terraform to keep.
     let private = Private {
-        verifier: Some(
+        verifier: m.write_only.then(|| {
             password::encrypt(
                 &Secret::new(m.entry.password.clone()),
                 &m.entry.username,
                 Encryption::ScramSha256,
             )
             .expose()
-            .to_string(),
-        ),
+            .to_string()
+        }),
     };
     let state = m
         .read_back(&snap, private.verifier.as_deref(), &ctx.provider.passwords)
@@ -385,8 +387,12 @@ impl Private {
     fn parse(bytes: &[u8]) -> Private {
         serde_json::from_slice(bytes).unwrap_or_default()
     }
+    /// Nothing (no private state at all) when there is no verifier.
     fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        match self.verifier {
+            None => Vec::new(),
+            Some(_) => serde_json::to_vec(self).unwrap_or_default(),
+        }
     }
 }
 

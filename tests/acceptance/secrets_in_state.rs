@@ -457,3 +457,63 @@ fn plain_passwords_move_to_write_only_in_place() {
     tf.assert_no_changes();
     tf.destroy();
 }
+
+/// A write-only password from an ordinary variable (neither sensitive nor
+/// ephemeral): Terraform shows it in no plan and no apply output, and it
+/// is in no state, whatever the attribute's other flags.
+#[test]
+fn a_write_only_value_from_a_plain_variable_is_never_shown() {
+    let c = Cluster::start(1);
+    let tf = Terraform::with_binary(newest_terraform());
+    let config = |version: u32| {
+        format!(
+            "{}variable \"pw\" {{\n  type = string\n}}\nresource \"timescaledb_distributed_role\" \"r\" {{\n  name = \"plainvar\"\n  login = true\n  password_wo = var.pw\n  password_wo_version = {version}\n}}\nresource \"timescaledb_passfile_entry\" \"e\" {{\n  username = timescaledb_distributed_role.r.name\n  password_wo = var.pw\n  password_wo_version = {version}\n}}\nresource \"timescaledb_hba_rule\" \"s\" {{\n  node = \"access\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [timescaledb_distributed_role.r.name]\n  address = \"127.0.0.1\"\n  method = \"scram-sha-256\"\n  position = 10\n}}\n",
+            c.provider_block()
+        )
+    };
+    tf.config(&config(1));
+    tf.init();
+    for (version, pw) in [(1, CLIENT), (2, ROTATED)] {
+        tf.config(&config(version));
+        tf.vars(&json!({ "pw": pw }));
+        tf.must(&["plan", "-input=false", "-no-color", "-out=tfplan"]);
+        let outputs = [
+            (
+                "terraform show tfplan",
+                tf.must(&["show", "-no-color", "tfplan"]),
+            ),
+            (
+                "terraform apply tfplan",
+                tf.must(&["apply", "-input=false", "-no-color", "tfplan"]),
+            ),
+        ];
+        for (what, run) in &outputs {
+            let text = run.flat();
+            assert!(!text.contains(pw), "{what} shows the password: {text}");
+        }
+        // A new resource lists its write-only attributes, without values.
+        let shown = outputs[0].1.flat();
+        assert!(
+            version > 1 || shown.contains("password_wo = (write-only attribute)"),
+            "{shown}"
+        );
+        assert_state_clean(&tf, &[pw]);
+        assert!(logs_in_as(&c, "plainvar", pw));
+        assert!(!logs_in_as(&c, "plainvar", BY_HAND));
+    }
+    tf.assert_no_changes();
+}
+
+/// `user` logs in to the access node with `password`.
+fn logs_in_as(c: &Cluster, user: &str, password: &str) -> bool {
+    c.psql_conn(
+        &format!(
+            "host=127.0.0.1 port={} dbname=postgres user={user}",
+            c.port("access")
+        ),
+        "SELECT 1",
+        &[("PGPASSWORD", password)],
+    )
+    .status
+    .success()
+}
