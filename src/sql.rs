@@ -54,8 +54,10 @@ pub const EXPORT_LARGE_OBJECT: &str = "SELECT lo_export($1, $2)";
 
 /// Whether the session may run programs on the server with `COPY ... PROGRAM`.
 pub const CAN_RUN_PROGRAMS: &str =
-    "SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) \
-     OR pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER')";
+    "SELECT su OR pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER'), \
+     CASE WHEN su OR pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER') \
+     THEN current_setting('data_directory') END \
+     FROM (SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) AS su) AS s";
 
 /// A temporary table for the output of a server program; it goes away with
 /// the transaction.

@@ -69,8 +69,9 @@ pub struct Snapshots {
     /// The names of the foreign servers (the provider never changes them).
     pub servers: Cached<std::collections::BTreeSet<String>>,
     pub session: Cached<super::SessionInfo>,
-    /// Whether the provider may run programs on the server.
-    pub programs: Cached<bool>,
+    /// Whether the provider may run programs on the server, and where the
+    /// data directory is.
+    pub programs: Cached<super::files::Rights>,
     pub data_dir: Cached<String>,
     /// Times as users wrote them (`valid_until`), as epoch seconds.
     pub epochs: Mutex<std::collections::HashMap<String, Option<f64>>>,

@@ -18,7 +18,10 @@
 //! can read it at any moment, a link at the target is replaced rather than
 //! followed, and a crash leaves either the old or the new file in force,
 //! never a truncated one. A staging directory left by a killed session is
-//! removed by the next write of that file. Without that right the file is
+//! removed by the next write of that file. A file directly in the data
+//! directory (where PostgreSQL itself makes sure no other OS user may
+//! write) is staged beside the target instead, under the same umask: no
+//! one else can put a link there, and the write costs two processes fewer. Without that right the file is
 //! rewritten in place, by `lo_export` of a large object made from the
 //! table.
 
@@ -80,9 +83,36 @@ fn copy_text_row(bytes: &[u8]) -> Vec<u8> {
     row
 }
 
-/// Whether this session may run programs on the server (`COPY ... PROGRAM`).
-pub async fn can_run_programs<C: GenericClient>(c: &C) -> Result<bool, tokio_postgres::Error> {
-    Ok(c.query_one(sql::CAN_RUN_PROGRAMS, &[]).await?.get(0))
+/// What a session may do with files on the server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rights {
+    /// May run programs on the server (`COPY ... PROGRAM`): superuser or
+    /// `pg_execute_server_program`.
+    pub programs: bool,
+    /// The data directory, when the session may read the setting.
+    pub data_directory: Option<String>,
+}
+
+impl Rights {
+    /// Whether `path` is directly in the data directory, which PostgreSQL
+    /// refuses to start in unless no OS user but its own may write there
+    /// (mode 0700 or 0750, owned by the server's user).
+    pub fn in_data_directory(&self, path: &str) -> bool {
+        let (Some(data), Some((dir, _))) = (&self.data_directory, path.rsplit_once('/')) else {
+            return false;
+        };
+        let data = data.trim_end_matches('/');
+        !data.is_empty() && dir == data
+    }
+}
+
+/// What this session may do with files on the server.
+pub async fn rights<C: GenericClient>(c: &C) -> Result<Rights, tokio_postgres::Error> {
+    let row = c.query_one(sql::CAN_RUN_PROGRAMS, &[]).await?;
+    Ok(Rights {
+        programs: row.get(0),
+        data_directory: row.get(1),
+    })
 }
 
 /// Quotes a string for a POSIX shell.
@@ -123,6 +153,8 @@ pub struct Replace<'a> {
     obsolete: Vec<String>,
     /// Where to keep the content replaced, and that content.
     backup: Option<(String, &'a [u8])>,
+    /// The target's directory is one no other OS user may write to.
+    private_dir: bool,
 }
 
 impl<'a> Replace<'a> {
@@ -133,7 +165,19 @@ impl<'a> Replace<'a> {
             mode,
             obsolete: Vec::new(),
             backup: None,
+            private_dir: false,
         }
+    }
+
+    /// Says whether the target's directory is one no other OS user may
+    /// write to (the data directory: PostgreSQL refuses to start unless
+    /// only its own OS user may write there). Nobody else can then put a
+    /// link where the file is staged, so the program stages it beside the
+    /// target and needs no staging directory of its own: two processes
+    /// fewer per write.
+    pub fn in_private_dir(mut self, private: bool) -> Self {
+        self.private_dir = private;
+        self
     }
 
     /// Removes `path` too, in the server program that prepares the
@@ -187,8 +231,13 @@ impl<'a> Replace<'a> {
     fn script(&self) -> String {
         let path = self.path;
         let staging = format!("{path}{STAGING_SUFFIX}");
-        let tmp = format!("{staging}/file");
-        let kept = format!("{staging}/backup");
+        // In a private directory the file is staged beside the target;
+        // elsewhere in a fresh directory of its own.
+        let (tmp, kept) = if self.private_dir {
+            (format!("{path}{OLD_STAGING_SUFFIX}"), None)
+        } else {
+            (format!("{staging}/file"), Some(format!("{staging}/backup")))
+        };
         // `rm -rf` removes a leftover of a killed session (a link in its
         // place included, without following it); `mkdir` fails rather than
         // reuse anything that appears in between. The tests are shell
@@ -205,15 +254,17 @@ impl<'a> Replace<'a> {
             .map(|p| sh_quote(p))
             .collect::<Vec<_>>()
             .join(" ");
-        let mut script = format!(
-            "umask 077 && if {present}; then rm -rf -- {quoted}; fi && mkdir -m 700 -- {s}",
-            s = sh_quote(&staging)
-        );
-        if self.backup.is_some() {
+        let mut script = format!("umask 077 && if {present}; then rm -rf -- {quoted}; fi");
+        if !self.private_dir {
+            script.push_str(&format!(" && mkdir -m 700 -- {}", sh_quote(&staging)));
+        }
+        if let Some((b, _)) = &self.backup {
+            // Copied into the staging directory and renamed with the file;
+            // in a private directory copied straight to its place.
             script.push_str(&format!(
-                " && install -m 600 -- {} {}",
+                " && install -m 600 -T -- {} {}",
                 sh_quote(path),
-                sh_quote(&kept)
+                sh_quote(kept.as_deref().unwrap_or(b))
             ));
         }
         // Made under umask 077: mode 0600 from its creation on.
@@ -227,19 +278,17 @@ impl<'a> Replace<'a> {
                 t = sh_quote(&tmp)
             )),
         }
-        if let Some((b, _)) = &self.backup {
-            script.push_str(&format!(
-                " && mv -f -T -- {} {}",
-                sh_quote(&kept),
-                sh_quote(b)
-            ));
+        if let (Some((b, _)), Some(k)) = (&self.backup, &kept) {
+            script.push_str(&format!(" && mv -f -T -- {} {}", sh_quote(k), sh_quote(b)));
         }
         script.push_str(&format!(
-            " && mv -f -T -- {} {} && rmdir -- {}",
+            " && mv -f -T -- {} {}",
             sh_quote(&tmp),
-            sh_quote(path),
-            sh_quote(&staging)
+            sh_quote(path)
         ));
+        if !self.private_dir {
+            script.push_str(&format!(" && rmdir -- {}", sh_quote(&staging)));
+        }
         script
     }
 }
@@ -338,13 +387,31 @@ mod tests {
 
     #[test]
     fn the_program_replaces_a_file_privately_and_in_one_step() {
+        replaces_privately_and_in_one_step(false);
+    }
+
+    #[test]
+    fn in_a_private_directory_the_program_stages_beside_the_file() {
+        let r = Replace::new("/d/f", b"", Some(0o600)).in_private_dir(true);
+        let script = r.script();
+        assert!(
+            !script.contains("mkdir") && !script.contains("rmdir"),
+            "{script}"
+        );
+        replaces_privately_and_in_one_step(true);
+    }
+
+    /// A replacement, with a staging directory or (`private`) beside the
+    /// target: the content exact, mode 0600 from the start, links replaced
+    /// rather than followed, leftovers removed, the backup kept.
+    fn replaces_privately_and_in_one_step(private: bool) {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("passfile");
         let t = target.to_str().unwrap();
         let content: Vec<u8> = (0..=255u8).chain(*b"\n*:*:*:u:p\\:w\n").collect();
         // A new file: mode 0600 from its creation, whatever the umask of
         // the server's process.
-        let out = run_script(&Replace::new(t, &content, Some(0o600)));
+        let out = run_script(&Replace::new(t, &content, Some(0o600)).in_private_dir(private));
         assert!(
             out.status.success(),
             "{}",
@@ -352,8 +419,10 @@ mod tests {
         );
         assert_eq!(std::fs::read(&target).unwrap(), content);
         assert_eq!(mode_of(&target), 0o600);
-        // A link at the target is replaced, not followed; a leftover
-        // staging directory is removed; the backup keeps the old content.
+        // A link at the target is replaced, not followed; leftovers of a
+        // killed write (a staging directory, a file staged beside the
+        // target, readable by all) are removed; the backup keeps the old
+        // content.
         let elsewhere = dir.path().join("elsewhere");
         std::fs::write(&elsewhere, "untouched").unwrap();
         std::fs::remove_file(&target).unwrap();
@@ -361,9 +430,14 @@ mod tests {
         let staging = format!("{t}{STAGING_SUFFIX}");
         std::fs::create_dir(&staging).unwrap();
         std::fs::write(format!("{staging}/file"), "half").unwrap();
+        let beside = format!("{t}{OLD_STAGING_SUFFIX}");
+        std::fs::write(&beside, "half").unwrap();
+        std::fs::set_permissions(&beside, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
         let backup = dir.path().join("backup");
-        let r =
-            Replace::new(t, b"new", None).keeping_backup_in(backup.to_str().unwrap().into(), b"");
+        let r = Replace::new(t, b"new", None)
+            .keeping_backup_in(backup.to_str().unwrap().into(), b"")
+            .in_private_dir(private);
         let out = run_script(&r);
         assert!(
             out.status.success(),
@@ -376,8 +450,17 @@ mod tests {
         assert_eq!(std::fs::read(&backup).unwrap(), b"untouched");
         assert_eq!(mode_of(&backup), 0o600);
         assert!(!std::path::Path::new(&staging).exists());
+        // A file staged by a killed write, readable by all, is not reused
+        // as it is: the new file still has mode 0600 from the start.
+        std::fs::write(&beside, "half").unwrap();
+        std::fs::set_permissions(&beside, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let out = run_script(&Replace::new(t, b"again", Some(0o600)).in_private_dir(private));
+        assert!(out.status.success());
+        assert_eq!(std::fs::read(&target).unwrap(), b"again");
+        assert_eq!(mode_of(&target), 0o600);
         // An empty file is written as empty; another mode is set.
-        let out = run_script(&Replace::new(t, b"", Some(0o644)));
+        let out = run_script(&Replace::new(t, b"", Some(0o644)).in_private_dir(private));
         assert!(
             out.status.success(),
             "{}",
@@ -397,9 +480,34 @@ mod tests {
         // A NULL (no content loaded) reaches the program as COPY's `\N`:
         // refused, the file left as it was.
         std::fs::write(&target, "kept").unwrap();
-        let out = run_script_on(&Replace::new(t, b"", Some(0o600)), "\\N\n");
+        let out = run_script_on(
+            &Replace::new(t, b"", Some(0o600)).in_private_dir(private),
+            "\\N\n",
+        );
         assert!(!out.status.success());
         assert_eq!(std::fs::read(&target).unwrap(), b"kept");
+    }
+
+    #[test]
+    fn only_a_file_directly_in_the_data_directory_is_in_a_private_one() {
+        let rights = |d: Option<&str>| Rights {
+            programs: true,
+            data_directory: d.map(str::to_string),
+        };
+        let data = rights(Some("/var/lib/pg/data/"));
+        assert!(data.in_data_directory("/var/lib/pg/data/pg_hba.conf"));
+        assert!(data.in_data_directory("/var/lib/pg/data/passfile"));
+        for other in [
+            "/var/lib/pg/data/sub/passfile",
+            "/var/lib/pg/passfile",
+            "/var/lib/pg/data/../data/passfile",
+            "/tmp/passfile",
+            "passfile",
+        ] {
+            assert!(!data.in_data_directory(other), "{other}");
+        }
+        assert!(!rights(None).in_data_directory("/var/lib/pg/data/passfile"));
+        assert!(!rights(Some("/")).in_data_directory("/passfile"));
     }
 
     #[test]

@@ -162,8 +162,10 @@ impl Node {
         let old_text = before.file.render();
         let new_text = after.render();
         let doing = format!("writing {path}");
+        let private = self.file_rights(tx).await?.in_data_directory(&path);
         files::Replace::new(&path, new_text.as_bytes(), None)
             .keeping_backup_in(format!("{path}.terraform-backup"), old_text.as_bytes())
+            .in_private_dir(private)
             .run(tx, programs)
             .await
             .map_err(|e| self.pg_err(&doing, &e))?;

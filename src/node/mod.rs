@@ -154,16 +154,23 @@ impl Node {
         &self,
         c: &C,
     ) -> Result<bool, NodeError> {
-        let v = self
-            .read
+        Ok(self.file_rights(c).await?.programs)
+    }
+
+    /// What the provider's session may do with files on the server (asked
+    /// once per node, with [`Node::can_run_programs`]).
+    pub(crate) async fn file_rights<C: tokio_postgres::GenericClient>(
+        &self,
+        c: &C,
+    ) -> Result<Arc<files::Rights>, NodeError> {
+        self.read
             .programs
             .get(|| async {
-                files::can_run_programs(c)
+                files::rights(c)
                     .await
                     .map_err(|e| self.pg_err("checking the right to run programs", &e))
             })
-            .await?;
-        Ok(*v)
+            .await
     }
 
     /// A text file on the node, `None` when it does not exist; a file that
