@@ -21,9 +21,9 @@
 //! removed by the next write of that file. A file directly in the data
 //! directory (where PostgreSQL itself makes sure no other OS user may
 //! write) is staged beside the target instead, under the same umask: no
-//! one else can put a link there, and the write costs two processes fewer. Without that right the file is
-//! rewritten in place, by `lo_export` of a large object made from the
-//! table.
+//! one else can put a link there, and the write costs two processes fewer.
+//! Without that right the file is rewritten in place, by `lo_export` of a
+//! large object made from the table.
 
 use futures_util::SinkExt;
 use tokio_postgres::GenericClient;
