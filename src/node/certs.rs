@@ -223,7 +223,8 @@ impl Node {
         let _guard = self.edit_lock.lock().await;
         let mut session = self.session().await?;
         let tx = self.begin(&mut session).await?;
-        if !self.can_run_programs(&tx).await? {
+        let rights = self.file_rights(&tx).await?;
+        if !rights.programs {
             return Err(self.err(
                 ErrorKind::Permission,
                 format!("installing {}", paths.cert),
@@ -248,15 +249,15 @@ impl Node {
             &paths.key,
             what.key_pem.expose().as_bytes(),
             Some(0o600),
-            true,
+            &rights,
         )
         .await
         .map_err(|e| self.pg_err(format!("writing {}", paths.key), &e))?;
-        files::replace(&tx, &paths.cert, cert_file.as_bytes(), Some(0o644), true)
+        files::replace(&tx, &paths.cert, cert_file.as_bytes(), Some(0o644), &rights)
             .await
             .map_err(|e| self.pg_err(format!("writing {}", paths.cert), &e))?;
         if let (Some(ca_path), Some(ca)) = (&paths.ca, &what.ca_pem) {
-            files::replace(&tx, ca_path, ca.as_bytes(), Some(0o644), true)
+            files::replace(&tx, ca_path, ca.as_bytes(), Some(0o644), &rights)
                 .await
                 .map_err(|e| self.pg_err(format!("writing {ca_path}"), &e))?;
         }

@@ -140,9 +140,9 @@ pub async fn replace<C: GenericClient>(
     path: &str,
     bytes: &[u8],
     mode: Option<u32>,
-    programs: bool,
+    rights: &Rights,
 ) -> Result<(), tokio_postgres::Error> {
-    Replace::new(path, bytes, mode).run(c, programs).await
+    Replace::new(path, bytes, mode).run(c, rights).await
 }
 
 /// A replacement of one file, with what goes with it.
@@ -153,8 +153,6 @@ pub struct Replace<'a> {
     obsolete: Vec<String>,
     /// Where to keep the content replaced, and that content.
     backup: Option<(String, &'a [u8])>,
-    /// The target's directory is one no other OS user may write to.
-    private_dir: bool,
 }
 
 impl<'a> Replace<'a> {
@@ -165,19 +163,7 @@ impl<'a> Replace<'a> {
             mode,
             obsolete: Vec::new(),
             backup: None,
-            private_dir: false,
         }
-    }
-
-    /// Says whether the target's directory is one no other OS user may
-    /// write to (the data directory: PostgreSQL refuses to start unless
-    /// only its own OS user may write there). Nobody else can then put a
-    /// link where the file is staged, so the program stages it beside the
-    /// target and needs no staging directory of its own: two processes
-    /// fewer per write.
-    pub fn in_private_dir(mut self, private: bool) -> Self {
-        self.private_dir = private;
-        self
     }
 
     /// Removes `path` too, in the server program that prepares the
@@ -190,8 +176,9 @@ impl<'a> Replace<'a> {
 
     /// Keeps the content being replaced, `previous`, in `path` (mode
     /// 0600): copied by the server into the staging directory and renamed
-    /// into place with the new file; without the right to run programs,
-    /// `previous` is written there in place first.
+    /// into place with the new file (for a file directly in the data
+    /// directory, copied straight to its place); without the right to run
+    /// programs, `previous` is written there in place first.
     pub fn keeping_backup_in(mut self, path: String, previous: &'a [u8]) -> Self {
         self.backup = Some((path, previous));
         self
@@ -202,13 +189,14 @@ impl<'a> Replace<'a> {
     /// that removes what a killed session left (only when something is
     /// there), makes the staging directory, copies the backup into it,
     /// decodes the content into it, sets modes and renames everything into
-    /// place.
+    /// place. A file directly in the data directory is staged beside it
+    /// (see the module docs).
     pub async fn run<C: GenericClient>(
         &self,
         c: &C,
-        programs: bool,
+        rights: &Rights,
     ) -> Result<(), tokio_postgres::Error> {
-        if !programs {
+        if !rights.programs {
             if let Some((b, previous)) = &self.backup {
                 write(c, b, previous).await?;
             }
@@ -221,19 +209,22 @@ impl<'a> Replace<'a> {
         c.batch_execute(&format!(
             "COPY (SELECT translate(encode((SELECT data FROM pg_temp.terraform_blob), 'base64'), E'\\n', '')) \
              TO PROGRAM {}",
-            sql::literal(&self.script())
+            sql::literal(&self.script(rights.in_data_directory(self.path)))
         ))
         .await
     }
 
     /// The shell program of [`Replace::run`]; the content comes on its
-    /// standard input as one line of base64.
-    fn script(&self) -> String {
+    /// standard input as one line of base64. `private_dir`: the target's
+    /// directory is one no other OS user may write to, so nobody else can
+    /// put a link where the file is staged and it is staged beside the
+    /// target, with no staging directory of its own (two processes fewer).
+    fn script(&self, private_dir: bool) -> String {
         let path = self.path;
         let staging = format!("{path}{STAGING_SUFFIX}");
         // In a private directory the file is staged beside the target;
         // elsewhere in a fresh directory of its own.
-        let (tmp, kept) = if self.private_dir {
+        let (tmp, kept) = if private_dir {
             (format!("{path}{OLD_STAGING_SUFFIX}"), None)
         } else {
             (format!("{staging}/file"), Some(format!("{staging}/backup")))
@@ -255,7 +246,7 @@ impl<'a> Replace<'a> {
             .collect::<Vec<_>>()
             .join(" ");
         let mut script = format!("umask 077 && if {present}; then rm -rf -- {quoted}; fi");
-        if !self.private_dir {
+        if !private_dir {
             script.push_str(&format!(" && mkdir -m 700 -- {}", sh_quote(&staging)));
         }
         if let Some((b, _)) = &self.backup {
@@ -286,7 +277,7 @@ impl<'a> Replace<'a> {
             sh_quote(&tmp),
             sh_quote(path)
         ));
-        if !self.private_dir {
+        if !private_dir {
             script.push_str(&format!(" && rmdir -- {}", sh_quote(&staging)));
         }
         script
@@ -354,18 +345,18 @@ mod tests {
     /// Runs a replacement's program as the server would (`sh -c`, the
     /// content in base64 on standard input), after a umask that lets
     /// everyone read what is created.
-    fn run_script(r: &Replace<'_>) -> std::process::Output {
+    fn run_script(r: &Replace<'_>, private: bool) -> std::process::Output {
         use base64::Engine;
         let line = base64::engine::general_purpose::STANDARD.encode(r.bytes) + "\n";
-        run_script_on(r, &line)
+        run_script_on(r, private, &line)
     }
 
     /// As [`run_script`], with `stdin` as what COPY sends.
-    fn run_script_on(r: &Replace<'_>, stdin: &str) -> std::process::Output {
+    fn run_script_on(r: &Replace<'_>, private: bool, stdin: &str) -> std::process::Output {
         use std::io::Write;
         let mut child = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("umask 022\n{}", r.script()))
+            .arg(format!("umask 022\n{}", r.script(private)))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -392,8 +383,7 @@ mod tests {
 
     #[test]
     fn in_a_private_directory_the_program_stages_beside_the_file() {
-        let r = Replace::new("/d/f", b"", Some(0o600)).in_private_dir(true);
-        let script = r.script();
+        let script = Replace::new("/d/f", b"", Some(0o600)).script(true);
         assert!(
             !script.contains("mkdir") && !script.contains("rmdir"),
             "{script}"
@@ -411,7 +401,7 @@ mod tests {
         let content: Vec<u8> = (0..=255u8).chain(*b"\n*:*:*:u:p\\:w\n").collect();
         // A new file: mode 0600 from its creation, whatever the umask of
         // the server's process.
-        let out = run_script(&Replace::new(t, &content, Some(0o600)).in_private_dir(private));
+        let out = run_script(&Replace::new(t, &content, Some(0o600)), private);
         assert!(
             out.status.success(),
             "{}",
@@ -435,10 +425,9 @@ mod tests {
         std::fs::set_permissions(&beside, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .unwrap();
         let backup = dir.path().join("backup");
-        let r = Replace::new(t, b"new", None)
-            .keeping_backup_in(backup.to_str().unwrap().into(), b"")
-            .in_private_dir(private);
-        let out = run_script(&r);
+        let r =
+            Replace::new(t, b"new", None).keeping_backup_in(backup.to_str().unwrap().into(), b"");
+        let out = run_script(&r, private);
         assert!(
             out.status.success(),
             "{}",
@@ -455,12 +444,12 @@ mod tests {
         std::fs::write(&beside, "half").unwrap();
         std::fs::set_permissions(&beside, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .unwrap();
-        let out = run_script(&Replace::new(t, b"again", Some(0o600)).in_private_dir(private));
+        let out = run_script(&Replace::new(t, b"again", Some(0o600)), private);
         assert!(out.status.success());
         assert_eq!(std::fs::read(&target).unwrap(), b"again");
         assert_eq!(mode_of(&target), 0o600);
         // An empty file is written as empty; another mode is set.
-        let out = run_script(&Replace::new(t, b"", Some(0o644)).in_private_dir(private));
+        let out = run_script(&Replace::new(t, b"", Some(0o644)), private);
         assert!(
             out.status.success(),
             "{}",
@@ -480,10 +469,7 @@ mod tests {
         // A NULL (no content loaded) reaches the program as COPY's `\N`:
         // refused, the file left as it was.
         std::fs::write(&target, "kept").unwrap();
-        let out = run_script_on(
-            &Replace::new(t, b"", Some(0o600)).in_private_dir(private),
-            "\\N\n",
-        );
+        let out = run_script_on(&Replace::new(t, b"", Some(0o600)), private, "\\N\n");
         assert!(!out.status.success());
         assert_eq!(std::fs::read(&target).unwrap(), b"kept");
     }

@@ -146,7 +146,6 @@ impl Node {
         tx: &Transaction<'_>,
         before: &HbaSnapshot,
         after: HbaFile,
-        programs: bool,
     ) -> Result<HbaSnapshot, NodeError> {
         let path = before.path.clone();
         let info = self.session_info(tx).await?;
@@ -162,16 +161,15 @@ impl Node {
         let old_text = before.file.render();
         let new_text = after.render();
         let doing = format!("writing {path}");
-        let private = self.file_rights(tx).await?.in_data_directory(&path);
+        let rights = self.file_rights(tx).await?;
         files::Replace::new(&path, new_text.as_bytes(), None)
             .keeping_backup_in(format!("{path}.terraform-backup"), old_text.as_bytes())
-            .in_private_dir(private)
-            .run(tx, programs)
+            .run(tx, &rights)
             .await
             .map_err(|e| self.pg_err(&doing, &e))?;
         let problems = self.hba_problems(tx, &new_text).await;
         if !problems.is_empty() {
-            self.restore(tx, &path, &old_text, programs, false).await?;
+            self.restore(tx, &path, &old_text, &rights, false).await?;
             return Err(self.err(
                 ErrorKind::Rejected,
                 format!("validating the new {path}"),
@@ -182,7 +180,7 @@ impl Node {
             .await
             .map_err(|e| self.pg_err("reloading the configuration", &e))?;
         if let Err(why) = self.prove_login(info.conf_load_time).await {
-            self.restore(tx, &path, &old_text, programs, true).await?;
+            self.restore(tx, &path, &old_text, &rights, true).await?;
             return Err(self.err(
                 ErrorKind::Lockout,
                 doing,
@@ -232,10 +230,10 @@ impl Node {
         c: &C,
         path: &str,
         old: &str,
-        programs: bool,
+        rights: &files::Rights,
         reload: bool,
     ) -> Result<(), NodeError> {
-        files::replace(c, path, old.as_bytes(), None, programs)
+        files::replace(c, path, old.as_bytes(), None, rights)
             .await
             .map_err(|e| {
                 let mut err = self.pg_err(format!("restoring {path}"), &e);
@@ -308,9 +306,9 @@ impl FileKind for Hba {
         tx: &Transaction<'_>,
         before: &HbaSnapshot,
         after: HbaFile,
-        programs: bool,
+        _programs: bool,
     ) -> Result<HbaSnapshot, NodeError> {
-        node.hba_commit(tx, before, after, programs).await
+        node.hba_commit(tx, before, after).await
     }
 }
 

@@ -180,11 +180,10 @@ impl Node {
         // passwords, outliving the entries it holds. One left by earlier
         // releases goes with this write.
         let new_text = after.render();
-        let private = self.file_rights(tx).await?.in_data_directory(&path);
+        let rights = self.file_rights(tx).await?;
         files::Replace::new(&path, new_text.as_bytes(), Some(PASSFILE_MODE))
             .removing(format!("{path}{OLD_BACKUP_SUFFIX}"))
-            .in_private_dir(private)
-            .run(tx, programs)
+            .run(tx, &rights)
             .await
             .map_err(|e| self.pg_err(&doing, &e))?;
         // The file must read back as exactly the entries meant: the bytes
@@ -199,7 +198,7 @@ impl Node {
                     &path,
                     before.file.render().as_bytes(),
                     Some(PASSFILE_MODE),
-                    programs,
+                    &rights,
                 )
                 .await
                 .map_err(|e| self.pg_err(format!("restoring {path}"), &e))?;
