@@ -71,8 +71,7 @@ pub struct Snapshots {
     pub session: Cached<super::SessionInfo>,
     /// Whether the provider may run programs on the server, and where the
     /// data directory is.
-    pub programs: Cached<super::files::Rights>,
-    pub data_dir: Cached<String>,
+    pub file_rights: Cached<super::files::Rights>,
     /// Times as users wrote them (`valid_until`), as epoch seconds.
     pub epochs: Mutex<std::collections::HashMap<String, Option<f64>>>,
 }

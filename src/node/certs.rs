@@ -58,28 +58,19 @@ pub fn user_cert_base(role: &str) -> String {
 }
 
 impl Node {
-    /// The node's data directory, read once (it cannot change while the
-    /// server runs).
+    /// The node's data directory, from what the provider's session may
+    /// do with files there (asked once per node; the directory cannot
+    /// change while the server runs).
     async fn data_directory(&self) -> Result<String, NodeError> {
-        let dir = self
-            .read
-            .data_dir
-            .get(|| async {
-                let mut s = self.session().await?;
-                let row = s
-                    .client()
-                    .query_one(sql::SHOW_SETTING, &[&"data_directory"])
-                    .await
-                    .map_err(|e| self.pg_err("locating the data directory", &e))?;
-                row.get::<_, Option<String>>(0).ok_or_else(|| {
-                    self.err(
-                        ErrorKind::Permission,
-                        "locating the data directory",
-                        "data_directory is not readable; the provider's role must be a superuser",
-                    )
-                })
-            })
-            .await?;
+        let mut s = self.session().await?;
+        let rights = self.file_rights(s.client()).await?;
+        let dir = rights.data_directory.as_deref().ok_or_else(|| {
+            self.err(
+                ErrorKind::Permission,
+                "locating the data directory",
+                "data_directory is not readable; the provider's role must be a superuser",
+            )
+        })?;
         Ok(dir.trim_end_matches('/').to_string())
     }
 

@@ -164,7 +164,7 @@ impl Node {
         c: &C,
     ) -> Result<Arc<files::Rights>, NodeError> {
         self.read
-            .programs
+            .file_rights
             .get(|| async {
                 files::rights(c)
                     .await

@@ -433,4 +433,37 @@ mod tests {
         }
         assert!(checked >= 8, "only {checked} secret attributes found");
     }
+
+    /// The default and the allowed values are written into a description by
+    /// the schema builder; a description that states them as well says them
+    /// twice in the docs and in `terraform providers schema`.
+    #[test]
+    fn no_description_states_its_default_or_choices_twice() {
+        let mut schemas: Vec<(String, Schema)> = all()
+            .iter()
+            .map(|r| (r.type_name().to_string(), r.schema()))
+            .collect();
+        schemas.extend(
+            crate::data_sources::all()
+                .iter()
+                .map(|d| (d.type_name().to_string(), d.schema())),
+        );
+        schemas.push(("provider".into(), crate::provider::config::schema()));
+        let mut checked = 0;
+        for (owner, schema) in &schemas {
+            let nested = schema.blocks.iter().flat_map(|b| &b.attributes);
+            for a in schema.attributes.iter().chain(nested) {
+                checked += 1;
+                for phrase in ["Defaults to ", "One of "] {
+                    assert!(
+                        a.description.matches(phrase).count() <= 1,
+                        "{owner}.{} says {phrase:?} more than once: {}",
+                        a.name,
+                        a.description
+                    );
+                }
+            }
+        }
+        assert!(checked >= 60, "only {checked} attributes found");
+    }
 }
