@@ -9,7 +9,10 @@
 //! with no changes, plan after 1% drift, destroy. The floor no provider can
 //! go under is measured beside it in the same run, with the same terraform:
 //! as many built-in `terraform_data` resources holding the same fields, with
-//! the same dependencies (Terraform 1.4 and later). Per step it records wall time, the
+//! the same dependencies (Terraform 1.4 and later), each of its steps right
+//! after the provider's. Plans, which change nothing and take seconds, are
+//! taken three times each (`TSDB_BENCH_PLAN_RUNS`), alternating with the
+//! floor's, and the median run counts. Per step it records wall time, the
 //! provider's CPU time and peak RSS (measured by a wrapper the mirror runs
 //! the provider under, from the kernel's rusage of the process), terraform's
 //! own CPU time, and the SQL statements and connections each node received
@@ -263,6 +266,9 @@ impl Logs {
 struct Step {
     name: &'static str,
     wall: f64,
+    /// The wall time of every run of a step taken more than once (plans);
+    /// the step's own figures are those of the median run.
+    walls: Vec<f64>,
     /// CPU seconds of the PostgreSQL servers (all nodes) during the step.
     servers_cpu: f64,
     /// How many provider processes terraform started.
@@ -384,45 +390,30 @@ impl Fleet {
         body
     }
 
-    /// The floor's steps, with the same terraform in the same run: apply,
-    /// plan without changes, plan with 1% changed, destroy.
-    fn floor(&self, bin: &Path, n: usize) -> Vec<Step> {
+    /// The floor's terraform, in a directory of its own, for steps taken
+    /// one at a time beside the provider's (same terraform, same run).
+    fn floor(&self, bin: &Path, n: usize) -> Terraform {
         let tf = Terraform::with_binary(bin.to_path_buf());
         tf.config(&self.floor_config(n, 0));
         tf.run(&["init", "-input=false"]);
-        let mut steps = Vec::new();
-        for (name, args, expect, changed) in [
-            (
-                "apply",
-                &["apply", "-auto-approve", "-input=false", "-no-color"][..],
-                0,
-                0,
-            ),
-            (
-                "plan (no changes)",
-                &["plan", "-detailed-exitcode", "-input=false", "-no-color"][..],
-                0,
-                0,
-            ),
-            (
-                "plan (1% changed)",
-                &["plan", "-detailed-exitcode", "-input=false", "-no-color"][..],
-                2,
-                (n / 100).max(2),
-            ),
-            (
-                "destroy",
-                &["destroy", "-auto-approve", "-input=false", "-no-color"][..],
-                0,
-                0,
-            ),
-        ] {
-            tf.config(&self.floor_config(n, changed));
-            let mut s = self.terraform(&tf, args, &[expect]);
-            s.name = name;
-            steps.push(s);
-        }
-        steps
+        tf
+    }
+
+    /// One step of the floor, with `changed` of its roles given another
+    /// value.
+    fn floor_step(
+        &self,
+        tf: &Terraform,
+        n: usize,
+        changed: usize,
+        name: &'static str,
+        args: &[&str],
+        expect: i32,
+    ) -> Step {
+        tf.config(&self.floor_config(n, changed));
+        let mut s = self.terraform(tf, args, &[expect]);
+        s.name = name;
+        s
     }
 
     fn terraform(&self, tf: &Terraform, args: &[&str], expect: &[i32]) -> Step {
@@ -466,6 +457,7 @@ impl Fleet {
         Step {
             name: "",
             wall,
+            walls: vec![wall],
             servers_cpu: servers,
             provider_processes: records.len(),
             provider_cpu,
@@ -520,6 +512,7 @@ impl Fleet {
         Step {
             name: "",
             wall,
+            walls: vec![wall],
             servers_cpu: servers_cpu(&self.data_dirs) - servers0,
             provider_processes: 0,
             provider_cpu: 0.0,
@@ -562,6 +555,25 @@ fn state_bytes(tf: &Terraform) -> u64 {
         }
     }
     size
+}
+
+/// How many times each plan is taken (`TSDB_BENCH_PLAN_RUNS`, 3 unless
+/// told).
+fn plan_runs() -> usize {
+    std::env::var("TSDB_BENCH_PLAN_RUNS")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&k| k > 0)
+        .unwrap_or(3)
+}
+
+/// The run of median wall time, carrying the wall times of all.
+fn median(mut runs: Vec<Step>) -> Step {
+    let walls: Vec<f64> = runs.iter().map(|s| s.wall).collect();
+    runs.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+    let mut s = runs.swap_remove(runs.len() / 2);
+    s.walls = walls;
+    s
 }
 
 fn sizes() -> Vec<usize> {
@@ -712,14 +724,19 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         &["init", "-input=false"],
         &[("TF_CLI_CONFIG_FILE", fleet.rc.to_str().unwrap())],
     );
+    // The floor in the same run, each of its steps right after the
+    // provider's, so both meet the machine in the same state.
+    let floor_tf = (version >= &[1, 4][..]).then(|| fleet.floor(bin, n));
     let mut steps = Vec::new();
-    let mut s = fleet.terraform(
-        &tf,
-        &["apply", "-auto-approve", "-input=false", "-no-color"],
-        &[0],
-    );
+    let mut floor = Vec::new();
+    let apply = ["apply", "-auto-approve", "-input=false", "-no-color"];
+    let plan = ["plan", "-detailed-exitcode", "-input=false", "-no-color"];
+    let mut s = fleet.terraform(&tf, &apply, &[0]);
     s.name = "apply";
     steps.push(s);
+    if let Some(ftf) = &floor_tf {
+        floor.push(fleet.floor_step(ftf, n, 0, "apply", &apply, 0));
+    }
     // The end state, for the baseline to write by hand.
     let files: BTreeMap<String, (PathBuf, Vec<u8>)> = fleet
         .names
@@ -731,13 +748,25 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         .collect();
     let passfile_path = fleet.cluster.data_dir("access").join("passfile");
     let passfile = std::fs::read(&passfile_path).unwrap();
-    let mut s = fleet.terraform(
-        &tf,
-        &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
-        &[0],
-    );
-    s.name = "plan (no changes)";
+    // Plans change nothing and take seconds, where one run's noise is a
+    // tenth of that: each is taken several times, alternating with the
+    // floor's, and the median run counts.
+    let plans = |name: &'static str, expect: i32, changed: usize| {
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for _ in 0..plan_runs() {
+            ours.push(fleet.terraform(&tf, &plan, &[expect]));
+            if let Some(ftf) = &floor_tf {
+                theirs.push(fleet.floor_step(ftf, n, changed, name, &plan, expect));
+            }
+        }
+        let mut s = median(ours);
+        s.name = name;
+        (s, (!theirs.is_empty()).then(|| median(theirs)))
+    };
+    let (s, f) = plans("plan (no changes)", 0, 0);
     steps.push(s);
+    floor.extend(f);
     // 1% drift, half of it on roles of one data node, half revoked grants.
     let drift = (n / 100).max(2);
     let users = fleet.users(n);
@@ -755,20 +784,16 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         ));
     }
     fleet.cluster.psql("access", &sql);
-    let mut s = fleet.terraform(
-        &tf,
-        &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
-        &[2],
-    );
-    s.name = "plan (1% drift)";
+    let (s, f) = plans("plan (1% drift)", 2, drift);
     steps.push(s);
-    let mut s = fleet.terraform(
-        &tf,
-        &["destroy", "-auto-approve", "-input=false", "-no-color"],
-        &[0],
-    );
+    floor.extend(f);
+    let destroy = ["destroy", "-auto-approve", "-input=false", "-no-color"];
+    let mut s = fleet.terraform(&tf, &destroy, &[0]);
     s.name = "destroy";
     steps.push(s);
+    if let Some(ftf) = &floor_tf {
+        floor.push(fleet.floor_step(ftf, n, 0, "destroy", &destroy, 0));
+    }
 
     // The baseline: the same end state by psql, read back, removed.
     let originals: BTreeMap<String, Vec<u8>> = fleet
@@ -833,11 +858,6 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         b.push(s);
     }
 
-    let floor = if version >= &[1, 4][..] {
-        fleet.floor(bin, n)
-    } else {
-        Vec::new()
-    };
     for (who, s) in steps
         .iter()
         .map(|s| ("ours", s))
@@ -896,6 +916,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         json!({
             "step": s.name,
             "wall_s": s.wall,
+            "wall_s_every_run": s.walls,
             "provider_cpu_s": s.provider_cpu,
             "terraform_cpu_s": s.terraform_cpu,
             "servers_cpu_s": s.servers_cpu,
