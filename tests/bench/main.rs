@@ -12,7 +12,9 @@
 //! the same dependencies (Terraform 1.4 and later), each of its steps right
 //! after the provider's. Plans, which change nothing and take seconds, are
 //! taken three times each (`TSDB_BENCH_PLAN_RUNS`), alternating with the
-//! floor's, and the median run counts. Per step it records wall time, the
+//! floor's, and the median run counts. `TSDB_BENCH_SENSITIVE_FLOOR=1` adds a
+//! second floor (`floor*`) whose passwords are marked sensitive, as the
+//! provider's schema marks them. Per step it records wall time, the
 //! provider's CPU time and peak RSS (measured by a wrapper the mirror runs
 //! the provider under, from the kernel's rusage of the process), terraform's
 //! own CPU time, and the SQL statements and connections each node received
@@ -282,6 +284,24 @@ struct Step {
     server: ServerCounts,
 }
 
+/// A `terraform_data` floor and its steps so far.
+struct Floor {
+    tf: Terraform,
+    /// The passwords are marked sensitive (`TSDB_BENCH_SENSITIVE_FLOOR`).
+    sensitive: bool,
+    steps: Vec<Step>,
+}
+
+impl Floor {
+    fn label(&self) -> &'static str {
+        if self.sensitive {
+            "floor*"
+        } else {
+            "floor"
+        }
+    }
+}
+
 struct Fleet {
     cluster: Cluster,
     names: Vec<String>,
@@ -370,48 +390,63 @@ impl Fleet {
     /// mix has resources, holding the same fields, with the same
     /// dependencies (each grant, passfile line and rule on its role).
     /// `changed` gives that many roles another value, for a plan that has
-    /// changes to show.
-    fn floor_config(&self, n: usize, changed: usize) -> String {
+    /// changes to show. With `sensitive` the passwords are marked
+    /// sensitive, as the provider's schema marks them.
+    fn floor_config(&self, n: usize, changed: usize, sensitive: bool) -> String {
+        let secret = |v: &str| {
+            if sensitive {
+                format!("sensitive(\"{v}\")")
+            } else {
+                format!("\"{v}\"")
+            }
+        };
         let mut body = String::new();
         for (i, u) in self.users(n).iter().enumerate() {
-            let pw = if i < changed {
+            let pw = secret(if i < changed {
                 "changed"
             } else {
                 u.password.as_str()
-            };
+            });
+            let internal = secret(&u.internal);
             body.push_str(&format!(
-                "resource \"terraform_data\" \"r{i}\" {{\n  input = {{\n    name = \"{name}\"\n    login = true\n    password = \"{pw}\"\n    data_node_password = \"{internal}\"\n  }}\n}}\n\
+                "resource \"terraform_data\" \"r{i}\" {{\n  input = {{\n    name = \"{name}\"\n    login = true\n    password = {pw}\n    data_node_password = {internal}\n  }}\n}}\n\
                  resource \"terraform_data\" \"g{i}\" {{\n  input = {{\n    role = terraform_data.r{i}.input.name\n  }}\n}}\n\
-                 resource \"terraform_data\" \"p{i}\" {{\n  input = {{\n    username = terraform_data.r{i}.input.name\n    password = \"{internal}\"\n    position = {i}\n  }}\n}}\n\
+                 resource \"terraform_data\" \"p{i}\" {{\n  input = {{\n    username = terraform_data.r{i}.input.name\n    password = {internal}\n    position = {i}\n  }}\n}}\n\
                  resource \"terraform_data\" \"h{i}\" {{\n  input = {{\n    node = \"{node}\"\n    type = \"host\"\n    databases = [\"all\"]\n    users = [terraform_data.r{i}.input.name]\n    address = \"{address}\"\n    method = \"scram-sha-256\"\n    position = {i}\n  }}\n}}\n",
-                name = u.name, internal = u.internal, node = u.node, address = u.address,
+                name = u.name, node = u.node, address = u.address,
             ));
         }
         body
     }
 
-    /// The floor's terraform, in a directory of its own, for steps taken
-    /// one at a time beside the provider's (same terraform, same run).
-    fn floor(&self, bin: &Path, n: usize) -> Terraform {
+    /// A floor's terraform, in a directory of its own, for steps taken one
+    /// at a time beside the provider's (same terraform, same run).
+    fn floor(&self, bin: &Path, n: usize, sensitive: bool) -> Floor {
         let tf = Terraform::with_binary(bin.to_path_buf());
-        tf.config(&self.floor_config(n, 0));
+        tf.config(&self.floor_config(n, 0, sensitive));
         tf.run(&["init", "-input=false"]);
-        tf
+        Floor {
+            tf,
+            sensitive,
+            steps: Vec::new(),
+        }
     }
 
-    /// One step of the floor, with `changed` of its roles given another
+    /// One step of a floor, with `changed` of its roles given another
     /// value.
     fn floor_step(
         &self,
-        tf: &Terraform,
+        floor: &Floor,
         n: usize,
         changed: usize,
         name: &'static str,
         args: &[&str],
         expect: i32,
     ) -> Step {
-        tf.config(&self.floor_config(n, changed));
-        let mut s = self.terraform(tf, args, &[expect]);
+        floor
+            .tf
+            .config(&self.floor_config(n, changed, floor.sensitive));
+        let mut s = self.terraform(&floor.tf, args, &[expect]);
         s.name = name;
         s
     }
@@ -725,17 +760,24 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         &[("TF_CLI_CONFIG_FILE", fleet.rc.to_str().unwrap())],
     );
     // The floor in the same run, each of its steps right after the
-    // provider's, so both meet the machine in the same state.
-    let floor_tf = (version >= &[1, 4][..]).then(|| fleet.floor(bin, n));
+    // provider's, so both meet the machine in the same state; on request a
+    // second floor with its passwords marked sensitive.
+    let mut floors = Vec::new();
+    if version >= &[1, 4][..] {
+        floors.push(fleet.floor(bin, n, false));
+        if std::env::var_os("TSDB_BENCH_SENSITIVE_FLOOR").is_some() {
+            floors.push(fleet.floor(bin, n, true));
+        }
+    }
     let mut steps = Vec::new();
-    let mut floor = Vec::new();
     let apply = ["apply", "-auto-approve", "-input=false", "-no-color"];
     let plan = ["plan", "-detailed-exitcode", "-input=false", "-no-color"];
     let mut s = fleet.terraform(&tf, &apply, &[0]);
     s.name = "apply";
     steps.push(s);
-    if let Some(ftf) = &floor_tf {
-        floor.push(fleet.floor_step(ftf, n, 0, "apply", &apply, 0));
+    for f in &mut floors {
+        let s = fleet.floor_step(f, n, 0, "apply", &apply, 0);
+        f.steps.push(s);
     }
     // The end state, for the baseline to write by hand.
     let files: BTreeMap<String, (PathBuf, Vec<u8>)> = fleet
@@ -750,23 +792,24 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
     let passfile = std::fs::read(&passfile_path).unwrap();
     // Plans change nothing and take seconds, where one run's noise is a
     // tenth of that: each is taken several times, alternating with the
-    // floor's, and the median run counts.
-    let plans = |name: &'static str, expect: i32, changed: usize| {
+    // floors', and the median run counts.
+    let plans = |floors: &mut Vec<Floor>, name: &'static str, expect: i32, changed: usize| {
         let mut ours = Vec::new();
-        let mut theirs = Vec::new();
+        let mut theirs: Vec<Vec<Step>> = floors.iter().map(|_| Vec::new()).collect();
         for _ in 0..plan_runs() {
             ours.push(fleet.terraform(&tf, &plan, &[expect]));
-            if let Some(ftf) = &floor_tf {
-                theirs.push(fleet.floor_step(ftf, n, changed, name, &plan, expect));
+            for (f, runs) in floors.iter().zip(&mut theirs) {
+                runs.push(fleet.floor_step(f, n, changed, name, &plan, expect));
             }
+        }
+        for (f, runs) in floors.iter_mut().zip(theirs) {
+            f.steps.push(median(runs));
         }
         let mut s = median(ours);
         s.name = name;
-        (s, (!theirs.is_empty()).then(|| median(theirs)))
+        s
     };
-    let (s, f) = plans("plan (no changes)", 0, 0);
-    steps.push(s);
-    floor.extend(f);
+    steps.push(plans(&mut floors, "plan (no changes)", 0, 0));
     // 1% drift, half of it on roles of one data node, half revoked grants.
     let drift = (n / 100).max(2);
     let users = fleet.users(n);
@@ -784,15 +827,14 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         ));
     }
     fleet.cluster.psql("access", &sql);
-    let (s, f) = plans("plan (1% drift)", 2, drift);
-    steps.push(s);
-    floor.extend(f);
+    steps.push(plans(&mut floors, "plan (1% drift)", 2, drift));
     let destroy = ["destroy", "-auto-approve", "-input=false", "-no-color"];
     let mut s = fleet.terraform(&tf, &destroy, &[0]);
     s.name = "destroy";
     steps.push(s);
-    if let Some(ftf) = &floor_tf {
-        floor.push(fleet.floor_step(ftf, n, 0, "destroy", &destroy, 0));
+    for f in &mut floors {
+        let s = fleet.floor_step(f, n, 0, "destroy", &destroy, 0);
+        f.steps.push(s);
     }
 
     // The baseline: the same end state by psql, read back, removed.
@@ -861,7 +903,11 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
     for (who, s) in steps
         .iter()
         .map(|s| ("ours", s))
-        .chain(floor.iter().map(|s| ("floor", s)))
+        .chain(
+            floors
+                .iter()
+                .flat_map(|f| f.steps.iter().map(move |s| (f.label(), s))),
+        )
         .chain(b.iter().map(|s| ("psql", s)))
     {
         println!(
@@ -901,15 +947,17 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         .copied()
         .unwrap_or(0) as f64
         / n as f64;
-    if floor.is_empty() {
+    if floors.is_empty() {
         println!(
                     "{:>3} {:>5} ratios: apply {:.2}x psql, plan {:.2}x psql read-back, destroy {:.2}x psql; access node statements per resource in apply {:.1}",
                     data_nodes, n, ratio(&steps[0], &b[0]), ratio(&steps[1], &b[1]), ratio(&steps[3], &b[2]), access_per_resource
                 );
-    } else {
+    }
+    for f in &floors {
+        let floor = &f.steps;
         println!(
-                    "{:>3} {:>5} against the floor: apply {:.2}x, plan {:.2}x, plan after drift {:.2}x, destroy {:.2}x; access node statements per resource in apply {:.1}",
-                    data_nodes, n, ratio(&steps[0], &floor[0]), ratio(&steps[1], &floor[1]), ratio(&steps[2], &floor[2]), ratio(&steps[3], &floor[3]), access_per_resource
+                    "{:>3} {:>5} against the {}: apply {:.2}x, plan {:.2}x, plan after drift {:.2}x, destroy {:.2}x; access node statements per resource in apply {:.1}",
+                    data_nodes, n, f.label(), ratio(&steps[0], &floor[0]), ratio(&steps[1], &floor[1]), ratio(&steps[2], &floor[2]), ratio(&steps[3], &floor[3]), access_per_resource
                 );
     }
     let step_json = |s: &Step| {
@@ -928,14 +976,22 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
             "statement_kinds": s.server.kinds,
         })
     };
-    json!({
+    let mut out = json!({
         "terraform": version,
         "data_nodes": data_nodes,
         "resources": n,
         "ours": steps.iter().map(step_json).collect::<Vec<_>>(),
-        "floor_terraform_data": floor.iter().map(step_json).collect::<Vec<_>>(),
         "psql_baseline": b.iter().map(step_json).collect::<Vec<_>>(),
-    })
+    });
+    for f in &floors {
+        let key = if f.sensitive {
+            "floor_terraform_data_sensitive"
+        } else {
+            "floor_terraform_data"
+        };
+        out[key] = f.steps.iter().map(step_json).collect();
+    }
+    out
 }
 
 fn machine() -> serde_json::Value {
