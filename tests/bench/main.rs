@@ -790,9 +790,9 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         .collect();
     let passfile_path = fleet.cluster.data_dir("access").join("passfile");
     let passfile = std::fs::read(&passfile_path).unwrap();
-    // Plans change nothing and take seconds, where one run's noise is a
-    // tenth of that: each is taken several times, alternating with the
-    // floors', and the median run counts.
+    // Plans change nothing and take seconds, and single runs of the same
+    // plan vary by a fifth: each is taken several times, alternating with
+    // the floors', and the median run counts.
     let plans = |floors: &mut Vec<Floor>, name: &'static str, expect: i32, changed: usize| {
         let mut ours = Vec::new();
         let mut theirs: Vec<Vec<Step>> = floors.iter().map(|_| Vec::new()).collect();
