@@ -406,15 +406,26 @@ mod tests {
         (name.contains("password") && !about_a_secret) || name.contains("private_key")
     }
 
-    #[test]
-    fn every_secret_attribute_is_sensitive_or_write_only() {
+    /// Every schema the provider serves, by owner: the resources, the data
+    /// sources and the provider block.
+    fn all_schemas() -> Vec<(String, Schema)> {
         let mut schemas: Vec<(String, Schema)> = all()
             .iter()
             .map(|r| (r.type_name().to_string(), r.schema()))
             .collect();
+        schemas.extend(
+            crate::data_sources::all()
+                .iter()
+                .map(|d| (d.type_name().to_string(), d.schema())),
+        );
         schemas.push(("provider".into(), crate::provider::config::schema()));
+        schemas
+    }
+
+    #[test]
+    fn every_secret_attribute_is_sensitive_or_write_only() {
         let mut checked = 0;
-        for (owner, schema) in &schemas {
+        for (owner, schema) in &all_schemas() {
             for a in &schema.attributes {
                 let secret =
                     names_a_secret(a.name) || (owner == "provider" && a.name == "data_nodes");
@@ -439,18 +450,8 @@ mod tests {
     /// twice in the docs and in `terraform providers schema`.
     #[test]
     fn no_description_states_its_default_or_choices_twice() {
-        let mut schemas: Vec<(String, Schema)> = all()
-            .iter()
-            .map(|r| (r.type_name().to_string(), r.schema()))
-            .collect();
-        schemas.extend(
-            crate::data_sources::all()
-                .iter()
-                .map(|d| (d.type_name().to_string(), d.schema())),
-        );
-        schemas.push(("provider".into(), crate::provider::config::schema()));
         let mut checked = 0;
-        for (owner, schema) in &schemas {
+        for (owner, schema) in &all_schemas() {
             let nested = schema.blocks.iter().flat_map(|b| &b.attributes);
             for a in schema.attributes.iter().chain(nested) {
                 checked += 1;
