@@ -52,8 +52,9 @@ pub const BLOB_OBJECT: &str = "SELECT lo_from_bytea(0, (SELECT data FROM pg_temp
 /// `$1`: large object, `$2`: path. Writes the file as the server's OS user.
 pub const EXPORT_LARGE_OBJECT: &str = "SELECT lo_export($1, $2)";
 
-/// Whether the session may run programs on the server with `COPY ... PROGRAM`.
-pub const CAN_RUN_PROGRAMS: &str =
+/// What the session may do with files on the server: run programs with
+/// `COPY ... PROGRAM`, and the data directory when it may read that setting.
+pub const FILE_RIGHTS: &str =
     "SELECT su OR pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER'), \
      CASE WHEN su OR pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER') \
      THEN current_setting('data_directory') END \

@@ -146,7 +146,7 @@ impl Node {
         let cert = it.next().flatten();
         let key = it.next().flatten().map(Secret::new);
         let ca = it.next().flatten();
-        let programs = self.can_run_programs(&tx).await?;
+        let programs = self.file_rights(&tx).await?.programs;
         let key_mode = if programs && key.is_some() {
             files::mode(&tx, &paths.key)
                 .await

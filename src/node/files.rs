@@ -108,7 +108,7 @@ impl Rights {
 
 /// What this session may do with files on the server.
 pub async fn rights<C: GenericClient>(c: &C) -> Result<Rights, tokio_postgres::Error> {
-    let row = c.query_one(sql::CAN_RUN_PROGRAMS, &[]).await?;
+    let row = c.query_one(sql::FILE_RIGHTS, &[]).await?;
     Ok(Rights {
         programs: row.get(0),
         data_directory: row.get(1),

@@ -146,6 +146,7 @@ impl Node {
         tx: &Transaction<'_>,
         before: &HbaSnapshot,
         after: HbaFile,
+        rights: &files::Rights,
     ) -> Result<HbaSnapshot, NodeError> {
         let path = before.path.clone();
         let info = self.session_info(tx).await?;
@@ -161,15 +162,14 @@ impl Node {
         let old_text = before.file.render();
         let new_text = after.render();
         let doing = format!("writing {path}");
-        let rights = self.file_rights(tx).await?;
         files::Replace::new(&path, new_text.as_bytes(), None)
             .keeping_backup_in(format!("{path}.terraform-backup"), old_text.as_bytes())
-            .run(tx, &rights)
+            .run(tx, rights)
             .await
             .map_err(|e| self.pg_err(&doing, &e))?;
         let problems = self.hba_problems(tx, &new_text).await;
         if !problems.is_empty() {
-            self.restore(tx, &path, &old_text, &rights, false).await?;
+            self.restore(tx, &path, &old_text, rights, false).await?;
             return Err(self.err(
                 ErrorKind::Rejected,
                 format!("validating the new {path}"),
@@ -180,7 +180,7 @@ impl Node {
             .await
             .map_err(|e| self.pg_err("reloading the configuration", &e))?;
         if let Err(why) = self.prove_login(info.conf_load_time).await {
-            self.restore(tx, &path, &old_text, &rights, true).await?;
+            self.restore(tx, &path, &old_text, rights, true).await?;
             return Err(self.err(
                 ErrorKind::Lockout,
                 doing,
@@ -296,7 +296,7 @@ impl FileKind for Hba {
     async fn load(
         node: &Node,
         tx: &Transaction<'_>,
-        _programs: bool,
+        _rights: &files::Rights,
     ) -> Result<HbaSnapshot, NodeError> {
         node.hba_load(tx).await
     }
@@ -306,9 +306,9 @@ impl FileKind for Hba {
         tx: &Transaction<'_>,
         before: &HbaSnapshot,
         after: HbaFile,
-        _programs: bool,
+        rights: &files::Rights,
     ) -> Result<HbaSnapshot, NodeError> {
-        node.hba_commit(tx, before, after).await
+        node.hba_commit(tx, before, after, rights).await
     }
 }
 

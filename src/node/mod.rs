@@ -148,17 +148,8 @@ impl Node {
         })
     }
 
-    /// Whether the provider's session may run programs on the server (asked
-    /// once per node).
-    pub(crate) async fn can_run_programs<C: tokio_postgres::GenericClient>(
-        &self,
-        c: &C,
-    ) -> Result<bool, NodeError> {
-        Ok(self.file_rights(c).await?.programs)
-    }
-
-    /// What the provider's session may do with files on the server (asked
-    /// once per node, with [`Node::can_run_programs`]).
+    /// What the provider's session may do with files on the server: run
+    /// programs, read the data directory's path (asked once per node).
     pub(crate) async fn file_rights<C: tokio_postgres::GenericClient>(
         &self,
         c: &C,
@@ -168,7 +159,7 @@ impl Node {
             .get(|| async {
                 files::rights(c)
                     .await
-                    .map_err(|e| self.pg_err("checking the right to run programs", &e))
+                    .map_err(|e| self.pg_err("checking what the provider may do with files", &e))
             })
             .await
     }

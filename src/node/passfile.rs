@@ -162,11 +162,11 @@ impl Node {
         tx: &Transaction<'_>,
         before: &PassSnapshot,
         after: PassFile,
-        programs: bool,
+        rights: &files::Rights,
     ) -> Result<PassSnapshot, NodeError> {
         let path = before.path.clone();
         let doing = format!("writing {path}");
-        if !programs && !before.exists {
+        if !rights.programs && !before.exists {
             // lo_export makes new files 0644, which libpq would ignore.
             return Err(self.err(
                 ErrorKind::Permission,
@@ -180,10 +180,9 @@ impl Node {
         // passwords, outliving the entries it holds. One left by earlier
         // releases goes with this write.
         let new_text = after.render();
-        let rights = self.file_rights(tx).await?;
         files::Replace::new(&path, new_text.as_bytes(), Some(PASSFILE_MODE))
             .removing(format!("{path}{OLD_BACKUP_SUFFIX}"))
-            .run(tx, &rights)
+            .run(tx, rights)
             .await
             .map_err(|e| self.pg_err(&doing, &e))?;
         // The file must read back as exactly the entries meant: the bytes
@@ -198,7 +197,7 @@ impl Node {
                     &path,
                     before.file.render().as_bytes(),
                     Some(PASSFILE_MODE),
-                    &rights,
+                    rights,
                 )
                 .await
                 .map_err(|e| self.pg_err(format!("restoring {path}"), &e))?;
@@ -212,7 +211,7 @@ impl Node {
         // With programs the file was given its mode before it was renamed
         // into place (a failed chmod fails the write); without, the mode is
         // not known.
-        let mode = programs.then_some(PASSFILE_MODE);
+        let mode = rights.programs.then_some(PASSFILE_MODE);
         Ok(PassSnapshot::new(path, after, true, mode))
     }
 }
@@ -238,9 +237,9 @@ impl FileKind for Passfile {
     async fn load(
         node: &Node,
         tx: &Transaction<'_>,
-        programs: bool,
+        rights: &files::Rights,
     ) -> Result<PassSnapshot, NodeError> {
-        node.passfile_load(tx, programs).await
+        node.passfile_load(tx, rights.programs).await
     }
 
     /// Without the mode: a write sets it anyway, and
@@ -248,7 +247,7 @@ impl FileKind for Passfile {
     async fn load_for_write(
         node: &Node,
         tx: &Transaction<'_>,
-        _programs: bool,
+        _rights: &files::Rights,
     ) -> Result<PassSnapshot, NodeError> {
         node.passfile_load(tx, false).await
     }
@@ -260,12 +259,12 @@ impl FileKind for Passfile {
         tx: &Transaction<'_>,
         before: &PassSnapshot,
         after: &PassFile,
-        programs: bool,
+        rights: &files::Rights,
     ) -> Result<bool, NodeError> {
         if before.file != *after {
             return Ok(true);
         }
-        if !programs || !before.exists {
+        if !rights.programs || !before.exists {
             return Ok(false);
         }
         Ok(node.passfile_mode(tx, &before.path).await? != Some(PASSFILE_MODE))
@@ -276,8 +275,8 @@ impl FileKind for Passfile {
         tx: &Transaction<'_>,
         before: &PassSnapshot,
         after: PassFile,
-        programs: bool,
+        rights: &files::Rights,
     ) -> Result<PassSnapshot, NodeError> {
-        node.passfile_commit(tx, before, after, programs).await
+        node.passfile_commit(tx, before, after, rights).await
     }
 }

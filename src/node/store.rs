@@ -14,6 +14,7 @@ use tokio_postgres::Transaction;
 use super::batch::{self, Edit, Queue, Written};
 use super::cache::Cached;
 use super::error::NodeError;
+use super::files::Rights;
 use super::Node;
 use crate::{log, sql};
 
@@ -32,12 +33,12 @@ pub trait FileKind: Sized + Send + Sync + 'static {
     fn store(node: &Node) -> &Store<Self>;
     fn file(snap: &Self::Snapshot) -> &Self::File;
 
-    /// Reads the file; `programs` says whether the provider may run
-    /// programs on the server (and so, for instance, read file modes).
+    /// Reads the file; `rights` says what the provider may do with files
+    /// on the server (run programs, and so, for instance, read file modes).
     async fn load(
         node: &Node,
         tx: &Transaction<'_>,
-        programs: bool,
+        rights: &Rights,
     ) -> Result<Self::Snapshot, NodeError>;
 
     /// Reads the file for a write: as [`FileKind::load`], leaving out what
@@ -45,9 +46,9 @@ pub trait FileKind: Sized + Send + Sync + 'static {
     async fn load_for_write(
         node: &Node,
         tx: &Transaction<'_>,
-        programs: bool,
+        rights: &Rights,
     ) -> Result<Self::Snapshot, NodeError> {
-        Self::load(node, tx, programs).await
+        Self::load(node, tx, rights).await
     }
 
     /// Whether the file must be written: its content changes, or (for a
@@ -57,7 +58,7 @@ pub trait FileKind: Sized + Send + Sync + 'static {
         _tx: &Transaction<'_>,
         before: &Self::Snapshot,
         after: &Self::File,
-        _programs: bool,
+        _rights: &Rights,
     ) -> Result<bool, NodeError> {
         Ok(Self::file(before) != after)
     }
@@ -69,7 +70,7 @@ pub trait FileKind: Sized + Send + Sync + 'static {
         tx: &Transaction<'_>,
         before: &Self::Snapshot,
         after: Self::File,
-        programs: bool,
+        rights: &Rights,
     ) -> Result<Self::Snapshot, NodeError>;
 }
 
@@ -96,8 +97,8 @@ impl Node {
             .get(|| async {
                 let mut s = self.session().await?;
                 let tx = self.begin(&mut s).await?;
-                let programs = self.can_run_programs(&tx).await?;
-                let snap = K::load(self, &tx, programs).await;
+                let rights = self.file_rights(&tx).await?;
+                let snap = K::load(self, &tx, &rights).await;
                 let _ = tx.rollback().await;
                 snap
             })
@@ -150,8 +151,8 @@ impl Node {
         tx.query_one(sql::ADVISORY_LOCK_XACT, &[&K::LOCK_KEY])
             .await
             .map_err(|e| self.pg_err(format!("locking {}", K::NAME), &e))?;
-        let programs = self.can_run_programs(&tx).await?;
-        let before = K::load_for_write(self, &tx, programs).await?;
+        let rights = self.file_rights(&tx).await?;
+        let before = K::load_for_write(self, &tx, &rights).await?;
         let (after, results) = batch::apply(K::file(&before), &edits, |m| {
             self.err(
                 super::ErrorKind::Rejected,
@@ -159,10 +160,10 @@ impl Node {
                 m,
             )
         });
-        if !K::needs_write(self, &tx, &before, &after, programs).await? {
+        if !K::needs_write(self, &tx, &before, &after, &rights).await? {
             return Ok((results, before, false));
         }
-        let now = K::commit(self, &tx, &before, after, programs).await?;
+        let now = K::commit(self, &tx, &before, after, &rights).await?;
         let _ = tx.rollback().await;
         log::info(
             &format!("{} updated", K::NAME),
