@@ -293,11 +293,12 @@ struct Floor {
 }
 
 impl Floor {
-    fn label(&self) -> &'static str {
+    /// Its name in the table and its key in `bench/results.json`.
+    fn names(&self) -> (&'static str, &'static str) {
         if self.sensitive {
-            "floor*"
+            ("floor*", "floor_terraform_data_sensitive")
         } else {
-            "floor"
+            ("floor", "floor_terraform_data")
         }
     }
 }
@@ -769,16 +770,35 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
             floors.push(fleet.floor(bin, n, true));
         }
     }
-    let mut steps = Vec::new();
+    // A step of ours and of each floor, `runs` times alternating (the
+    // median run counts); `changed` of the floors' roles get another value.
+    // Plans change nothing and take seconds, and single runs of the same
+    // plan vary by a fifth: they are taken several times.
+    let step = |floors: &mut Vec<Floor>,
+                name: &'static str,
+                args: &[&str],
+                expect: i32,
+                changed: usize,
+                runs: usize| {
+        let mut ours = Vec::new();
+        let mut theirs: Vec<Vec<Step>> = floors.iter().map(|_| Vec::new()).collect();
+        for _ in 0..runs {
+            ours.push(fleet.terraform(&tf, args, &[expect]));
+            for (f, runs) in floors.iter().zip(&mut theirs) {
+                runs.push(fleet.floor_step(f, n, changed, name, args, expect));
+            }
+        }
+        for (f, runs) in floors.iter_mut().zip(theirs) {
+            f.steps.push(median(runs));
+        }
+        let mut s = median(ours);
+        s.name = name;
+        s
+    };
     let apply = ["apply", "-auto-approve", "-input=false", "-no-color"];
     let plan = ["plan", "-detailed-exitcode", "-input=false", "-no-color"];
-    let mut s = fleet.terraform(&tf, &apply, &[0]);
-    s.name = "apply";
-    steps.push(s);
-    for f in &mut floors {
-        let s = fleet.floor_step(f, n, 0, "apply", &apply, 0);
-        f.steps.push(s);
-    }
+    let destroy = ["destroy", "-auto-approve", "-input=false", "-no-color"];
+    let mut steps = vec![step(&mut floors, "apply", &apply, 0, 0, 1)];
     // The end state, for the baseline to write by hand.
     let files: BTreeMap<String, (PathBuf, Vec<u8>)> = fleet
         .names
@@ -790,26 +810,14 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         .collect();
     let passfile_path = fleet.cluster.data_dir("access").join("passfile");
     let passfile = std::fs::read(&passfile_path).unwrap();
-    // Plans change nothing and take seconds, and single runs of the same
-    // plan vary by a fifth: each is taken several times, alternating with
-    // the floors', and the median run counts.
-    let plans = |floors: &mut Vec<Floor>, name: &'static str, expect: i32, changed: usize| {
-        let mut ours = Vec::new();
-        let mut theirs: Vec<Vec<Step>> = floors.iter().map(|_| Vec::new()).collect();
-        for _ in 0..plan_runs() {
-            ours.push(fleet.terraform(&tf, &plan, &[expect]));
-            for (f, runs) in floors.iter().zip(&mut theirs) {
-                runs.push(fleet.floor_step(f, n, changed, name, &plan, expect));
-            }
-        }
-        for (f, runs) in floors.iter_mut().zip(theirs) {
-            f.steps.push(median(runs));
-        }
-        let mut s = median(ours);
-        s.name = name;
-        s
-    };
-    steps.push(plans(&mut floors, "plan (no changes)", 0, 0));
+    steps.push(step(
+        &mut floors,
+        "plan (no changes)",
+        &plan,
+        0,
+        0,
+        plan_runs(),
+    ));
     // 1% drift, half of it on roles of one data node, half revoked grants.
     let drift = (n / 100).max(2);
     let users = fleet.users(n);
@@ -827,15 +835,15 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         ));
     }
     fleet.cluster.psql("access", &sql);
-    steps.push(plans(&mut floors, "plan (1% drift)", 2, drift));
-    let destroy = ["destroy", "-auto-approve", "-input=false", "-no-color"];
-    let mut s = fleet.terraform(&tf, &destroy, &[0]);
-    s.name = "destroy";
-    steps.push(s);
-    for f in &mut floors {
-        let s = fleet.floor_step(f, n, 0, "destroy", &destroy, 0);
-        f.steps.push(s);
-    }
+    steps.push(step(
+        &mut floors,
+        "plan (1% drift)",
+        &plan,
+        2,
+        drift,
+        plan_runs(),
+    ));
+    steps.push(step(&mut floors, "destroy", &destroy, 0, 0, 1));
 
     // The baseline: the same end state by psql, read back, removed.
     let originals: BTreeMap<String, Vec<u8>> = fleet
@@ -906,7 +914,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         .chain(
             floors
                 .iter()
-                .flat_map(|f| f.steps.iter().map(move |s| (f.label(), s))),
+                .flat_map(|f| f.steps.iter().map(move |s| (f.names().0, s))),
         )
         .chain(b.iter().map(|s| ("psql", s)))
     {
@@ -957,7 +965,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         let floor = &f.steps;
         println!(
                     "{:>3} {:>5} against the {}: apply {:.2}x, plan {:.2}x, plan after drift {:.2}x, destroy {:.2}x; access node statements per resource in apply {:.1}",
-                    data_nodes, n, f.label(), ratio(&steps[0], &floor[0]), ratio(&steps[1], &floor[1]), ratio(&steps[2], &floor[2]), ratio(&steps[3], &floor[3]), access_per_resource
+                    data_nodes, n, f.names().0, ratio(&steps[0], &floor[0]), ratio(&steps[1], &floor[1]), ratio(&steps[2], &floor[2]), ratio(&steps[3], &floor[3]), access_per_resource
                 );
     }
     let step_json = |s: &Step| {
@@ -984,12 +992,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         "psql_baseline": b.iter().map(step_json).collect::<Vec<_>>(),
     });
     for f in &floors {
-        let key = if f.sensitive {
-            "floor_terraform_data_sensitive"
-        } else {
-            "floor_terraform_data"
-        };
-        out[key] = f.steps.iter().map(step_json).collect();
+        out[f.names().1] = f.steps.iter().map(step_json).collect();
     }
     out
 }
