@@ -12,9 +12,14 @@
 //! the same dependencies (Terraform 1.4 and later), each of its steps right
 //! after the provider's. Plans, which change nothing and take seconds, are
 //! taken three times each (`TSDB_BENCH_PLAN_RUNS`), alternating with the
-//! floor's, and the median run counts. `TSDB_BENCH_SENSITIVE_FLOOR=1` adds a
-//! second floor (`floor*`) whose passwords are marked sensitive, as the
-//! provider's schema marks them. Per step it records wall time, the
+//! floor's, and the median run counts. Three floors can be measured
+//! (`TSDB_BENCH_FLOORS`, `fields,schema` unless told): `fields` holds the
+//! fields the configuration sets; `sensitive` the same with the passwords
+//! marked sensitive, as the provider's schema marks them; `schema` every
+//! attribute each of the provider's resources holds in its state after the
+//! apply (defaults, computed values and null attributes included), with the
+//! same values and sensitive marks: what Terraform itself spends on
+//! resources of that shape. Per step it records wall time, the
 //! provider's CPU time and peak RSS (measured by a wrapper the mirror runs
 //! the provider under, from the kernel's rusage of the process), terraform's
 //! own CPU time, and the SQL statements and connections each node received
@@ -285,22 +290,55 @@ struct Step {
 }
 
 /// A `terraform_data` floor and its steps so far.
-struct Floor {
-    tf: Terraform,
-    /// The passwords are marked sensitive (`TSDB_BENCH_SENSITIVE_FLOOR`).
-    sensitive: bool,
-    steps: Vec<Step>,
+/// What a floor's `terraform_data` resources hold.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum FloorKind {
+    /// The fields the configuration sets.
+    Fields,
+    /// The same, with the passwords marked sensitive.
+    Sensitive,
+    /// Every attribute each resource of the provider holds in its state
+    /// after the apply, with the same values and sensitive marks.
+    Schema,
 }
 
-impl Floor {
+impl FloorKind {
+    /// `TSDB_BENCH_FLOORS`: a comma-separated list of `fields`,
+    /// `sensitive`, `schema`; `fields,schema` unless told.
+    fn chosen() -> Vec<FloorKind> {
+        let list = std::env::var("TSDB_BENCH_FLOORS").unwrap_or_else(|_| "fields,schema".into());
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| match s {
+                "fields" => FloorKind::Fields,
+                "sensitive" => FloorKind::Sensitive,
+                "schema" => FloorKind::Schema,
+                other => {
+                    panic!("TSDB_BENCH_FLOORS: unknown floor {other:?} (fields, sensitive, schema)")
+                }
+            })
+            .collect()
+    }
+
     /// Its name in the table and its key in `bench/results.json`.
-    fn names(&self) -> (&'static str, &'static str) {
-        if self.sensitive {
-            ("floor*", "floor_terraform_data_sensitive")
-        } else {
-            ("floor", "floor_terraform_data")
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            FloorKind::Fields => ("floor", "floor_terraform_data"),
+            FloorKind::Sensitive => ("floor*", "floor_terraform_data_sensitive"),
+            FloorKind::Schema => ("floor+", "floor_terraform_data_schema"),
         }
     }
+}
+
+struct Floor {
+    tf: Terraform,
+    kind: FloorKind,
+    /// For the schema floor: the provider's resources as its state held
+    /// them after the apply (taken at the floor's first step, which runs
+    /// right after the provider's apply).
+    resources: Option<Vec<serde_json::Value>>,
+    steps: Vec<Step>,
 }
 
 struct Fleet {
@@ -393,7 +431,7 @@ impl Fleet {
     /// `changed` gives that many roles another value, for a plan that has
     /// changes to show. With `sensitive` the passwords are marked
     /// sensitive, as the provider's schema marks them.
-    fn floor_config(&self, n: usize, changed: usize, sensitive: bool) -> String {
+    fn fields_floor_config(&self, n: usize, changed: usize, sensitive: bool) -> String {
         let secret = |v: &str| {
             if sensitive {
                 format!("sensitive(\"{v}\")")
@@ -422,34 +460,40 @@ impl Fleet {
 
     /// A floor's terraform, in a directory of its own, for steps taken one
     /// at a time beside the provider's (same terraform, same run).
-    fn floor(&self, bin: &Path, n: usize, sensitive: bool) -> Floor {
+    fn floor(&self, bin: &Path, kind: FloorKind) -> Floor {
         let tf = Terraform::with_binary(bin.to_path_buf());
-        tf.config(&self.floor_config(n, 0, sensitive));
+        tf.config("");
         tf.run(&["init", "-input=false"]);
         Floor {
             tf,
-            sensitive,
+            kind,
+            resources: None,
             steps: Vec::new(),
         }
     }
 
     /// One step of a floor, with `changed` of its roles given another
-    /// value.
+    /// value. The schema floor takes its resources from the provider's
+    /// state in `ours` at its first step, right after the provider's apply.
     fn floor_step(
         &self,
-        floor: &Floor,
+        floor: &mut Floor,
+        ours: &Terraform,
         n: usize,
         changed: usize,
-        name: &'static str,
         args: &[&str],
         expect: i32,
     ) -> Step {
-        floor
-            .tf
-            .config(&self.floor_config(n, changed, floor.sensitive));
-        let mut s = self.terraform(&floor.tf, args, &[expect]);
-        s.name = name;
-        s
+        let config = match floor.kind {
+            FloorKind::Fields => self.fields_floor_config(n, changed, false),
+            FloorKind::Sensitive => self.fields_floor_config(n, changed, true),
+            FloorKind::Schema => {
+                let resources = floor.resources.get_or_insert_with(|| state_resources(ours));
+                schema_floor_config(resources, changed)
+            }
+        };
+        floor.tf.config(&config);
+        self.terraform(&floor.tf, args, &[expect])
     }
 
     fn terraform(&self, tf: &Terraform, args: &[&str], expect: &[i32]) -> Step {
@@ -591,6 +635,102 @@ fn state_bytes(tf: &Terraform) -> u64 {
         }
     }
     size
+}
+
+/// The resources of a terraform working directory's state file, one JSON
+/// object per instance: `name` (its address's name) and `attributes`, with
+/// `sensitive` the top-level attributes the state marks sensitive.
+fn state_resources(tf: &Terraform) -> Vec<serde_json::Value> {
+    let path = tf.work().join("terraform.tfstate");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for r in state["resources"].as_array().into_iter().flatten() {
+        if r["mode"] != "managed" {
+            continue;
+        }
+        for inst in r["instances"].as_array().into_iter().flatten() {
+            let sensitive: Vec<&str> = inst["sensitive_attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|path| path[0]["value"].as_str())
+                .collect();
+            out.push(json!({
+                "name": r["name"],
+                "attributes": inst["attributes"],
+                "sensitive": sensitive,
+            }));
+        }
+    }
+    out
+}
+
+/// A JSON value as an HCL expression (`${` and `%{` escaped, so a string
+/// is never a template).
+fn hcl(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => serde_json::to_string(s)
+            .unwrap()
+            .replace("${", "$${")
+            .replace("%{", "%%{"),
+        Value::Array(items) => {
+            format!("[{}]", items.iter().map(hcl).collect::<Vec<_>>().join(", "))
+        }
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{} = {}", serde_json::to_string(k).unwrap(), hcl(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The schema floor: a `terraform_data` per resource of the provider's
+/// state, holding every attribute the resource holds, with the same values,
+/// sensitive marks and dependencies (a grant's, passfile line's and rule's
+/// role name taken from its role's). `changed` of the roles get another
+/// client password, as in the fields floor. The object is held in
+/// `triggers_replace`, which the state keeps once, where `input` is kept
+/// twice (again as `output`): a resource of the provider keeps each
+/// attribute once.
+fn schema_floor_config(resources: &[serde_json::Value], changed: usize) -> String {
+    let mut body = String::new();
+    for r in resources {
+        let name = r["name"].as_str().unwrap();
+        let (kind, index) = name.split_at(1);
+        let role = format!("terraform_data.r{index}.triggers_replace.name");
+        let sensitive: Vec<&str> = r["sensitive"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        body.push_str(&format!(
+            "resource \"terraform_data\" \"{name}\" {{\n  triggers_replace = {{\n"
+        ));
+        for (key, value) in r["attributes"].as_object().unwrap() {
+            let mut expr = match (kind, key.as_str()) {
+                ("g", "role") | ("p", "username") => role.clone(),
+                ("h", "users") => format!("[{role}]"),
+                ("r", "password") if index.parse::<usize>().unwrap() < changed => {
+                    "\"changed\"".into()
+                }
+                _ => hcl(value),
+            };
+            if sensitive.contains(&key.as_str()) {
+                expr = format!("sensitive({expr})");
+            }
+            body.push_str(&format!("    {key} = {expr}\n"));
+        }
+        body.push_str("  }\n}\n");
+    }
+    body
 }
 
 /// How many times each plan is taken (`TSDB_BENCH_PLAN_RUNS`, 3 unless
@@ -765,9 +905,8 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
     // second floor with its passwords marked sensitive.
     let mut floors = Vec::new();
     if version >= &[1, 4][..] {
-        floors.push(fleet.floor(bin, n, false));
-        if std::env::var_os("TSDB_BENCH_SENSITIVE_FLOOR").is_some() {
-            floors.push(fleet.floor(bin, n, true));
+        for kind in FloorKind::chosen() {
+            floors.push(fleet.floor(bin, kind));
         }
     }
     // A step of ours and of each floor, `runs` times alternating (the
@@ -784,8 +923,10 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         let mut theirs: Vec<Vec<Step>> = floors.iter().map(|_| Vec::new()).collect();
         for _ in 0..runs {
             ours.push(fleet.terraform(&tf, args, &[expect]));
-            for (f, runs) in floors.iter().zip(&mut theirs) {
-                runs.push(fleet.floor_step(f, n, changed, name, args, expect));
+            for (f, runs) in floors.iter_mut().zip(&mut theirs) {
+                let mut s = fleet.floor_step(f, &tf, n, changed, args, expect);
+                s.name = name;
+                runs.push(s);
             }
         }
         for (f, runs) in floors.iter_mut().zip(theirs) {
@@ -914,7 +1055,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         .chain(
             floors
                 .iter()
-                .flat_map(|f| f.steps.iter().map(move |s| (f.names().0, s))),
+                .flat_map(|f| f.steps.iter().map(move |s| (f.kind.names().0, s))),
         )
         .chain(b.iter().map(|s| ("psql", s)))
     {
@@ -965,7 +1106,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         let floor = &f.steps;
         println!(
                     "{:>3} {:>5} against the {}: apply {:.2}x, plan {:.2}x, plan after drift {:.2}x, destroy {:.2}x; access node statements per resource in apply {:.1}",
-                    data_nodes, n, f.names().0, ratio(&steps[0], &floor[0]), ratio(&steps[1], &floor[1]), ratio(&steps[2], &floor[2]), ratio(&steps[3], &floor[3]), access_per_resource
+                    data_nodes, n, f.kind.names().0, ratio(&steps[0], &floor[0]), ratio(&steps[1], &floor[1]), ratio(&steps[2], &floor[2]), ratio(&steps[3], &floor[3]), access_per_resource
                 );
     }
     let step_json = |s: &Step| {
@@ -992,7 +1133,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         "psql_baseline": b.iter().map(step_json).collect::<Vec<_>>(),
     });
     for f in &floors {
-        out[f.names().1] = f.steps.iter().map(step_json).collect();
+        out[f.kind.names().1] = f.steps.iter().map(step_json).collect();
     }
     out
 }
