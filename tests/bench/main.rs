@@ -493,10 +493,12 @@ impl Fleet {
             }
         };
         floor.tf.config(&config);
-        self.terraform(&floor.tf, args, &[expect])
+        self.terraform(&floor.tf, floor.kind.names().1, args, &[expect])
     }
 
-    fn terraform(&self, tf: &Terraform, args: &[&str], expect: &[i32]) -> Step {
+    /// One terraform command in `tf`'s directory, measured; `who` names its
+    /// kept state (`TSDB_BENCH_KEEP`).
+    fn terraform(&self, tf: &Terraform, who: &str, args: &[&str], expect: &[i32]) -> Step {
         let _ = std::fs::remove_file(&self.rusage);
         let offsets = self.logs.offsets();
         let cpu0 = children_cpu();
@@ -543,7 +545,7 @@ impl Fleet {
             provider_cpu,
             terraform_cpu: (total_cpu - provider_cpu).max(0.0),
             provider_rss_mb: rss / 1024.0,
-            state_bytes: state_bytes(tf),
+            state_bytes: state_bytes(tf, who),
             server: self.logs.counts_since(&offsets),
         }
     }
@@ -612,24 +614,16 @@ impl Fleet {
     }
 }
 
-/// The state file's size; with `TSDB_BENCH_KEEP=<dir>` a copy of it is
-/// kept there too, for a look at what a resource holds.
-fn state_bytes(tf: &Terraform) -> u64 {
+/// The state file's size; with `TSDB_BENCH_KEEP=<dir>` a copy of the
+/// first one of each `who` (the apply's) is kept there too, as
+/// `<who>.tfstate`, for a look at what a resource holds.
+fn state_bytes(tf: &Terraform, who: &str) -> u64 {
     let path = tf.work().join("terraform.tfstate");
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     if let Some(dir) = std::env::var_os("TSDB_BENCH_KEEP") {
         let dir = PathBuf::from(dir);
         let _ = std::fs::create_dir_all(&dir);
-        let kind = if std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .contains("\"terraform_data\"")
-        {
-            "floor"
-        } else {
-            "ours"
-        };
-        // the first step's (the apply's) state, not the destroy's
-        let keep = dir.join(format!("{kind}.tfstate"));
+        let keep = dir.join(format!("{who}.tfstate"));
         if !keep.exists() {
             let _ = std::fs::copy(&path, keep);
         }
@@ -922,7 +916,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         let mut ours = Vec::new();
         let mut theirs: Vec<Vec<Step>> = floors.iter().map(|_| Vec::new()).collect();
         for _ in 0..runs {
-            ours.push(fleet.terraform(&tf, args, &[expect]));
+            ours.push(fleet.terraform(&tf, "ours", args, &[expect]));
             for (f, runs) in floors.iter_mut().zip(&mut theirs) {
                 let mut s = fleet.floor_step(f, &tf, n, changed, args, expect);
                 s.name = name;
