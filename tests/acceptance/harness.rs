@@ -205,6 +205,29 @@ pub fn secret_in_log_line(line: &str) -> Option<&'static str> {
     None
 }
 
+/// A value as a Terraform expression: JSON's own escapes (which HCL reads
+/// the same), with `${` and `%{` escaped so a string is never a template.
+pub fn hcl(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => v.to_string(),
+        Value::String(s) => serde_json::to_string(s)
+            .expect("json")
+            .replace("${", "$${")
+            .replace("%{", "%%{"),
+        Value::Array(items) => {
+            format!("[{}]", items.iter().map(hcl).collect::<Vec<_>>().join(", "))
+        }
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{} = {}", hcl(&Value::String(k.clone())), hcl(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// Asserts two texts are equal, printing both in full when they are not.
 #[track_caller]
 pub fn assert_text_eq(actual: &str, expected: &str, what: &str) {

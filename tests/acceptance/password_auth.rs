@@ -2,7 +2,7 @@
 //! nodes: distributed roles, foreign server grants, passfile entries and
 //! the pg_hba.conf rules that make the data nodes ask for passwords.
 
-use crate::harness::{Cluster, Terraform};
+use crate::harness::{hcl, Cluster, Terraform};
 
 /// An internal password with every character libpq's passfile escaping and
 /// SQL quoting must survive.
@@ -12,11 +12,6 @@ const INTERNAL: &str = "p:a\\s*s w'o\"rd ü";
 /// diagnostics).
 fn squash(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// A Terraform string literal.
-fn hcl(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// The password half of the runbook: `postgres` and `testrole` log in to
@@ -58,7 +53,7 @@ resource "timescaledb_hba_rule" "scram" {{
   position  = 10
 }}
 "#,
-        internal = hcl(INTERNAL)
+        internal = hcl(&INTERNAL.into())
     )
 }
 
@@ -276,8 +271,8 @@ resource "timescaledb_passfile_entry" "r{i}" {{
   position = {i}
 }}
 "#,
-            name = hcl(n),
-            password = hcl(p)
+            name = hcl(&(*n).into()),
+            password = hcl(&(*p).into())
         ));
     }
     // Passwords are asked for on connections to template1 only, so the

@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use harness::{Cluster, Terraform, ROOT};
+use harness::{hcl, Cluster, Terraform, ROOT};
 
 const BIN: &str = env!("CARGO_BIN_EXE_terraform-provider-timescaledb");
 
@@ -658,31 +658,6 @@ fn state_resources(tf: &Terraform) -> Vec<serde_json::Value> {
         }
     }
     out
-}
-
-/// A JSON value as an HCL expression (`${` and `%{` escaped, so a string
-/// is never a template).
-fn hcl(v: &serde_json::Value) -> String {
-    use serde_json::Value;
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => serde_json::to_string(s)
-            .unwrap()
-            .replace("${", "$${")
-            .replace("%{", "%%{"),
-        Value::Array(items) => {
-            format!("[{}]", items.iter().map(hcl).collect::<Vec<_>>().join(", "))
-        }
-        Value::Object(map) => format!(
-            "{{{}}}",
-            map.iter()
-                .map(|(k, v)| format!("{} = {}", serde_json::to_string(k).unwrap(), hcl(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
 }
 
 /// The schema floor: a `terraform_data` per resource of the provider's
