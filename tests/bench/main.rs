@@ -337,7 +337,7 @@ struct Floor {
     /// For the schema floor: the provider's resources as its state held
     /// them after the apply (taken at the floor's first step, which runs
     /// right after the provider's apply).
-    resources: Option<Vec<serde_json::Value>>,
+    resources: Option<Vec<StateResource>>,
     steps: Vec<Step>,
 }
 
@@ -631,10 +631,17 @@ fn state_bytes(tf: &Terraform, who: &str) -> u64 {
     size
 }
 
-/// The resources of a terraform working directory's state file, one JSON
-/// object per instance: `name` (its address's name) and `attributes`, with
-/// `sensitive` the top-level attributes the state marks sensitive.
-fn state_resources(tf: &Terraform) -> Vec<serde_json::Value> {
+/// One resource instance of a state file.
+struct StateResource {
+    /// The name in its address (`r0`, `g0`, ...).
+    name: String,
+    attributes: serde_json::Map<String, serde_json::Value>,
+    /// The top-level attributes the state marks sensitive.
+    sensitive: Vec<String>,
+}
+
+/// The managed resources of a terraform working directory's state file.
+fn state_resources(tf: &Terraform) -> Vec<StateResource> {
     let path = tf.work().join("terraform.tfstate");
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -644,17 +651,16 @@ fn state_resources(tf: &Terraform) -> Vec<serde_json::Value> {
             continue;
         }
         for inst in r["instances"].as_array().into_iter().flatten() {
-            let sensitive: Vec<&str> = inst["sensitive_attributes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|path| path[0]["value"].as_str())
-                .collect();
-            out.push(json!({
-                "name": r["name"],
-                "attributes": inst["attributes"],
-                "sensitive": sensitive,
-            }));
+            out.push(StateResource {
+                name: r["name"].as_str().unwrap().to_string(),
+                attributes: inst["attributes"].as_object().unwrap().clone(),
+                sensitive: inst["sensitive_attributes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|path| path[0]["value"].as_str().map(str::to_string))
+                    .collect(),
+            });
         }
     }
     out
@@ -668,22 +674,16 @@ fn state_resources(tf: &Terraform) -> Vec<serde_json::Value> {
 /// `triggers_replace`, which the state keeps once, where `input` is kept
 /// twice (again as `output`): a resource of the provider keeps each
 /// attribute once.
-fn schema_floor_config(resources: &[serde_json::Value], changed: usize) -> String {
+fn schema_floor_config(resources: &[StateResource], changed: usize) -> String {
     let mut body = String::new();
     for r in resources {
-        let name = r["name"].as_str().unwrap();
-        let (kind, index) = name.split_at(1);
+        let (kind, index) = r.name.split_at(1);
         let role = format!("terraform_data.r{index}.triggers_replace.name");
-        let sensitive: Vec<&str> = r["sensitive"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|v| v.as_str())
-            .collect();
         body.push_str(&format!(
-            "resource \"terraform_data\" \"{name}\" {{\n  triggers_replace = {{\n"
+            "resource \"terraform_data\" \"{}\" {{\n  triggers_replace = {{\n",
+            r.name
         ));
-        for (key, value) in r["attributes"].as_object().unwrap() {
+        for (key, value) in &r.attributes {
             let mut expr = match (kind, key.as_str()) {
                 ("g", "role") | ("p", "username") => role.clone(),
                 ("h", "users") => format!("[{role}]"),
@@ -692,7 +692,7 @@ fn schema_floor_config(resources: &[serde_json::Value], changed: usize) -> Strin
                 }
                 _ => hcl(value),
             };
-            if sensitive.contains(&key.as_str()) {
+            if r.sensitive.contains(key) {
                 expr = format!("sensitive({expr})");
             }
             body.push_str(&format!("    {key} = {expr}\n"));
