@@ -21,10 +21,15 @@ pub fn literal(s: &str) -> String {
     }
 }
 
-/// What the provider needs to know about its own session on a node.
+/// What the provider needs to know about its own session on a node. The
+/// roles it is a member of count as `+group` in pg_hba.conf counts them:
+/// by membership (directly or through other roles) only, never by being a
+/// superuser (for whom `pg_has_role` is true of every role).
 pub const SESSION_INFO: &str = "SELECT current_user::text, current_database()::text, host(inet_client_addr()), \
      coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false), \
-     coalesce((SELECT array_agg(b.rolname::text) FROM pg_roles b WHERE pg_has_role(current_user, b.oid, 'member')), '{}'), \
+     coalesce((WITH RECURSIVE m(oid) AS (SELECT oid FROM pg_roles WHERE rolname = current_user \
+       UNION SELECT a.roleid FROM pg_auth_members a JOIN m ON a.member = m.oid) \
+       SELECT array_agg(b.rolname::text) FROM pg_roles b JOIN m ON m.oid = b.oid), '{}'), \
      (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), current_setting('server_version_num')::int, \
      extract(epoch from pg_conf_load_time())::float8";
 
@@ -107,13 +112,39 @@ pub const ROLE_DEPENDENTS: &str = "SELECT db.datname::text, d.deptype::text, cou
 /// `$1`: a timestamp as the user wrote it; fails when it is not one.
 pub const CHECK_TIMESTAMP: &str = "SELECT $1::text::timestamptz::text";
 
-/// Whether the access node has TimescaleDB's multi-node `distributed_exec`.
-pub const HAS_DISTRIBUTED_EXEC: &str =
-    "SELECT to_regprocedure('distributed_exec(text,name[],boolean)') IS NOT NULL";
+/// The schemas holding a `distributed_exec(text, name[], boolean)`
+/// procedure the provider may call: TimescaleDB's own (a member of the
+/// `timescaledb` extension), or else one owned by a superuser. A procedure
+/// of that name another role made is never called: every session runs
+/// with `search_path` pinned to `pg_catalog` ([`crate::node::SESSION_SETTINGS`]),
+/// so the procedure is named by its schema, and a role that may create in
+/// that schema (TimescaleDB's is usually `public`) could otherwise add an
+/// overload with looser arguments that wins the call.
+pub const DISTRIBUTED_EXEC_SCHEMAS: &str = "SELECT n.nspname::text, \
+     EXISTS (SELECT FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid \
+       WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid \
+       AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'timescaledb') \
+     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles o ON o.oid = p.proowner \
+     WHERE p.proname = 'distributed_exec' AND p.prokind = 'p' \
+     AND p.pronargs = 3 AND p.proargtypes[0] = 'text'::regtype AND p.proargtypes[1] = 'name[]'::regtype \
+     AND p.proargtypes[2] = 'boolean'::regtype \
+     AND (o.rolsuper OR EXISTS (SELECT FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid \
+       WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid \
+       AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'timescaledb')) \
+     ORDER BY 2 DESC, 1";
 
-/// `$1`: statement, `$2`: data node names. Runs the statement on those
-/// data nodes (never on the access node itself).
-pub const DISTRIBUTED_EXEC: &str = "CALL distributed_exec($1, $2::text[]::name[])";
+/// `CALL <schema>.distributed_exec($1, $2, true)`: the statement, the data
+/// node names. Runs the statement on those data nodes (never on the access
+/// node itself) as one distributed transaction. Every argument has the
+/// procedure's exact type, so only the procedure with exactly these
+/// arguments is called (an overload with the same types cannot exist in
+/// the same schema).
+pub fn distributed_exec(schema: &str) -> String {
+    format!(
+        "CALL {}.distributed_exec($1::text, $2::text[]::name[], true)",
+        ident(schema)
+    )
+}
 
 /// USAGE on foreign servers: server, grantee, grant option; directly
 /// granted only (not through membership), PUBLIC left out.
@@ -146,9 +177,19 @@ pub const CONF_LOAD_TIME: &str = "SELECT extract(epoch from pg_conf_load_time())
 pub const ADVISORY_LOCK_XACT: &str = "SELECT pg_advisory_xact_lock($1)";
 
 /// Whether the access node has TimescaleDB's multi-node catalog
-/// (TimescaleDB 2.13 and earlier).
-pub const HAS_DATA_NODE_CATALOG: &str =
-    "SELECT to_regclass('timescaledb_information.data_nodes') IS NOT NULL";
+/// (TimescaleDB 2.13 and earlier), and if so whether the view can be
+/// trusted with the addresses the provider will send its credentials to:
+/// a member of the `timescaledb` extension or owned by a superuser (on a
+/// server without TimescaleDB, a database owner could make a schema of
+/// that name); then the view's owner, for the message.
+pub const DATA_NODE_CATALOG: &str = "SELECT c.oid IS NOT NULL, \
+     coalesce((SELECT rolsuper FROM pg_roles WHERE oid = r.relowner), false) \
+       OR EXISTS (SELECT FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid \
+         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid \
+         AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'timescaledb'), \
+     (SELECT rolname::text FROM pg_roles WHERE oid = r.relowner) \
+     FROM (SELECT to_regclass('timescaledb_information.data_nodes') AS oid) AS c \
+     LEFT JOIN pg_class r ON r.oid = c.oid";
 pub const DATA_NODES: &str = "SELECT node_name::text, coalesce(options, '{}')::text[] FROM timescaledb_information.data_nodes ORDER BY node_name";
 
 fn ident_list(names: &[String]) -> String {

@@ -9,6 +9,61 @@ use super::tls;
 use crate::log;
 use crate::secret::Secret;
 
+/// libpq's `channel_binding` values.
+pub const CHANNEL_BINDINGS: &[&str] = &["disable", "prefer", "require"];
+
+/// Whether SCRAM authentication is bound to the TLS channel
+/// (SCRAM-SHA-256-PLUS with `tls-server-end-point`), as libpq's
+/// `channel_binding`: a relay that terminates TLS with a certificate of its
+/// own cannot pass a bound exchange on to the real server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChannelBinding {
+    /// Never bind.
+    Disable,
+    /// Bind when the server offers it over TLS (libpq's default).
+    #[default]
+    Prefer,
+    /// Refuse to log in unless the exchange is bound: no TLS, a server
+    /// that does not offer SCRAM-SHA-256-PLUS, or a method without SCRAM
+    /// (`trust`, `cert`, `md5`) fails the connection.
+    Require,
+}
+
+impl ChannelBinding {
+    pub fn parse(s: &str) -> Option<ChannelBinding> {
+        Some(match s {
+            "disable" => ChannelBinding::Disable,
+            "prefer" => ChannelBinding::Prefer,
+            "require" => ChannelBinding::Require,
+            _ => return None,
+        })
+    }
+
+    fn to_pg(self) -> tokio_postgres::config::ChannelBinding {
+        match self {
+            ChannelBinding::Disable => tokio_postgres::config::ChannelBinding::Disable,
+            ChannelBinding::Prefer => tokio_postgres::config::ChannelBinding::Prefer,
+            ChannelBinding::Require => tokio_postgres::config::ChannelBinding::Require,
+        }
+    }
+}
+
+/// Settings every session of the provider starts with, sent in the startup
+/// packet: they take precedence over anything other roles can attach to the
+/// provider's sessions (`ALTER DATABASE ... SET`, which a database owner
+/// may run, and `ALTER ROLE ... SET`).
+///
+/// - `search_path`: nothing but `pg_catalog`, with the session's own
+///   temporary schema last, so no function, operator or table that another
+///   role creates (a look-alike of a catalog function in `public`, with
+///   argument types that win PostgreSQL's overload resolution) is ever
+///   resolved by the provider's statements. Extension objects are named
+///   with their schema.
+/// - `role`: a database owner may attach `SET ROLE` to every session in
+///   their database; the provider acts as the role it logs in as, or not
+///   at all.
+pub const SESSION_SETTINGS: &str = "-c search_path=pg_catalog,pg_temp -c role=none";
+
 /// libpq's `sslmode` values this provider supports.
 pub const SSL_MODES: &[&str] = &["disable", "prefer", "require", "verify-ca", "verify-full"];
 
@@ -47,6 +102,7 @@ pub struct ConnSpec {
     pub sslrootcert: Option<String>,
     /// Client certificate and key, each PEM text or a file path.
     pub clientcert: Option<(String, Secret)>,
+    pub channel_binding: ChannelBinding,
     pub connect_timeout: Duration,
 }
 
@@ -77,6 +133,8 @@ impl ConnSpec {
             .dbname(&self.database)
             .user(&self.user)
             .application_name("terraform-provider-timescaledb")
+            .options(SESSION_SETTINGS)
+            .channel_binding(self.channel_binding.to_pg())
             .connect_timeout(self.connect_timeout);
         if let Some(p) = &self.password {
             cfg.password(p.expose());

@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use certs::{user_cert_base, CertPaths, Install, Installed, SSL_SETTINGS};
-pub use conn::{ConnSpec, SslMode, SSL_MODES};
+pub use conn::{ChannelBinding, ConnSpec, SslMode, CHANNEL_BINDINGS, SESSION_SETTINGS, SSL_MODES};
 pub use error::{ErrorKind, NodeError};
 pub use grants::GrantChange;
 pub use hba::{server_rule, HbaSnapshot};

@@ -213,8 +213,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> TlsConnect<S> for Rustl
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
+    /// `tls-server-end-point` (RFC 5929): a hash of the certificate the
+    /// server presented in this handshake, which the server compares with
+    /// its own. A relay that terminates TLS presents another certificate,
+    /// so a SCRAM exchange bound to it fails at the real server.
     fn channel_binding(&self) -> ChannelBinding {
-        ChannelBinding::none()
+        match self
+            .0
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+        {
+            Some(cert) => ChannelBinding::tls_server_end_point(end_point_hash(cert)),
+            None => ChannelBinding::none(),
+        }
+    }
+}
+
+/// The certificate hashed with the hash of its signature algorithm, SHA-256
+/// when that is MD5 or SHA-1 (RFC 5929, section 4.1) or not a hash of the
+/// SHA-2 family PostgreSQL's server recognises.
+pub fn end_point_hash(der: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    use x509_parser::oid_registry as oids;
+    let alg = x509_parser::parse_x509_certificate(der)
+        .ok()
+        .map(|(_, c)| c.signature_algorithm.algorithm.clone());
+    let is = |o: &x509_parser::der_parser::oid::Oid| alg.as_ref() == Some(o);
+    if is(&oids::OID_PKCS1_SHA384WITHRSA) || is(&oids::OID_SIG_ECDSA_WITH_SHA384) {
+        sha2::Sha384::digest(der).to_vec()
+    } else if is(&oids::OID_PKCS1_SHA512WITHRSA) || is(&oids::OID_SIG_ECDSA_WITH_SHA512) {
+        sha2::Sha512::digest(der).to_vec()
+    } else {
+        sha2::Sha256::digest(der).to_vec()
     }
 }
 

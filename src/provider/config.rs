@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::diag::{AttrPath, Diagnostics};
 use crate::model::Model as _;
-use crate::node::{ConnSpec, SslMode, SSL_MODES};
+use crate::node::{ChannelBinding, ConnSpec, SslMode, CHANNEL_BINDINGS, SSL_MODES};
 use crate::passfile;
 use crate::schema::Schema;
 use crate::secret::Secret;
@@ -21,10 +21,20 @@ crate::model! {
         USERNAME => username: Option<String> = optional("Role the provider logs in as; it must be a superuser to manage files and roles. Falls back to `PGUSER`, then `postgres`."),
         PASSWORD => password: Option<Secret> = optional("Password of `username`. Falls back to `PGPASSWORD`, then the password file.").sensitive(),
         SSLMODE => sslmode: Option<String> = optional("TLS mode, as in libpq. Falls back to `PGSSLMODE`, then `prefer`.").one_of(SSL_MODES),
+        CHANNEL_BINDING => channel_binding: Option<String> = optional(
+                "Whether the provider's SCRAM logins are bound to the TLS connection (SCRAM-SHA-256-PLUS with \
+                 `tls-server-end-point`), as in libpq: `prefer` binds whenever the server offers it over TLS, `require` refuses \
+                 to log in otherwise (no TLS, a server without SCRAM-SHA-256-PLUS, or a method that is not SCRAM, such as \
+                 `trust` or `cert`), `disable` never binds. Binding is what keeps a relay that terminates TLS with a certificate \
+                 of its own from passing the provider's login on to the real server when `sslrootcert` does not pin the \
+                 node's certificate. Falls back to `PGCHANNELBINDING`, then `prefer`.",
+            )
+            .one_of(CHANNEL_BINDINGS),
         SSLROOTCERT => sslrootcert: Option<String> = optional("CA certificate (PEM text or file path) that node certificates must chain to; needed for `verify-ca` and `verify-full`."),
         CONNECT_TIMEOUT => connect_timeout: Option<i64> = optional("Seconds to wait for a connection to a node. Falls back to `PGCONNECT_TIMEOUT`, then `15`."),
         DATA_NODES => data_nodes: Option<BTreeMap<String, BTreeMap<String, Option<String>>>> = optional(
-                "Data nodes by name, each a map with any of `host`, `port`, `database`, `username`, `password` and `sslmode`; \
+                "Data nodes by name, each a map with any of `host`, `port`, `database`, `username`, `password`, `sslmode` and \
+                 `channel_binding`; \
                  keys left out take the access node's value. When not set, the data nodes are discovered from \
                  `timescaledb_information.data_nodes` on the access node. Sensitive, since an entry may hold a password.",
             )
@@ -63,14 +73,20 @@ pub const FANOUTS: &[&str] = &["auto", "distributed_exec", "direct"];
 
 /// Keys a `data_nodes` entry may set.
 pub const DATA_NODE_KEYS: &[&str] = &[
-    "host", "port", "database", "username", "password", "sslmode",
+    "host",
+    "port",
+    "database",
+    "username",
+    "password",
+    "sslmode",
+    "channel_binding",
 ];
 
 pub fn schema() -> Schema {
     Settings::schema(
         "Connects to the access node of a TimescaleDB multi-node cluster (or to any PostgreSQL node) and to its data nodes. \
          Settings left out fall back to libpq's environment variables (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, \
-         `PGPASSWORD`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGCONNECT_TIMEOUT`) and the password file (`PGPASSFILE` or `~/.pgpass`).",
+         `PGPASSWORD`, `PGSSLMODE`, `PGCHANNELBINDING`, `PGSSLROOTCERT`, `PGCONNECT_TIMEOUT`) and the password file (`PGPASSFILE` or `~/.pgpass`).",
     )
 }
 
@@ -129,6 +145,10 @@ impl ProviderConfig {
             .or_else(|| env("PGSSLMODE"))
             .unwrap_or_else(|| "prefer".into());
         let sslrootcert = f.sslrootcert.or_else(|| env("PGSSLROOTCERT"));
+        let binding_text = f
+            .channel_binding
+            .or_else(|| env("PGCHANNELBINDING"))
+            .unwrap_or_else(|| "prefer".into());
         let fanout = match f.fanout.as_deref() {
             Some("distributed_exec") => Fanout::DistributedExec,
             Some("direct") => Fanout::Direct,
@@ -141,6 +161,8 @@ impl ProviderConfig {
         if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && sslrootcert.is_none() {
             d.push_error(Some(AttrPath::attr(SSLROOTCERT)), "Missing sslrootcert", format!("sslmode {sslmode_text:?} verifies the node's certificate and needs `sslrootcert`."));
         }
+        let channel_binding =
+            parse_channel_binding(&binding_text, AttrPath::attr(CHANNEL_BINDING), &mut d);
         let clientcert = f.clientcert.map(|c| (c.cert, c.key));
         let password = password.or_else(|| password_from_passfile(&host, port, &database, &user));
         let access = ConnSpec {
@@ -152,8 +174,10 @@ impl ProviderConfig {
             sslmode,
             sslrootcert,
             clientcert,
+            channel_binding,
             connect_timeout: Duration::from_secs(timeout.max(1) as u64),
         };
+        check_binding_has_tls(&access, AttrPath::attr(CHANNEL_BINDING), &mut d);
         let data_nodes = data_node_specs(f.data_nodes.unwrap_or_default(), &access, &mut d);
         d.into_result()?;
         Ok(ProviderConfig {
@@ -199,6 +223,37 @@ fn connection_settings(
     (port, timeout, sslmode)
 }
 
+fn parse_channel_binding(text: &str, path: AttrPath, d: &mut Diagnostics) -> ChannelBinding {
+    ChannelBinding::parse(text).unwrap_or_else(|| {
+        d.push_error(
+            Some(path),
+            "Invalid channel_binding",
+            format!("{text:?} is not one of {}.", CHANNEL_BINDINGS.join(", ")),
+        );
+        ChannelBinding::Prefer
+    })
+}
+
+/// `channel_binding = "require"` binds to TLS, which `sslmode = "disable"`
+/// (or a Unix socket) never has: every login would fail.
+fn check_binding_has_tls(spec: &ConnSpec, path: AttrPath, d: &mut Diagnostics) {
+    if spec.channel_binding != ChannelBinding::Require {
+        return;
+    }
+    let why = if spec.host.starts_with('/') {
+        "the node is reached over a Unix socket, where PostgreSQL offers no TLS"
+    } else if spec.sslmode == SslMode::Disable {
+        "`sslmode` is `disable`"
+    } else {
+        return;
+    };
+    d.push_error(
+        Some(path),
+        "Channel binding without TLS",
+        format!("`channel_binding = \"require\"` needs a TLS connection to bind to, and {why}: no login could succeed. Use an `sslmode` other than `disable` and a TCP address."),
+    );
+}
+
 /// Each `data_nodes` entry as a connection: the access node's settings
 /// with the entry's own over them.
 fn data_node_specs(
@@ -241,6 +296,18 @@ fn data_node_specs(
                     format!("{m:?} is not one of {}.", SSL_MODES.join(", ")),
                 ),
             }
+        }
+        if let Some(b) = get("channel_binding") {
+            spec.channel_binding =
+                parse_channel_binding(&b, path.clone().key("channel_binding"), d);
+        }
+        if get("channel_binding").is_some() || get("sslmode").is_some() || get("host").is_some() {
+            let at = if get("channel_binding").is_some() {
+                path.clone().key("channel_binding")
+            } else {
+                path.clone()
+            };
+            check_binding_has_tls(&spec, at, d);
         }
         spec.password = match get("password") {
             Some(p) => Some(Secret::new(p)),

@@ -16,9 +16,12 @@ use crate::secret::Secret;
 use crate::sql;
 
 /// How statements reach data nodes, once decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
-    DistributedExec,
+    /// TimescaleDB's `distributed_exec`, in this schema.
+    DistributedExec {
+        schema: String,
+    },
     Direct,
 }
 
@@ -166,14 +169,27 @@ impl Provider {
     async fn discover(&self) -> Result<BTreeMap<String, ConnSpec>, NodeError> {
         let access = self.access();
         let mut s = access.session().await?;
-        let has_catalog: bool = s
+        let catalog = s
             .client()
-            .query_one(sql::HAS_DATA_NODE_CATALOG, &[])
+            .query_one(sql::DATA_NODE_CATALOG, &[])
             .await
-            .map_err(|e| access.pg_err("checking for TimescaleDB multi-node", &e))?
-            .get(0);
+            .map_err(|e| access.pg_err("checking for TimescaleDB multi-node", &e))?;
+        let (has_catalog, trusted): (bool, bool) = (catalog.get(0), catalog.get(1));
         if !has_catalog {
             return Ok(BTreeMap::new());
+        }
+        if !trusted {
+            let owner: Option<String> = catalog.get(2);
+            return Err(access.err(
+                ErrorKind::Rejected,
+                "listing TimescaleDB data nodes",
+                format!(
+                    "timescaledb_information.data_nodes is owned by role {:?}, which is neither a superuser nor TimescaleDB: \
+                     the provider will not send its credentials to the addresses it lists. List the data nodes in the \
+                     provider's `data_nodes` instead",
+                    owner.unwrap_or_default()
+                ),
+            ));
         }
         let rows = match s.client().query(sql::DATA_NODES, &[]).await {
             Ok(rows) => rows,
@@ -206,30 +222,54 @@ impl Provider {
     /// (once).
     pub async fn route(&self) -> Result<Route, NodeError> {
         let mut guard = self.route.lock().await;
-        if let Some(r) = *guard {
-            return Ok(r);
+        if let Some(r) = guard.as_ref() {
+            return Ok(r.clone());
         }
         let r = match self.config.fanout {
-            Fanout::DistributedExec => Route::DistributedExec,
             Fanout::Direct => Route::Direct,
-            Fanout::Auto => {
-                let access = self.access();
-                let mut s = access.session().await?;
-                let has: bool = s
-                    .client()
-                    .query_one(sql::HAS_DISTRIBUTED_EXEC, &[])
-                    .await
-                    .map_err(|e| access.pg_err("looking for distributed_exec", &e))?
-                    .get(0);
-                if has {
-                    Route::DistributedExec
-                } else {
-                    Route::Direct
+            fanout => match self.distributed_exec_schema().await? {
+                Some(schema) => Route::DistributedExec { schema },
+                None if fanout == Fanout::Auto => Route::Direct,
+                None => {
+                    return Err(self.access.err(
+                        ErrorKind::Rejected,
+                        "looking for distributed_exec",
+                        "`fanout` is `distributed_exec`, but the access node has no TimescaleDB `distributed_exec(text, name[], boolean)` \
+                         procedure (one of the extension's, or owned by a superuser) to call",
+                    ))
                 }
-            }
+            },
         };
-        *guard = Some(r);
+        *guard = Some(r.clone());
         Ok(r)
+    }
+
+    /// The schema of the `distributed_exec` the provider may call
+    /// ([`sql::DISTRIBUTED_EXEC_SCHEMAS`]): TimescaleDB's own when the
+    /// extension has one; another is taken only when it is the one there is.
+    async fn distributed_exec_schema(&self) -> Result<Option<String>, NodeError> {
+        let access = self.access();
+        let mut s = access.session().await?;
+        let rows = s
+            .client()
+            .query(sql::DISTRIBUTED_EXEC_SCHEMAS, &[])
+            .await
+            .map_err(|e| access.pg_err("looking for distributed_exec", &e))?;
+        let found: Vec<(String, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        match found.as_slice() {
+            [] => Ok(None),
+            [(schema, true), ..] | [(schema, false)] => Ok(Some(schema.clone())),
+            _ => Err(access.err(
+                ErrorKind::Rejected,
+                "looking for distributed_exec",
+                format!(
+                    "superusers made a `distributed_exec(text, name[], boolean)` procedure in more than one schema ({}) and none \
+                     belongs to the TimescaleDB extension; the provider will not guess which to call: set `fanout = \"direct\"` \
+                     or drop the extra ones",
+                    found.iter().map(|(s, _)| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
     }
 
     /// Runs `statement` on each of `nodes` (data node names) the way
@@ -262,17 +302,18 @@ impl Provider {
                 return FanOut::all_failed(nodes, &e);
             }
         };
-        if route == Route::Direct {
+        let Route::DistributedExec { schema } = route else {
             return FanOut {
                 outcomes: self.exec_direct(nodes, doing, &direct).await,
                 fell_back: None,
             };
-        }
+        };
         let access = self.access();
+        let call = sql::distributed_exec(&schema);
         let outcome = async {
             let mut s = access.session().await?;
             s.client()
-                .execute(sql::DISTRIBUTED_EXEC, &[&shared.expose(), &nodes])
+                .execute(&call, &[&shared.expose(), &nodes])
                 .await
                 .map(|_| ())
                 // The error is made of the server's message, detail and

@@ -736,7 +736,10 @@ mod tls_coupling {
          before them. The certificate guide explains the order.";
 
     async fn coupled(ctx: &Ctx) -> Result<bool, Diagnostics> {
-        Ok(ctx.provider.route().await? == Route::DistributedExec)
+        Ok(matches!(
+            ctx.provider.route().await?,
+            Route::DistributedExec { .. }
+        ))
     }
 
     /// Refuses to turn the access node's TLS on while a data node serves

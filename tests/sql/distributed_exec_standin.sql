@@ -29,31 +29,36 @@ CREATE VIEW timescaledb_information.data_nodes AS
     WHERE w.fdwname = 'timescaledb_fdw';
 GRANT USAGE ON SCHEMA timescaledb_information TO PUBLIC;
 GRANT SELECT ON timescaledb_information.data_nodes TO PUBLIC;
-CREATE TABLE standin_calls (id serial, kind text, node_list name[]);
-GRANT INSERT ON standin_calls TO PUBLIC;
+CREATE TABLE public.standin_calls (id serial, kind text, node_list name[]);
+GRANT INSERT ON public.standin_calls TO PUBLIC;
 GRANT USAGE ON SEQUENCE standin_calls_id_seq TO PUBLIC;
 
-CREATE FUNCTION standin_passfile() RETURNS text LANGUAGE sql IMMUTABLE
+CREATE FUNCTION public.standin_passfile() RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
     AS $f$ SELECT :'passfile'::text $f$;
+
+-- Every function here runs with search_path pinned to pg_catalog and names
+-- its own objects by schema, as TimescaleDB's C code is immune to what
+-- other roles create in public: the tests plant look-alikes there.
 
 -- Runs as its owner (a superuser, so dblink takes no password in the
 -- connection string) but connects as the user who called distributed_exec.
-CREATE FUNCTION standin_exec_on(node name, as_user name, query text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER AS $f$
+CREATE FUNCTION public.standin_exec_on(node name, as_user name, query text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
     conn text;
 BEGIN
     SELECT string_agg(o, ' ') INTO conn
     FROM timescaledb_information.data_nodes d, unnest(d.options) o
     WHERE d.node_name = node;
-    PERFORM dblink_exec(conn || ' user=' || standin_quote(as_user)
-                             || ' passfile=' || standin_quote(standin_passfile())
-                             || standin_ssl_options(as_user), query);
+    PERFORM public.dblink_exec(conn || ' user=' || public.standin_quote(as_user)
+                             || ' passfile=' || public.standin_quote(public.standin_passfile())
+                             || public.standin_ssl_options(as_user)
+                             || public.standin_session_options(), query);
 END
 $f$;
 
 -- libpq connection-string quoting: single quotes, \ and ' escaped by \
-CREATE FUNCTION standin_quote(v text) RETURNS text LANGUAGE sql IMMUTABLE
+CREATE FUNCTION public.standin_quote(v text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
     AS $q$ SELECT '''' || replace(replace(v, '\', '\\'), '''', '\''') || '''' $q$;
 
 -- As TimescaleDB does: while the access node has ssl on, every data-node
@@ -62,7 +67,7 @@ CREATE FUNCTION standin_quote(v text) RETURNS text LANGUAGE sql IMMUTABLE
 -- <data_directory>/timescaledb/certs), files named by the md5 of the user
 -- name. So a data node that serves no TLS cannot be reached while the access
 -- node's ssl is on.
-CREATE FUNCTION standin_ssl_options(as_user name) RETURNS text LANGUAGE plpgsql STABLE AS $s$
+CREATE FUNCTION public.standin_ssl_options(as_user name) RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $s$
 DECLARE
     data text := current_setting('data_directory');
     ca text := current_setting('ssl_ca_file');
@@ -79,17 +84,23 @@ BEGIN
         IF ca NOT LIKE '/%' THEN
             ca := data || '/' || ca;
         END IF;
-        opts := opts || ' sslrootcert=' || standin_quote(ca);
+        opts := opts || ' sslrootcert=' || public.standin_quote(ca);
     END IF;
-    RETURN opts || ' sslcert=' || standin_quote(dir || '/' || md5(as_user) || '.crt')
-                || ' sslkey=' || standin_quote(dir || '/' || md5(as_user) || '.key');
+    RETURN opts || ' sslcert=' || public.standin_quote(dir || '/' || md5(as_user) || '.crt')
+                || ' sslkey=' || public.standin_quote(dir || '/' || md5(as_user) || '.key');
 END
 $s$;
 
+-- As TimescaleDB configures its data-node sessions (SET search_path =
+-- pg_catalog, among others): what the statement names resolves in the
+-- catalog, never in a schema other roles may create in.
+CREATE FUNCTION public.standin_session_options() RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    AS $o$ SELECT ' options=''-csearch_path=pg_catalog''' $o$;
+
 -- Opens a dblink connection named for the node, as the given user, with
 -- the same options standin_exec_on uses.
-CREATE FUNCTION standin_connect(node name, as_user name) RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER AS $f$
+CREATE FUNCTION public.standin_connect(node name, as_user name) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
     conn text;
     link text := 'standin_' || node;
@@ -97,29 +108,30 @@ BEGIN
     SELECT string_agg(o, ' ') INTO conn
     FROM timescaledb_information.data_nodes d, unnest(d.options) o
     WHERE d.node_name = node;
-    IF link = ANY(coalesce(dblink_get_connections(), '{}')) THEN
-        PERFORM dblink_disconnect(link);
+    IF link = ANY(coalesce(public.dblink_get_connections(), '{}')) THEN
+        PERFORM public.dblink_disconnect(link);
     END IF;
-    PERFORM dblink_connect(link, conn || ' user=' || standin_quote(as_user)
-                                 || ' passfile=' || standin_quote(standin_passfile())
-                                 || standin_ssl_options(as_user));
+    PERFORM public.dblink_connect(link, conn || ' user=' || public.standin_quote(as_user)
+                                 || ' passfile=' || public.standin_quote(public.standin_passfile())
+                                 || public.standin_ssl_options(as_user)
+                                 || public.standin_session_options());
     RETURN link;
 END
 $f$;
 
 -- Runs a statement on a node connection and disconnects.
-CREATE FUNCTION standin_run(link text, statements text[]) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER AS $f$
+CREATE FUNCTION public.standin_run(link text, statements text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
     q text;
 BEGIN
     FOREACH q IN ARRAY statements LOOP
-        PERFORM dblink_exec(link, q);
+        PERFORM public.dblink_exec(link, q);
     END LOOP;
-    PERFORM dblink_disconnect(link);
+    PERFORM public.dblink_disconnect(link);
 EXCEPTION WHEN OTHERS THEN
-    IF link = ANY(coalesce(dblink_get_connections(), '{}')) THEN
-        PERFORM dblink_disconnect(link);
+    IF link = ANY(coalesce(public.dblink_get_connections(), '{}')) THEN
+        PERFORM public.dblink_disconnect(link);
     END IF;
     RAISE;
 END
@@ -130,8 +142,8 @@ $f$;
 -- only when every node prepared it; a failure on any node rolls back the
 -- nodes already prepared, so a failed call changes no data node. A call
 -- with transactional => false runs on each node on its own, in order.
-CREATE PROCEDURE distributed_exec(query text, node_list name[] DEFAULT NULL, transactional boolean DEFAULT true)
-LANGUAGE plpgsql AS $f$
+CREATE PROCEDURE public.distributed_exec(query text, node_list name[] DEFAULT NULL, transactional boolean DEFAULT true)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
     n name;
     known name[];
@@ -150,29 +162,29 @@ BEGIN
             RAISE EXCEPTION 'permission denied for foreign server %', n;
         END IF;
     END LOOP;
-    INSERT INTO standin_calls(kind, node_list)
+    INSERT INTO public.standin_calls(kind, node_list)
         VALUES (split_part(query, ' ', 1) || ' ' || split_part(query, ' ', 2), node_list);
     IF NOT transactional THEN
         FOREACH n IN ARRAY node_list LOOP
-            PERFORM standin_exec_on(n, current_user, query);
+            PERFORM public.standin_exec_on(n, current_user, query);
         END LOOP;
         RETURN;
     END IF;
     BEGIN
         FOREACH n IN ARRAY node_list LOOP
-            PERFORM standin_run(standin_connect(n, current_user),
+            PERFORM public.standin_run(public.standin_connect(n, current_user),
                                 ARRAY['BEGIN', query, 'PREPARE TRANSACTION ' || quote_literal(gid)]);
             prepared := prepared || n;
         END LOOP;
     EXCEPTION WHEN OTHERS THEN
         FOREACH n IN ARRAY prepared LOOP
-            PERFORM standin_run(standin_connect(n, current_user),
+            PERFORM public.standin_run(public.standin_connect(n, current_user),
                                 ARRAY['ROLLBACK PREPARED ' || quote_literal(gid)]);
         END LOOP;
         RAISE;
     END;
     FOREACH n IN ARRAY prepared LOOP
-        PERFORM standin_run(standin_connect(n, current_user),
+        PERFORM public.standin_run(public.standin_connect(n, current_user),
                             ARRAY['COMMIT PREPARED ' || quote_literal(gid)]);
     END LOOP;
 END
