@@ -9,6 +9,7 @@ mod examples;
 mod generate_config;
 mod harness;
 mod hba_rule;
+mod hostile_tenant;
 mod password_auth;
 mod protocol;
 mod real_cluster;
