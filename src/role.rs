@@ -29,6 +29,10 @@ pub struct RoleSpec {
     /// How the password is stored, whatever a node's
     /// `password_encryption` says.
     pub encryption: Encryption,
+    /// The configuration changed the password (its value, or the version
+    /// of a write-only one) since the last apply: where the stored password
+    /// cannot be read, it is set again rather than taken as in line.
+    pub rotate: bool,
 }
 
 /// The stored password as the provider could see it.
@@ -123,7 +127,8 @@ impl RoleSpec {
             out.push(VALID_UNTIL);
         }
         let password_ok = match (&self.password, &state.password) {
-            (_, StoredPassword::Unreadable) => true,
+            // Nothing to compare with: only a configured change is made.
+            (_, StoredPassword::Unreadable) => !self.rotate,
             (None, StoredPassword::Some(stored)) if !self.password_stamps.is_empty() => {
                 if password::kind(stored) == Some(Encryption::Md5) {
                     out.push(PASSWORD_MD5);
@@ -165,8 +170,10 @@ impl RoleSpec {
 
     /// The role options, with the password as a verifier of the spec's
     /// encryption. `checker` is told the verifier matches the password, so
-    /// that reading it back needs no second key derivation.
-    fn options(&self, with_password: bool, altering: bool, checker: &Checker) -> String {
+    /// that reading it back needs no second key derivation. `only`: just the
+    /// attributes named (an alteration), else all of them (a creation).
+    fn options(&self, only: Option<&[&str]>, checker: &Checker) -> String {
+        let wanted = |name: &str| only.is_none_or(|d| d.contains(&name));
         let flag = |on: bool, name: &str| {
             if on {
                 name.to_string()
@@ -174,22 +181,31 @@ impl RoleSpec {
                 format!("NO{name}")
             }
         };
-        let mut parts = vec![
-            flag(self.login, "LOGIN"),
-            flag(self.superuser, "SUPERUSER"),
-            flag(self.createdb, "CREATEDB"),
-            flag(self.createrole, "CREATEROLE"),
-            flag(self.inherit, "INHERIT"),
-            flag(self.replication, "REPLICATION"),
-            flag(self.bypassrls, "BYPASSRLS"),
-            format!("CONNECTION LIMIT {}", self.connection_limit),
+        let flags = [
+            (LOGIN, self.login, "LOGIN"),
+            (SUPERUSER, self.superuser, "SUPERUSER"),
+            (CREATEDB, self.createdb, "CREATEDB"),
+            (CREATEROLE, self.createrole, "CREATEROLE"),
+            (INHERIT, self.inherit, "INHERIT"),
+            (REPLICATION, self.replication, "REPLICATION"),
+            (BYPASSRLS, self.bypassrls, "BYPASSRLS"),
         ];
-        match (&self.valid_until, altering) {
-            (Some(v), _) => parts.push(format!("VALID UNTIL {}", literal(v))),
-            (None, true) => parts.push("VALID UNTIL 'infinity'".into()),
-            (None, false) => {}
+        let mut parts: Vec<String> = flags
+            .iter()
+            .filter(|(attr, _, _)| wanted(attr))
+            .map(|(_, on, keyword)| flag(*on, keyword))
+            .collect();
+        if wanted(CONNECTION_LIMIT) {
+            parts.push(format!("CONNECTION LIMIT {}", self.connection_limit));
         }
-        if with_password {
+        if wanted(VALID_UNTIL) {
+            match (&self.valid_until, only.is_some()) {
+                (Some(v), _) => parts.push(format!("VALID UNTIL {}", literal(v))),
+                (None, true) => parts.push("VALID UNTIL 'infinity'".into()),
+                (None, false) => {}
+            }
+        }
+        if only.is_none_or(Self::password_differs) {
             match &self.password {
                 Some(p) => {
                     let verifier = password::encrypt(p, &self.name, self.encryption);
@@ -207,17 +223,20 @@ impl RoleSpec {
         Secret::new(format!(
             "CREATE ROLE {} WITH {}",
             ident(&self.name),
-            self.options(true, false, checker)
+            self.options(None, checker)
         ))
     }
 
-    /// `ALTER ROLE` to this spec. The password is only sent when it
-    /// differs, as each verifier has a fresh salt.
+    /// `ALTER ROLE` of the attributes that differ, and only those: each
+    /// verifier has a fresh salt, so the password is only sent when it
+    /// differs; and PostgreSQL lets a role that is not a superuser alter
+    /// another only when no `SUPERUSER`, `REPLICATION` or `BYPASSRLS`
+    /// option is named, even one that keeps the attribute as it is.
     pub fn alter_sql(&self, differences: &[&str], checker: &Checker) -> Secret {
         Secret::new(format!(
             "ALTER ROLE {} WITH {}",
             ident(&self.name),
-            self.options(Self::password_differs(differences), true, checker)
+            self.options(Some(differences), checker)
         ))
     }
 
@@ -227,24 +246,46 @@ impl RoleSpec {
 }
 
 /// How a node's copy of the role compares with the spec, as the resource's
-/// `nodes` map shows it.
+/// `nodes` map shows it. Where the stored password cannot be read, the
+/// status says so ([`PASSWORD_UNCHECKED`]) rather than vouch for it.
 pub fn status(spec: &RoleSpec, state: Option<&RoleState>, checker: &Checker) -> String {
     match state {
         None => MISSING.into(),
         Some(s) => {
             let d = spec.differences(s, checker);
-            if d.is_empty() {
-                IN_SYNC.into()
-            } else {
-                format!("differs: {}", d.join(", "))
+            let unchecked = s.password == StoredPassword::Unreadable;
+            match (d.is_empty(), unchecked) {
+                (true, false) => IN_SYNC.into(),
+                (true, true) => in_line(false),
+                (false, false) => format!("differs: {}", d.join(", ")),
+                (false, true) => format!("differs: {}; {PASSWORD_UNCHECKED}", d.join(", ")),
             }
         }
     }
 }
 
+/// The status of a node whose copy is as specified: `in sync`, or where
+/// the provider may not read stored passwords (`readable` false), `in sync`
+/// with the note that the password was not checked.
+pub fn in_line(readable: bool) -> String {
+    if readable {
+        IN_SYNC.into()
+    } else {
+        format!("{IN_SYNC}; {PASSWORD_UNCHECKED}")
+    }
+}
+
+/// Whether a status says the node's copy is as specified.
+pub fn is_in_line(status: &str) -> bool {
+    status == IN_SYNC || status == in_line(false)
+}
+
 pub const IN_SYNC: &str = "in sync";
 pub const MISSING: &str = "missing";
 pub const UNREACHABLE: &str = "unreachable";
+/// Said of a node where the provider's role may not read stored passwords.
+pub const PASSWORD_UNCHECKED: &str =
+    "password unchecked: reading stored passwords takes SELECT on pg_authid (a superuser)";
 
 #[cfg(test)]
 mod tests {
@@ -252,6 +293,7 @@ mod tests {
 
     fn spec() -> RoleSpec {
         RoleSpec {
+            rotate: false,
             name: "Test \"Role\"".into(),
             login: true,
             superuser: false,
@@ -308,13 +350,22 @@ mod tests {
         assert!(sql.starts_with("CREATE ROLE \"Test \"\"Role\"\"\" WITH LOGIN NOSUPERUSER"));
         assert!(sql.contains("PASSWORD 'SCRAM-SHA-256$4096:"));
         assert!(!sql.contains("it's") && !sql.contains("it''s"));
+        // Only what differs: a role that is not a superuser may then alter
+        // roles, as long as SUPERUSER, REPLICATION and BYPASSRLS are unnamed.
         let alter = spec().alter_sql(&[SUPERUSER], &Checker::default());
-        assert!(!alter.expose().contains("PASSWORD"));
-        assert!(alter.expose().contains("VALID UNTIL 'infinity'"));
+        assert_eq!(
+            alter.expose(),
+            "ALTER ROLE \"Test \"\"Role\"\"\" WITH NOSUPERUSER"
+        );
+        let alter = spec().alter_sql(&[CONNECTION_LIMIT, VALID_UNTIL], &Checker::default());
+        assert_eq!(
+            alter.expose(),
+            "ALTER ROLE \"Test \"\"Role\"\"\" WITH CONNECTION LIMIT -1 VALID UNTIL 'infinity'"
+        );
         let mut s = spec();
         s.password = None;
         s.valid_until = Some("2030-01-01'; DROP ROLE x; --".into());
-        let alter = s.alter_sql(&[PASSWORD], &Checker::default());
+        let alter = s.alter_sql(&[VALID_UNTIL, PASSWORD], &Checker::default());
         assert!(alter
             .expose()
             .ends_with("VALID UNTIL '2030-01-01''; DROP ROLE x; --' PASSWORD NULL"));
@@ -352,6 +403,33 @@ mod tests {
         let mut none = spec();
         none.password = None;
         assert_eq!(none.differences(&state(), &Checker::default()), [PASSWORD]);
+    }
+
+    #[test]
+    fn a_password_that_cannot_be_read_is_set_when_the_configuration_changes_it() {
+        let mut s = state();
+        s.password = StoredPassword::Unreadable;
+        let c = Checker::default();
+        assert!(spec().differences(&s, &c).is_empty());
+        assert_eq!(status(&spec(), Some(&s), &c), in_line(false));
+        assert!(is_in_line(&status(&spec(), Some(&s), &c)));
+        assert!(status(&spec(), Some(&s), &c).contains("pg_authid"));
+        let mut rotating = spec();
+        rotating.rotate = true;
+        assert_eq!(rotating.differences(&s, &c), [PASSWORD]);
+        assert!(rotating
+            .alter_sql(&[PASSWORD], &c)
+            .expose()
+            .contains("PASSWORD 'SCRAM-SHA-256$"));
+        s.superuser = true;
+        assert_eq!(
+            status(&spec(), Some(&s), &c),
+            format!("differs: superuser; {PASSWORD_UNCHECKED}")
+        );
+        assert!(!is_in_line(&status(&spec(), Some(&s), &c)));
+        // Readable: the stored verifier decides, whatever `rotate` says.
+        assert!(rotating.differences(&state(), &c).is_empty());
+        assert_eq!(status(&rotating, Some(&state()), &c), IN_SYNC);
     }
 
     #[test]

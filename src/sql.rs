@@ -99,6 +99,9 @@ pub const ROLE_ONE_ROLES: &str = "SELECT rolname::text, rolsuper, rolinherit, ro
      rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil::text, extract(epoch from rolvaliduntil)::float8, \
      NULL::text, false FROM pg_roles WHERE rolname = $1";
 
+/// Whether the session may read stored passwords.
+pub const READS_PASSWORDS: &str = "SELECT has_table_privilege('pg_authid', 'SELECT')";
+
 /// `$1`: a time as the user wrote it. Epoch seconds (infinite for
 /// `infinity`); fails when it is not a time.
 pub const TIMESTAMP_EPOCH: &str = "SELECT extract(epoch from $1::text::timestamptz)::float8";

@@ -69,6 +69,8 @@ pub struct Snapshots {
     /// The names of the foreign servers (the provider never changes them).
     pub servers: Cached<std::collections::BTreeSet<String>>,
     pub session: Cached<super::SessionInfo>,
+    /// Whether the provider may read stored passwords (`pg_authid`).
+    pub reads_passwords: Cached<bool>,
     /// Whether the provider may run programs on the server, and where the
     /// data directory is.
     pub file_rights: Cached<super::files::Rights>,

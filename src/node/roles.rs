@@ -36,6 +36,25 @@ impl Node {
             .await
     }
 
+    /// Whether the provider's role may read stored passwords (`pg_authid`:
+    /// a superuser, or a role granted SELECT on it). Asked once per node.
+    pub async fn reads_passwords(&self) -> Result<bool, NodeError> {
+        let r = self
+            .read
+            .reads_passwords
+            .get(|| async {
+                let mut s = self.session().await?;
+                let row = s
+                    .client()
+                    .query_one(sql::READS_PASSWORDS, &[])
+                    .await
+                    .map_err(|e| self.pg_err("checking the right to read passwords", &e))?;
+                Ok(row.get::<_, bool>(0))
+            })
+            .await?;
+        Ok(*r)
+    }
+
     /// Runs the roles query, or its form for a session that may not read
     /// passwords when the first is refused.
     async fn query_roles(

@@ -16,7 +16,7 @@ use crate::model::Model as _;
 use crate::node::{ErrorKind, Node, NodeError};
 use crate::password::{self, Checker, Encryption};
 use crate::provider::{FanOut, ACCESS_NODE};
-use crate::role::{self, RoleSpec, RoleState, StoredPassword, IN_SYNC, MISSING, UNREACHABLE};
+use crate::role::{self, RoleSpec, RoleState, StoredPassword, MISSING, UNREACHABLE};
 use crate::schema::{optional, Attribute};
 use crate::secret::Secret;
 use crate::sql;
@@ -152,15 +152,15 @@ impl ModifyPlan for DistributedRole {
                 all.map_or(Value::Unknown, Value::list_of_strings),
             );
         }
-        // After apply every node has the role as configured.
-        let nodes = match planned.attr(DATA_NODES) {
-            Value::List(items) if planned.attr(DATA_NODES).is_wholly_known() => {
-                let mut m: BTreeMap<String, Value> =
-                    BTreeMap::from([(ACCESS_NODE.to_string(), Value::string(IN_SYNC))]);
-                for i in items.iter().filter_map(Value::as_str) {
-                    m.insert(i.to_string(), Value::string(IN_SYNC));
-                }
-                Value::Map(m)
+        // After apply every node has the role as configured (and says so,
+        // where the provider may not read the stored password).
+        let nodes = match (ctx, planned.attr(DATA_NODES)) {
+            (Some(ctx), Value::List(items))
+                if !creating && planned.attr(DATA_NODES).is_wholly_known() =>
+            {
+                let names =
+                    std::iter::once(ACCESS_NODE).chain(items.iter().filter_map(Value::as_str));
+                planned_statuses(ctx, names).await
             }
             _ => Value::Unknown,
         };
@@ -251,7 +251,8 @@ impl Resource for DistributedRole {
 
     async fn update(&self, ctx: &Ctx, prior: State<Model>, planned: Model) -> Applied<Model> {
         let before = prior.value;
-        let m = Role::from(planned);
+        let mut m = Role::from(planned);
+        m.rotate = Rotate::between(&before, &m);
         let removed: Vec<String> = before
             .data_nodes
             .iter()
@@ -297,6 +298,23 @@ impl Import for DistributedRole {
         let statuses = m.statuses(&reads, &ctx.provider.passwords);
         Ok(m.to_model(statuses))
     }
+}
+
+/// Each node's status after apply: in line, with the note where the stored
+/// password cannot be read; unknown when a node cannot tell now.
+async fn planned_statuses<'a>(ctx: &Ctx, names: impl Iterator<Item = &'a str>) -> Value {
+    let mut m = BTreeMap::new();
+    for n in names {
+        let readable = match ctx.provider.node(n).await {
+            Ok(node) => node.reads_passwords().await,
+            Err(e) => Err(e),
+        };
+        match readable {
+            Ok(r) => m.insert(n.to_string(), Value::string(role::in_line(r))),
+            Err(_) => return Value::Unknown,
+        };
+    }
+    Value::Map(m)
 }
 
 /// At plan time, before anything is made: a role of that name on the access
@@ -580,13 +598,19 @@ fn conclude(
     checker: &Checker,
 ) -> Result<State<Model>, ApplyError<Model>> {
     let Outcome { mut diags, failed } = outcome;
+    // What was sent is what is asked for now: a password that cannot be
+    // read back is no longer to be set.
+    let m = &Role {
+        rotate: Rotate::default(),
+        ..m.clone()
+    };
     let statuses = m.statuses(reads, checker);
     let state = State {
         value: m.to_model(statuses.clone()),
         private: m.stamps(reads, checker),
     };
     for (n, s) in &statuses {
-        if s != IN_SYNC && !failed.contains(n) {
+        if !role::is_in_line(s) && !failed.contains(n) {
             diags.push_error(
                 Some(AttrPath::attr(NODES).key(n)),
                 "Role not in line after apply",
@@ -606,7 +630,11 @@ fn conclude(
     // node (one down, or a distributed_exec call that failed as a whole):
     // recorded as made, with warnings, so that Terraform does not taint it
     // and drop the role everywhere at the next apply.
-    if creating && statuses.get(ACCESS_NODE).map(String::as_str) == Some(IN_SYNC) {
+    if creating
+        && statuses
+            .get(ACCESS_NODE)
+            .is_some_and(|s| role::is_in_line(s))
+    {
         let mut warnings = Diagnostics::new();
         for d in diags.0 {
             warnings.push_warning(d.path, d.summary, d.detail);
@@ -785,6 +813,7 @@ async fn drop_owned(m: &Role, present: &[Arc<Node>]) -> Result<(), Diagnostics> 
 struct Role {
     model: Model,
     stamps: Stamps,
+    rotate: Rotate,
 }
 
 impl From<Model> for Role {
@@ -792,6 +821,28 @@ impl From<Model> for Role {
         Role {
             model,
             stamps: Stamps::default(),
+            rotate: Rotate::default(),
+        }
+    }
+}
+
+/// Which passwords the configuration changed since the last apply (see
+/// [`RoleSpec::rotate`]): a node whose stored password the provider may
+/// not read gets those set again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Rotate {
+    access: bool,
+    data: bool,
+}
+
+impl Rotate {
+    fn between(before: &Model, after: &Model) -> Rotate {
+        let data = |m: &Model| m.data_node_password.clone().or(m.password.clone());
+        let both = before.password_wo_version != after.password_wo_version
+            || before.password_encryption != after.password_encryption;
+        Rotate {
+            access: both || before.password != after.password,
+            data: both || data(before) != data(after),
         }
     }
 }
@@ -912,6 +963,11 @@ impl Role {
                 Vec::new()
             },
             encryption: self.encryption(),
+            rotate: if access {
+                self.rotate.access
+            } else {
+                self.rotate.data
+            },
         }
     }
 
@@ -1013,6 +1069,7 @@ const DESCRIPTION: &str = "Manages a role on the access node and on every data n
 mod tests {
     use super::*;
 
+    use crate::role::IN_SYNC;
     use crate::schema::object;
 
     fn config(pairs: &[(&'static str, Value)]) -> Value {

@@ -18,3 +18,4 @@ mod reliability;
 mod safe_writes;
 mod secrets_in_state;
 mod soak;
+mod untrusted;

@@ -115,7 +115,7 @@ fn logs_in(c: &Cluster, node: &str, password: &str) -> bool {
 }
 
 /// `user` logs in to `node` with `password` over TCP.
-fn logs_in_as(c: &Cluster, node: &str, user: &str, password: &str) -> bool {
+pub(crate) fn logs_in_as(c: &Cluster, node: &str, user: &str, password: &str) -> bool {
     c.psql_conn(
         &format!(
             "host=127.0.0.1 port={} dbname=postgres user={user}",
