@@ -21,7 +21,7 @@ pub fn crypto() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Reads PEM certificates from PEM text or a file path.
 pub fn load_certs(pem_or_path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = pem_text(pem_or_path)?;
+    let pem = pem_text(pem_or_path, Shown::Path)?;
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_bytes()).collect();
     let certs = certs.map_err(|e| format!("invalid PEM certificate: {e}"))?;
     if certs.is_empty() {
@@ -30,18 +30,51 @@ pub fn load_certs(pem_or_path: &str) -> Result<Vec<CertificateDer<'static>>, Str
     Ok(certs)
 }
 
+/// Reads a private key from PEM text or a file path. No message ever
+/// holds the value: whatever its shape, it may be the key itself.
 pub fn load_key(pem_or_path: &str) -> Result<PrivateKeyDer<'static>, String> {
-    let pem = pem_text(pem_or_path)?;
+    let pem = pem_text(pem_or_path, Shown::Nothing)?;
     rustls_pemfile::private_key(&mut pem.as_bytes())
         .map_err(|e| format!("invalid PEM private key: {e}"))?
         .ok_or_else(|| "no PEM private key found".to_string())
 }
 
-fn pem_text(pem_or_path: &str) -> Result<String, String> {
-    if pem_or_path.trim_start().starts_with("-----BEGIN") {
-        Ok(pem_or_path.to_string())
-    } else {
-        std::fs::read_to_string(pem_or_path).map_err(|e| format!("cannot read {pem_or_path}: {e}"))
+/// What of a value a message may show.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// The value, when it is taken as a path (certificates: public).
+    Path,
+    /// Nothing of it (keys).
+    Nothing,
+}
+
+/// The PEM text a value holds, or the content of the file it names. A
+/// value is PEM text when a `-----BEGIN` line is anywhere in it (after a
+/// byte-order mark, or an openssl preamble such as `Bag Attributes`), and
+/// text too when it spans lines or is longer than any path: only a single
+/// short line is ever read as a path.
+fn pem_text(value: &str, shown: Shown) -> Result<String, String> {
+    const NOT_SHOWN: &str = "the value is not shown: it may be the key itself";
+    let value = value.trim_start_matches('\u{feff}');
+    if value.contains("-----BEGIN") {
+        return Ok(value.to_string());
+    }
+    let path_like =
+        !value.contains(['\n', '\r', '\0']) && value.len() <= 4096 && !value.trim().is_empty();
+    match (path_like, shown) {
+        (false, Shown::Path) => Err("neither PEM text (no `-----BEGIN` line) nor a file path".into()),
+        (false, Shown::Nothing) => Err(format!(
+            "neither PEM text (no `-----BEGIN` line) nor a file path ({NOT_SHOWN})"
+        )),
+        (true, Shown::Path) => {
+            std::fs::read_to_string(value).map_err(|e| format!("cannot read {value}: {e}"))
+        }
+        (true, Shown::Nothing) => std::fs::read_to_string(value).map_err(|e| {
+            format!(
+                "not PEM text (no `-----BEGIN` line), and no file of that name can be read ({}; {NOT_SHOWN})",
+                e.kind()
+            )
+        }),
     }
 }
 
@@ -273,5 +306,79 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_BODY: &str = "MC4CAQAwBQYDK2VwBCIEIOcyoJ3TzWv0bMrS8rt3pFVOeOs9v2aJCz3z1mW6HYkq";
+
+    /// A key in every shape a user may paste, broken or not: no error says
+    /// any part of it.
+    #[test]
+    fn no_message_shows_a_key_whatever_its_shape() {
+        let pem = format!("-----BEGIN PRIVATE KEY-----\n{KEY_BODY}\n-----END PRIVATE KEY-----\n");
+        let shapes = [
+            format!("Bag Attributes\n    localKeyID: 01 02\n{pem}"),
+            format!("\u{feff}{pem}"),
+            KEY_BODY.to_string(),
+            format!("{KEY_BODY}\n{KEY_BODY}"),
+            pem.replace("-----BEGIN PRIVATE KEY-----", "----BEGIN PRIVATE KEY----"),
+            pem.replace(KEY_BODY, &KEY_BODY[..40]),
+            format!("{pem}\0"),
+            KEY_BODY.repeat(100),
+            pem.replace('\n', "\r\n").replace("BEGIN", "BEGlN"),
+        ];
+        for (i, shape) in shapes.iter().enumerate() {
+            let msg = match load_key(shape) {
+                Ok(_) => continue,
+                Err(m) => m,
+            };
+            for part in [&KEY_BODY[..16], &KEY_BODY[20..36], "localKeyID"] {
+                assert!(!msg.contains(part), "shape {i}: {msg}");
+            }
+            let cfg = client_config(SslMode::Require, None, Some(("/nonexistent.crt", shape)));
+            if let Err(m) = cfg {
+                assert!(!m.contains(&KEY_BODY[..16]), "shape {i}: {m}");
+            }
+        }
+        // A preamble or a byte-order mark in front of a good key is read.
+        assert!(load_key(&shapes[0]).is_ok());
+        assert!(load_key(&shapes[1]).is_ok());
+        // A path that cannot be read says why, without the path.
+        let m = load_key("/nonexistent/client.key").unwrap_err();
+        assert!(m.contains("not found") && !m.contains("client.key"), "{m}");
+        // A certificate path is shown: certificates are public.
+        let m = load_certs("/nonexistent/client.crt").unwrap_err();
+        assert!(m.contains("/nonexistent/client.crt"), "{m}");
+    }
+
+    #[test]
+    fn the_end_point_hash_follows_the_signature_algorithm() {
+        use sha2::Digest;
+        let ca = crate::pki::new_ca(
+            crate::pki::distinguished_name([("common_name", "t")]).unwrap(),
+            "ecdsa_p384",
+            1,
+        )
+        .unwrap();
+        let der = rustls_pemfile::certs(&mut ca.cert_pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(end_point_hash(&der), sha2::Sha384::digest(&der).to_vec());
+        let ca = crate::pki::new_ca(
+            crate::pki::distinguished_name([("common_name", "t")]).unwrap(),
+            "ecdsa_p256",
+            1,
+        )
+        .unwrap();
+        let der = rustls_pemfile::certs(&mut ca.cert_pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(end_point_hash(&der), sha2::Sha256::digest(&der).to_vec());
     }
 }
