@@ -152,7 +152,7 @@ pub struct Replace<'a> {
     mode: Option<u32>,
     obsolete: Vec<String>,
     /// Where to keep the content replaced, and that content.
-    backup: Option<(String, &'a [u8])>,
+    backup: Option<String>,
 }
 
 impl<'a> Replace<'a> {
@@ -174,13 +174,13 @@ impl<'a> Replace<'a> {
         self
     }
 
-    /// Keeps the content being replaced, `previous`, in `path` (mode
+    /// Keeps the content being replaced in `path` (mode
     /// 0600): copied by the server into the staging directory and renamed
     /// into place with the new file (for a file directly in the data
     /// directory, copied straight to its place); without the right to run
-    /// programs, `previous` is written there in place first.
-    pub fn keeping_backup_in(mut self, path: String, previous: &'a [u8]) -> Self {
-        self.backup = Some((path, previous));
+    /// programs no copy is kept (see [`Replace::run`]).
+    pub fn keeping_backup_in(mut self, path: String) -> Self {
+        self.backup = Some(path);
         self
     }
 
@@ -197,9 +197,10 @@ impl<'a> Replace<'a> {
         rights: &Rights,
     ) -> Result<(), tokio_postgres::Error> {
         if !rights.programs {
-            if let Some((b, previous)) = &self.backup {
-                write(c, b, previous).await?;
-            }
+            // `lo_export` creates a file with mode 0644, and without the
+            // right to run programs nothing can narrow it: the previous
+            // content (pg_hba.conf may hold an LDAP bind password) is kept
+            // in memory for a restore, not on disk for everyone to read.
             return write(c, self.path, self.bytes).await;
         }
         load_blob(c, self.bytes).await?;
@@ -249,7 +250,7 @@ impl<'a> Replace<'a> {
         if !private_dir {
             script.push_str(&format!(" && mkdir -m 700 -- {}", sh_quote(&staging)));
         }
-        if let Some((b, _)) = &self.backup {
+        if let Some(b) = &self.backup {
             // Copied into the staging directory and renamed with the file;
             // in a private directory copied straight to its place.
             script.push_str(&format!(
@@ -269,7 +270,7 @@ impl<'a> Replace<'a> {
                 t = sh_quote(&tmp)
             )),
         }
-        if let (Some((b, _)), Some(k)) = (&self.backup, &kept) {
+        if let (Some(b), Some(k)) = (&self.backup, &kept) {
             script.push_str(&format!(" && mv -f -T -- {} {}", sh_quote(k), sh_quote(b)));
         }
         script.push_str(&format!(
@@ -425,8 +426,7 @@ mod tests {
         std::fs::set_permissions(&beside, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .unwrap();
         let backup = dir.path().join("backup");
-        let r =
-            Replace::new(t, b"new", None).keeping_backup_in(backup.to_str().unwrap().into(), b"");
+        let r = Replace::new(t, b"new", None).keeping_backup_in(backup.to_str().unwrap().into());
         let out = run_script(&r, private);
         assert!(
             out.status.success(),

@@ -24,6 +24,10 @@ use crate::hba::{Found, HbaFile, LockoutCheck, RuleKey};
 use crate::lines::index_preferring_managed;
 use crate::sql;
 
+/// Taken after a write, before the server checks the file.
+const SAVEPOINT: &str = "SAVEPOINT terraform_hba_check";
+const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT terraform_hba_check";
+
 /// Advisory lock key for pg_hba.conf edits ("tfhba" in ASCII).
 const HBA_LOCK_KEY: i64 = 0x0074_6668_6261;
 
@@ -163,24 +167,37 @@ impl Node {
         let new_text = after.render();
         let doing = format!("writing {path}");
         files::Replace::new(&path, new_text.as_bytes(), None)
-            .keeping_backup_in(format!("{path}.terraform-backup"), old_text.as_bytes())
+            .keeping_backup_in(format!("{path}.terraform-backup"))
             .run(tx, rights)
             .await
             .map_err(|e| self.pg_err(&doing, &e))?;
-        let problems = self.hba_problems(tx, &new_text).await;
+        // Whatever fails from here on, the previous content goes back: a
+        // failed statement aborts the transaction, so the checks run after
+        // a savepoint the restore rolls back to ([`Node::put_back`]).
+        let problems = match tx.batch_execute(SAVEPOINT).await {
+            Ok(()) => self.hba_problems(tx, &new_text).await,
+            Err(e) => vec![format!(
+                "could not validate the file: {}",
+                self.pg_err("validating", &e).message
+            )],
+        };
         if !problems.is_empty() {
-            self.restore(tx, &path, &old_text, rights, false).await?;
+            self.put_back(tx, &path, &old_text, rights, false).await?;
             return Err(self.err(
                 ErrorKind::Rejected,
                 format!("validating the new {path}"),
-                format!("PostgreSQL refused the new file, which was not put in force (the previous content is back): {}", problems.join("; ")),
+                format!("PostgreSQL refused the new file, or could not check it, and it was not put in force (the previous content is back): {}", problems.join("; ")),
             ));
         }
-        tx.query_one(sql::RELOAD, &[])
-            .await
-            .map_err(|e| self.pg_err("reloading the configuration", &e))?;
+        if let Err(e) = tx.query_one(sql::RELOAD, &[]).await {
+            let mut err = self.pg_err("reloading the configuration", &e);
+            self.put_back(tx, &path, &old_text, rights, false).await?;
+            err.message
+                .push_str("; the new file was not put in force (the previous content is back)");
+            return Err(err);
+        }
         if let Err(why) = self.prove_login(info.conf_load_time).await {
-            self.restore(tx, &path, &old_text, rights, true).await?;
+            self.put_back(tx, &path, &old_text, rights, true).await?;
             return Err(self.err(
                 ErrorKind::Lockout,
                 doing,
@@ -188,6 +205,46 @@ impl Node {
             ));
         }
         Ok(HbaSnapshot::new(path, after))
+    }
+
+    /// Puts the previous content back after a failed check or reload: in
+    /// the edit's own transaction, rolled back to the savepoint taken before
+    /// the checks; when that session cannot (it died, or the savepoint was
+    /// never taken), in a fresh session of its own. Only when neither can is
+    /// the failure returned, naming the backup.
+    async fn put_back(
+        &self,
+        tx: &Transaction<'_>,
+        path: &str,
+        old: &str,
+        rights: &files::Rights,
+        reload: bool,
+    ) -> Result<(), NodeError> {
+        let in_edit = match tx.batch_execute(ROLLBACK_TO_SAVEPOINT).await {
+            Ok(()) => self.restore(tx, path, old, rights, reload).await,
+            Err(e) => Err(self.pg_err(format!("restoring {path}"), &e)),
+        };
+        if in_edit.is_ok() {
+            return in_edit;
+        }
+        let fresh = async {
+            let mut client = self.spec.connect(&self.name).await?;
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| self.pg_err("starting a transaction", &e))?;
+            self.restore(&tx, path, old, rights, reload).await?;
+            let _ = tx.rollback().await;
+            Ok::<(), NodeError>(())
+        };
+        fresh.await.map_err(|mut e| {
+            if rights.programs {
+                e.message.push_str(&format!(
+                    "; a copy of the previous content is in {path}.terraform-backup"
+                ));
+            }
+            e
+        })
     }
 
     /// What the server finds wrong with the file on disk: its errors, or
@@ -235,13 +292,7 @@ impl Node {
     ) -> Result<(), NodeError> {
         files::replace(c, path, old.as_bytes(), None, rights)
             .await
-            .map_err(|e| {
-                let mut err = self.pg_err(format!("restoring {path}"), &e);
-                err.message.push_str(&format!(
-                    "; a copy of the previous content is in {path}.terraform-backup"
-                ));
-                err
-            })?;
+            .map_err(|e| self.pg_err(format!("restoring {path}"), &e))?;
         if reload {
             c.query_one(sql::RELOAD, &[])
                 .await

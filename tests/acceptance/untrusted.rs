@@ -142,3 +142,49 @@ fn a_password_the_provider_cannot_read_is_still_rotated() {
         ]);
     }
 }
+
+/// A `pg_hba.conf` the server could not check, or could not load, is never
+/// left on disk: when the check itself fails (the provider's role may not
+/// read `pg_hba_file_rules`) or the reload does (no right to
+/// `pg_reload_conf`), the previous content is back on disk, byte for byte.
+#[test]
+fn an_unverified_pg_hba_conf_is_never_left_on_disk() {
+    let c = Cluster::start(1);
+    c.psql("dn1", NON_SUPERUSER);
+    for (right, why) in [
+        ("SELECT ON pg_hba_file_rules", "pg_hba_file_rules"),
+        ("EXECUTE ON FUNCTION pg_reload_conf()", "pg_reload_conf"),
+    ] {
+        c.psql("dn1", &format!("REVOKE {right} FROM tfadmin"));
+        let before = c.read_hba("dn1");
+        let tf = Terraform::new();
+        tf.config(&format!(
+            "{}resource \"timescaledb_hba_rule\" \"r\" {{\n  node = \"dn1\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"app\"]\n  address = \"10.0.0.1\"\n  method = \"scram-sha-256\"\n}}\n",
+            c.provider_block()
+                .replace("username = \"postgres\"", "username = \"tfadmin\"")
+        ));
+        tf.init();
+        let run = tf.try_apply();
+        assert!(!run.ok, "{why}: the apply succeeded:\n{}", run.all());
+        assert_eq!(
+            c.read_hba("dn1"),
+            before,
+            "{why}: the new file was left on disk"
+        );
+        assert!(run.flat().contains(why), "{why}: {}", run.flat());
+        assert_eq!(c.hba_errors("dn1"), "");
+        c.psql("dn1", &format!("GRANT {right} TO tfadmin"));
+    }
+    // Without the right to run programs nothing could narrow the mode of a
+    // copy written by `lo_export` (0644): none is written.
+    use std::os::unix::fs::PermissionsExt;
+    let backup = c.hba_path("dn1").with_extension("conf.terraform-backup");
+    if let Ok(m) = std::fs::metadata(&backup) {
+        assert_eq!(
+            m.permissions().mode() & 0o077,
+            0,
+            "{} is readable by others",
+            backup.display()
+        );
+    }
+}
