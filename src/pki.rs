@@ -293,6 +293,15 @@ pub fn fingerprint(der: &[u8]) -> String {
 }
 
 /// Whether `cert_pem` was signed by the CA in `ca_pem`.
+/// Whether `s` is a SHA-256 fingerprint as [`fingerprint`] writes it (64
+/// lower-case hex digits): what a state holds is checked before it names
+/// anything on a node.
+pub fn is_fingerprint(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 pub fn issued_by(cert_pem: &str, ca_pem: &str) -> bool {
     let (Ok(der), Ok(ca_der)) = (first_der(cert_pem), first_der(ca_pem)) else {
         return false;

@@ -395,16 +395,45 @@ impl Node {
             .unwrap_or_else(|_| Err(format!("no TLS answer from {addr} within 5 seconds")))
     }
 
-    /// Removes installed files whose content is still `expected` (a file
-    /// replaced by hand is left alone), and, for a server certificate whose
-    /// settings still point at it, resets the `ssl` settings first.
+    /// Whether the certificate file at `paths` is the certificate with this
+    /// fingerprint (which must be one, as [`pki::is_fingerprint`] says).
+    pub async fn holds_cert(
+        &self,
+        paths: &CertPaths,
+        fingerprint: &str,
+    ) -> Result<bool, NodeError> {
+        if !pki::is_fingerprint(fingerprint) {
+            return Ok(false);
+        }
+        let installed = self.read_installed(paths).await?;
+        Ok(installed
+            .cert
+            .as_deref()
+            .and_then(|c| pki::inspect(c).ok())
+            .is_some_and(|i| i.fingerprint_sha256 == fingerprint))
+    }
+
+    /// Removes a certificate's files when the certificate file there is
+    /// still the one with `fingerprint` (the one the state records): a file
+    /// replaced since (by hand, or by the certificate that replaces this one
+    /// at the same path) is left alone, and so are the `ssl` settings. For
+    /// a server certificate whose settings point at its file, the settings
+    /// are reset first (`reset_ssl`). `paths` must come from the node
+    /// ([`Node::server_cert_paths`] and friends), never from a state.
     pub async fn uninstall_cert(
         &self,
         paths: &CertPaths,
-        expected_cert: &str,
+        fingerprint: &str,
         reset_ssl: bool,
     ) -> Result<(), NodeError> {
         let _guard = self.edit_lock.lock().await;
+        if !self.holds_cert(paths, fingerprint).await? {
+            log::info(
+                "certificate files left in place: they hold another certificate",
+                &[("node", &self.name), ("path", &paths.cert)],
+            );
+            return Ok(());
+        }
         if reset_ssl {
             let now = self.ssl_settings().await?;
             if now[1] == paths.cert {
@@ -421,14 +450,6 @@ impl Node {
         {
             // Still in force: removing the files would keep the server from
             // starting next time. They stay.
-            return Ok(());
-        }
-        let installed = self.read_installed(paths).await?;
-        let ours = installed
-            .cert
-            .as_deref()
-            .is_some_and(|c| c.starts_with(expected_cert.trim_end()));
-        if !ours {
             return Ok(());
         }
         let mut s = self.session().await?;

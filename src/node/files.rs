@@ -291,13 +291,15 @@ pub async fn make_dir<C: GenericClient>(c: &C, path: &str) -> Result<(), tokio_p
     run(c, &format!("mkdir -p -m 700 -- {}", sh_quote(path))).await
 }
 
-/// Removes a file if it exists, with whatever a killed write of it left
-/// behind. Needs the right to run programs.
+/// Removes a file if it exists (never a directory: a directory there is
+/// not the provider's file, and the removal fails), with whatever a killed
+/// write of it left behind (the staging directory the provider makes).
+/// Needs the right to run programs.
 pub async fn remove<C: GenericClient>(c: &C, path: &str) -> Result<(), tokio_postgres::Error> {
     run(
         c,
         &format!(
-            "rm -rf -- {} {} {}",
+            "rm -f -- {} && rm -rf -- {} {}",
             sh_quote(path),
             sh_quote(&format!("{path}{STAGING_SUFFIX}")),
             sh_quote(&format!("{path}{OLD_STAGING_SUFFIX}"))

@@ -197,7 +197,8 @@ impl Resource for CertificateAuthority {
         m.keep_key(ctx, &cert_pem, &key, &info).await?;
         if let Some(name) = from {
             let (node, paths) = key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
-            node.uninstall_cert(&paths, &cert_pem, false).await?;
+            node.uninstall_cert(&paths, &info.fingerprint_sha256, false)
+                .await?;
         }
         Ok(m.into())
     }
@@ -209,8 +210,7 @@ impl Resource for CertificateAuthority {
         ctx.check_cancelled()?;
         let fingerprint = prior.fingerprint.as_deref().unwrap_or_default();
         let (node, paths) = key_home(ctx, name, fingerprint, KEY_NODE).await?;
-        let cert = prior.cert_pem.as_deref().unwrap_or_default();
-        node.uninstall_cert(&paths, cert, false)
+        node.uninstall_cert(&paths, fingerprint, false)
             .await
             .map_err(Diagnostics::from)
     }
@@ -315,6 +315,17 @@ pub async fn key_home(
     fingerprint: &str,
     attr: &str,
 ) -> Result<(std::sync::Arc<Node>, crate::node::CertPaths), Diagnostics> {
+    // The fingerprint names the files: one that is not a fingerprint (a
+    // state edited by hand) names none.
+    if !crate::pki::is_fingerprint(fingerprint) {
+        return Err(Diagnostics::error(
+            "Not a certificate fingerprint",
+            format!(
+                "The state holds {fingerprint:?} as the CA's fingerprint, which is not 64 lower-case hex digits; the provider \
+                 will not derive a path on node {name:?} from it. Nothing was read or changed there."
+            ),
+        ));
+    }
     let node = ctx.node(name, attr).await?;
     let paths = node.ca_key_paths(fingerprint).await?;
     Ok((node, paths))

@@ -112,6 +112,10 @@ impl Field for Kind {
     }
 }
 const IN_SYNC: &str = "in sync";
+/// The state records other paths than where the node keeps the files (a
+/// `timescaledb.ssl_dir` changed, or a state edited): apply installs the
+/// certificate where the node looks and records that.
+const PATHS_MOVED: &str = "recorded paths are not where the node keeps the files";
 /// What `installed` says when the key on the node is not the
 /// certificate's: only a new key and certificate can repair that.
 const KEY_PROBLEMS: [&str; 2] = ["key file missing", "key file replaced"];
@@ -216,10 +220,18 @@ impl Resource for NodeCertificate {
     async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {
         let mut now = prior.value;
         let node = ctx.node(&now.node, NODE).await?;
-        let paths = now.paths();
+        // Where the node keeps the files, never where the state says.
+        let paths = now.paths_on(&node).await?;
         let installed = node.read_installed(&paths).await?;
         let fingerprint = now.fingerprint.clone().unwrap_or_default();
-        let status = check_installed(&node, &now, &fingerprint, &paths, &installed).await?;
+        let mut status = check_installed(&node, &now, &fingerprint, &paths, &installed).await?;
+        if !now.records(&paths) {
+            status = if status == IN_SYNC {
+                PATHS_MOVED.to_string()
+            } else {
+                format!("{status}, {PATHS_MOVED}")
+            };
+        }
         now.installed = Some(status);
         now.ready_for_renewal = Some(
             ready_for_renewal(now.not_after.as_deref(), now.early_renewal_days).unwrap_or(true),
@@ -242,7 +254,7 @@ impl Resource for NodeCertificate {
         let prior = prior.value;
         ctx.check_cancelled()?;
         let node = ctx.node(&planned.node, NODE).await?;
-        let installed = node.read_installed(&prior.paths()).await?;
+        let installed = node.read_installed(&prior.paths_on(&node).await?).await?;
         let cert = pki::inspect(prior.cert_pem.as_deref().unwrap_or_default())
             .map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
         let mut state = planned;
@@ -274,12 +286,20 @@ impl Resource for NodeCertificate {
     async fn delete(&self, ctx: &Ctx, prior: Model) -> Result<(), Diagnostics> {
         ctx.check_cancelled()?;
         let node = ctx.node(&prior.node, NODE).await?;
-        if prior.configures_ssl() && prior.node != ACCESS_NODE {
+        // The files of this certificate where the node keeps them, removed
+        // only while they hold the certificate the state records: a state
+        // can name no other path, and an empty or changed one removes
+        // nothing. A file that holds another certificate (the one replacing
+        // this) keeps the node's TLS as it is.
+        let paths = prior.paths_on(&node).await?;
+        let fingerprint = prior.fingerprint.as_deref().unwrap_or_default();
+        if prior.configures_ssl()
+            && prior.node != ACCESS_NODE
+            && node.holds_cert(&paths, fingerprint).await?
+        {
             tls_coupling::before_data_node_tls_goes(ctx, &prior.node).await?;
         }
-        let paths = prior.paths();
-        let cert = prior.cert_pem.as_deref().unwrap_or_default();
-        node.uninstall_cert(&paths, cert, prior.configures_ssl())
+        node.uninstall_cert(&paths, fingerprint, prior.configures_ssl())
             .await
             .map_err(Diagnostics::from)
     }
@@ -331,9 +351,18 @@ impl ModifyPlan for NodeCertificate {
         // The node's key gone or not the certificate's: it is kept nowhere
         // else, so apply makes a new key and certificate, in place (a
         // replacement would take the node's TLS away in between).
-        let installed = planned.attr(INSTALLED).as_str().unwrap_or_default();
+        let installed = planned
+            .attr(INSTALLED)
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if KEY_PROBLEMS.iter().any(|p| installed.contains(p)) {
             for a in [CERT_PEM, FINGERPRINT, PUBLIC_KEY_FINGERPRINT, NOT_AFTER] {
+                planned.set_attr(a, Value::Unknown);
+            }
+        }
+        if installed.contains(PATHS_MOVED) {
+            for a in [CERT_PATH, KEY_PATH, CA_PATH] {
                 planned.set_attr(a, Value::Unknown);
             }
         }
@@ -708,14 +737,11 @@ impl Model {
         }
     }
 
-    /// Where the state says the files are.
-    fn paths(&self) -> CertPaths {
-        CertPaths {
-            cert: self.cert_path.clone().unwrap_or_default(),
-            key: self.key_path.clone().unwrap_or_default(),
-            ca: self.ca_path.clone(),
-            dir: None,
-        }
+    /// Whether the state records the files where `paths` (the node's) are.
+    fn records(&self, paths: &CertPaths) -> bool {
+        self.cert_path.as_deref() == Some(paths.cert.as_str())
+            && self.key_path.as_deref() == Some(paths.key.as_str())
+            && self.ca_path == paths.ca
     }
 }
 
@@ -742,52 +768,76 @@ mod tls_coupling {
         ))
     }
 
+    /// Whether `node` serves TLS now: seen in a handshake, or where none
+    /// can be tried (a Unix socket, a probe that fails) from its `ssl`
+    /// setting. `None` when neither tells.
+    async fn serves_tls(node: &Node) -> Option<bool> {
+        match node.served_fingerprint().await {
+            Ok(served) => Some(served.is_some()),
+            Err(_) => match node.setting("ssl").await {
+                Ok(Some(v)) => Some(v == "on"),
+                _ => None,
+            },
+        }
+    }
+
     /// Refuses to turn the access node's TLS on while a data node serves
-    /// none; nothing is installed then.
+    /// none, or while it cannot be told whether one does; nothing is
+    /// installed then.
     pub async fn before_access_node_tls_comes(ctx: &Ctx) -> Result<(), Diagnostics> {
         if !coupled(ctx).await? {
             return Ok(());
         }
         let nodes = ctx.provider.data_nodes().await?;
-        let mut plain = Vec::new();
+        let (mut plain, mut unknown) = (Vec::new(), Vec::new());
         for (name, node) in nodes.iter() {
-            if let Ok(None) = node.served_fingerprint().await {
-                plain.push(format!("{name:?}"));
+            match serves_tls(node).await {
+                Some(true) => {}
+                Some(false) => plain.push(format!("{name:?}")),
+                None => unknown.push(format!("{name:?}")),
             }
         }
-        if plain.is_empty() {
+        if plain.is_empty() && unknown.is_empty() {
             return Ok(());
+        }
+        let mut why = Vec::new();
+        if !plain.is_empty() {
+            why.push(format!("data node(s) {} serve no TLS", plain.join(", ")));
+        }
+        if !unknown.is_empty() {
+            why.push(format!(
+                "whether data node(s) {} serve TLS cannot be told (no TLS handshake and no `ssl` setting could be read)",
+                unknown.join(", ")
+            ));
         }
         Err(Diagnostics::attr_error(
             AttrPath::attr(NODE),
             "Data nodes serve no TLS yet",
             format!(
-                "Turning ssl on at the access node now would cut it off from data node(s) {}: while its ssl is on, TimescaleDB \
-                 reaches data nodes over TLS only. Nothing was installed. {ORDER_HINT}",
-                plain.join(", ")
+                "Turning ssl on at the access node now could cut it off from its data nodes: {}, and while its ssl is on, \
+                 TimescaleDB reaches data nodes over TLS only. Nothing was installed. {ORDER_HINT}",
+                why.join("; ")
             ),
         ))
     }
 
     /// Refuses to take a data node's TLS away while the access node serves
-    /// TLS; nothing is removed then.
+    /// TLS, or while it cannot be told whether it does; nothing is removed
+    /// then.
     pub async fn before_data_node_tls_goes(ctx: &Ctx, data_node: &str) -> Result<(), Diagnostics> {
         if !coupled(ctx).await? {
             return Ok(());
         }
-        // Only a node seen to serve TLS counts (a Unix socket cannot be
-        // probed, and then nothing is refused).
-        if !matches!(
-            ctx.provider.access().served_fingerprint().await,
-            Ok(Some(_))
-        ) {
-            return Ok(());
-        }
+        let why = match serves_tls(&ctx.provider.access()).await {
+            Some(false) => return Ok(()),
+            Some(true) => "The access node has ssl on",
+            None => "Whether the access node has ssl on cannot be told (no TLS handshake and no `ssl` setting could be read)",
+        };
         Err(Diagnostics::attr_error(
             AttrPath::attr(NODE),
             "The access node still requires TLS to its data nodes",
             format!(
-                "The access node has ssl on, so TimescaleDB reaches data node {data_node:?} over TLS only; removing its server \
+                "{why}, and while it has, TimescaleDB reaches data node {data_node:?} over TLS only; removing its server \
                  certificate now would cut the access node off from it. Nothing was removed. Destroy the access node's server \
                  certificate first. {ORDER_HINT}"
             ),

@@ -188,3 +188,166 @@ fn an_unverified_pg_hba_conf_is_never_left_on_disk() {
         );
     }
 }
+
+fn server_cert(node: &str, validity: u32, lifecycle: &str) -> String {
+    format!(
+        r#"resource "timescaledb_certificate_authority" "ca" {{
+  subject  = {{ common_name = "Test CA" }}
+  key_node = "access"
+}}
+
+resource "timescaledb_node_certificate" "server" {{
+  kind          = "server"
+  node          = "{node}"
+  common_name   = "127.0.0.1"
+  ip_addresses  = ["127.0.0.1"]
+  validity_days = {validity}
+  ca_cert_pem   = timescaledb_certificate_authority.ca.cert_pem
+  ca_key_node   = timescaledb_certificate_authority.ca.key_node
+{lifecycle}}}
+"#
+    )
+}
+
+/// Replacing a server certificate with the new one made first: the old
+/// one's destroy finds the new certificate in the file it wrote and leaves
+/// the node's TLS alone.
+#[test]
+fn a_replaced_server_certificate_leaves_tls_on() {
+    let c = Cluster::start(1);
+    let cbd = "  lifecycle {\n    create_before_destroy = true\n  }\n";
+    let tf = Terraform::new();
+    tf.config(&format!(
+        "{}{}",
+        c.provider_block(),
+        server_cert("dn1", 30, cbd)
+    ));
+    tf.init();
+    tf.apply();
+    assert_eq!(c.psql("dn1", "SHOW ssl"), "on");
+    tf.config(&format!(
+        "{}{}",
+        c.provider_block(),
+        server_cert("dn1", 31, cbd)
+    ));
+    let (changes, plan) = tf.plan();
+    assert!(
+        changes && plan.stdout.contains("create replacement and then destroy"),
+        "{}",
+        plan.stdout
+    );
+    tf.apply();
+    assert_eq!(
+        c.psql("dn1", "SHOW ssl"),
+        "on",
+        "the old certificate's destroy turned TLS off"
+    );
+    assert_eq!(
+        c.psql(
+            "dn1",
+            "SELECT setting FROM pg_file_settings WHERE name = 'ssl' ORDER BY seqno DESC LIMIT 1"
+        ),
+        "on"
+    );
+    assert!(c.data_dir("dn1").join("server.key").exists());
+    tf.assert_no_changes();
+    tf.destroy();
+    assert_eq!(c.psql("dn1", "SHOW ssl"), "off");
+}
+
+/// A state edited by hand names no path a destroy removes: the files are
+/// found where the node keeps them and removed only while they hold the
+/// certificate the state records.
+#[test]
+fn a_tampered_state_cannot_make_destroy_remove_other_files() {
+    let c = Cluster::start(1);
+    let tf = Terraform::new();
+    tf.config(&format!(
+        "{}{}",
+        c.provider_block(),
+        server_cert("dn1", 30, "")
+    ));
+    tf.init();
+    tf.apply();
+    let victim = tempfile::tempdir().expect("temp dir");
+    for f in ["a.crt", "a.key", "a.ca"] {
+        std::fs::write(victim.path().join(f), "keep me").unwrap();
+    }
+    // Files the server's OS user could remove, were it told to.
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "postgres:"])
+        .arg(victim.path())
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    let state_path = tf.work().join("terraform.tfstate");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    for r in state["resources"].as_array_mut().unwrap() {
+        let ty = r["type"].as_str().unwrap_or_default().to_string();
+        let a = &mut r["instances"][0]["attributes"];
+        match Some(ty.as_str()) {
+            Some("timescaledb_node_certificate") => {
+                a["cert_path"] = victim.path().join("a.crt").display().to_string().into();
+                a["key_path"] = victim.path().join("a.key").display().to_string().into();
+                a["ca_path"] = victim.path().join("a.ca").display().to_string().into();
+                a["cert_pem"] = "".into();
+                a["fingerprint_sha256"] = "".into();
+            }
+            Some("timescaledb_certificate_authority") => {
+                a["fingerprint_sha256"] =
+                    format!("../../../../../../..{}/a", victim.path().display()).into();
+            }
+            _ => {}
+        }
+    }
+    std::fs::write(&state_path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    let run = tf.run(&["destroy", "-input=false", "-auto-approve", "-no-color"]);
+    for f in ["a.crt", "a.key", "a.ca"] {
+        assert_eq!(
+            std::fs::read_to_string(victim.path().join(f)).unwrap_or_default(),
+            "keep me",
+            "{f} was touched:\n{}",
+            run.all()
+        );
+    }
+    // The node's own files hold a certificate the state no longer names:
+    // they stay, and so does TLS.
+    assert!(c.data_dir("dn1").join("server.crt").exists());
+    assert_eq!(c.psql("dn1", "SHOW ssl"), "on");
+    assert!(
+        run.flat().contains("Not a certificate fingerprint"),
+        "{}",
+        run.flat()
+    );
+}
+
+/// The TLS coupling of a TimescaleDB access node fails closed: a data node
+/// whose TLS cannot be probed (reached over a Unix socket) and whose `ssl`
+/// is off keeps the access node's ssl off.
+#[test]
+fn the_tls_coupling_guard_fails_closed() {
+    let c = Cluster::start(1);
+    c.install_distributed_exec_standin();
+    let socket_dir = c.data_dir("dn1").parent().unwrap().join("sock-dn1");
+    let provider = c.provider_block().replace(
+        &format!("dn1 = {{ port = {} }}", c.port("dn1")),
+        &format!(
+            "dn1 = {{ host = \"{}\", port = {} }}",
+            socket_dir.display(),
+            c.port("dn1")
+        ),
+    );
+    assert_ne!(provider, c.provider_block());
+    let tf = Terraform::new();
+    tf.config(&format!("{provider}{}", server_cert("access", 30, "")));
+    tf.init();
+    let run = tf.try_apply();
+    assert!(!run.ok, "{}", run.all());
+    assert!(
+        run.flat().contains("Data nodes serve no TLS yet"),
+        "{}",
+        run.flat()
+    );
+    assert_eq!(c.psql("access", "SHOW ssl"), "off");
+}
