@@ -4,6 +4,7 @@
 // Test code: a failed expectation is a panic with the reason.
 #![allow(clippy::unwrap_used)]
 mod certificates;
+mod channel_binding;
 mod differential;
 mod examples;
 mod generate_config;
