@@ -48,7 +48,7 @@ pub fn check_address(addr: &str, netmask: Option<&str>) -> Result<String, (Addre
     };
     let ip: IpAddr = match ip_text.parse() {
         Ok(ip) => ip,
-        Err(_) if prefix.is_none() && is_hostname(addr) => return Ok(addr.to_ascii_lowercase()),
+        Err(_) if prefix.is_none() && is_hostname(addr) => return Ok(canonical_hostname(addr)),
         Err(_) => {
             return Err((
                 Address,
@@ -71,6 +71,19 @@ pub fn check_address(addr: &str, netmask: Option<&str>) -> Result<String, (Addre
         ));
     }
     Ok(format!("{ip}/{prefix}"))
+}
+
+/// Host names compare without case in PostgreSQL, so they are written in
+/// lower case; but its keywords are matched with case, and `ALL` or
+/// `SameNet` is a host name to the server: such a name is written in upper
+/// case, never as the keyword it would become in lower case.
+fn canonical_hostname(addr: &str) -> String {
+    let lower = addr.to_ascii_lowercase();
+    if matches!(lower.as_str(), "all" | "samehost" | "samenet") {
+        addr.to_ascii_uppercase()
+    } else {
+        lower
+    }
 }
 
 fn is_hostname(s: &str) -> bool {
@@ -150,6 +163,11 @@ mod tests {
             ".example.com"
         );
         assert_eq!(normalize_address("samenet", None).unwrap(), "samenet");
+        // Keywords have case; the server reads these as host names.
+        assert_eq!(normalize_address("ALL", None).unwrap(), "ALL");
+        assert_eq!(normalize_address("SameNet", None).unwrap(), "SAMENET");
+        assert_eq!(normalize_address("samehoST", None).unwrap(), "SAMEHOST");
+        assert_eq!(normalize_address("Db.Example", None).unwrap(), "db.example");
     }
 
     #[test]

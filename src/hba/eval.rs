@@ -164,8 +164,18 @@ fn refuses(rule: &Rule, creds: Credentials, client: &ClientInfo) -> Option<Strin
     let needs_cert = rule.method == "cert" || rule.options.contains_key("clientcert");
     match rule.method.as_str() {
         "reject" => Some("its method is `reject`".into()),
-        "scram-sha-256" | "md5" | "password" if !creds.password => Some(format!(
-            "its method `{}` asks for a password and the provider has none configured",
+        // LDAP, PAM, RADIUS and BSD authentication ask the client for a
+        // password in clear too.
+        "scram-sha-256" | "md5" | "password" | "ldap" | "pam" | "radius" | "bsd"
+            if !creds.password =>
+        {
+            Some(format!(
+                "its method `{}` asks for a password and the provider has none configured",
+                rule.method
+            ))
+        }
+        "gss" | "sspi" => Some(format!(
+            "the provider cannot authenticate with method `{}`",
             rule.method
         )),
         _ if needs_cert && !creds.client_cert => {
@@ -388,6 +398,28 @@ mod tests {
                 false,
             ),
             ("host all all all ident", &tcp, creds(true, true), true),
+            // Methods that ask the client for a password in clear.
+            (
+                "host all all all ldap ldapserver=l",
+                &tcp,
+                creds(false, true),
+                true,
+            ),
+            (
+                "host all all all ldap ldapserver=l",
+                &tcp,
+                creds(true, false),
+                false,
+            ),
+            ("host all all all pam", &tcp, creds(false, false), true),
+            (
+                "host all all all radius radiusservers=r radiussecrets=s",
+                &tcp,
+                creds(false, false),
+                true,
+            ),
+            ("host all all all bsd", &tcp, creds(false, false), true),
+            ("host all all all gss", &tcp, creds(true, true), true),
             ("local all all peer", &local, creds(false, false), false),
             ("local all all ident", &local, creds(false, false), false),
         ];

@@ -23,11 +23,11 @@ crate::model! {
         ADDRESS => address: Option<String> = optional("Client address for every type but `local`: a CIDR range (`192.0.2.0/24`, `2001:db8::/32`), a single IP address (taken as `/32` or `/128`), a host name, or `all`, `samehost`, `samenet`. An address with bits set outside its mask is refused.").force_new(),
         NETMASK => netmask: Option<String> = optional("Netmask for an IP `address` written without a prefix (`255.255.255.0`); it is turned into the CIDR form.").force_new(),
         METHOD => method: String = required("Authentication method.").one_of(METHODS),
-        OPTIONS => options: Option<BTreeMap<String, String>> = optional("Authentication options, e.g. `{ clientcert = \"verify-full\" }`. Options are checked against the method; `clientcert=1`, which PostgreSQL 14 and later refuse, is rejected at plan time."),
+        OPTIONS => options: Option<BTreeMap<String, String>> = optional("Authentication options, e.g. `{ clientcert = \"verify-full\" }`. Options are checked against the method; `clientcert=1`, which PostgreSQL 14 and later refuse, is rejected at plan time. Sensitive, since `ldapbindpasswd` and `radiussecrets` are secrets.").sensitive(),
         POSITION => position: i64 = optional("Order among the managed rules of the node; lower comes first, and the first matching rule wins.").default(Value::int(DEFAULT_POSITION)),
         COMMENT => comment: Option<String> = optional("Comment written at the end of the line."),
         ID => id: Option<String> = computed("The node name followed by the rule's match fields (type, databases, users, address), which is also the import ID.").stable(),
-        LINE => line: Option<String> = computed("The line as it stands in `pg_hba.conf`."),
+        LINE => line: Option<String> = computed("The line as it stands in `pg_hba.conf`, with the values of `ldapbindpasswd` and `radiussecrets` shown as `(sensitive)`."),
     }
 }
 
@@ -419,9 +419,28 @@ impl Model {
     /// The model with the computed attributes of `rule`, found as `line`.
     fn located(mut self, rule: &Rule, line: &str) -> Model {
         self.id = Some(self.id(rule));
-        self.line = Some(line.to_string());
+        self.line = Some(shown_line(rule, line));
         self
     }
+}
+
+/// Options whose values are secrets (a bind password, RADIUS shared
+/// secrets): never shown in `line`.
+const SECRET_OPTIONS: &[&str] = &["ldapbindpasswd", "radiussecrets"];
+
+/// `line` as the state shows it: as in the file, or, when the rule holds a
+/// secret option, rendered with that option's value hidden.
+fn shown_line(rule: &Rule, line: &str) -> String {
+    if !SECRET_OPTIONS.iter().any(|k| rule.options.contains_key(*k)) {
+        return line.to_string();
+    }
+    let mut shown = rule.clone();
+    for k in SECRET_OPTIONS {
+        if let Some(v) = shown.options.get_mut(*k) {
+            *v = "(sensitive)".into();
+        }
+    }
+    shown.render()
 }
 
 #[cfg(test)]
@@ -429,6 +448,23 @@ mod tests {
     use super::*;
 
     use crate::schema::object;
+
+    #[test]
+    fn secret_options_are_never_shown_in_the_line() {
+        let line = "host all all 10.0.0.0/8 ldap ldapserver=ldap.example ldapbinddn=cn=x ldapbindpasswd=\"hunter 2\"";
+        let rule = crate::hba::HbaFile::parse(line).rules()[0].rule.clone();
+        let shown = shown_line(&rule, line);
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(
+            shown.contains("ldapbindpasswd") && shown.contains("ldapserver=ldap.example"),
+            "{shown}"
+        );
+        let plain = "host all all 10.0.0.0/8 scram-sha-256";
+        assert_eq!(
+            shown_line(&crate::hba::HbaFile::parse(plain).rules()[0].rule, plain),
+            plain
+        );
+    }
 
     fn config(pairs: &[(&'static str, Value)]) -> Value {
         let mut v = object(Model::attributes().iter().map(|a| (a.name, Value::Null)));
