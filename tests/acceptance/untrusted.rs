@@ -351,3 +351,85 @@ fn the_tls_coupling_guard_fails_closed() {
     );
     assert_eq!(c.psql("access", "SHOW ssl"), "off");
 }
+
+/// A database owner may attach settings to every session in their
+/// database (`ALTER DATABASE ... SET`): a `SET ROLE` to themselves and a
+/// search path of their own change nothing of what the provider does
+/// there, and the file paths the provider takes from settings are ones
+/// the server lets no database owner set.
+#[test]
+fn a_database_owner_cannot_steer_the_provider() {
+    let c = Cluster::start(1);
+    for node in ["access", "dn1"] {
+        c.psql(node, "CREATE ROLE dbo LOGIN");
+        c.psql(node, "CREATE DATABASE tdb OWNER dbo");
+        for setting in ["role = 'dbo'", "search_path = public"] {
+            let out = c.psql_conn(
+                &format!("host=127.0.0.1 port={} dbname=tdb user=dbo", c.port(node)),
+                &format!("ALTER DATABASE tdb SET {setting}"),
+                &[],
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        for path in ["timescaledb.passfile", "timescaledb.ssl_dir"] {
+            let out = c.psql_conn(
+                &format!("host=127.0.0.1 port={} dbname=tdb user=dbo", c.port(node)),
+                &format!("ALTER DATABASE tdb SET {path} = '/tmp/elsewhere'"),
+                &[],
+            );
+            assert!(!out.status.success(), "a database owner set {path}");
+        }
+    }
+    let tf = Terraform::new();
+    tf.config(&format!(
+        "{}resource \"timescaledb_distributed_role\" \"app\" {{\n  name = \"app\"\n  login = true\n}}\n",
+        c.provider_block()
+            .replace("username = \"postgres\"", "username = \"postgres\"\n  database = \"tdb\"")
+    ));
+    tf.init();
+    tf.apply();
+    for node in ["access", "dn1"] {
+        assert_eq!(
+            c.psql(node, "SELECT count(*) FROM pg_roles WHERE rolname = 'app'"),
+            "1",
+            "{node}"
+        );
+    }
+    tf.assert_no_changes();
+    tf.destroy();
+}
+
+/// `+group` in pg_hba.conf counts membership only, never being a superuser:
+/// a `+group` reject rule leaves the provider, a superuser outside the
+/// group, its way in (and the change is made), and is refused at plan time
+/// once the provider is a member.
+#[test]
+fn a_group_rule_counts_the_provider_only_as_a_member() {
+    let c = Cluster::start(1);
+    c.psql("dn1", "CREATE ROLE admins");
+    let config = format!(
+        "{}resource \"timescaledb_hba_rule\" \"admins\" {{\n  node = \"dn1\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"+admins\"]\n  address = \"127.0.0.1/32\"\n  method = \"reject\"\n}}\n",
+        c.provider_block()
+    );
+    let tf = Terraform::new();
+    tf.config(&config);
+    tf.init();
+    tf.apply();
+    assert!(c
+        .read_hba("dn1")
+        .contains("host all +admins 127.0.0.1/32 reject"));
+    tf.destroy();
+    c.psql("dn1", "GRANT admins TO postgres");
+    let before = c.read_hba("dn1");
+    let run = tf.run(&["plan", "-input=false", "-no-color"]);
+    assert!(
+        !run.ok && run.flat().contains("lock the provider out"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(c.read_hba("dn1"), before);
+}
