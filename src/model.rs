@@ -20,6 +20,12 @@
 //! elsewhere), the field, and the schema
 //! attribute (mode, description and flags; the Terraform type comes from
 //! the field's Rust type through [`Field`]).
+//!
+//! `struct Grant plan GrantPlan { ... }` also declares the model as a plan
+//! or a configuration holds it ([`PlanModel`]): every field a [`Planned`]
+//! value, known, unknown or null, as Terraform's values are while a plan is
+//! made. Plan hooks read and set those fields; only the fields they change
+//! are written back to the plan.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,6 +66,150 @@ pub trait Model: Sized + Default {
             }
         }
         schema
+    }
+}
+
+/// A value as a plan or a configuration holds it: null, not known until
+/// apply (wholly or in part), or known.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Planned<T> {
+    #[default]
+    Null,
+    Unknown,
+    Known(T),
+}
+
+impl<T> Planned<T> {
+    /// The value, when it is known.
+    pub fn known(&self) -> Option<&T> {
+        match self {
+            Planned::Known(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, Planned::Unknown)
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Planned::Null)
+    }
+
+    /// Known, with this value.
+    pub fn set(&mut self, v: T) {
+        *self = Planned::Known(v);
+    }
+
+    /// A known value mapped; null and unknown stay as they are.
+    pub fn map<U>(&self, f: impl FnOnce(&T) -> U) -> Planned<U> {
+        match self {
+            Planned::Null => Planned::Null,
+            Planned::Unknown => Planned::Unknown,
+            Planned::Known(v) => Planned::Known(f(v)),
+        }
+    }
+}
+
+impl<T> Planned<Option<T>> {
+    /// The value of an optional attribute, when it is known and set.
+    pub fn get(&self) -> Option<&T> {
+        self.known().and_then(Option::as_ref)
+    }
+}
+
+impl Planned<String> {
+    pub fn as_str(&self) -> Option<&str> {
+        self.known().map(String::as_str)
+    }
+}
+
+impl Planned<Option<String>> {
+    pub fn as_str(&self) -> Option<&str> {
+        self.get().map(String::as_str)
+    }
+}
+
+impl<T: Field> Planned<T> {
+    /// As Terraform's value.
+    pub fn encode(&self) -> Value {
+        match self {
+            Planned::Null => Value::Null,
+            Planned::Unknown => Value::Unknown,
+            Planned::Known(v) => v.encode(),
+        }
+    }
+}
+
+/// A model as a plan or a configuration holds it, declared with
+/// [`model!`](crate::model!) beside the model itself.
+pub trait PlanModel: Sized + Clone + Default + PartialEq + Send + Sync {
+    /// The model the plan becomes once everything is known.
+    type Model: Model;
+
+    /// Decodes an object that may hold unknown values: an attribute not
+    /// wholly known is [`Planned::Unknown`]; a known one is decoded as the
+    /// model decodes it (with its diagnostics).
+    fn decode_plan(v: &Value) -> Result<Self, Diagnostics>;
+
+    /// Writes into `v` the attributes that differ from `before` (the plan
+    /// as decoded): what a hook did not touch stays exactly as it was.
+    fn write_changes(&self, before: &Self, v: &mut Value);
+
+    /// The model, when every attribute is known; a null attribute takes its
+    /// default, or is `None`, as in [`Model::from_value`].
+    fn known(&self) -> Option<Self::Model>;
+}
+
+/// A model declared with a plan form.
+pub trait HasPlan: Model {
+    type Plan: PlanModel<Model = Self>;
+}
+
+/// Decodes attribute `a` of a plan or configuration object.
+pub fn plan_field<T: Field>(
+    obj: &Value,
+    a: &Attribute,
+    base: &AttrPath,
+    diags: &mut Diagnostics,
+) -> Planned<T> {
+    let v = obj.attr(a.name);
+    if !v.is_wholly_known() {
+        return Planned::Unknown;
+    }
+    if v.is_null() {
+        return Planned::Null;
+    }
+    let mut at = At {
+        name: a.name,
+        path: base.clone().then_attr(a.name),
+        diags,
+    };
+    Planned::Known(T::decode(v, &mut at))
+}
+
+/// The model's value of a planned field, when it is known: null takes the
+/// declared default, else `None` for an `Option`, else the empty value. A
+/// computed attribute may be unknown (the provider is about to set it) and
+/// is then taken as null, as [`Model::from_value`] takes it.
+pub fn known_field<T: Field + Clone>(p: &Planned<T>, a: &Attribute) -> Option<T> {
+    match p {
+        Planned::Unknown if a.mode != Mode::Computed => None,
+        Planned::Unknown => Some(T::null().unwrap_or_default()),
+        Planned::Known(v) => Some(v.clone()),
+        Planned::Null => {
+            let mut diags = Diagnostics::new();
+            let mut at = At {
+                name: a.name,
+                path: AttrPath::attr(a.name),
+                diags: &mut diags,
+            };
+            Some(match (&a.default, T::null()) {
+                (Some(d), _) => T::decode(d, &mut at),
+                (None, Some(none)) => none,
+                (None, None) => T::default(),
+            })
+        }
     }
 }
 
@@ -353,6 +503,62 @@ pub fn field<T: Field>(obj: &Value, a: &Attribute, base: &AttrPath, diags: &mut 
 /// Declares a typed model; see the [module documentation](self).
 #[macro_export]
 macro_rules! model {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident plan $plan:ident {
+            $( $konst:ident => $field:ident $(($attr_name:expr))? : $ty:ty = $spec:expr ),* $(,)?
+        }
+    ) => {
+        $crate::model! {
+            $(#[$meta])*
+            $vis struct $name {
+                $( $konst => $field $(($attr_name))? : $ty = $spec ),*
+            }
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`] as a plan or a configuration holds it.")]
+        #[derive(Clone, Debug, Default, PartialEq)]
+        $vis struct $plan {
+            $( pub $field: $crate::model::Planned<$ty>, )*
+        }
+
+        impl $crate::model::HasPlan for $name {
+            type Plan = $plan;
+        }
+
+        impl $crate::model::PlanModel for $plan {
+            type Model = $name;
+
+            fn decode_plan(v: &$crate::value::Value) -> Result<Self, $crate::diag::Diagnostics> {
+                let mut d = $crate::diag::Diagnostics::new();
+                let base = $crate::diag::AttrPath::default();
+                let mut attrs = <$name as $crate::model::Model>::attributes().iter();
+                let p = $plan {
+                    $( $field: {
+                        let a = attrs.next().expect("one attribute per field");
+                        $crate::model::plan_field::<$ty>(v, a, &base, &mut d)
+                    }, )*
+                };
+                d.into_result().map(|()| p)
+            }
+
+            fn write_changes(&self, before: &Self, v: &mut $crate::value::Value) {
+                $( if self.$field != before.$field {
+                    v.set_attr($konst, self.$field.encode());
+                } )*
+            }
+
+            fn known(&self) -> Option<$name> {
+                let mut attrs = <$name as $crate::model::Model>::attributes().iter();
+                Some($name {
+                    $( $field: {
+                        let a = attrs.next().expect("one attribute per field");
+                        $crate::model::known_field::<$ty>(&self.$field, a)?
+                    }, )*
+                })
+            }
+        }
+    };
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident {

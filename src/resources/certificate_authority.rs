@@ -5,101 +5,37 @@
 use std::collections::BTreeMap;
 
 use crate::diag::{AttrPath, Diagnostics};
-use crate::node::{Install, Node};
+use crate::model::Planned;
+use crate::node::Install;
 use crate::pki;
-use crate::schema::Attribute;
 use crate::secret::Secret;
 use crate::value::Value;
 
-use super::{Applied, Ctx, ModifyPlan, Read, Resource, State, ValidateConfig};
-
-/// The key algorithm when the configuration gives none.
-pub const DEFAULT_KEY_ALGORITHM: &str = "ecdsa_p256";
-/// The renewal window when the configuration gives none.
-pub const DEFAULT_EARLY_RENEWAL_DAYS: i64 = 30;
+use super::certs::{
+    ca_key_home, check_days, early_renewal_attr, key_algorithm_attr, planned_readiness,
+    ready_for_renewal, ready_for_renewal_attr, renewal_due,
+};
+use super::{Applied, Ctx, Deleted, Read, Resource, State};
 
 crate::model! {
     /// A certificate authority, as configured and as kept.
-    pub struct Model {
+    pub struct Model plan CaPlan {
         SUBJECT => subject: BTreeMap<String, String> = required(format!("Subject of the CA certificate, with any of {}; `common_name` is required.", pki::SUBJECT_KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))).force_new(),
         KEY_ALGORITHM => key_algorithm: String = key_algorithm_attr(),
-        VALIDITY_DAYS => validity_days: i64 = optional("Days the CA certificate is valid.").default(Value::int(3650)).force_new(),
-        EARLY_RENEWAL_DAYS => early_renewal_days: i64 = early_renewal_attr(),
+        VALIDITY_DAYS => validity_days(super::certs::VALIDITY_DAYS): i64 = optional("Days the CA certificate is valid.").default(Value::int(3650)).force_new(),
+        EARLY_RENEWAL_DAYS => early_renewal_days(super::certs::EARLY_RENEWAL_DAYS): i64 = early_renewal_attr(),
         KEY_NODE => key_node: Option<String> = optional("Node that keeps the CA's private key, usually `access` (as the runbook keeps it on the access node): the key is written there, through SQL, as `timescaledb/ca/<fingerprint>.key` in the data directory (mode 0600, beside the certificate as `.crt`; the first 16 hex digits of `fingerprint_sha256`), and never enters the plan or the state; node certificates sign with it there (`ca_key_node`). When the key is gone from the node, the next plan makes a new CA. Without `key_node` the key is kept in state (`private_key_pem`). Setting `key_node` on a CA that kept its key in state moves the same key to the node, in place (nothing is re-issued), and removes it from the state."),
         CERT_PEM => cert_pem: Option<String> = computed("The CA certificate, PEM.").stable(),
         PRIVATE_KEY_PEM => private_key_pem: Option<Secret> = computed("The CA private key, PEM (PKCS#8), only without `key_node`. Sensitive: it is then in state only.").sensitive().stable(),
         KEY_PATH => key_path: Option<String> = computed("With `key_node`: the path of the key on that node.").stable(),
         NOT_AFTER => not_after: Option<String> = computed("Expiry of the certificate, RFC 3339.").stable(),
         FINGERPRINT => fingerprint("fingerprint_sha256"): Option<String> = computed("SHA-256 fingerprint of the certificate (DER), lower-case hex.").stable(),
-        READY_FOR_RENEWAL => ready_for_renewal: Option<bool> = computed("Whether the certificate is inside its renewal window; when it is, the next plan replaces it."),
+        READY_FOR_RENEWAL => ready_for_renewal(super::certs::READY_FOR_RENEWAL): Option<bool> = ready_for_renewal_attr(),
         ID => id: Option<String> = computed("The certificate's SHA-256 fingerprint.").stable(),
     }
 }
 
 pub struct CertificateAuthority;
-
-/// Checks `validity_days` and `early_renewal_days` of a certificate
-/// resource's configuration.
-pub fn check_days(config: &Value, d: &mut Diagnostics) {
-    let num = |a: &str| match config.attr(a) {
-        Value::Number(n) => n.as_i64().map(Some).ok_or(()),
-        _ => Ok(None),
-    };
-    match num(VALIDITY_DAYS) {
-        Ok(Some(v)) if !(1..=36_500).contains(&v) => d.push_error(
-            Some(AttrPath::attr(VALIDITY_DAYS)),
-            "Invalid validity",
-            format!("{v} days is out of range: use 1 to 36500."),
-        ),
-        Err(()) => d.push_error(
-            Some(AttrPath::attr(VALIDITY_DAYS)),
-            "Invalid validity",
-            "Use a whole number of days.",
-        ),
-        _ => {}
-    }
-    match num(EARLY_RENEWAL_DAYS) {
-        Ok(Some(v)) if v < 0 => d.push_error(
-            Some(AttrPath::attr(EARLY_RENEWAL_DAYS)),
-            "Invalid renewal window",
-            "`early_renewal_days` cannot be negative.",
-        ),
-        Err(()) => d.push_error(
-            Some(AttrPath::attr(EARLY_RENEWAL_DAYS)),
-            "Invalid renewal window",
-            "Use a whole number of days.",
-        ),
-        _ => {}
-    }
-}
-
-/// Whether a certificate expiring at `not_after` (RFC 3339) is inside a
-/// renewal window of `early_days`; `None` when the expiry is not readable.
-pub fn ready_for_renewal(not_after: Option<&str>, early_days: i64) -> Option<bool> {
-    let t = not_after.and_then(pki::parse_rfc3339)?;
-    Some(pki::in_renewal_window(t, early_days))
-}
-
-/// Plans `ready_for_renewal` from the planned expiry and window.
-pub fn plan_renewal(planned: &mut Value) {
-    let early = match planned.attr(EARLY_RENEWAL_DAYS) {
-        Value::Number(n) => n.as_i64(),
-        _ => None,
-    };
-    let ready = early.and_then(|e| ready_for_renewal(planned.attr(NOT_AFTER).as_str(), e));
-    planned.set_attr(READY_FOR_RENEWAL, ready.map_or(Value::Unknown, Value::Bool));
-}
-
-/// A certificate inside the renewal window the plan asks for must be
-/// replaced (also when the window was just widened).
-pub fn renewal_due(prior: &Value, planned: &Value) -> Option<AttrPath> {
-    let mut check = prior.clone();
-    if planned.attr(EARLY_RENEWAL_DAYS).is_wholly_known() {
-        check.set_attr(EARLY_RENEWAL_DAYS, planned.attr(EARLY_RENEWAL_DAYS).clone());
-    }
-    plan_renewal(&mut check);
-    (check.attr(READY_FOR_RENEWAL) == &Value::Bool(true)).then(|| AttrPath::attr(READY_FOR_RENEWAL))
-}
 
 #[tonic::async_trait]
 impl Resource for CertificateAuthority {
@@ -113,7 +49,70 @@ impl Resource for CertificateAuthority {
          provider, a file) is passed to node certificates as `ca_private_key_pem_wo`. Inside the renewal window `terraform plan` proposes a new CA; certificates it \
          signed are replaced with it, because their `ca_cert_pem` changes.";
 
-    crate::offers!(ValidateConfig, ModifyPlan);
+    fn validate(&self, config: &CaPlan) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        if let Some(m) = config.subject.known() {
+            for (k, v) in m {
+                if !pki::SUBJECT_KEYS.contains(&k.as_str()) {
+                    d.push_error(
+                        Some(AttrPath::attr(SUBJECT).key(k)),
+                        "Unknown subject field",
+                        format!(
+                            "{k:?} is not a subject field; use {}.",
+                            pki::SUBJECT_KEYS.join(", ")
+                        ),
+                    );
+                }
+                if k == "country" && v.len() != 2 {
+                    d.push_error(
+                        Some(AttrPath::attr(SUBJECT).key(k)),
+                        "Invalid country",
+                        "A country is a two-letter code such as `US`.",
+                    );
+                }
+            }
+            if !m.contains_key("common_name") {
+                d.push_error(
+                    Some(AttrPath::attr(SUBJECT)),
+                    "Missing common name",
+                    "`subject` needs a `common_name`.",
+                );
+            }
+        }
+        check_days(&config.validity_days, &config.early_renewal_days, &mut d);
+        d
+    }
+
+    fn must_replace(&self, prior: &Model, planned: &CaPlan) -> Option<AttrPath> {
+        renewal_due(
+            prior.not_after.as_deref(),
+            prior.early_renewal_days,
+            &planned.early_renewal_days,
+        )
+    }
+
+    async fn complete_plan(
+        &self,
+        _ctx: Option<&Ctx>,
+        _config: &CaPlan,
+        planned: &mut CaPlan,
+    ) -> Result<(), Diagnostics> {
+        planned.ready_for_renewal =
+            planned_readiness(&planned.not_after, &planned.early_renewal_days);
+        // `key_node` set on a CA that kept its key in state (or taken away):
+        // the key moves, in place, and the state's copy goes (or comes).
+        let moving_in = !planned.key_node.is_null() && !planned.private_key_pem.is_null();
+        let moving_out = planned.key_node.is_null() && !planned.key_path.is_null();
+        if moving_in {
+            planned.private_key_pem = Planned::Null;
+            planned.key_path = Planned::Unknown;
+        }
+        if moving_out {
+            planned.private_key_pem = Planned::Unknown;
+            planned.key_path = Planned::Null;
+        }
+        Ok(())
+    }
 
     async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {
         let mut m = prior.value;
@@ -122,7 +121,7 @@ impl Resource for CertificateAuthority {
             // The key exists nowhere else: once it is gone from the node (or
             // is not this CA's), the CA is gone, and the plan makes a new one
             // and new certificates with it.
-            let (node, paths) = key_home(ctx, name, &fingerprint, KEY_NODE).await?;
+            let (node, paths) = ca_key_home(ctx, name, &fingerprint, KEY_NODE).await?;
             let installed = node.read_installed(&paths).await?;
             let cert = installed.cert.as_deref().and_then(|c| pki::inspect(c).ok());
             let ours = match (&cert, &installed.key) {
@@ -176,7 +175,8 @@ impl Resource for CertificateAuthority {
         let key = match from {
             None => prior.private_key_pem.clone().unwrap_or_default(),
             Some(name) => {
-                let (node, paths) = key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
+                let (node, paths) =
+                    ca_key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
                 let installed = node.read_installed(&paths).await?;
                 installed.key.ok_or_else(|| {
                     Diagnostics::error(
@@ -196,23 +196,22 @@ impl Resource for CertificateAuthority {
         }
         m.keep_key(ctx, &cert_pem, &key, &info).await?;
         if let Some(name) = from {
-            let (node, paths) = key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
+            let (node, paths) = ca_key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
             node.uninstall_cert(&paths, &info.fingerprint_sha256, false)
                 .await?;
         }
         Ok(m.into())
     }
 
-    async fn delete(&self, ctx: &Ctx, prior: Model) -> Result<(), Diagnostics> {
+    async fn delete(&self, ctx: &Ctx, prior: Model) -> Deleted {
         let Some(name) = &prior.key_node else {
-            return Ok(());
+            return Ok(Diagnostics::new());
         };
         ctx.check_cancelled()?;
         let fingerprint = prior.fingerprint.as_deref().unwrap_or_default();
-        let (node, paths) = key_home(ctx, name, fingerprint, KEY_NODE).await?;
-        node.uninstall_cert(&paths, fingerprint, false)
-            .await
-            .map_err(Diagnostics::from)
+        let (node, paths) = ca_key_home(ctx, name, fingerprint, KEY_NODE).await?;
+        node.uninstall_cert(&paths, fingerprint, false).await?;
+        Ok(Diagnostics::new())
     }
 }
 
@@ -240,97 +239,6 @@ impl Model {
     }
 }
 
-impl ValidateConfig for CertificateAuthority {
-    fn validate(&self, config: &Value) -> Diagnostics {
-        let mut d = Diagnostics::new();
-        if let Value::Map(m) = config.attr(SUBJECT) {
-            for (k, v) in m {
-                if !pki::SUBJECT_KEYS.contains(&k.as_str()) {
-                    d.push_error(
-                        Some(AttrPath::attr(SUBJECT).key(k)),
-                        "Unknown subject field",
-                        format!(
-                            "{k:?} is not a subject field; use {}.",
-                            pki::SUBJECT_KEYS.join(", ")
-                        ),
-                    );
-                }
-                if k == "country" && v.as_str().is_some_and(|c| c.len() != 2) {
-                    d.push_error(
-                        Some(AttrPath::attr(SUBJECT).key(k)),
-                        "Invalid country",
-                        "A country is a two-letter code such as `US`.",
-                    );
-                }
-            }
-            if !m.contains_key("common_name") {
-                d.push_error(
-                    Some(AttrPath::attr(SUBJECT)),
-                    "Missing common name",
-                    "`subject` needs a `common_name`.",
-                );
-            }
-        }
-        check_days(config, &mut d);
-        d
-    }
-}
-
-#[tonic::async_trait]
-impl ModifyPlan for CertificateAuthority {
-    fn must_replace(&self, prior: &Value, planned: &Value) -> Option<AttrPath> {
-        renewal_due(prior, planned)
-    }
-
-    async fn complete_plan(
-        &self,
-        _ctx: Option<&Ctx>,
-        _config: &Value,
-        planned: &mut Value,
-    ) -> Result<(), Diagnostics> {
-        plan_renewal(planned);
-        // `key_node` set on a CA that kept its key in state (or taken away):
-        // the key moves, in place, and the state's copy goes (or comes).
-        let moving_in =
-            !planned.attr(KEY_NODE).is_null() && !planned.attr(PRIVATE_KEY_PEM).is_null();
-        let moving_out = planned.attr(KEY_NODE).is_null() && !planned.attr(KEY_PATH).is_null();
-        if moving_in {
-            planned.set_attr(PRIVATE_KEY_PEM, Value::Null);
-            planned.set_attr(KEY_PATH, Value::Unknown);
-        }
-        if moving_out {
-            planned.set_attr(PRIVATE_KEY_PEM, Value::Unknown);
-            planned.set_attr(KEY_PATH, Value::Null);
-        }
-        Ok(())
-    }
-}
-
-/// The node named by `key_node` and where the key of the CA with this
-/// fingerprint lives on it.
-/// An unknown node is reported on `attr`, the attribute that names it.
-pub async fn key_home(
-    ctx: &Ctx,
-    name: &str,
-    fingerprint: &str,
-    attr: &str,
-) -> Result<(std::sync::Arc<Node>, crate::node::CertPaths), Diagnostics> {
-    // The fingerprint names the files: one that is not a fingerprint (a
-    // state edited by hand) names none.
-    if !crate::pki::is_fingerprint(fingerprint) {
-        return Err(Diagnostics::error(
-            "Not a certificate fingerprint",
-            format!(
-                "The state holds {fingerprint:?} as the CA's fingerprint, which is not 64 lower-case hex digits; the provider \
-                 will not derive a path on node {name:?} from it. Nothing was read or changed there."
-            ),
-        ));
-    }
-    let node = ctx.node(name, attr).await?;
-    let paths = node.ca_key_paths(fingerprint).await?;
-    Ok((node, paths))
-}
-
 /// Writes the CA's certificate and key (0600) to the node, under names no
 /// other CA has. Returns the key's path.
 async fn keep_on_node(
@@ -341,7 +249,7 @@ async fn keep_on_node(
     info: &pki::CertInfo,
 ) -> Result<String, Diagnostics> {
     ctx.check_cancelled()?;
-    let (node, paths) = key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
+    let (node, paths) = ca_key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
     node.install_cert(
         paths.clone(),
         Install {
@@ -354,18 +262,4 @@ async fn keep_on_node(
     )
     .await?;
     Ok(paths.key)
-}
-
-pub fn key_algorithm_attr() -> Attribute {
-    crate::schema::optional("Key algorithm.")
-        .default(Value::string(DEFAULT_KEY_ALGORITHM))
-        .one_of(pki::KEY_ALGORITHMS)
-        .force_new()
-}
-
-pub fn early_renewal_attr() -> Attribute {
-    crate::schema::optional(
-        "Days before expiry from which `terraform plan` proposes a new certificate.",
-    )
-    .default(Value::int(DEFAULT_EARLY_RENEWAL_DAYS))
 }

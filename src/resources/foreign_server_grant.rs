@@ -5,18 +5,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::{AttrPath, Diagnostics};
-use crate::model::Model as _;
+use crate::model::Planned;
 use crate::node::GrantChange;
 use crate::value::Value;
 
-use super::{
-    default_data_nodes, plan_id_from, Applied, Ctx, Import, ModifyPlan, PlanInput, Read, Resource,
-    State, ValidateConfig,
-};
+use super::{default_data_nodes, Applied, Ctx, Deleted, PlanInput, Read, Resource, State};
 
 crate::model! {
     /// A role's `USAGE` on foreign servers, as configured and as kept.
-    pub struct Model {
+    pub struct Model plan GrantPlan {
         ROLE => role: String = required("Role that receives the privilege, exactly as named.").force_new(),
         SERVERS => servers: BTreeSet<String> = optional_computed("Foreign servers to grant `USAGE` on. Defaults to every data node the provider knows (its `data_nodes` setting or TimescaleDB's catalog), so a data node added later is granted at the next apply."),
         WITH_GRANT_OPTION => with_grant_option: bool = optional("Whether the role may grant the privilege to others.").default(Value::Bool(false)),
@@ -36,7 +33,7 @@ impl Resource for ForeignServerGrant {
          privileges are read back from `pg_foreign_server.srvacl`, so a REVOKE made by hand shows in the plan. Only the \
          servers listed here are managed; privileges on other servers are left alone.";
 
-    crate::offers!(ValidateConfig, ModifyPlan, Import);
+    const IMPORT_ID: Option<&'static str> = Some("<role> or <role>/<server>,<server>,...");
 
     async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {
         let m = prior.value;
@@ -54,11 +51,11 @@ impl Resource for ForeignServerGrant {
         Ok(apply(ctx, Some(&prior.value), planned).await?.into())
     }
 
-    async fn delete(&self, ctx: &Ctx, prior: Model) -> Result<(), Diagnostics> {
+    async fn delete(&self, ctx: &Ctx, prior: Model) -> Deleted {
         ctx.check_cancelled()?;
         let access = ctx.provider.access();
         let Some(granted) = access.server_grants(&prior.role).await? else {
-            return Ok(());
+            return Ok(Diagnostics::new());
         };
         let revoke: Vec<String> = prior
             .servers
@@ -75,15 +72,13 @@ impl Resource for ForeignServerGrant {
                 },
             )
             .await
-            .map(|_| ())
+            .map(|_| Diagnostics::new())
             .map_err(Diagnostics::from)
     }
-}
 
-impl ValidateConfig for ForeignServerGrant {
-    fn validate(&self, config: &Value) -> Diagnostics {
+    fn validate(&self, config: &GrantPlan) -> Diagnostics {
         let mut d = Diagnostics::new();
-        if let Value::String(r) = config.attr(ROLE) {
+        if let Some(r) = config.role.as_str() {
             if r.is_empty() {
                 d.push_error(
                     Some(AttrPath::attr(ROLE)),
@@ -92,7 +87,7 @@ impl ValidateConfig for ForeignServerGrant {
                 );
             }
         }
-        if let Value::Set(items) = config.attr(SERVERS) {
+        if let Some(items) = config.servers.known() {
             if items.is_empty() {
                 d.push_error(
                     Some(AttrPath::attr(SERVERS)),
@@ -103,19 +98,16 @@ impl ValidateConfig for ForeignServerGrant {
         }
         d
     }
-}
 
-#[tonic::async_trait]
-impl ModifyPlan for ForeignServerGrant {
     async fn complete_plan(
         &self,
         ctx: Option<&Ctx>,
-        config: &Value,
-        planned: &mut Value,
+        config: &GrantPlan,
+        planned: &mut GrantPlan,
     ) -> Result<(), Diagnostics> {
-        plan_id_from(planned, ROLE, ID);
-        if config.attr(SERVERS).is_null() {
-            let servers = match default_data_nodes(ctx).await? {
+        planned.id = planned.role.map(|r| Some(r.clone()));
+        if config.servers.is_null() {
+            match default_data_nodes(ctx).await? {
                 Some(all) if all.is_empty() => {
                     return Err(Diagnostics::attr_error(
                         AttrPath::attr(SERVERS),
@@ -123,22 +115,24 @@ impl ModifyPlan for ForeignServerGrant {
                         "The provider knows no data nodes (neither its `data_nodes` setting nor TimescaleDB's catalog names any); list the foreign servers in `servers`.",
                     ))
                 }
-                Some(all) => Value::set(all.into_iter().map(Value::string).collect()),
-                None => Value::Unknown,
-            };
-            planned.set_attr(SERVERS, servers);
+                Some(all) => planned.servers.set(all.into_iter().collect()),
+                None => planned.servers = Planned::Unknown,
+            }
         }
         Ok(())
     }
 
-    async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
-        if !plan.planned.attr(SERVERS).is_wholly_known() {
+    /// Foreign servers the access node does not have are refused; the
+    /// role is not looked up, since it may be made in the same apply.
+    async fn check_plan(
+        &self,
+        ctx: &Ctx,
+        plan: &mut PlanInput<'_, Model>,
+    ) -> Result<(), Diagnostics> {
+        let Some(servers) = plan.planned.servers.known() else {
             return Ok(());
-        }
-        let servers: Vec<String> = Model::from_value(plan.planned)?
-            .servers
-            .into_iter()
-            .collect();
+        };
+        let servers: Vec<String> = servers.iter().cloned().collect();
         let missing = ctx.provider.access().missing_servers(&servers).await?;
         if !missing.is_empty() {
             return Err(Diagnostics::attr_error(
@@ -151,15 +145,6 @@ impl ModifyPlan for ForeignServerGrant {
             ));
         }
         Ok(())
-    }
-}
-
-#[tonic::async_trait]
-impl Import for ForeignServerGrant {
-    type Model = Model;
-
-    fn id_format(&self) -> &'static str {
-        "<role> or <role>/<server>,<server>,..."
     }
 
     async fn import(&self, ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {

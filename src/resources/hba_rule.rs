@@ -4,18 +4,17 @@ use std::collections::BTreeMap;
 
 use crate::diag::{AttrPath, Diagnostics};
 use crate::hba::{check_address, AddressFault, Field, HbaFile, Rule, CONNECTION_TYPES, METHODS};
-use crate::model::Model as _;
+use crate::model::{PlanModel as _, Planned};
 use crate::provider::ACCESS_NODE;
-use crate::schema::Mode;
 use crate::value::Value;
 
-use super::{Applied, Ctx, Import, ModifyPlan, PlanInput, Read, Resource, State, ValidateConfig};
+use super::{Applied, Ctx, Deleted, PlanInput, Read, Resource, State};
 
 const DEFAULT_POSITION: i64 = 100;
 
 crate::model! {
     /// A pg_hba.conf rule, as configured and as kept.
-    pub struct Model {
+    pub struct Model plan HbaPlan {
         NODE => node: String = optional("Node whose `pg_hba.conf` holds the rule: `access` or the name of a data node.").default(Value::string(ACCESS_NODE)).force_new(),
         TYPE => conn_type("type"): String = required("Connection type the rule matches.").one_of(CONNECTION_TYPES).force_new(),
         DATABASES => databases: Vec<String> = required("Databases the rule matches: names, or keywords such as `all`, `sameuser` and `replication`. A keyword in double quotes (`\"\\\"all\\\"\"`) is a literal name.").force_new(),
@@ -38,58 +37,52 @@ const DESCRIPTION: &str = "Manages one record of `pg_hba.conf` on one node. The 
 
 pub struct HbaRule;
 
-impl ValidateConfig for HbaRule {
-    fn validate(&self, config: &Value) -> Diagnostics {
-        let known = [
-            TYPE, DATABASES, USERS, ADDRESS, NETMASK, METHOD, OPTIONS, COMMENT,
-        ]
-        .iter()
-        .all(|a| config.attr(a).is_wholly_known());
-        if !known {
-            return Diagnostics::new();
-        }
+#[tonic::async_trait]
+impl Resource for HbaRule {
+    type Model = Model;
+    const TYPE_NAME: &'static str = "timescaledb_hba_rule";
+
+    const DESCRIPTION: &'static str = DESCRIPTION;
+
+    const IMPORT_ID: Option<&'static str> = Some("<node> <type> <databases> <users> [<address>]");
+
+    fn validate(&self, config: &HbaPlan) -> Diagnostics {
         // Attributes that do not shape the rule may still be unknown here
-        // (`node = each.key` during validation).
+        // (`node = each.key` during validation); the others are checked
+        // once they are known.
         let mut shape = config.clone();
-        for a in [NODE, POSITION] {
-            if !config.attr(a).is_wholly_known() {
-                shape.set_attr(a, Value::Null);
-            }
+        if shape.node.is_unknown() {
+            shape.node = Planned::Null;
         }
-        match Model::from_value(&shape) {
-            Ok(m) => m.rule().err().unwrap_or_default(),
-            Err(d) => d,
+        if shape.position.is_unknown() {
+            shape.position = Planned::Null;
+        }
+        match shape.known() {
+            Some(m) => m.rule().err().unwrap_or_default(),
+            None => Diagnostics::new(),
         }
     }
-}
 
-#[tonic::async_trait]
-impl ModifyPlan for HbaRule {
-    fn refine_replace(&self, prior: &Value, planned: &Value, replace: &mut Vec<AttrPath>) {
+    fn refine_replace(&self, prior: &Model, planned: &HbaPlan, replace: &mut Vec<AttrPath>) {
         // `10.0.0.1`, `10.0.0.1/32` and `10.0.0.1` + `255.255.255.255` are
         // one rule: changing the spelling rewrites nothing on the node.
-        let key = |v: &Value| {
-            Model::from_value(v)
-                .ok()
-                .and_then(|m| m.rule().ok())
-                .map(|r| r.key())
-        };
-        if key(prior).is_some() && key(prior) == key(planned) {
+        let prior = prior.rule().ok().map(|r| r.key());
+        let planned = planned.known().and_then(|m| m.rule().ok()).map(|r| r.key());
+        if prior.is_some() && prior == planned {
             replace.retain(|p| *p != AttrPath::attr(ADDRESS) && *p != AttrPath::attr(NETMASK));
         }
     }
 
-    async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
-        // Computed attributes are unknown in a plan; the rest must be known
-        // to check anything against the node (else apply checks again).
-        if !Model::attributes()
-            .iter()
-            .filter(|a| a.mode != Mode::Computed)
-            .all(|a| plan.planned.attr(a.name).is_wholly_known())
-        {
+    async fn check_plan(
+        &self,
+        ctx: &Ctx,
+        plan: &mut PlanInput<'_, Model>,
+    ) -> Result<(), Diagnostics> {
+        // The rule must be known to check anything against the node (else
+        // apply checks again).
+        let Some(m) = plan.planned.known() else {
             return Ok(());
-        }
-        let m = Model::from_value(plan.planned)?;
+        };
         let rule = m.rule()?;
         let node = ctx.node(&m.node, NODE).await?;
         // One read of the file serves the lockout check and the duplicate check.
@@ -156,8 +149,7 @@ impl ModifyPlan for HbaRule {
         Ok(())
     }
 
-    async fn check_destroy(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
-        let m = Model::from_value(prior)?;
+    async fn check_destroy(&self, ctx: &Ctx, m: &Model) -> Result<(), Diagnostics> {
         let key = m.rule()?.key();
         let node = ctx.node(&m.node, NODE).await?;
         node.hba_preview(move |f| {
@@ -167,16 +159,6 @@ impl ModifyPlan for HbaRule {
         .map(|_| ())
         .map_err(Diagnostics::from)
     }
-}
-
-#[tonic::async_trait]
-impl Resource for HbaRule {
-    type Model = Model;
-    const TYPE_NAME: &'static str = "timescaledb_hba_rule";
-
-    const DESCRIPTION: &'static str = DESCRIPTION;
-
-    crate::offers!(ValidateConfig, ModifyPlan, Import);
 
     async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {
         let prior = prior.value;
@@ -215,7 +197,7 @@ impl Resource for HbaRule {
         Ok(write(ctx, planned, false).await?.into())
     }
 
-    async fn delete(&self, ctx: &Ctx, m: Model) -> Result<(), Diagnostics> {
+    async fn delete(&self, ctx: &Ctx, m: Model) -> Deleted {
         ctx.check_cancelled()?;
         let key = m.rule()?.key();
         let node = ctx.node(&m.node, NODE).await?;
@@ -224,16 +206,7 @@ impl Resource for HbaRule {
             Ok(())
         })
         .await?;
-        Ok(())
-    }
-}
-
-#[tonic::async_trait]
-impl Import for HbaRule {
-    type Model = Model;
-
-    fn id_format(&self) -> &'static str {
-        "<node> <type> <databases> <users> [<address>]"
+        Ok(Diagnostics::new())
     }
 
     async fn import(&self, ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {
@@ -446,6 +419,7 @@ fn shown_line(rule: &Rule, line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Model as _;
 
     use crate::schema::object;
 
@@ -493,7 +467,7 @@ mod tests {
     #[test]
     fn valid_config_passes_and_ids_are_the_match_fields() {
         let v = config(&base());
-        assert!(HbaRule.validate(&v).is_empty());
+        assert!(crate::resources::DynResource::validate(&HbaRule, &v).is_empty());
         let m = Model::from_value(&v).unwrap();
         assert_eq!(
             m.id(&m.rule().unwrap()),
@@ -507,39 +481,66 @@ mod tests {
         c.push((OPTIONS, Value::map_of_strings([("clientcert", "1")])));
         c[0] = (TYPE, Value::string("hostssl"));
         assert_eq!(
-            error_paths(&HbaRule.validate(&config(&c))),
+            error_paths(&crate::resources::DynResource::validate(
+                &HbaRule,
+                &config(&c)
+            )),
             ["options[\"clientcert\"]"]
         );
 
         let mut c = base();
         c[3] = (ADDRESS, Value::string("192.0.2.20/24"));
-        assert_eq!(error_paths(&HbaRule.validate(&config(&c))), ["address"]);
+        assert_eq!(
+            error_paths(&crate::resources::DynResource::validate(
+                &HbaRule,
+                &config(&c)
+            )),
+            ["address"]
+        );
 
         let mut c = base();
         c[0] = (TYPE, Value::string("local"));
-        assert_eq!(error_paths(&HbaRule.validate(&config(&c))), ["address"]);
+        assert_eq!(
+            error_paths(&crate::resources::DynResource::validate(
+                &HbaRule,
+                &config(&c)
+            )),
+            ["address"]
+        );
 
         let mut c = base();
         c[4] = (METHOD, Value::string("cert"));
-        assert_eq!(error_paths(&HbaRule.validate(&config(&c))), ["method"]);
+        assert_eq!(
+            error_paths(&crate::resources::DynResource::validate(
+                &HbaRule,
+                &config(&c)
+            )),
+            ["method"]
+        );
 
         let mut c = base();
         c.push((COMMENT, Value::string("(oops")));
-        assert_eq!(error_paths(&HbaRule.validate(&config(&c))), ["comment"]);
+        assert_eq!(
+            error_paths(&crate::resources::DynResource::validate(
+                &HbaRule,
+                &config(&c)
+            )),
+            ["comment"]
+        );
     }
 
     #[test]
     fn unknown_values_defer_validation() {
         let mut c = base();
         c[3] = (ADDRESS, Value::Unknown);
-        assert!(HbaRule.validate(&config(&c)).is_empty());
+        assert!(crate::resources::DynResource::validate(&HbaRule, &config(&c)).is_empty());
         let mut c = base();
         c.push((NODE, Value::Unknown));
         c.push((POSITION, Value::Unknown));
-        assert!(HbaRule.validate(&config(&c)).is_empty());
+        assert!(crate::resources::DynResource::validate(&HbaRule, &config(&c)).is_empty());
         c[4] = (METHOD, Value::string("cert"));
         assert!(
-            !HbaRule.validate(&config(&c)).is_empty(),
+            !crate::resources::DynResource::validate(&HbaRule, &config(&c)).is_empty(),
             "known fields are still checked"
         );
     }

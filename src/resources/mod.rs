@@ -1,9 +1,11 @@
 //! Managed resources. Each resource is one module implementing
-//! [`Resource`] over a typed model; optional capabilities are separate
-//! traits the server detects ([`ValidateConfig`], [`ModifyPlan`],
-//! [`Import`]).
+//! [`Resource`] over a typed model and its plan form ([`PlanModel`]): the
+//! core operations, and the optional capabilities (configuration checks,
+//! plan hooks, import) as methods with defaults, so that a capability a
+//! resource implements is the one the server calls; nothing else lists it.
 
 pub mod certificate_authority;
+pub mod certs;
 pub mod distributed_role;
 pub mod foreign_server_grant;
 pub mod hba_rule;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::diag::{AttrPath, Diagnostics};
-use crate::model::Model;
+use crate::model::{HasPlan, Model, PlanModel};
 use crate::provider::Provider;
 use crate::schema::Schema;
 use crate::value::Value;
@@ -50,36 +52,51 @@ impl Ctx {
     }
 }
 
-/// The plan the server computed from Terraform's rules, for the resource to
-/// check against live nodes and adjust.
-pub struct PlanInput<'a> {
-    /// None when the resource is being created (or replaced).
-    pub prior: Option<&'a Value>,
+/// The plan form of a resource's model.
+pub type Plan<R> = <<R as Resource>::Model as HasPlan>::Plan;
+
+/// A create or update plan, for the resource to check against live nodes
+/// and adjust.
+pub struct PlanInput<'a, M: HasPlan> {
+    /// The state, when the object is updated in place; `None` when it is
+    /// created (or replaced).
+    pub prior: Option<&'a M>,
     /// The object exists and is being replaced: what it installed is still
     /// there when the plan is made.
     pub replacing: bool,
-    pub config: &'a Value,
+    pub config: &'a M::Plan,
     /// The planned state; the resource may set computed attributes.
-    pub planned: &'a mut Value,
+    pub planned: &'a mut M::Plan,
     /// Warnings to show with the plan.
     pub warnings: Diagnostics,
 }
 
-/// A resource type: the core every resource implements. Optional
-/// capabilities are the separate traits [`ValidateConfig`], [`ModifyPlan`]
-/// and [`Import`], which a resource offers through the methods at the end.
+/// A resource type. The core is read, create, update and delete; the
+/// other methods are capabilities with defaults that do nothing, which a
+/// resource overrides where it has something to say. The server calls
+/// them, in order, for a plan: [`Resource::validate`] (at validation),
+/// [`Resource::refine_replace`] and [`Resource::must_replace`] (pure),
+/// [`Resource::complete_plan`] on every plan, then
+/// [`Resource::check_plan`] for a create or update (or
+/// [`Resource::check_destroy`] for a destroy) against the live nodes.
 ///
-/// Operations receive and return the resource's [`Model`], decoded from
-/// and encoded to Terraform's values by the server ([`DynResource`]).
+/// States are [`Model`]s; plans and configurations are the model's plan
+/// form, whose every attribute may be null, unknown or known: a hook never
+/// fails because a value is not known yet, it plans "known after apply" and
+/// the apply, where everything is known, checks again.
 #[tonic::async_trait]
 pub trait Resource: Send + Sync + 'static {
-    type Model: Model + Send + Sync;
+    type Model: Model + HasPlan + Send + Sync;
 
     /// The resource type name, e.g. `timescaledb_hba_rule`.
     const TYPE_NAME: &'static str;
 
     /// The Markdown description of the resource type, for its schema.
     const DESCRIPTION: &'static str;
+
+    /// The import ID's form, for the docs and for error messages; `None`
+    /// for a resource that cannot be imported.
+    const IMPORT_ID: Option<&'static str> = None;
 
     /// The resource as it is on the nodes now, from the state Terraform
     /// holds (with its private data); `None` when it is gone.
@@ -96,74 +113,28 @@ pub trait Resource: Send + Sync + 'static {
         planned: Self::Model,
     ) -> Applied<Self::Model>;
 
-    async fn delete(&self, ctx: &Ctx, prior: Self::Model) -> Result<(), Diagnostics>;
+    /// Removes the object; `Ok` holds warnings to show with the success.
+    async fn delete(&self, ctx: &Ctx, prior: Self::Model) -> Deleted;
 
-    /// The configuration check, when the resource has one.
-    fn config_validator(&self) -> Option<&dyn ValidateConfig> {
-        None
+    /// Checks a configuration beyond its schema's. No I/O.
+    fn validate(&self, _config: &Plan<Self>) -> Diagnostics {
+        Diagnostics::new()
     }
 
-    /// The plan modification, when the resource has one.
-    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
-        None
-    }
-
-    /// The import capability, when the resource has one.
-    fn importer(&self) -> Option<&dyn Import<Model = Self::Model>> {
-        None
-    }
-}
-
-/// What a read finds: the object's state, or `None` when it is gone.
-pub type Read<M> = Result<Option<State<M>>, Diagnostics>;
-
-/// What a create or update leaves.
-pub type Applied<M> = Result<State<M>, ApplyError<M>>;
-
-/// The optional capabilities a resource offers, inside its `impl Resource`:
-/// `crate::offers!(ValidateConfig, ModifyPlan, Import);`
-#[macro_export]
-macro_rules! offers {
-    ($($capability:ident),* $(,)?) => { $( $crate::offers!(@ $capability); )* };
-    (@ ValidateConfig) => {
-        fn config_validator(&self) -> Option<&dyn $crate::resources::ValidateConfig> {
-            Some(self)
-        }
-    };
-    (@ ModifyPlan) => {
-        fn plan_modifier(&self) -> Option<&dyn $crate::resources::ModifyPlan> {
-            Some(self)
-        }
-    };
-    (@ Import) => {
-        fn importer(&self) -> Option<&dyn $crate::resources::Import<Model = Self::Model>> {
-            Some(self)
-        }
-    };
-}
-
-/// Checks of a configuration beyond its schema's.
-pub trait ValidateConfig: Send + Sync {
-    /// Checks a configuration that may hold unknown values. No I/O.
-    fn validate(&self, config: &Value) -> Diagnostics;
-}
-
-/// Planning beyond Terraform's own rules. The server calls, in order:
-/// [`ModifyPlan::refine_replace`] and [`ModifyPlan::must_replace`] (pure),
-/// then [`ModifyPlan::complete_plan`] on every plan, then
-/// [`ModifyPlan::check_plan`] for a create or update (or
-/// [`ModifyPlan::check_destroy`] for a destroy) against the live nodes.
-/// Plans may hold unknown values, so they are [`Value`]s here.
-#[tonic::async_trait]
-pub trait ModifyPlan: Send + Sync {
     /// Narrows the attributes whose change forces replacement, for changes
     /// that look different but mean the same (no I/O).
-    fn refine_replace(&self, _prior: &Value, _planned: &Value, _replace: &mut Vec<AttrPath>) {}
+    fn refine_replace(
+        &self,
+        _prior: &Self::Model,
+        _planned: &Plan<Self>,
+        _replace: &mut Vec<AttrPath>,
+    ) {
+    }
 
     /// Whether the object must be replaced although nothing configurable
     /// changed (a certificate inside its renewal window); the path names
     /// the attribute that says so. No I/O.
-    fn must_replace(&self, _prior: &Value, _planned: &Value) -> Option<AttrPath> {
+    fn must_replace(&self, _prior: &Self::Model, _planned: &Plan<Self>) -> Option<AttrPath> {
         None
     }
 
@@ -174,34 +145,69 @@ pub trait ModifyPlan: Send + Sync {
     async fn complete_plan(
         &self,
         _ctx: Option<&Ctx>,
-        _config: &Value,
-        _planned: &mut Value,
+        _config: &Plan<Self>,
+        _planned: &mut Plan<Self>,
     ) -> Result<(), Diagnostics> {
         Ok(())
     }
 
-    /// Checks a create or update plan against the live node, when the
-    /// provider is configured. The default accepts every plan.
-    async fn check_plan(&self, _ctx: &Ctx, _plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
+    /// Checks a create or update plan against the live nodes, when the
+    /// provider is configured.
+    async fn check_plan(
+        &self,
+        _ctx: &Ctx,
+        _plan: &mut PlanInput<'_, Self::Model>,
+    ) -> Result<(), Diagnostics> {
         Ok(())
     }
 
     /// Checks a destroy plan (Terraform 1.3 and later send these).
-    async fn check_destroy(&self, _ctx: &Ctx, _prior: &Value) -> Result<(), Diagnostics> {
+    async fn check_destroy(&self, _ctx: &Ctx, _prior: &Self::Model) -> Result<(), Diagnostics> {
         Ok(())
+    }
+
+    /// The object named by `id` ([`Resource::IMPORT_ID`]).
+    async fn import(&self, _ctx: &Ctx, _id: &str) -> Result<Self::Model, Diagnostics> {
+        Err(Diagnostics::error(
+            "Import not supported",
+            format!("{} cannot be imported.", Self::TYPE_NAME),
+        ))
     }
 }
 
-/// Adopting an existing object by an ID a user can write.
-#[tonic::async_trait]
-pub trait Import: Send + Sync {
-    type Model;
+/// What a read finds: the object's state, or `None` when it is gone.
+pub type Read<M> = Result<Option<State<M>>, Diagnostics>;
 
-    /// The ID's form, for the docs and for error messages.
-    fn id_format(&self) -> &'static str;
+/// What a create or update comes to: the state made, with warnings to
+/// show; or an [`ApplyError`].
+pub type Applied<M> = Result<Done<M>, ApplyError<M>>;
 
-    /// The object named by `id`.
-    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Self::Model, Diagnostics>;
+/// What a delete comes to: warnings to show with the success, or errors.
+pub type Deleted = Result<Diagnostics, Diagnostics>;
+
+/// A create or update that was made: its state, and warnings to show with
+/// it (a change made another way than usual, or one that could not finish
+/// everywhere and is recorded as made, for the next apply to finish in
+/// place).
+#[derive(Debug)]
+pub struct Done<M = Value> {
+    pub state: State<M>,
+    pub warnings: Diagnostics,
+}
+
+impl<M> From<State<M>> for Done<M> {
+    fn from(state: State<M>) -> Done<M> {
+        Done {
+            state,
+            warnings: Diagnostics::new(),
+        }
+    }
+}
+
+impl<M> From<M> for Done<M> {
+    fn from(value: M) -> Done<M> {
+        State::from(value).into()
+    }
 }
 
 /// A resource's state as Terraform keeps it: the value (a model, or a
@@ -255,50 +261,72 @@ impl<M> From<Diagnostics> for ApplyError<M> {
     }
 }
 
-impl<M> ApplyError<M> {
-    /// A change recorded as made, with `diags` (warnings only) to show: a
-    /// create that could not finish everywhere (Terraform would taint an
-    /// object created with errors and replace it at the next apply,
-    /// dropping what was made; recorded this way, the next apply finishes
-    /// it in place), or one that succeeded by another way than usual.
-    pub fn unfinished(state: State<M>, diags: Diagnostics) -> ApplyError<M> {
-        ApplyError {
-            diags,
-            partial: Some(state),
-        }
-    }
+/// What the server makes of any apply (create, update or delete): the state
+/// now (`None`: gone, or unchanged after a failure as a whole) and every
+/// diagnostic. It failed when the diagnostics hold an error.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub state: Option<State>,
+    pub diags: Diagnostics,
+}
 
-    /// Whether this is an [`ApplyError::unfinished`] create rather than a
-    /// failure.
-    pub fn is_unfinished(&self) -> bool {
-        self.partial.is_some() && !self.diags.has_errors()
+impl<M: Model> From<Applied<M>> for Outcome {
+    fn from(a: Applied<M>) -> Outcome {
+        match a {
+            Ok(done) => Outcome {
+                state: Some(done.state.encode()),
+                diags: done.warnings,
+            },
+            Err(e) => Outcome {
+                state: e.partial.map(State::encode),
+                diags: e.diags,
+            },
+        }
     }
 }
 
-impl<M: Model> ApplyError<M> {
-    fn encode(self) -> ApplyError {
-        ApplyError {
-            diags: self.diags,
-            partial: self.partial.map(State::encode),
-        }
+impl From<Diagnostics> for Outcome {
+    fn from(diags: Diagnostics) -> Outcome {
+        Outcome { state: None, diags }
     }
+}
+
+/// The plan of a resource as the server hands it over: values in, values
+/// out.
+pub struct PlanRequest<'a> {
+    pub prior: &'a Value,
+    pub replacing: bool,
+    pub config: &'a Value,
+    pub planned: &'a mut Value,
 }
 
 /// A resource as the server sees it: values in, values out. Every
-/// [`Resource`] is one, decoding and encoding its model at this edge.
+/// [`Resource`] is one, decoding and encoding its model and plan at this
+/// edge.
 #[tonic::async_trait]
 pub trait DynResource: Send + Sync {
     fn type_name(&self) -> &'static str;
     fn schema(&self) -> Schema;
     fn validate(&self, config: &Value) -> Diagnostics;
-    fn plan_modifier(&self) -> Option<&dyn ModifyPlan>;
     /// The import ID's form, when the resource can be imported.
     fn import_id_format(&self) -> Option<&'static str>;
+    fn refine_replace(&self, prior: &Value, planned: &Value, replace: &mut Vec<AttrPath>);
+    fn must_replace(&self, prior: &Value, planned: &Value) -> Option<AttrPath>;
+    async fn complete_plan(
+        &self,
+        ctx: Option<&Ctx>,
+        config: &Value,
+        planned: &mut Value,
+    ) -> Result<(), Diagnostics>;
+    /// The checks of a create or update plan; `Ok` holds warnings.
+    async fn check_plan(&self, ctx: &Ctx, req: PlanRequest<'_>)
+        -> Result<Diagnostics, Diagnostics>;
+    async fn check_destroy(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics>;
     async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics>;
     async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics>;
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError>;
-    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Result<State, ApplyError>;
-    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics>;
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Outcome;
+    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Outcome;
+    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Outcome;
 }
 
 fn decode_state<M: Model>(s: &State) -> Result<State<M>, Diagnostics> {
@@ -317,46 +345,96 @@ impl<R: Resource> DynResource for R {
         R::Model::schema(R::DESCRIPTION)
     }
     fn validate(&self, config: &Value) -> Diagnostics {
-        self.config_validator()
-            .map(|v| v.validate(config))
-            .unwrap_or_default()
-    }
-    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
-        Resource::plan_modifier(self)
+        match Plan::<R>::decode_plan(config) {
+            Ok(c) => Resource::validate(self, &c),
+            Err(d) => d,
+        }
     }
     fn import_id_format(&self) -> Option<&'static str> {
-        self.importer().map(|i| i.id_format())
+        R::IMPORT_ID
+    }
+    fn refine_replace(&self, prior: &Value, planned: &Value, replace: &mut Vec<AttrPath>) {
+        if let (Ok(prior), Ok(planned)) =
+            (R::Model::from_value(prior), Plan::<R>::decode_plan(planned))
+        {
+            Resource::refine_replace(self, &prior, &planned, replace);
+        }
+    }
+    fn must_replace(&self, prior: &Value, planned: &Value) -> Option<AttrPath> {
+        let prior = R::Model::from_value(prior).ok()?;
+        let planned = Plan::<R>::decode_plan(planned).ok()?;
+        Resource::must_replace(self, &prior, &planned)
+    }
+    async fn complete_plan(
+        &self,
+        ctx: Option<&Ctx>,
+        config: &Value,
+        planned: &mut Value,
+    ) -> Result<(), Diagnostics> {
+        let config = Plan::<R>::decode_plan(config)?;
+        let before = Plan::<R>::decode_plan(planned)?;
+        let mut after = before.clone();
+        Resource::complete_plan(self, ctx, &config, &mut after).await?;
+        after.write_changes(&before, planned);
+        Ok(())
+    }
+    async fn check_plan(
+        &self,
+        ctx: &Ctx,
+        req: PlanRequest<'_>,
+    ) -> Result<Diagnostics, Diagnostics> {
+        let prior = if req.prior.is_null() || req.replacing {
+            None
+        } else {
+            Some(R::Model::from_value(req.prior)?)
+        };
+        let config = Plan::<R>::decode_plan(req.config)?;
+        let before = Plan::<R>::decode_plan(req.planned)?;
+        let mut after = before.clone();
+        let mut input = PlanInput {
+            prior: prior.as_ref(),
+            replacing: req.replacing,
+            config: &config,
+            planned: &mut after,
+            warnings: Diagnostics::new(),
+        };
+        Resource::check_plan(self, ctx, &mut input).await?;
+        let warnings = input.warnings;
+        after.write_changes(&before, req.planned);
+        Ok(warnings)
+    }
+    async fn check_destroy(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
+        Resource::check_destroy(self, ctx, &R::Model::from_value(prior)?).await
     }
     async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
-        let importer = self.importer().ok_or_else(|| {
-            Diagnostics::error(
-                "Import not supported",
-                format!("{} cannot be imported.", R::TYPE_NAME),
-            )
-        })?;
-        Ok(importer.import(ctx, id).await?.to_value())
+        Ok(Resource::import(self, ctx, id).await?.to_value())
     }
     async fn read(&self, ctx: &Ctx, prior: &State) -> Result<Option<State>, Diagnostics> {
         let prior = decode_state(prior)?;
         Ok(Resource::read(self, ctx, prior).await?.map(State::encode))
     }
-    async fn create(&self, ctx: &Ctx, planned: &Value) -> Result<State, ApplyError> {
-        let planned = R::Model::from_value(planned)?;
-        match Resource::create(self, ctx, planned).await {
-            Ok(s) => Ok(s.encode()),
-            Err(e) => Err(e.encode()),
+    async fn create(&self, ctx: &Ctx, planned: &Value) -> Outcome {
+        match R::Model::from_value(planned) {
+            Ok(planned) => Resource::create(self, ctx, planned).await.into(),
+            Err(d) => d.into(),
         }
     }
-    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Result<State, ApplyError> {
-        let prior = decode_state(prior)?;
-        let planned = R::Model::from_value(planned)?;
-        match Resource::update(self, ctx, prior, planned).await {
-            Ok(s) => Ok(s.encode()),
-            Err(e) => Err(e.encode()),
+    async fn update(&self, ctx: &Ctx, prior: &State, planned: &Value) -> Outcome {
+        let decoded = decode_state(prior).and_then(|p| Ok((p, R::Model::from_value(planned)?)));
+        match decoded {
+            Ok((prior, planned)) => Resource::update(self, ctx, prior, planned).await.into(),
+            Err(d) => d.into(),
         }
     }
-    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Result<(), Diagnostics> {
-        Resource::delete(self, ctx, R::Model::from_value(prior)?).await
+    async fn delete(&self, ctx: &Ctx, prior: &Value) -> Outcome {
+        let diags = match R::Model::from_value(prior) {
+            Ok(prior) => match Resource::delete(self, ctx, prior).await {
+                Ok(warnings) => warnings,
+                Err(errors) => errors,
+            },
+            Err(d) => d,
+        };
+        Outcome { state: None, diags }
     }
 }
 
@@ -370,15 +448,6 @@ pub async fn default_data_nodes(ctx: Option<&Ctx>) -> Result<Option<Vec<String>>
             Ok(Some(all.keys().cloned().collect()))
         }
         None => Ok(None),
-    }
-}
-
-/// Plans computed `id` as the value of the attribute it is made from, once
-/// that is known.
-pub fn plan_id_from(planned: &mut Value, from: &str, id: &str) {
-    if let Value::String(v) = planned.attr(from) {
-        let v = v.clone();
-        planned.set_attr(id, Value::string(v));
     }
 }
 

@@ -3,7 +3,7 @@
 //! to log in to data nodes with the internal passwords).
 
 use crate::diag::{AttrPath, Diagnostics};
-use crate::model::Model as _;
+use crate::model::PlanModel as _;
 use crate::node::{PassSnapshot, PASSFILE_MODE};
 use crate::passfile::{Entry, Key, PassFile};
 use crate::password::{self, Check, Checker, Encryption};
@@ -11,11 +11,11 @@ use crate::provider::ACCESS_NODE;
 use crate::secret::Secret;
 use crate::value::Value;
 
-use super::{Applied, Ctx, Import, ModifyPlan, PlanInput, Read, Resource, State, ValidateConfig};
+use super::{Applied, Ctx, Deleted, PlanInput, Read, Resource, State};
 
 crate::model! {
     /// A password file entry, as configured and as kept.
-    pub struct Model {
+    pub struct Model plan EntryPlan {
         NODE => node: String = optional("Node whose password file holds the entry: `access` or the name of a data node.").default(Value::string(ACCESS_NODE)).force_new(),
         HOSTNAME => hostname: String = optional("Host name the entry applies to, as the connection names it, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
         PORT => port: String = optional("Port the entry applies to, or `*` for any.").default(Value::string(WILDCARD)).force_new(),
@@ -50,22 +50,38 @@ fn mode_string(m: u32) -> String {
     format!("{m:04o}")
 }
 
-impl ValidateConfig for PassfileEntry {
-    fn validate(&self, config: &Value) -> Diagnostics {
+#[tonic::async_trait]
+impl Resource for PassfileEntry {
+    type Model = Model;
+    const TYPE_NAME: &'static str = "timescaledb_passfile_entry";
+
+    const DESCRIPTION: &'static str = DESCRIPTION;
+
+    const IMPORT_ID: Option<&'static str> =
+        Some("[<node> ]<hostname>:<port>:<database>:<username>");
+
+    fn validate(&self, config: &EntryPlan) -> Diagnostics {
         let mut d = Diagnostics::new();
         check_password_form(config, &mut d);
-        let password_attr = if config.attr(PASSWORD_WO).is_null() {
-            PASSWORD
+        let (password_attr, password) = if config.password_wo.is_null() {
+            (PASSWORD, config.password.get())
         } else {
-            PASSWORD_WO
+            (PASSWORD_WO, config.password_wo.get())
         };
+        let password = password.map(|p| p.expose().to_string());
         let mut fields = Vec::new();
-        for a in [HOSTNAME, PORT, DATABASE, USERNAME, password_attr] {
-            if let Value::String(s) = config.attr(a) {
-                if let Err(m) = check_field(a, s) {
+        for (a, v) in [
+            (HOSTNAME, config.hostname.known().cloned()),
+            (PORT, config.port.known().cloned()),
+            (DATABASE, config.database.known().cloned()),
+            (USERNAME, config.username.known().cloned()),
+            (password_attr, password),
+        ] {
+            if let Some(s) = v {
+                if let Err(m) = check_field(a, &s) {
                     d.push_error(Some(AttrPath::attr(a)), "Invalid passfile field", m);
                 }
-                fields.push(s.clone());
+                fields.push(s);
             }
         }
         if let [hostname, port, database, username, password] = fields.as_slice() {
@@ -86,42 +102,42 @@ impl ValidateConfig for PassfileEntry {
         }
         d
     }
-}
 
-#[tonic::async_trait]
-impl ModifyPlan for PassfileEntry {
     async fn complete_plan(
         &self,
         _ctx: Option<&Ctx>,
-        _config: &Value,
-        planned: &mut Value,
+        _config: &EntryPlan,
+        planned: &mut EntryPlan,
     ) -> Result<(), Diagnostics> {
         // After apply the file always has the mode libpq wants and the
         // password last written; a change by hand shows as a change here.
-        planned.set_attr(FILE_MODE, Value::string(mode_string(PASSFILE_MODE)));
-        planned.set_attr(PASSWORD_STATUS, Value::string(IN_SYNC));
+        planned.file_mode.set(Some(mode_string(PASSFILE_MODE)));
+        planned.password_status.set(Some(IN_SYNC.to_string()));
         Ok(())
     }
 
-    async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_>) -> Result<(), Diagnostics> {
+    async fn check_plan(
+        &self,
+        ctx: &Ctx,
+        plan: &mut PlanInput<'_, Model>,
+    ) -> Result<(), Diagnostics> {
         // Checked here, for a new entry, not at validate: configuration
         // generated on import leaves the password out for the user to
         // supply (an update without one fails at apply, writing nothing).
         if plan.prior.is_none()
-            && [PASSWORD, PASSWORD_WO]
-                .iter()
-                .all(|a| plan.config.attr(a).is_null())
+            && plan.config.password.is_null()
+            && plan.config.password_wo.is_null()
         {
             return Err(missing_password());
         }
         if plan.prior.is_some() {
             return Ok(());
         }
-        let keys = [NODE, HOSTNAME, PORT, DATABASE, USERNAME];
-        if !keys.iter().all(|a| plan.planned.attr(a).is_wholly_known()) {
+        // Everything known, or apply looks at the file again.
+        let Some(m) = plan.planned.known() else {
             return Ok(());
-        }
-        let m = Line::try_from(Model::from_value(plan.planned)?)?;
+        };
+        let m = Line::try_from(m)?;
         let node = ctx.node(&m.node, NODE).await?;
         let snap = node.passfile_read().await?;
         if let Some(found) = snap.find(&m.key()) {
@@ -159,16 +175,6 @@ impl ModifyPlan for PassfileEntry {
         }
         Ok(())
     }
-}
-
-#[tonic::async_trait]
-impl Resource for PassfileEntry {
-    type Model = Model;
-    const TYPE_NAME: &'static str = "timescaledb_passfile_entry";
-
-    const DESCRIPTION: &'static str = DESCRIPTION;
-
-    crate::offers!(ValidateConfig, ModifyPlan, Import);
 
     async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {
         let m = Line::try_from(prior.value)?;
@@ -184,14 +190,14 @@ impl Resource for PassfileEntry {
     }
 
     async fn create(&self, ctx: &Ctx, planned: Model) -> Applied<Model> {
-        Ok(write(ctx, Line::try_from(planned)?, true).await?)
+        Ok(write(ctx, Line::try_from(planned)?, true).await?.into())
     }
 
     async fn update(&self, ctx: &Ctx, _prior: State<Model>, planned: Model) -> Applied<Model> {
-        Ok(write(ctx, Line::try_from(planned)?, false).await?)
+        Ok(write(ctx, Line::try_from(planned)?, false).await?.into())
     }
 
-    async fn delete(&self, ctx: &Ctx, prior: Model) -> Result<(), Diagnostics> {
+    async fn delete(&self, ctx: &Ctx, prior: Model) -> Deleted {
         ctx.check_cancelled()?;
         let m = Line::try_from(prior)?;
         let node = ctx.node(&m.node, NODE).await?;
@@ -201,16 +207,7 @@ impl Resource for PassfileEntry {
             Ok(())
         })
         .await?;
-        Ok(())
-    }
-}
-
-#[tonic::async_trait]
-impl Import for PassfileEntry {
-    type Model = Model;
-
-    fn id_format(&self) -> &'static str {
-        "[<node> ]<hostname>:<port>:<database>:<username>"
+        Ok(Diagnostics::new())
     }
 
     async fn import(&self, ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {
@@ -351,8 +348,8 @@ fn missing_password() -> Diagnostics {
 
 /// Not both of `password` and `password_wo`; a write-only password with
 /// its version.
-fn check_password_form(config: &Value, d: &mut Diagnostics) {
-    let (plain, wo) = (config.attr(PASSWORD), config.attr(PASSWORD_WO));
+fn check_password_form(config: &EntryPlan, d: &mut Diagnostics) {
+    let (plain, wo) = (&config.password, &config.password_wo);
     if !plain.is_null() && !wo.is_null() {
         d.push_error(
             Some(AttrPath::attr(PASSWORD)),
@@ -360,14 +357,14 @@ fn check_password_form(config: &Value, d: &mut Diagnostics) {
             "Set `password` (kept in state) or `password_wo` (write-only), not both.",
         );
     }
-    if !wo.is_null() && config.attr(PASSWORD_WO_VERSION).is_null() {
+    if !wo.is_null() && config.password_wo_version.is_null() {
         d.push_error(
             Some(AttrPath::attr(PASSWORD_WO_VERSION)),
             "Missing password version",
             "A write-only password is not in the state, so Terraform cannot see it change: set `password_wo_version`, and change it whenever `password_wo` changes.",
         );
     }
-    if wo.is_null() && plain.is_wholly_known() && !config.attr(PASSWORD_WO_VERSION).is_null() {
+    if wo.is_null() && !plain.is_unknown() && !config.password_wo_version.is_null() {
         d.push_error(
             Some(AttrPath::attr(PASSWORD_WO_VERSION)),
             "Version without a write-only password",
@@ -504,6 +501,7 @@ impl Line {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Model as _;
 
     #[test]
     fn fields_are_checked_on_the_right_attribute() {
@@ -511,12 +509,11 @@ mod tests {
             crate::schema::object(Model::attributes().iter().map(|a| (a.name, Value::Null)));
         v.set_attr(USERNAME, Value::string("testrole"));
         v.set_attr(PASSWORD, Value::string("a:b\\c *'\" ü"));
-        assert!(PassfileEntry.validate(&v).is_empty());
+        assert!(crate::resources::DynResource::validate(&PassfileEntry, &v).is_empty());
         v.set_attr(PORT, Value::string("54x"));
         v.set_attr(PASSWORD, Value::string("two\nlines"));
         v.set_attr(DATABASE, Value::string(""));
-        let paths: Vec<String> = PassfileEntry
-            .validate(&v)
+        let paths: Vec<String> = crate::resources::DynResource::validate(&PassfileEntry, &v)
             .0
             .iter()
             .map(|d| d.path.clone().map(|p| p.to_string()).unwrap_or_default())

@@ -6,7 +6,7 @@ use tonic::Status;
 use super::{convert, ProviderServer};
 use crate::diag::{AttrPath, Diagnostics};
 use crate::proto::tfplugin6 as pb;
-use crate::resources::{ApplyError, DynResource, State};
+use crate::resources::{DynResource, Outcome, State};
 use crate::schema::Schema;
 use crate::value::Value;
 
@@ -59,7 +59,7 @@ pub(super) async fn handle(
             })
         }
     };
-    let result = apply(
+    let outcome = apply(
         server,
         &*res,
         schema,
@@ -68,20 +68,13 @@ pub(super) async fn handle(
         &planned,
         &config,
     )
-    .await
-    .map_err(|mut e| {
-        e.partial = e.partial.map(|s| State {
-            value: schema.without_write_only(&s.value),
-            private: s.private,
-        });
-        e
-    });
-    let result = result.and_then(|(v, private)| Ok((convert::to_dynamic(&v, ty)?, private)));
-    Ok(respond(result, ty, req.prior_state, req.planned_private))
+    .await;
+    Ok(respond(outcome, ty, req.prior_state, req.planned_private))
 }
 
-/// Deletes, creates or updates; the new state (without write-only values)
-/// and its private data.
+/// Deletes, creates or updates. A new state (without write-only values)
+/// is held to the plan; a failure names what exists now, if it differs
+/// from the prior state.
 async fn apply(
     server: &ProviderServer,
     res: &dyn DynResource,
@@ -90,87 +83,85 @@ async fn apply(
     prior_private: &[u8],
     planned: &Value,
     config: &Value,
-) -> Result<(Value, Option<Vec<u8>>), ApplyError> {
-    let ctx = server.ctx()?.ok_or_else(|| {
-        Diagnostics::error("Provider configuration not known", "The provider block still holds unknown values at apply time. This is a bug in Terraform.")
-    })?;
-    if planned.is_null() {
-        return match ProviderServer::cancellable(&ctx, res.delete(&ctx, prior)).await {
-            Ok(()) => Ok((Value::Null, None)),
-            // Gone, with warnings to show.
-            Err(d) if !d.has_errors() => Err(ApplyError::unfinished(Value::Null.into(), d)),
-            Err(d) => Err(d.into()),
-        };
-    }
-    // The resource acts on the plan with the write-only values of the
-    // configuration; what it returns is kept without them.
-    let acting = schema.with_write_only(planned, config);
+) -> Outcome {
+    let ctx = match server.ctx() {
+        Ok(Some(ctx)) => ctx,
+        Ok(None) => {
+            return Diagnostics::error("Provider configuration not known", "The provider block still holds unknown values at apply time. This is a bug in Terraform.").into()
+        }
+        Err(d) => return d.into(),
+    };
     // Cancellation stops waiting, never a change halfway: resources run
     // their writes in tasks of their own.
-    let new = if prior.is_null() {
-        ProviderServer::cancellable(&ctx, async { Ok(res.create(&ctx, &acting).await) }).await??
+    let mut outcome = if planned.is_null() {
+        match ProviderServer::cancellable(&ctx, async { Ok(res.delete(&ctx, prior).await) }).await {
+            Ok(o) => o,
+            Err(d) => d.into(),
+        }
     } else {
+        // The resource acts on the plan with the write-only values of the
+        // configuration; what it returns is kept without them.
+        let acting = schema.with_write_only(planned, config);
         let prior = State {
             value: prior.clone(),
             private: prior_private.to_vec(),
         };
-        ProviderServer::cancellable(&ctx, async { Ok(res.update(&ctx, &prior, &acting).await) })
-            .await??
+        let run = async {
+            Ok(if prior.value.is_null() {
+                res.create(&ctx, &acting).await
+            } else {
+                res.update(&ctx, &prior, &acting).await
+            })
+        };
+        match ProviderServer::cancellable(&ctx, run).await {
+            Ok(o) => o,
+            Err(d) => d.into(),
+        }
     };
-    let value = schema.without_write_only(&new.value);
-    check_against_plan(planned, &value).into_result()?;
-    Ok((value, Some(new.private)))
+    if let Some(state) = outcome.state.as_mut() {
+        state.value = schema.without_write_only(&state.value);
+        if !outcome.diags.has_errors() {
+            // A state made without errors must be the plan's.
+            outcome
+                .diags
+                .extend(check_against_plan(planned, &state.value));
+        }
+    }
+    if planned.is_null() && !outcome.diags.has_errors() {
+        outcome.state = Some(Value::Null.into());
+    }
+    outcome
 }
 
-/// The response for an apply's outcome: the new state, or what exists after
-/// a change that failed part way (the prior state when it failed as a
-/// whole), with the diagnostics.
+/// The response for an outcome, whatever it is (success, success with
+/// warnings, a failure that left part of the change made, a failure as a
+/// whole): its state (the prior state when there is none), with the
+/// diagnostics.
 fn respond(
-    result: Result<(pb::DynamicValue, Option<Vec<u8>>), ApplyError>,
+    outcome: Outcome,
     ty: &crate::value::Type,
     prior_state: Option<pb::DynamicValue>,
     planned_private: Vec<u8>,
 ) -> pb::apply_resource_change::Response {
-    match result {
-        Ok((dv, private)) => pb::apply_resource_change::Response {
-            new_state: Some(dv),
-            private: private.unwrap_or(planned_private),
-            ..Default::default()
-        },
-        Err(e) if e.is_unfinished() => {
-            let state = e
-                .partial
-                .as_ref()
-                .map(|s| convert::to_dynamic(&s.value, ty));
-            match state {
-                Some(Ok(dv)) => pb::apply_resource_change::Response {
-                    new_state: Some(dv),
-                    private: e.partial.map(|s| s.private).unwrap_or_default(),
-                    diagnostics: convert::diagnostics(e.diags),
-                    ..Default::default()
-                },
-                _ => pb::apply_resource_change::Response {
-                    new_state: prior_state,
-                    diagnostics: convert::diagnostics(Diagnostics::error(
-                        "Internal error",
-                        "The state of a partly made object could not be encoded.",
-                    )),
-                    ..Default::default()
-                },
-            }
+    let Outcome { state, mut diags } = outcome;
+    // A failure keeps the private data Terraform holds: what a change that
+    // did not finish would have recorded is not to be trusted.
+    let failed = diags.has_errors();
+    let encoded = state.map(|s| convert::to_dynamic(&s.value, ty).map(|dv| (dv, s.private)));
+    let (new_state, private) = match encoded {
+        Some(Ok((dv, _))) if failed => (Some(dv), planned_private),
+        Some(Ok((dv, private))) => (Some(dv), private),
+        Some(Err(d)) => {
+            diags.extend(d);
+            (prior_state, planned_private)
         }
-        Err(e) => {
-            let partial = e
-                .partial
-                .as_ref()
-                .and_then(|s| convert::to_dynamic(&s.value, ty).ok());
-            pb::apply_resource_change::Response {
-                new_state: partial.or(prior_state),
-                private: planned_private,
-                diagnostics: convert::diagnostics(e.diags),
-                ..Default::default()
-            }
-        }
+        None => (prior_state, planned_private),
+    };
+    pb::apply_resource_change::Response {
+        new_state,
+        private,
+        diagnostics: convert::diagnostics(diags),
+        ..Default::default()
     }
 }
 

@@ -14,7 +14,7 @@ use tonic::Status;
 use super::{convert, ProviderServer};
 use crate::diag::{AttrPath, Diagnostics};
 use crate::proto::tfplugin6 as pb;
-use crate::resources::{Ctx, ModifyPlan, PlanInput};
+use crate::resources::{Ctx, DynResource, PlanRequest};
 use crate::schema::{Mode, Schema};
 use crate::value::Value;
 
@@ -82,7 +82,7 @@ pub(super) async fn handle(
         let proposed = convert::from_dynamic(req.proposed_new_state.as_ref(), ty)?;
         let config = convert::from_dynamic(req.config.as_ref(), ty)?;
         let ctx = server.ctx()?;
-        let modifier = res.plan_modifier().unwrap_or(&NoModification);
+        let modifier: &dyn DynResource = &*res;
         if proposed.is_null() {
             if let (Some(ctx), false) = (&ctx, prior.is_null()) {
                 ProviderServer::cancellable(ctx, modifier.check_destroy(ctx, &prior)).await?;
@@ -149,7 +149,7 @@ pub(super) async fn handle(
 /// Lets the resource ask for a replacement although nothing configurable
 /// changed; everything computed is then new.
 fn must_replace(
-    res: &dyn ModifyPlan,
+    res: &dyn DynResource,
     schema: &Schema,
     prior: &Value,
     planned: &mut Value,
@@ -170,15 +170,10 @@ fn must_replace(
     }
 }
 
-/// The plan of a resource that modifies none: Terraform's rules alone.
-struct NoModification;
-
-impl ModifyPlan for NoModification {}
-
 /// Lets the resource narrow a replacement to an in-place update; computed
 /// values that survive one are then known again.
 fn refine_replace(
-    res: &dyn ModifyPlan,
+    res: &dyn DynResource,
     schema: &Schema,
     prior: &Value,
     planned: &mut Value,
@@ -199,7 +194,7 @@ fn refine_replace(
 /// (not run when nothing changes); returns the warnings to show.
 async fn check_against_nodes(
     ctx: &Ctx,
-    res: &dyn ModifyPlan,
+    res: &dyn DynResource,
     schema: &Schema,
     prior: &Value,
     config: &Value,
@@ -209,15 +204,13 @@ async fn check_against_nodes(
     if !prior.is_null() && schema.without_write_only(planned) == *prior {
         return Ok(Diagnostics::new());
     }
-    let mut input = PlanInput {
-        prior: (!prior.is_null() && replace.is_empty()).then_some(prior),
+    let req = PlanRequest {
+        prior,
         replacing: !prior.is_null() && !replace.is_empty(),
         config,
         planned,
-        warnings: Diagnostics::new(),
     };
-    ProviderServer::cancellable(ctx, res.check_plan(ctx, &mut input)).await?;
-    Ok(input.warnings)
+    ProviderServer::cancellable(ctx, res.check_plan(ctx, req)).await
 }
 
 #[cfg(test)]

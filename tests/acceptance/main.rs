@@ -19,4 +19,5 @@ mod reliability;
 mod safe_writes;
 mod secrets_in_state;
 mod soak;
+mod unknowns;
 mod untrusted;

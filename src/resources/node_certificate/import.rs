@@ -1,0 +1,97 @@
+//! Import IDs of node certificates, and adopting an installed one.
+
+use super::install::first_pem_block;
+use super::*;
+use crate::resources::certs::DEFAULT_EARLY_RENEWAL_DAYS;
+
+/// The certificate a node holds, by `<node> server` or `<node> user <role>`.
+pub(super) async fn import(ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {
+    let (node_name, kind, role) = parse_import_id(id)?;
+    let node = ctx.provider.node(node_name).await?;
+    let probe = Model {
+        kind,
+        role: role.clone(),
+        ..Model::default()
+    };
+    let paths = probe.paths_on(&node).await?;
+    let installed = node.read_installed(&paths).await?;
+    let (Some(cert_file), Some(key)) = (&installed.cert, &installed.key) else {
+        return Err(Diagnostics::error(
+            "Certificate not found",
+            format!(
+                "Node {node_name:?} has no certificate and key at {} and {}.",
+                paths.cert, paths.key
+            ),
+        ));
+    };
+    let info = pki::inspect(cert_file).map_err(|m| {
+        Diagnostics::error("Unreadable certificate", format!("{}: {m}", paths.cert))
+    })?;
+    let leaf = first_pem_block(cert_file);
+    let ca_pem = match kind {
+        Kind::Server => installed.ca.clone(),
+        _ => cert_file
+            .strip_prefix(&leaf)
+            .map(|rest| rest.trim_start().to_string())
+            .filter(|s| !s.is_empty()),
+    }
+    .unwrap_or_default();
+    let ssl = node.ssl_settings().await?;
+    let configure_ssl = kind == Kind::Server && ssl[1] == paths.cert;
+    let days = (info.not_after - info.not_before).whole_days();
+    let mut state = Model {
+        kind,
+        node: node_name.to_string(),
+        id: Some(make_id(node_name, kind, role.as_deref())),
+        role,
+        common_name: info.common_name.clone(),
+        dns_names: info.dns_names.clone(),
+        ip_addresses: info.ip_addresses.clone(),
+        ca_cert_pem: ca_pem,
+        ca_key_node: None,
+        ca_private_key_pem_wo: None,
+        ca_private_key_pem: None,
+        key_algorithm: pki::key_algorithm(key).unwrap_or_default().to_string(),
+        validity_days: days,
+        early_renewal_days: DEFAULT_EARLY_RENEWAL_DAYS,
+        configure_ssl,
+        cert_pem: Some(leaf),
+        public_key_fingerprint: Some(info.public_key_fingerprint()),
+        fingerprint: Some(info.fingerprint_sha256.clone()),
+        not_after: Some(pki::rfc3339(info.not_after)),
+        cert_path: Some(paths.cert.clone()),
+        key_path: Some(paths.key.clone()),
+        ca_path: paths.ca.clone(),
+        ready_for_renewal: None,
+        installed: None,
+    };
+    let status =
+        check_installed(&node, &state, &info.fingerprint_sha256, &paths, &installed).await?;
+    state.installed = Some(status);
+    state.ready_for_renewal =
+        ready_for_renewal(state.not_after.as_deref(), state.early_renewal_days);
+    Ok(state)
+}
+
+/// `<node> server` or `<node> user <role>`.
+pub(super) fn parse_import_id(id: &str) -> Result<(&str, Kind, Option<String>), Diagnostics> {
+    let bad = || {
+        Diagnostics::error(
+            "Invalid import ID",
+            format!("{id:?} is not `<node> server` or `<node> user <role>`, e.g. `dn1 server` or `access user testrole`."),
+        )
+    };
+    let (node_name, rest) = id.split_once(' ').ok_or_else(bad)?;
+    match rest.split_once(' ') {
+        Some(("user", r)) if !r.is_empty() => Ok((node_name, Kind::User, Some(r.to_string()))),
+        None if rest == "server" => Ok((node_name, Kind::Server, None)),
+        _ => Err(bad()),
+    }
+}
+
+pub(super) fn make_id(node: &str, kind: Kind, role: Option<&str>) -> String {
+    match (kind, role) {
+        (Kind::User, Some(r)) => format!("{node} user {r}"),
+        _ => format!("{node} {}", kind.name()),
+    }
+}

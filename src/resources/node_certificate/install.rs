@@ -1,0 +1,200 @@
+//! Issuing a node certificate with the CA and installing it on its node,
+//! and comparing what a node holds with the state.
+
+use super::import::make_id;
+use super::*;
+use crate::node::{Install, Installed};
+use crate::pki::{Ca, CaField, Usage};
+
+/// The first PEM block of a text, with its trailing newline.
+pub(super) fn first_pem_block(text: &str) -> String {
+    const END: &str = "-----END CERTIFICATE-----";
+    match text.find(END) {
+        Some(i) => format!("{}\n", &text[..i + END.len()]),
+        None => text.to_string(),
+    }
+}
+
+/// Compares what is installed (and, for a server certificate, what the
+/// node serves) with the state: `in sync`, or what differs.
+pub(super) async fn check_installed(
+    node: &Node,
+    m: &Model,
+    fingerprint: &str,
+    paths: &CertPaths,
+    installed: &Installed,
+) -> Result<String, Diagnostics> {
+    let mut problems: Vec<String> = Vec::new();
+    let cert_info = match &installed.cert {
+        None => {
+            problems.push("certificate file missing".into());
+            None
+        }
+        Some(text) => match pki::inspect(text) {
+            Ok(info) if info.fingerprint_sha256 == fingerprint => Some(info),
+            _ => {
+                problems.push("certificate file replaced".into());
+                None
+            }
+        },
+    };
+    match (&installed.key, &cert_info) {
+        (None, _) => problems.push("key file missing".into()),
+        (Some(k), Some(info)) if !pki::key_matches(info, k) => {
+            problems.push("key file replaced".into())
+        }
+        _ => {}
+    }
+    if let Some(mode) = installed.key_mode.filter(|m| *m != 0o600) {
+        problems.push(format!("key file mode {mode:04o}"));
+    }
+    if m.kind == Kind::User {
+        if let Some(text) = &installed.cert {
+            if cert_info.is_some() && !text.contains(m.ca_cert_pem.trim()) {
+                problems.push("CA chain missing from the certificate file".into());
+            }
+        }
+    }
+    if m.kind == Kind::Server {
+        match &installed.ca {
+            None => problems.push("CA file missing".into()),
+            Some(ca) if ca.trim() != m.ca_cert_pem.trim() => {
+                problems.push("CA file replaced".into())
+            }
+            _ => {}
+        }
+        if m.configure_ssl {
+            let settings = node.ssl_settings().await?;
+            let want = [
+                "on",
+                &paths.cert,
+                &paths.key,
+                paths.ca.as_deref().unwrap_or_default(),
+            ];
+            if settings.iter().zip(want).any(|(have, want)| have != want) {
+                problems.push("ssl settings changed".into());
+            }
+            // What the server serves, unless it cannot be probed.
+            if let Ok(served) = node.served_fingerprint().await {
+                if served.as_deref() != Some(fingerprint) {
+                    problems.push("not served by the node".into());
+                }
+            }
+        }
+    }
+    Ok(if problems.is_empty() {
+        IN_SYNC.to_string()
+    } else {
+        problems.join(", ")
+    })
+}
+
+/// A new key and a certificate for it, signed by the CA. The key never
+/// leaves the provider's memory but to the node.
+pub(super) async fn issue(ctx: &Ctx, m: &Model) -> Result<(String, Secret), Diagnostics> {
+    let ca = load_ca(ctx, m).await?;
+    let usage = match m.kind {
+        Kind::Server => Usage::Server {
+            dns_names: m.dns_names.clone(),
+            ip_addresses: m
+                .ip_addresses
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+        },
+        _ => Usage::Client,
+    };
+    let issued = ca
+        .issue(m.subject_name(), &usage, &m.key_algorithm, m.validity_days)
+        .map_err(|msg| Diagnostics::error("Could not issue the certificate", msg))?;
+    Ok((issued.cert_pem, issued.key_pem))
+}
+
+/// The CA that signs: its certificate, and its key from the node that
+/// keeps it or from the configuration.
+async fn load_ca(ctx: &Ctx, m: &Model) -> Result<Ca, Diagnostics> {
+    let (key, key_attr) = match (&m.ca_key_node, m.ca_key()) {
+        (Some(name), _) => {
+            let fingerprint = pki::inspect(&m.ca_cert_pem)
+                .map_err(|msg| {
+                    Diagnostics::attr_error(AttrPath::attr(CA_CERT_PEM), "Invalid CA", msg)
+                })?
+                .fingerprint_sha256;
+            let (node, paths) =
+                crate::resources::certs::ca_key_home(ctx, name, &fingerprint, CA_KEY_NODE).await?;
+            let installed = node.read_installed(&paths).await?;
+            let key = installed.key.ok_or_else(|| {
+                Diagnostics::attr_error(
+                    AttrPath::attr(CA_KEY_NODE),
+                    "CA key not found",
+                    format!("Node {name:?} has no key for this CA at {}.", paths.key),
+                )
+            })?;
+            (key, CA_KEY_NODE)
+        }
+        (None, Some(key)) => (key.clone(), CA_PRIVATE_KEY_PEM),
+        (None, None) => {
+            return Err(Diagnostics::attr_error(
+                AttrPath::attr(CA_KEY_NODE),
+                "No CA key",
+                "Set `ca_key_node`, `ca_private_key_pem_wo` or `ca_private_key_pem`.",
+            ))
+        }
+    };
+    Ca::load(&m.ca_cert_pem, &key).map_err(|(f, msg)| {
+        let attr = if f == CaField::Cert {
+            CA_CERT_PEM
+        } else {
+            key_attr
+        };
+        Diagnostics::attr_error(AttrPath::attr(attr), "Invalid CA", msg)
+    })
+}
+
+/// Installs the certificate in `state` with its key and fills in the
+/// computed values. The key goes to the node only.
+pub(super) async fn install(
+    ctx: &Ctx,
+    mut state: Model,
+    key_pem: Secret,
+) -> Result<Model, Diagnostics> {
+    let cert_pem = state.cert_pem.clone().unwrap_or_default();
+    let info =
+        pki::inspect(&cert_pem).map_err(|msg| Diagnostics::error("Unreadable certificate", msg))?;
+    let node = ctx.node(&state.node, NODE).await?;
+    if state.configures_ssl() && state.node == ACCESS_NODE {
+        tls_coupling::before_access_node_tls_comes(ctx).await?;
+    }
+    let paths = state.paths_on(&node).await?;
+    node.install_cert(
+        paths.clone(),
+        Install {
+            cert_pem: cert_pem.clone(),
+            key_pem,
+            ca_pem: Some(state.ca_cert_pem.clone()),
+            configure_ssl: state.configures_ssl(),
+            fingerprint: info.fingerprint_sha256.clone(),
+        },
+    )
+    .await?;
+    state.fingerprint = Some(info.fingerprint_sha256.clone());
+    state.public_key_fingerprint = Some(info.public_key_fingerprint());
+    state.not_after = Some(pki::rfc3339(info.not_after));
+    state.cert_path = Some(paths.cert.clone());
+    state.key_path = Some(paths.key.clone());
+    state.ca_path = paths.ca.clone();
+    state.id = Some(make_id(&state.node, state.kind, state.role.as_deref()));
+    state.ready_for_renewal =
+        ready_for_renewal(state.not_after.as_deref(), state.early_renewal_days);
+    let installed = node.read_installed(&paths).await?;
+    let status =
+        check_installed(&node, &state, &info.fingerprint_sha256, &paths, &installed).await?;
+    if status != IN_SYNC {
+        return Err(Diagnostics::error(
+            "Certificate not in place after install",
+            format!("On node {:?}: {status}.", state.node),
+        ));
+    }
+    state.installed = Some(status);
+    Ok(state)
+}

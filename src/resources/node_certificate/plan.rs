@@ -1,0 +1,226 @@
+//! Planning a node certificate: the configuration's checks, the computed
+//! values a plan can tell, and the checks against the node.
+
+use super::import::make_id;
+use super::*;
+use crate::model::{PlanModel as _, Planned};
+use crate::pki::{Ca, CaField};
+
+/// The configuration's checks, on what is known of it.
+pub(super) fn validate(config: &CertPlan) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    super::super::certs::check_days(&config.validity_days, &config.early_renewal_days, &mut d);
+    match config.kind.known() {
+        Some(Kind::Server) => check_server(config, &mut d),
+        Some(Kind::User) => check_user(config, &mut d),
+        None => {}
+    }
+    if let Some(items) = config.ip_addresses.known() {
+        for (i, s) in items.iter().enumerate() {
+            if s.parse::<std::net::IpAddr>().is_err() {
+                d.push_error(
+                    Some(AttrPath::attr(IP_ADDRESSES).index(i)),
+                    "Invalid IP address",
+                    format!("{s:?} is not an IP address."),
+                );
+            }
+        }
+    }
+    let sources: Vec<&str> = [
+        (CA_KEY_NODE, config.ca_key_node.is_null()),
+        (
+            CA_PRIVATE_KEY_PEM_WO,
+            config.ca_private_key_pem_wo.is_null(),
+        ),
+        (CA_PRIVATE_KEY_PEM, config.ca_private_key_pem.is_null()),
+    ]
+    .into_iter()
+    .filter(|(_, null)| !null)
+    .map(|(a, _)| a)
+    .collect();
+    if let [_, second, ..] = sources.as_slice() {
+        d.push_error(
+            Some(AttrPath::attr(second)),
+            "One CA key source",
+            ONE_CA_KEY_SOURCE,
+        );
+    }
+    for (key_attr, key) in [
+        (CA_PRIVATE_KEY_PEM, &config.ca_private_key_pem),
+        (CA_PRIVATE_KEY_PEM_WO, &config.ca_private_key_pem_wo),
+    ] {
+        if let (Some(cert), Some(key)) = (config.ca_cert_pem.as_str(), key.get()) {
+            if let Err((field, m)) = Ca::load(cert, key) {
+                let path = match field {
+                    CaField::Cert => CA_CERT_PEM,
+                    CaField::Key => key_attr,
+                };
+                d.push_error(Some(AttrPath::attr(path)), "Invalid CA", m);
+            }
+        }
+    }
+    d
+}
+
+fn check_server(config: &CertPlan, d: &mut Diagnostics) {
+    if config.common_name.is_null() {
+        d.push_error(
+            Some(AttrPath::attr(COMMON_NAME)),
+            "Missing common name",
+            "A server certificate needs a `common_name` (usually the node's host name).",
+        );
+    }
+    if !config.role.is_null() {
+        d.push_error(
+            Some(AttrPath::attr(ROLE)),
+            "Not for server certificates",
+            "`role` names the user of a `kind = \"user\"` certificate.",
+        );
+    }
+}
+
+fn check_user(config: &CertPlan, d: &mut Diagnostics) {
+    if config.role.is_null() {
+        d.push_error(
+            Some(AttrPath::attr(ROLE)),
+            "Missing role",
+            "A user certificate needs the `role` it authenticates (its common name).",
+        );
+    }
+    // Set to something: unknown values are looked at once they are known.
+    let set = [
+        (COMMON_NAME, config.common_name.get().is_some()),
+        (
+            DNS_NAMES,
+            config.dns_names.known().is_some_and(|l| !l.is_empty()),
+        ),
+        (
+            IP_ADDRESSES,
+            config.ip_addresses.known().is_some_and(|l| !l.is_empty()),
+        ),
+    ];
+    for (a, _) in set.into_iter().filter(|(_, set)| *set) {
+        d.push_error(
+            Some(AttrPath::attr(a)),
+            "Not for user certificates",
+            format!(
+                "A user certificate's common name is the role; `{a}` is for server certificates."
+            ),
+        );
+    }
+    if config.configure_ssl.known() == Some(&true) {
+        d.push_error(
+            Some(AttrPath::attr(CONFIGURE_SSL)),
+            "Not for user certificates",
+            "`configure_ssl` sets up the node's server certificate; TLS on the access node comes from its own `kind = \"server\"` certificate.",
+        );
+    }
+}
+
+/// Another spelling of the same CA (or the CA read back on import) does not
+/// call for a new certificate.
+pub(super) fn refine_replace(prior: &Model, planned: &CertPlan, replace: &mut Vec<AttrPath>) {
+    if let (Some(cert), Some(ca)) = (prior.cert_pem.as_deref(), planned.ca_cert_pem.as_str()) {
+        if pki::issued_by(cert, ca) {
+            replace.retain(|p| *p != AttrPath::attr(CA_CERT_PEM));
+        }
+    }
+}
+
+/// The computed values a plan can tell.
+pub(super) fn complete(config: &CertPlan, planned: &mut CertPlan) {
+    for (conf, plan) in [
+        (&config.dns_names, &mut planned.dns_names),
+        (&config.ip_addresses, &mut planned.ip_addresses),
+    ] {
+        if conf.is_null() && plan.is_unknown() {
+            plan.set(Vec::new());
+        }
+    }
+    if config.common_name.is_null() && planned.common_name.is_unknown() {
+        if let Some(r) = planned.role.get() {
+            planned.common_name.set(Some(r.clone()));
+        }
+    }
+    let role = match &planned.role {
+        Planned::Unknown => None,
+        r => Some(r.get().cloned()),
+    };
+    if let (Some(node), Some(kind), Some(role)) = (planned.node.known(), planned.kind.known(), role)
+    {
+        planned.id.set(Some(make_id(node, *kind, role.as_deref())));
+    }
+    // The node's key gone or not the certificate's: it is kept nowhere
+    // else, so apply makes a new key and certificate, in place (a
+    // replacement would take the node's TLS away in between).
+    let installed = planned.installed.as_str().unwrap_or_default().to_string();
+    if KEY_PROBLEMS.iter().any(|p| installed.contains(p)) {
+        planned.cert_pem = Planned::Unknown;
+        planned.fingerprint = Planned::Unknown;
+        planned.public_key_fingerprint = Planned::Unknown;
+        planned.not_after = Planned::Unknown;
+    }
+    if installed.contains(PATHS_MOVED) {
+        planned.cert_path = Planned::Unknown;
+        planned.key_path = Planned::Unknown;
+        planned.ca_path = Planned::Unknown;
+    }
+    planned.ready_for_renewal =
+        super::super::certs::planned_readiness(&planned.not_after, &planned.early_renewal_days);
+    planned.installed.set(Some(IN_SYNC.to_string()));
+}
+
+/// A new certificate where one from another CA is installed already (by
+/// hand or by another resource) is refused at plan time, with the import
+/// command: the new one would silently take its place. One from the
+/// configured CA is the certificate being renewed or replaced (Terraform
+/// plans the new half of a replacement as a create), or one an interrupted
+/// apply installed, and is replaced.
+pub(super) async fn check(ctx: &Ctx, plan: &mut PlanInput<'_, Model>) -> Result<(), Diagnostics> {
+    // Only a new certificate is signed: an imported one needs its CA's key
+    // only once it is renewed or replaced.
+    let config = plan.config;
+    let no_key = config.ca_key_node.is_null()
+        && config.ca_private_key_pem_wo.is_null()
+        && config.ca_private_key_pem.is_null();
+    if plan.prior.is_none() && no_key {
+        return Err(Diagnostics::attr_error(
+            AttrPath::attr(CA_KEY_NODE),
+            "No CA key to sign with",
+            ONE_CA_KEY_SOURCE,
+        ));
+    }
+    if plan.prior.is_some() || plan.replacing {
+        return Ok(());
+    }
+    let Some(m) = plan.planned.known() else {
+        return Ok(()); // parts still unknown: apply installs, and looks then
+    };
+    let node = ctx.node(&m.node, NODE).await?;
+    let paths = m.paths_on(&node).await?;
+    let installed = node.read_installed(&paths).await?;
+    let Some(cert) = installed.cert else {
+        return Ok(());
+    };
+    if pki::issued_by(&cert, &m.ca_cert_pem) {
+        return Ok(());
+    }
+    let who = pki::inspect(&cert)
+        .ok()
+        .and_then(|i| i.common_name)
+        .map(|cn| format!(" (issued to {cn:?})"))
+        .unwrap_or_default();
+    Err(Diagnostics::attr_error(
+        AttrPath::attr(if m.kind == Kind::Server { NODE } else { ROLE }),
+        "Certificate already installed",
+        format!(
+            "Node {:?} already has a certificate at {}{who}, not issued by the configured CA. Another resource manages it \
+             or it was installed by hand; a new one would silently take its place. Manage it with \
+             `terraform import <address> '{}'` (or, for a resource that moved to a new address, `terraform state mv`), or \
+             remove the files first.",
+            m.node,
+            paths.cert,
+            make_id(&m.node, m.kind, m.role.as_deref())
+        ),
+    ))
+}
