@@ -475,3 +475,26 @@ fn not_served(served: Result<Option<String>, String>) -> String {
         Err(e) => e,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TimescaleDB 2.13 looks for a role's certificate by the md5 of its
+    /// name, exactly as written.
+    #[test]
+    fn user_certificates_are_named_by_the_md5_of_the_role() {
+        assert_eq!(
+            user_cert_base("postgres"),
+            "e8a48653851e28c69d0506508fb27fc5"
+        );
+        assert_ne!(user_cert_base("Postgres"), user_cert_base("postgres"));
+    }
+
+    #[test]
+    fn what_is_not_served_is_said() {
+        assert!(not_served(Ok(Some("ab".into()))).contains("SHA-256 ab"));
+        assert!(not_served(Ok(None)).contains("does not offer TLS"));
+        assert_eq!(not_served(Err("probe failed".into())), "probe failed");
+    }
+}

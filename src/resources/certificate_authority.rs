@@ -15,7 +15,7 @@ use super::certs::{
     ca_key_home, check_days, early_renewal_attr, key_algorithm_attr, planned_readiness,
     ready_for_renewal, ready_for_renewal_attr, renewal_due,
 };
-use super::{Applied, Ctx, Deleted, Read, Resource, State};
+use super::{Applied, Checked, Completion, Ctx, Deleted, Read, Resource, State};
 
 crate::model! {
     /// A certificate authority, as configured and as kept.
@@ -85,18 +85,14 @@ impl Resource for CertificateAuthority {
 
     fn must_replace(&self, prior: &Model, planned: &CaPlan) -> Option<AttrPath> {
         renewal_due(
-            prior.not_after.as_deref(),
+            &prior.not_after,
             prior.early_renewal_days,
             &planned.early_renewal_days,
         )
     }
 
-    async fn complete_plan(
-        &self,
-        _ctx: Option<&Ctx>,
-        _config: &CaPlan,
-        planned: &mut CaPlan,
-    ) -> Result<(), Diagnostics> {
+    async fn complete_plan(&self, plan: &mut Completion<'_, Model>) -> Checked {
+        let planned = &mut *plan.planned;
         planned.ready_for_renewal =
             planned_readiness(&planned.not_after, &planned.early_renewal_days);
         // `key_node` set on a CA that kept its key in state (or taken away):

@@ -88,12 +88,12 @@ pub fn planned_readiness(
 /// that is unknown, the one it had) must be replaced: also when the window
 /// was just widened.
 pub fn renewal_due(
-    prior_not_after: Option<&str>,
+    prior_not_after: &Option<String>,
     prior_early: i64,
     planned_early: &Planned<i64>,
 ) -> Option<AttrPath> {
     let early = planned_early.known().copied().unwrap_or(prior_early);
-    (ready_for_renewal(prior_not_after, early) == Some(true))
+    (ready_for_renewal(prior_not_after.as_deref(), early) == Some(true))
         .then(|| AttrPath::attr(READY_FOR_RENEWAL))
 }
 
@@ -129,16 +129,17 @@ mod tests {
     #[test]
     fn renewal_is_due_inside_the_window_the_plan_asks_for() {
         let soon = pki::rfc3339(time::OffsetDateTime::now_utc() + time::Duration::days(10));
-        assert_eq!(renewal_due(Some(&soon), 5, &Planned::Known(5)), None);
+        let at = Some(soon.clone());
+        assert_eq!(renewal_due(&at, 5, &Planned::Known(5)), None);
         assert!(
-            renewal_due(Some(&soon), 5, &Planned::Known(20)).is_some(),
+            renewal_due(&at, 5, &Planned::Known(20)).is_some(),
             "window widened"
         );
         assert!(
-            renewal_due(Some(&soon), 20, &Planned::Unknown).is_some(),
+            renewal_due(&at, 20, &Planned::Unknown).is_some(),
             "the prior window"
         );
-        assert_eq!(renewal_due(None, 20, &Planned::Known(20)), None);
+        assert_eq!(renewal_due(&None, 20, &Planned::Known(20)), None);
         assert_eq!(
             planned_readiness(&Planned::Known(Some(soon.clone())), &Planned::Known(20)),
             Planned::Known(Some(true))

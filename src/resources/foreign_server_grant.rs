@@ -9,7 +9,10 @@ use crate::model::Planned;
 use crate::node::GrantChange;
 use crate::value::Value;
 
-use super::{default_data_nodes, Applied, Ctx, Deleted, PlanInput, Read, Resource, State};
+use super::{
+    default_data_nodes, Applied, Checked, Completion, Ctx, Deleted, PlanInput, Read, Resource,
+    State,
+};
 
 crate::model! {
     /// A role's `USAGE` on foreign servers, as configured and as kept.
@@ -99,12 +102,10 @@ impl Resource for ForeignServerGrant {
         d
     }
 
-    async fn complete_plan(
-        &self,
-        ctx: Option<&Ctx>,
-        config: &GrantPlan,
-        planned: &mut GrantPlan,
-    ) -> Result<(), Diagnostics> {
+    async fn complete_plan(&self, plan: &mut Completion<'_, Model>) -> Checked {
+        let ctx = plan.ctx;
+        let config = plan.config;
+        let planned = &mut *plan.planned;
         planned.id = planned.role.map(|r| Some(r.clone()));
         if config.servers.is_null() {
             match default_data_nodes(ctx).await? {
@@ -124,11 +125,7 @@ impl Resource for ForeignServerGrant {
 
     /// Foreign servers the access node does not have are refused; the
     /// role is not looked up, since it may be made in the same apply.
-    async fn check_plan(
-        &self,
-        ctx: &Ctx,
-        plan: &mut PlanInput<'_, Model>,
-    ) -> Result<(), Diagnostics> {
+    async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_, Model>) -> Checked {
         let Some(servers) = plan.planned.servers.known() else {
             return Ok(());
         };

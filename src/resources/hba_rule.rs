@@ -8,7 +8,7 @@ use crate::model::{PlanModel as _, Planned};
 use crate::provider::ACCESS_NODE;
 use crate::value::Value;
 
-use super::{Applied, Ctx, Deleted, PlanInput, Read, Resource, State};
+use super::{Applied, Checked, Ctx, Deleted, PlanInput, Read, Resource, State};
 
 const DEFAULT_POSITION: i64 = 100;
 
@@ -73,11 +73,7 @@ impl Resource for HbaRule {
         }
     }
 
-    async fn check_plan(
-        &self,
-        ctx: &Ctx,
-        plan: &mut PlanInput<'_, Model>,
-    ) -> Result<(), Diagnostics> {
+    async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_, Model>) -> Checked {
         // The rule must be known to check anything against the node (else
         // apply checks again).
         let Some(m) = plan.planned.known() else {
@@ -475,58 +471,36 @@ mod tests {
         );
     }
 
+    /// The paths of the errors validation finds in a configuration.
+    fn validate_paths(c: &[(&'static str, Value)]) -> Vec<String> {
+        error_paths(&crate::resources::DynResource::validate(
+            &HbaRule,
+            &config(c),
+        ))
+    }
+
     #[test]
     fn errors_point_at_the_attribute() {
         let mut c = base();
         c.push((OPTIONS, Value::map_of_strings([("clientcert", "1")])));
         c[0] = (TYPE, Value::string("hostssl"));
-        assert_eq!(
-            error_paths(&crate::resources::DynResource::validate(
-                &HbaRule,
-                &config(&c)
-            )),
-            ["options[\"clientcert\"]"]
-        );
+        assert_eq!(validate_paths(&c), ["options[\"clientcert\"]"]);
 
         let mut c = base();
         c[3] = (ADDRESS, Value::string("192.0.2.20/24"));
-        assert_eq!(
-            error_paths(&crate::resources::DynResource::validate(
-                &HbaRule,
-                &config(&c)
-            )),
-            ["address"]
-        );
+        assert_eq!(validate_paths(&c), ["address"]);
 
         let mut c = base();
         c[0] = (TYPE, Value::string("local"));
-        assert_eq!(
-            error_paths(&crate::resources::DynResource::validate(
-                &HbaRule,
-                &config(&c)
-            )),
-            ["address"]
-        );
+        assert_eq!(validate_paths(&c), ["address"]);
 
         let mut c = base();
         c[4] = (METHOD, Value::string("cert"));
-        assert_eq!(
-            error_paths(&crate::resources::DynResource::validate(
-                &HbaRule,
-                &config(&c)
-            )),
-            ["method"]
-        );
+        assert_eq!(validate_paths(&c), ["method"]);
 
         let mut c = base();
         c.push((COMMENT, Value::string("(oops")));
-        assert_eq!(
-            error_paths(&crate::resources::DynResource::validate(
-                &HbaRule,
-                &config(&c)
-            )),
-            ["comment"]
-        );
+        assert_eq!(validate_paths(&c), ["comment"]);
     }
 
     #[test]

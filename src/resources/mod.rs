@@ -55,6 +55,20 @@ impl Ctx {
 /// The plan form of a resource's model.
 pub type Plan<R> = <<R as Resource>::Model as HasPlan>::Plan;
 
+/// What a plan hook comes to: nothing, or the diagnostics that refuse the
+/// plan.
+pub type Checked = Result<(), Diagnostics>;
+
+/// Every plan, for the resource to complete with what it can tell of the
+/// computed values.
+pub struct Completion<'a, M: HasPlan> {
+    /// `None` while the provider configuration is unknown.
+    pub ctx: Option<&'a Ctx>,
+    pub config: &'a M::Plan,
+    /// The planned state; the resource sets computed attributes.
+    pub planned: &'a mut M::Plan,
+}
+
 /// A create or update plan, for the resource to check against live nodes
 /// and adjust.
 pub struct PlanInput<'a, M: HasPlan> {
@@ -141,23 +155,13 @@ pub trait Resource: Send + Sync + 'static {
     /// Completes the planned state, every time a plan is made (also when
     /// nothing configurable changed): sets computed attributes to what they
     /// will be after apply, so that drift the read found shows as a change.
-    /// `ctx` is `None` while the provider configuration is unknown.
-    async fn complete_plan(
-        &self,
-        _ctx: Option<&Ctx>,
-        _config: &Plan<Self>,
-        _planned: &mut Plan<Self>,
-    ) -> Result<(), Diagnostics> {
+    async fn complete_plan(&self, _plan: &mut Completion<'_, Self::Model>) -> Checked {
         Ok(())
     }
 
     /// Checks a create or update plan against the live nodes, when the
     /// provider is configured.
-    async fn check_plan(
-        &self,
-        _ctx: &Ctx,
-        _plan: &mut PlanInput<'_, Self::Model>,
-    ) -> Result<(), Diagnostics> {
+    async fn check_plan(&self, _ctx: &Ctx, _plan: &mut PlanInput<'_, Self::Model>) -> Checked {
         Ok(())
     }
 
@@ -374,7 +378,12 @@ impl<R: Resource> DynResource for R {
         let config = Plan::<R>::decode_plan(config)?;
         let before = Plan::<R>::decode_plan(planned)?;
         let mut after = before.clone();
-        Resource::complete_plan(self, ctx, &config, &mut after).await?;
+        let mut input = Completion {
+            ctx,
+            config: &config,
+            planned: &mut after,
+        };
+        Resource::complete_plan(self, &mut input).await?;
         after.write_changes(&before, planned);
         Ok(())
     }
@@ -512,6 +521,48 @@ mod tests {
             }
         }
         assert!(checked >= 8, "only {checked} secret attributes found");
+    }
+
+    /// A default is a value of its attribute's type (a string default on a
+    /// bool attribute would compile and fail at run time) and one of its
+    /// allowed values, in blocks as at the top level.
+    #[test]
+    fn every_default_is_of_its_attribute_s_type_and_allowed() {
+        let mut checked = 0;
+        for (owner, schema) in &all_schemas() {
+            let nested = schema.blocks.iter().flat_map(|b| &b.attributes);
+            for a in schema.attributes.iter().chain(nested) {
+                let Some(d) = &a.default else { continue };
+                checked += 1;
+                assert!(
+                    d.conforms(&a.ty),
+                    "{owner}.{}: default {d} is not a {:?}",
+                    a.name,
+                    a.ty
+                );
+                if let (Some(allowed), Some(s)) = (a.one_of, d.as_str()) {
+                    assert!(
+                        allowed.contains(&s),
+                        "{owner}.{}: default {s:?} is not allowed",
+                        a.name
+                    );
+                }
+            }
+        }
+        assert!(checked >= 20, "only {checked} defaults found");
+        assert!(!Value::string("x").conforms(&crate::value::Type::Bool));
+        assert!(Value::Bool(true).conforms(&crate::value::Type::Bool));
+    }
+
+    /// Every resource but the CA can be imported, and says how.
+    #[test]
+    fn import_ids_are_declared() {
+        let importable: Vec<&str> = all()
+            .iter()
+            .filter(|r| r.import_id_format().is_some())
+            .map(|r| r.type_name())
+            .collect();
+        assert_eq!(importable.len(), all().len() - 1, "{importable:?}");
     }
 
     /// The default and the allowed values are written into a description by

@@ -11,7 +11,7 @@ use crate::provider::ACCESS_NODE;
 use crate::secret::Secret;
 use crate::value::Value;
 
-use super::{Applied, Ctx, Deleted, PlanInput, Read, Resource, State};
+use super::{Applied, Checked, Completion, Ctx, Deleted, PlanInput, Read, Resource, State};
 
 crate::model! {
     /// A password file entry, as configured and as kept.
@@ -103,12 +103,8 @@ impl Resource for PassfileEntry {
         d
     }
 
-    async fn complete_plan(
-        &self,
-        _ctx: Option<&Ctx>,
-        _config: &EntryPlan,
-        planned: &mut EntryPlan,
-    ) -> Result<(), Diagnostics> {
+    async fn complete_plan(&self, plan: &mut Completion<'_, Model>) -> Checked {
+        let planned = &mut *plan.planned;
         // After apply the file always has the mode libpq wants and the
         // password last written; a change by hand shows as a change here.
         planned.file_mode.set(Some(mode_string(PASSFILE_MODE)));
@@ -116,11 +112,7 @@ impl Resource for PassfileEntry {
         Ok(())
     }
 
-    async fn check_plan(
-        &self,
-        ctx: &Ctx,
-        plan: &mut PlanInput<'_, Model>,
-    ) -> Result<(), Diagnostics> {
+    async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_, Model>) -> Checked {
         // Checked here, for a new entry, not at validate: configuration
         // generated on import leaves the password out for the user to
         // supply (an update without one fails at apply, writing nothing).

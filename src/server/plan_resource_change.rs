@@ -15,11 +15,12 @@ use super::{convert, ProviderServer};
 use crate::diag::{AttrPath, Diagnostics};
 use crate::proto::tfplugin6 as pb;
 use crate::resources::{Ctx, DynResource, PlanRequest};
-use crate::schema::{Mode, Schema};
+use crate::schema::{Attribute, Mode, Schema};
 use crate::value::Value;
 
-/// Applies the schema's planning rules. Returns the planned state and the
-/// paths whose change forces replacement.
+/// Applies the schema's planning rules, to the top-level attributes and
+/// to those of every block alike. Returns the planned state and the paths
+/// whose change forces replacement.
 pub fn plan_by_schema(
     schema: &Schema,
     prior: &Value,
@@ -27,47 +28,110 @@ pub fn plan_by_schema(
     config: &Value,
 ) -> (Value, Vec<AttrPath>) {
     let mut planned = proposed.clone();
-    for a in &schema.attributes {
-        if let Some(d) = &a.default {
-            if config.attr(a.name).is_null() {
-                planned.set_attr(a.name, d.clone());
-            }
-        }
-    }
     let mut replace = Vec::new();
-    if prior.is_null() {
-        for a in &schema.attributes {
-            if a.computed() && a.default.is_none() && config.attr(a.name).is_null() {
-                planned.set_attr(a.name, Value::Unknown);
-            }
-        }
-        return (planned, replace);
-    }
-    let mut changed = false;
-    for a in schema
-        .attributes
-        .iter()
-        .filter(|a| a.mode != Mode::Computed)
-    {
-        if planned.attr(a.name) != prior.attr(a.name) {
-            changed = true;
-            if a.force_new {
-                replace.push(AttrPath::attr(a.name));
-            }
-        }
-    }
-    if changed {
-        for a in schema
-            .attributes
+    let mut levels: Vec<(&[Attribute], Option<&str>)> = vec![(&schema.attributes, None)];
+    levels.extend(
+        schema
+            .blocks
             .iter()
-            .filter(|a| a.mode == Mode::Computed)
-        {
-            if !(a.stable && replace.is_empty()) {
-                planned.set_attr(a.name, Value::Unknown);
-            }
+            .map(|b| (b.attributes.as_slice(), Some(b.name))),
+    );
+    // Defaults and replacements first, everywhere: whether anything
+    // changed decides what becomes unknown.
+    let mut changed = false;
+    for (attrs, block) in &levels {
+        let Some(mut level) = Level::of(*block, prior, &mut planned, config) else {
+            continue;
+        };
+        changed |= level.defaults_and_changes(attrs, &mut replace);
+    }
+    for (attrs, block) in &levels {
+        if let Some(level) = Level::of(*block, prior, &mut planned, config) {
+            level.unknown_computed(attrs, changed, replace.is_empty());
         }
     }
     (planned, replace)
+}
+
+/// One object the rules apply to: the resource itself or one of its blocks
+/// (when the configuration has it).
+struct Level<'a> {
+    path: AttrPath,
+    prior: &'a Value,
+    planned: &'a mut Value,
+    config: &'a Value,
+}
+
+impl<'a> Level<'a> {
+    fn of(
+        block: Option<&str>,
+        prior: &'a Value,
+        planned: &'a mut Value,
+        config: &'a Value,
+    ) -> Option<Level<'a>> {
+        let Some(name) = block else {
+            return Some(Level {
+                path: AttrPath::default(),
+                prior,
+                planned,
+                config,
+            });
+        };
+        let inner = planned.attr_mut(name)?;
+        inner.is_wholly_known().then_some(())?;
+        Some(Level {
+            path: AttrPath::attr(name),
+            prior: prior.attr(name),
+            planned: inner,
+            config: config.attr(name),
+        })
+    }
+
+    fn at(&self, name: &str) -> AttrPath {
+        self.path.clone().then_attr(name)
+    }
+
+    /// Fills defaults the configuration leaves out; says whether anything
+    /// configurable changed from the prior state, adding the paths whose
+    /// change forces replacement.
+    fn defaults_and_changes(&mut self, attrs: &[Attribute], replace: &mut Vec<AttrPath>) -> bool {
+        for a in attrs {
+            if let Some(d) = &a.default {
+                if self.config.attr(a.name).is_null() {
+                    self.planned.set_attr(a.name, d.clone());
+                }
+            }
+        }
+        if self.prior.is_null() {
+            return false;
+        }
+        let mut changed = false;
+        for a in attrs.iter().filter(|a| a.mode != Mode::Computed) {
+            if self.planned.attr(a.name) != self.prior.attr(a.name) {
+                changed = true;
+                if a.force_new {
+                    replace.push(self.at(a.name));
+                }
+            }
+        }
+        changed
+    }
+
+    /// Computed attributes are unknown on create, and on update when
+    /// something configurable changed (attributes marked stable keep their
+    /// value through an in-place update).
+    fn unknown_computed(self, attrs: &[Attribute], changed: bool, in_place: bool) {
+        for a in attrs {
+            let creating = self.prior.is_null() && a.computed() && a.default.is_none();
+            let updating = !self.prior.is_null()
+                && changed
+                && a.mode == Mode::Computed
+                && !(a.stable && in_place);
+            if creating && self.config.attr(a.name).is_null() || updating {
+                self.planned.set_attr(a.name, Value::Unknown);
+            }
+        }
+    }
 }
 
 pub(super) async fn handle(
@@ -307,6 +371,64 @@ mod tests {
         let (planned, replace) = plan_by_schema(&schema(), &prior, &proposed, &config);
         assert_eq!(replace, vec![AttrPath::attr("name")]);
         assert_eq!(planned.attr("id"), &Value::Unknown);
+    }
+
+    /// A block is planned like the resource's own attributes: its defaults
+    /// are filled, a change of its `force_new` attribute replaces, and its
+    /// computed values follow the same rules.
+    #[test]
+    fn blocks_are_planned_like_top_level_attributes() {
+        let schema = Schema::new(
+            "test",
+            vec![Attribute::new(
+                "name",
+                Type::String,
+                Mode::Required,
+                "Name.",
+            )],
+        )
+        .with_block(crate::schema::Block {
+            name: "blk",
+            description: "Block.".into(),
+            attributes: vec![
+                Attribute::new("cert", Type::String, Mode::Required, "Cert.").force_new(),
+                Attribute::new("mode", Type::String, Mode::Optional, "Mode.")
+                    .default(Value::string("fast")),
+                Attribute::new("seen", Type::String, Mode::Computed, "Seen."),
+            ],
+        });
+        let blk = |cert: &str, mode: Value, seen: Value| {
+            object([
+                ("cert", Value::string(cert)),
+                ("mode", mode),
+                ("seen", seen),
+            ])
+        };
+        let config = object([
+            ("name", Value::string("a")),
+            ("blk", blk("c1", Value::Null, Value::Null)),
+        ]);
+        let (planned, replace) = plan_by_schema(&schema, &Value::Null, &config, &config);
+        assert_eq!(
+            planned.attr("blk"),
+            &blk("c1", Value::string("fast"), Value::Unknown)
+        );
+        assert!(replace.is_empty());
+        let prior = object([
+            ("name", Value::string("a")),
+            ("blk", blk("c1", Value::string("fast"), Value::string("s"))),
+        ]);
+        let (planned, replace) = plan_by_schema(&schema, &prior, &prior, &config);
+        assert_eq!(planned, prior, "nothing changed");
+        assert!(replace.is_empty());
+        let config = object([
+            ("name", Value::string("a")),
+            ("blk", blk("c2", Value::Null, Value::Null)),
+        ]);
+        let (planned, replace) = plan_by_schema(&schema, &prior, &config, &config);
+        assert_eq!(replace, vec![AttrPath::attr("blk").then_attr("cert")]);
+        assert_eq!(planned.attr("blk").attr("seen"), &Value::Unknown);
+        assert_eq!(planned.attr("blk").attr("mode"), &Value::string("fast"));
     }
 
     #[test]

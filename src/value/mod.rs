@@ -236,6 +236,39 @@ impl Value {
         }
     }
 
+    /// Whether the value is of type `ty`; null and unknown are of every
+    /// type.
+    pub fn conforms(&self, ty: &Type) -> bool {
+        match (self, ty) {
+            (Value::Null | Value::Unknown, _) | (_, Type::Dynamic) => true,
+            (Value::Bool(_), Type::Bool)
+            | (Value::Number(_), Type::Number)
+            | (Value::String(_), Type::String) => true,
+            (Value::List(items), Type::List(t)) | (Value::Set(items), Type::Set(t)) => {
+                items.iter().all(|v| v.conforms(t))
+            }
+            (Value::Map(m), Type::Map(t)) => m.values().all(|v| v.conforms(t)),
+            (Value::Object(m), Type::Object(attrs)) => {
+                m.len() == attrs.len()
+                    && attrs
+                        .iter()
+                        .all(|(k, t)| m.get(k).is_some_and(|v| v.conforms(t)))
+            }
+            (Value::Tuple(items), Type::Tuple(types)) => {
+                items.len() == types.len() && items.iter().zip(types).all(|(v, t)| v.conforms(t))
+            }
+            _ => false,
+        }
+    }
+
+    /// Attribute `name` of an object, to change in place.
+    pub fn attr_mut(&mut self, name: &str) -> Option<&mut Value> {
+        match self {
+            Value::Object(m) => m.get_mut(name),
+            _ => None,
+        }
+    }
+
     pub fn set_attr(&mut self, name: &str, v: Value) {
         if let Value::Object(m) = self {
             m.insert(name.to_string(), v);

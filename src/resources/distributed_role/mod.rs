@@ -29,7 +29,9 @@ use crate::schema::{optional, Attribute};
 use crate::secret::Secret;
 use crate::value::Value;
 
-use super::{Applied, ApplyError, Ctx, Deleted, PlanInput, Read, Resource, State};
+use super::{
+    Applied, ApplyError, Checked, Completion, Ctx, Deleted, PlanInput, Read, Resource, State,
+};
 use converge::{converge, read_all};
 use drop::drop_everywhere;
 use spec::{Role, Rotate, Stamps};
@@ -81,20 +83,11 @@ impl Resource for DistributedRole {
         plan::validate(config)
     }
 
-    async fn complete_plan(
-        &self,
-        ctx: Option<&Ctx>,
-        config: &RolePlan,
-        planned: &mut RolePlan,
-    ) -> Result<(), Diagnostics> {
-        plan::complete(ctx, config, planned).await
+    async fn complete_plan(&self, plan: &mut Completion<'_, Model>) -> Checked {
+        plan::complete(plan.ctx, plan.config, plan.planned).await
     }
 
-    async fn check_plan(
-        &self,
-        ctx: &Ctx,
-        plan: &mut PlanInput<'_, Model>,
-    ) -> Result<(), Diagnostics> {
+    async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_, Model>) -> Checked {
         plan::check(ctx, plan).await
     }
 
@@ -187,3 +180,19 @@ const DESCRIPTION: &str = "Manages a role on the access node and on every data n
          Terraform 1.11 or later, `password_wo` and `data_node_password_wo` keep the passwords out of the plan and the \
          state; drift is then found from the digests alone. The `nodes` \
          attribute shows how each node's copy compares, so drift on one data node shows in the plan with the node's name.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Model as _;
+    use crate::schema::object;
+
+    /// A configuration with these attributes set and the rest null.
+    pub(super) fn config(pairs: &[(&'static str, Value)]) -> Value {
+        let mut v = object(Model::attributes().iter().map(|a| (a.name, Value::Null)));
+        for (k, x) in pairs {
+            v.set_attr(k, x.clone());
+        }
+        v
+    }
+}

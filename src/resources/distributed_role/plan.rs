@@ -271,18 +271,9 @@ pub(super) fn exists_error(name: &str) -> Diagnostics {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::config;
     use super::*;
-    use crate::model::Model as _;
-    use crate::schema::object;
     use crate::value::Value;
-
-    fn config(pairs: &[(&'static str, Value)]) -> Value {
-        let mut v = object(Model::attributes().iter().map(|a| (a.name, Value::Null)));
-        for (k, x) in pairs {
-            v.set_attr(k, x.clone());
-        }
-        v
-    }
 
     #[test]
     fn names_and_limits_are_checked_on_the_right_attribute() {

@@ -263,19 +263,11 @@ impl Role {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::config;
     use super::*;
     use crate::model::Model as _;
     use crate::role::IN_SYNC;
-    use crate::schema::object;
     use crate::value::Value;
-
-    fn config(pairs: &[(&'static str, Value)]) -> Value {
-        let mut v = object(Model::attributes().iter().map(|a| (a.name, Value::Null)));
-        for (k, x) in pairs {
-            v.set_attr(k, x.clone());
-        }
-        v
-    }
 
     #[test]
     fn data_nodes_get_login_and_the_internal_password() {

@@ -95,3 +95,37 @@ pub(super) fn make_id(node: &str, kind: Kind, role: Option<&str>) -> String {
         _ => format!("{node} {}", kind.name()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_ids_round_trip_and_bad_ones_say_the_form() {
+        for (node, kind, role) in [
+            ("dn1", Kind::Server, None),
+            ("access", Kind::User, Some("testrole")),
+            ("access", Kind::User, Some("Test \"Role\" with spaces")),
+        ] {
+            let id = make_id(node, kind, role);
+            let (n, k, r) = parse_import_id(&id).unwrap();
+            assert_eq!((n, k, r.as_deref()), (node, kind, role), "{id}");
+        }
+        for bad in [
+            "dn1",
+            "dn1 user",
+            "dn1 user ",
+            "dn1 client x",
+            "dn1 server x",
+            "",
+        ] {
+            let d = parse_import_id(bad).unwrap_err();
+            assert!(
+                d.0[0]
+                    .detail
+                    .contains("`<node> server` or `<node> user <role>`"),
+                "{bad:?}"
+            );
+        }
+    }
+}

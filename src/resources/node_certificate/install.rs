@@ -198,3 +198,22 @@ pub(super) async fn install(
     state.installed = Some(status);
     Ok(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A user certificate file carries the chain after the certificate;
+    /// import and the checks take the certificate alone.
+    #[test]
+    fn the_first_pem_block_is_the_certificate_alone() {
+        let leaf = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----";
+        let ca = "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            first_pem_block(&format!("{leaf}\n{ca}")),
+            format!("{leaf}\n")
+        );
+        assert_eq!(first_pem_block(&format!("{leaf}\n")), format!("{leaf}\n"));
+        assert_eq!(first_pem_block("not pem"), "not pem");
+    }
+}

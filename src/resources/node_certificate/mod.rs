@@ -24,7 +24,7 @@ use crate::value::{Type, Value};
 use super::certs::{
     early_renewal_attr, key_algorithm_attr, ready_for_renewal, ready_for_renewal_attr,
 };
-use super::{Applied, Ctx, Deleted, PlanInput, Read, Resource, State};
+use super::{Applied, Checked, Completion, Ctx, Deleted, PlanInput, Read, Resource, State};
 use install::{check_installed, install, issue};
 
 crate::model! {
@@ -157,27 +157,18 @@ impl Resource for NodeCertificate {
 
     fn must_replace(&self, prior: &Model, planned: &CertPlan) -> Option<AttrPath> {
         super::certs::renewal_due(
-            prior.not_after.as_deref(),
+            &prior.not_after,
             prior.early_renewal_days,
             &planned.early_renewal_days,
         )
     }
 
-    async fn complete_plan(
-        &self,
-        _ctx: Option<&Ctx>,
-        config: &CertPlan,
-        planned: &mut CertPlan,
-    ) -> Result<(), Diagnostics> {
-        plan::complete(config, planned);
+    async fn complete_plan(&self, plan: &mut Completion<'_, Model>) -> Checked {
+        plan::complete(plan.config, plan.planned);
         Ok(())
     }
 
-    async fn check_plan(
-        &self,
-        ctx: &Ctx,
-        plan: &mut PlanInput<'_, Model>,
-    ) -> Result<(), Diagnostics> {
+    async fn check_plan(&self, ctx: &Ctx, plan: &mut PlanInput<'_, Model>) -> Checked {
         plan::check(ctx, plan).await
     }
 

@@ -41,37 +41,21 @@ pub async fn before_access_node_tls_comes(ctx: &Ctx) -> Result<(), Diagnostics> 
     if !coupled(ctx).await? {
         return Ok(());
     }
-    let nodes = ctx.provider.data_nodes().await?;
-    let (mut plain, mut unknown) = (Vec::new(), Vec::new());
-    for (name, node) in nodes.iter() {
-        match serves_tls(node).await {
-            Some(true) => {}
-            Some(false) => plain.push(format!("{name:?}")),
-            None => unknown.push(format!("{name:?}")),
-        }
+    let mut data_nodes = Vec::new();
+    for (name, node) in ctx.provider.data_nodes().await?.iter() {
+        data_nodes.push((name.clone(), serves_tls(node).await));
     }
-    if plain.is_empty() && unknown.is_empty() {
-        return Ok(());
+    match why_not_turn_on(&data_nodes) {
+        None => Ok(()),
+        Some(why) => Err(Diagnostics::attr_error(
+            AttrPath::attr(NODE),
+            "Data nodes serve no TLS yet",
+            format!(
+                "Turning ssl on at the access node now could cut it off from its data nodes: {why}, and while its ssl is \
+                 on, TimescaleDB reaches data nodes over TLS only. Nothing was installed. {ORDER_HINT}"
+            ),
+        )),
     }
-    let mut why = Vec::new();
-    if !plain.is_empty() {
-        why.push(format!("data node(s) {} serve no TLS", plain.join(", ")));
-    }
-    if !unknown.is_empty() {
-        why.push(format!(
-            "whether data node(s) {} serve TLS cannot be told (no TLS handshake and no `ssl` setting could be read)",
-            unknown.join(", ")
-        ));
-    }
-    Err(Diagnostics::attr_error(
-        AttrPath::attr(NODE),
-        "Data nodes serve no TLS yet",
-        format!(
-            "Turning ssl on at the access node now could cut it off from its data nodes: {}, and while its ssl is on, \
-             TimescaleDB reaches data nodes over TLS only. Nothing was installed. {ORDER_HINT}",
-            why.join("; ")
-        ),
-    ))
 }
 
 /// Refuses to take a data node's TLS away while the access node serves
@@ -81,10 +65,8 @@ pub async fn before_data_node_tls_goes(ctx: &Ctx, data_node: &str) -> Result<(),
     if !coupled(ctx).await? {
         return Ok(());
     }
-    let why = match serves_tls(&ctx.provider.access()).await {
-        Some(false) => return Ok(()),
-        Some(true) => "The access node has ssl on",
-        None => "Whether the access node has ssl on cannot be told (no TLS handshake and no `ssl` setting could be read)",
+    let Some(why) = why_not_take_away(serves_tls(&ctx.provider.access()).await) else {
+        return Ok(());
     };
     Err(Diagnostics::attr_error(
         AttrPath::attr(NODE),
@@ -95,4 +77,67 @@ pub async fn before_data_node_tls_goes(ctx: &Ctx, data_node: &str) -> Result<(),
              certificate first. {ORDER_HINT}"
         ),
     ))
+}
+
+/// Why the access node's TLS may not come, given whether each data node
+/// serves TLS (`None`: it cannot be told); `None` when it may.
+fn why_not_turn_on(data_nodes: &[(String, Option<bool>)]) -> Option<String> {
+    let names = |want: Option<bool>| {
+        data_nodes
+            .iter()
+            .filter(|(_, tls)| *tls == want)
+            .map(|(n, _)| format!("{n:?}"))
+            .collect::<Vec<_>>()
+    };
+    let (plain, unknown) = (names(Some(false)), names(None));
+    let mut why = Vec::new();
+    if !plain.is_empty() {
+        why.push(format!("data node(s) {} serve no TLS", plain.join(", ")));
+    }
+    if !unknown.is_empty() {
+        why.push(format!(
+            "whether data node(s) {} serve TLS cannot be told (no TLS handshake and no `ssl` setting could be read)",
+            unknown.join(", ")
+        ));
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+/// Why a data node's TLS may not go, given whether the access node serves
+/// TLS (`None`: it cannot be told); `None` when it may.
+fn why_not_take_away(access_tls: Option<bool>) -> Option<&'static str> {
+    match access_tls {
+        Some(false) => None,
+        Some(true) => Some("The access node has ssl on"),
+        None => Some(
+            "Whether the access node has ssl on cannot be told (no TLS handshake and no `ssl` setting could be read)",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What cannot be told counts as the unsafe answer.
+    #[test]
+    fn the_coupling_fails_closed() {
+        let n = |name: &str, tls| (name.to_string(), tls);
+        assert_eq!(
+            why_not_turn_on(&[n("dn1", Some(true)), n("dn2", Some(true))]),
+            None
+        );
+        assert_eq!(why_not_turn_on(&[]), None);
+        let why = why_not_turn_on(&[n("dn1", Some(true)), n("dn2", Some(false)), n("dn3", None)])
+            .unwrap();
+        assert!(
+            why.contains("\"dn2\" serve no TLS")
+                && why.contains("\"dn3\" serve TLS cannot be told"),
+            "{why}"
+        );
+        assert!(!why.contains("dn1"), "{why}");
+        assert_eq!(why_not_take_away(Some(false)), None);
+        assert!(why_not_take_away(Some(true)).is_some());
+        assert!(why_not_take_away(None).is_some());
+    }
 }
