@@ -138,3 +138,50 @@ fn release_packages_install_from_a_packed_mirror_with_verified_hashes() {
         );
     }
 }
+
+/// A build needs the Rust toolchain and nothing else: a clean clone builds
+/// with `cargo build --locked` while `protoc` points nowhere (the `.proto`
+/// files are parsed in Rust), and what it builds answers as the provider.
+#[test]
+fn a_clean_clone_builds_with_cargo_alone() {
+    let work = tempfile::tempdir().unwrap();
+    let clone = work.path().join("clone");
+    let out = Command::new("git")
+        .args(["clone", "--quiet", "--no-hardlinks", ROOT])
+        .arg(&clone)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Its own target directory, kept between runs: only the first run
+    // builds every dependency.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cargo-alone");
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "--locked", "--offline"])
+        .current_dir(&clone)
+        .env("CARGO_TARGET_DIR", &target)
+        .env("PROTOC", "/nonexistent/protoc")
+        .env_remove("PROTOC_INCLUDE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs = work.path().join("docs");
+    let out = Command::new(target.join("debug").join(NAME))
+        .arg("--docs")
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(docs.join("resources/hba_rule.md").exists());
+}
