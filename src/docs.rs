@@ -17,13 +17,18 @@ struct Examples {
 /// The examples of one page, found by convention under `examples/`:
 /// `provider/provider.tf`, `resources/<name>/resource.tf` (with
 /// `import.sh` exactly when the resource can be imported) and
-/// `data-sources/<name>/data-source.tf`. A missing or unexpected file is
+/// `data-sources/<name>/data-source.tf`,
+/// `ephemeral-resources/<name>/ephemeral-resource.tf`. A missing or unexpected file is
 /// an error, so a new resource cannot be documented without its example.
 fn examples(kind: &str, name: &str, importable: bool) -> Result<Examples, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let (dir, file) = match kind {
         "provider" => (root.join("provider"), "provider.tf"),
         "resource" => (root.join("resources").join(name), "resource.tf"),
+        "ephemeral-resource" => (
+            root.join("ephemeral-resources").join(name),
+            "ephemeral-resource.tf",
+        ),
         _ => (root.join("data-sources").join(name), "data-source.tf"),
     };
     let read =
@@ -187,6 +192,21 @@ pub fn render_all() -> Result<BTreeMap<PathBuf, String>, String> {
                 &format!("{name} (Data Source)"),
                 &d.schema(),
                 &examples("data-source", name, false)?,
+                None,
+            ),
+        );
+    }
+    for e in server.ephemerals() {
+        let name = e.type_name();
+        let short = name.trim_start_matches("timescaledb_");
+        files.insert(
+            PathBuf::from(format!("ephemeral-resources/{short}.md")),
+            page(
+                &format!("{name} Ephemeral Resource - terraform-provider-timescaledb"),
+                "",
+                &format!("{name} (Ephemeral Resource)"),
+                &e.schema(),
+                &examples("ephemeral-resource", name, false)?,
                 None,
             ),
         );

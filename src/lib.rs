@@ -12,11 +12,12 @@
 //! - [`node`]: access to one PostgreSQL node: pooled connections, SQL built
 //!   by [`sql`], files on the node read and written through SQL.
 //! - [`hba`], [`passfile`]: pure parsers and renderers.
-//! - [`resources`], [`data_sources`]: one module each.
+//! - [`resources`], [`data_sources`], [`ephemeral`]: one module each.
 
 pub mod data_sources;
 pub mod diag;
 pub mod docs;
+pub mod ephemeral;
 pub mod hba;
 pub mod lines;
 pub mod log;

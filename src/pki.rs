@@ -69,15 +69,35 @@ fn generate_key(algorithm: &str) -> Result<KeyPair, String> {
     r.map_err(|e| format!("generating a {algorithm} key failed: {e}"))
 }
 
-fn validity(params: &mut CertificateParams, days: i64) -> Result<(), String> {
-    if !(1..=36_500).contains(&days) {
-        return Err(format!(
-            "a validity of {days} days is out of range (1 to 36500)"
-        ));
+/// How long a certificate is valid from now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifetime {
+    /// 1 to 36500 days: node certificates and CAs.
+    Days(i64),
+    /// 1 to 1440 minutes: short-lived client certificates.
+    Minutes(i64),
+}
+
+impl Lifetime {
+    fn duration(self) -> Result<Duration, String> {
+        match self {
+            Lifetime::Days(d) if (1..=36_500).contains(&d) => Ok(Duration::days(d)),
+            Lifetime::Days(d) => Err(format!(
+                "a validity of {d} days is out of range (1 to 36500)"
+            )),
+            Lifetime::Minutes(m) if (1..=1440).contains(&m) => Ok(Duration::minutes(m)),
+            Lifetime::Minutes(m) => Err(format!(
+                "a validity of {m} minutes is out of range (1 to 1440)"
+            )),
+        }
     }
+}
+
+fn validity(params: &mut CertificateParams, lifetime: Lifetime) -> Result<(), String> {
+    let lifetime = lifetime.duration()?;
     let now = OffsetDateTime::now_utc();
     params.not_before = now - BACKDATE;
-    params.not_after = now + Duration::days(days);
+    params.not_after = now + lifetime;
     let mut serial = [0u8; 16];
     rand::Rng::fill(&mut rand::rng(), &mut serial);
     serial[0] &= 0x7f;
@@ -116,7 +136,7 @@ pub fn new_ca(dn: DistinguishedName, algorithm: &str, days: i64) -> Result<Issue
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    validity(&mut params, days)?;
+    validity(&mut params, Lifetime::Days(days))?;
     let cert = params
         .self_signed(&key)
         .map_err(|e| format!("signing the CA certificate failed: {e}"))?;
@@ -172,7 +192,7 @@ impl Ca {
         common_name: &str,
         usage: &Usage,
         algorithm: &str,
-        days: i64,
+        lifetime: Lifetime,
     ) -> Result<Issued, String> {
         let key = generate_key(algorithm)?;
         let mut params = CertificateParams::default();
@@ -205,7 +225,7 @@ impl Ca {
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             }
         }
-        validity(&mut params, days)?;
+        validity(&mut params, lifetime)?;
         let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, &self.key)
             .map_err(|e| format!("the CA certificate cannot issue certificates: {e}"))?;
         let cert = params
@@ -388,7 +408,7 @@ mod tests {
                         ip_addresses: vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
                     },
                     alg,
-                    10,
+                    Lifetime::Days(10),
                 )
                 .unwrap();
             let info = inspect(&server.cert_pem).unwrap();
@@ -409,7 +429,7 @@ mod tests {
             assert!(!in_renewal_window(info.not_after, 5));
             assert!(in_renewal_window(info.not_after, 11));
             let client = loaded
-                .issue("Test \"Rôle\"", &Usage::Client, alg, 10)
+                .issue("Test \"Rôle\"", &Usage::Client, alg, Lifetime::Days(10))
                 .unwrap();
             assert_eq!(
                 inspect(&client.cert_pem).unwrap().common_name.as_deref(),

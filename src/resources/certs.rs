@@ -122,6 +122,47 @@ pub async fn ca_key_home(
     Ok((node, paths))
 }
 
+/// The CA whose certificate is `ca_cert_pem`, with its key read from the
+/// node `key_node` that keeps it. Problems are reported on `cert_attr` or
+/// `node_attr`, the attributes that name them.
+pub async fn ca_from_node(
+    ctx: &Ctx,
+    ca_cert_pem: &str,
+    key_node: &str,
+    cert_attr: &str,
+    node_attr: &str,
+) -> Result<pki::Ca, Diagnostics> {
+    let fingerprint = pki::inspect(ca_cert_pem)
+        .map_err(|msg| Diagnostics::attr_error(AttrPath::attr(cert_attr), "Invalid CA", msg))?
+        .fingerprint_sha256;
+    let (node, paths) = ca_key_home(ctx, key_node, &fingerprint, node_attr).await?;
+    let key = node.read_installed(&paths).await?.key.ok_or_else(|| {
+        Diagnostics::attr_error(
+            AttrPath::attr(node_attr),
+            "CA key not found",
+            format!("Node {key_node:?} has no key for this CA at {}.", paths.key),
+        )
+    })?;
+    load_ca(ca_cert_pem, &key, cert_attr, node_attr)
+}
+
+/// A CA from its certificate and key, each problem on its attribute.
+pub fn load_ca(
+    ca_cert_pem: &str,
+    key: &crate::secret::Secret,
+    cert_attr: &str,
+    key_attr: &str,
+) -> Result<pki::Ca, Diagnostics> {
+    pki::Ca::load(ca_cert_pem, key).map_err(|(f, msg)| {
+        let attr = if f == pki::CaField::Cert {
+            cert_attr
+        } else {
+            key_attr
+        };
+        Diagnostics::attr_error(AttrPath::attr(attr), "Invalid CA", msg)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

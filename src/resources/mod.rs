@@ -496,6 +496,11 @@ mod tests {
                 .iter()
                 .map(|d| (d.type_name().to_string(), d.schema())),
         );
+        schemas.extend(
+            crate::ephemeral::all()
+                .iter()
+                .map(|e| (e.type_name().to_string(), e.schema())),
+        );
         schemas.push(("provider".into(), crate::provider::config::schema()));
         schemas
     }

@@ -35,7 +35,13 @@ pub(super) fn handle(
             })
             .collect(),
         functions: Vec::new(),
-        ephemeral_resources: Vec::new(),
+        ephemeral_resources: server
+            .ephemerals
+            .keys()
+            .map(|n| pb::get_metadata::EphemeralMetadata {
+                type_name: n.to_string(),
+            })
+            .collect(),
     })
 }
 

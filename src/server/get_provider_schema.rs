@@ -25,7 +25,11 @@ pub(super) fn handle(
         provider_meta: None,
         server_capabilities: Some(get_metadata::capabilities()),
         functions: Default::default(),
-        ephemeral_resource_schemas: Default::default(),
+        ephemeral_resource_schemas: server
+            .ephemerals
+            .iter()
+            .map(|(n, e)| (n.to_string(), convert::schema(&e.schema())))
+            .collect(),
     })
 }
 
@@ -40,6 +44,7 @@ mod tests {
         let mut schemas = vec![r.provider.unwrap()];
         schemas.extend(r.resource_schemas.into_values());
         schemas.extend(r.data_source_schemas.into_values());
+        schemas.extend(r.ephemeral_resource_schemas.into_values());
         for s in schemas {
             let block = s.block.unwrap();
             assert!(!block.description.is_empty());

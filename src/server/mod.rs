@@ -8,6 +8,7 @@
 mod apply_resource_change;
 mod configure_provider;
 mod convert;
+mod ephemeral_resource;
 mod get_metadata;
 mod get_provider_schema;
 mod import_resource_state;
@@ -56,6 +57,7 @@ pub struct ProviderServer {
     resources: BTreeMap<&'static str, Arc<dyn DynResource>>,
     shapes: BTreeMap<&'static str, Arc<Shape>>,
     data_sources: BTreeMap<&'static str, Arc<dyn DynDataSource>>,
+    ephemerals: BTreeMap<&'static str, Arc<dyn crate::ephemeral::DynEphemeral>>,
     provider_schema: Schema,
     configured: RwLock<Configured>,
     stop: Mutex<CancellationToken>,
@@ -84,6 +86,10 @@ impl ProviderServer {
                 .into_iter()
                 .map(|d| (d.type_name(), d))
                 .collect(),
+            ephemerals: crate::ephemeral::all()
+                .into_iter()
+                .map(|e| (e.type_name(), e))
+                .collect(),
             provider_schema: crate::provider::config::schema(),
             configured: RwLock::new(Configured::No),
             stop: Mutex::new(CancellationToken::new()),
@@ -98,6 +104,9 @@ impl ProviderServer {
     }
     pub fn data_sources(&self) -> impl Iterator<Item = &Arc<dyn DynDataSource>> {
         self.data_sources.values()
+    }
+    pub fn ephemerals(&self) -> impl Iterator<Item = &Arc<dyn crate::ephemeral::DynEphemeral>> {
+        self.ephemerals.values()
     }
 
     fn resource(&self, name: &str) -> Result<&Arc<dyn DynResource>, Status> {
@@ -273,35 +282,33 @@ impl pb::provider_server::Provider for ProviderServer {
     }
     async fn validate_ephemeral_resource_config(
         &self,
-        _: Request<pb::validate_ephemeral_resource_config::Request>,
+        r: Request<pb::validate_ephemeral_resource_config::Request>,
     ) -> Result<Response<pb::validate_ephemeral_resource_config::Response>, Status> {
-        Err(Status::unimplemented(
-            "this provider has no ephemeral resources",
-        ))
+        ephemeral_resource::validate(self, r.into_inner()).map(Response::new)
     }
     async fn open_ephemeral_resource(
         &self,
-        _: Request<pb::open_ephemeral_resource::Request>,
+        r: Request<pb::open_ephemeral_resource::Request>,
     ) -> Result<Response<pb::open_ephemeral_resource::Response>, Status> {
-        Err(Status::unimplemented(
-            "this provider has no ephemeral resources",
-        ))
+        ephemeral_resource::open(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
     async fn renew_ephemeral_resource(
         &self,
-        _: Request<pb::renew_ephemeral_resource::Request>,
+        r: Request<pb::renew_ephemeral_resource::Request>,
     ) -> Result<Response<pb::renew_ephemeral_resource::Response>, Status> {
-        Err(Status::unimplemented(
-            "this provider has no ephemeral resources",
-        ))
+        ephemeral_resource::renew(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
     async fn close_ephemeral_resource(
         &self,
-        _: Request<pb::close_ephemeral_resource::Request>,
+        r: Request<pb::close_ephemeral_resource::Request>,
     ) -> Result<Response<pb::close_ephemeral_resource::Response>, Status> {
-        Err(Status::unimplemented(
-            "this provider has no ephemeral resources",
-        ))
+        ephemeral_resource::close(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
     async fn get_functions(
         &self,

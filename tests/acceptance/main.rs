@@ -6,6 +6,7 @@
 mod certificates;
 mod channel_binding;
 mod differential;
+mod ephemeral;
 mod examples;
 mod generate_config;
 mod harness;

@@ -4,7 +4,8 @@
 use super::import::make_id;
 use super::*;
 use crate::node::{Install, Installed};
-use crate::pki::{Ca, CaField, Usage};
+use crate::pki::{Ca, Lifetime, Usage};
+use crate::resources::certs;
 
 /// The first PEM block of a text, with its trailing newline.
 pub(super) fn first_pem_block(text: &str) -> String {
@@ -105,7 +106,12 @@ pub(super) async fn issue(ctx: &Ctx, m: &Model) -> Result<(String, Secret), Diag
         _ => Usage::Client,
     };
     let issued = ca
-        .issue(m.subject_name(), &usage, &m.key_algorithm, m.validity_days)
+        .issue(
+            m.subject_name(),
+            &usage,
+            &m.key_algorithm,
+            Lifetime::Days(m.validity_days),
+        )
         .map_err(|msg| Diagnostics::error("Could not issue the certificate", msg))?;
     Ok((issued.cert_pem, issued.key_pem))
 }
@@ -113,42 +119,17 @@ pub(super) async fn issue(ctx: &Ctx, m: &Model) -> Result<(String, Secret), Diag
 /// The CA that signs: its certificate, and its key from the node that
 /// keeps it or from the configuration.
 async fn load_ca(ctx: &Ctx, m: &Model) -> Result<Ca, Diagnostics> {
-    let (key, key_attr) = match (&m.ca_key_node, m.ca_key()) {
+    match (&m.ca_key_node, m.ca_key()) {
         (Some(name), _) => {
-            let fingerprint = pki::inspect(&m.ca_cert_pem)
-                .map_err(|msg| {
-                    Diagnostics::attr_error(AttrPath::attr(CA_CERT_PEM), "Invalid CA", msg)
-                })?
-                .fingerprint_sha256;
-            let (node, paths) =
-                crate::resources::certs::ca_key_home(ctx, name, &fingerprint, CA_KEY_NODE).await?;
-            let installed = node.read_installed(&paths).await?;
-            let key = installed.key.ok_or_else(|| {
-                Diagnostics::attr_error(
-                    AttrPath::attr(CA_KEY_NODE),
-                    "CA key not found",
-                    format!("Node {name:?} has no key for this CA at {}.", paths.key),
-                )
-            })?;
-            (key, CA_KEY_NODE)
+            certs::ca_from_node(ctx, &m.ca_cert_pem, name, CA_CERT_PEM, CA_KEY_NODE).await
         }
-        (None, Some(key)) => (key.clone(), CA_PRIVATE_KEY_PEM),
-        (None, None) => {
-            return Err(Diagnostics::attr_error(
-                AttrPath::attr(CA_KEY_NODE),
-                "No CA key",
-                "Set `ca_key_node`, `ca_private_key_pem_wo` or `ca_private_key_pem`.",
-            ))
-        }
-    };
-    Ca::load(&m.ca_cert_pem, &key).map_err(|(f, msg)| {
-        let attr = if f == CaField::Cert {
-            CA_CERT_PEM
-        } else {
-            key_attr
-        };
-        Diagnostics::attr_error(AttrPath::attr(attr), "Invalid CA", msg)
-    })
+        (None, Some(key)) => certs::load_ca(&m.ca_cert_pem, key, CA_CERT_PEM, CA_PRIVATE_KEY_PEM),
+        (None, None) => Err(Diagnostics::attr_error(
+            AttrPath::attr(CA_KEY_NODE),
+            "No CA key",
+            "Set `ca_key_node`, `ca_private_key_pem_wo` or `ca_private_key_pem`.",
+        )),
+    }
 }
 
 /// Installs the certificate in `state` with its key and fills in the
