@@ -331,6 +331,18 @@ impl Cluster {
 }
 
 fn pinned_as(c: &Cluster, node: &str, user: &str, sql: &str) -> String {
+    run_pinned(
+        c,
+        node,
+        user,
+        &["-c", sql],
+        &sql.chars().take(300).collect::<String>(),
+    )
+}
+
+/// psql as `user` on `node` with a search path no tenant can write to;
+/// its output, or a failure naming `what`.
+fn run_pinned(c: &Cluster, node: &str, user: &str, args: &[&str], what: &str) -> String {
     let out = Command::new("psql")
         .args([
             "-h",
@@ -341,20 +353,18 @@ fn pinned_as(c: &Cluster, node: &str, user: &str, sql: &str) -> String {
             user,
             "-d",
             "postgres",
-            "-AtX",
+            "-qAtX",
             "-v",
             "ON_ERROR_STOP=1",
-            "-c",
-            sql,
         ])
+        .args(args)
         .env("PGOPTIONS", "-c search_path=pg_catalog,pg_temp")
         .env_remove("PGPASSWORD")
         .output()
         .expect("run psql");
     assert!(
         out.status.success(),
-        "psql as {user} on {node} failed for {}:\n{}",
-        sql.chars().take(300).collect::<String>(),
+        "psql as {user} on {node} failed for {what}:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim_end().to_string()
@@ -507,30 +517,8 @@ $plant$;
     );
     let file = c.data_dir(node).with_extension("plant.sql");
     std::fs::write(&file, script).expect("write plant script");
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &c.port(node).to_string(),
-            "-U",
-            TENANT,
-            "-d",
-            "postgres",
-            "-qAtX",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-f",
-        ])
-        .arg(&file)
-        .env("PGOPTIONS", "-c search_path=pg_catalog,pg_temp")
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "planting on {node} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let path = file.display().to_string();
+    run_pinned(c, node, TENANT, &["-f", &path], "the planting script");
     pinned_as(c, node, TENANT, "SELECT made FROM public.tenant_planted")
         .parse()
         .expect("count")
@@ -550,22 +538,13 @@ fn catalog_functions(c: &Cluster, node: &str, names: &BTreeSet<String>) -> BTree
 
 fn config(c: &Cluster, direct: bool) -> String {
     let provider = if direct {
-        let mut s = format!(
-            "provider \"timescaledb\" {{\n  host = \"127.0.0.1\"\n  port = {}\n  username = \"postgres\"\n  sslmode = \"prefer\"\n  fanout = \"direct\"\n  data_nodes = {{\n",
-            c.port("access")
-        );
-        for (name, port) in &c.ports {
-            if name != "access" {
-                s.push_str(&format!("    {name} = {{ port = {port} }}\n"));
-            }
-        }
-        s.push_str("  }\n}\n");
-        s
-    } else {
-        format!(
-            "provider \"timescaledb\" {{\n  host = \"127.0.0.1\"\n  port = {}\n  username = \"postgres\"\n  sslmode = \"prefer\"\n}}\n",
-            c.port("access")
+        c.provider_block().replace(
+            "sslmode = \"disable\"",
+            "sslmode = \"prefer\"\n  fanout = \"direct\"",
         )
+    } else {
+        c.provider_block_discovering("")
+            .replace("sslmode = \"disable\"", "sslmode = \"prefer\"")
     };
     format!(
         r#"{provider}
