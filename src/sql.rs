@@ -155,6 +155,63 @@ pub const SERVER_GRANTS_ALL: &str = "SELECT s.srvname::text, r.rolname::text, a.
      FROM pg_foreign_server s, aclexplode(coalesce(s.srvacl, acldefault('S', s.srvowner))) a \
      JOIN pg_roles r ON r.oid = a.grantee WHERE a.privilege_type = 'USAGE'";
 
+/// Every role membership: group, member, admin option, and on PostgreSQL
+/// 16 and later the inherit and set options (NULL before: read through
+/// `to_jsonb` so one statement serves every version).
+pub const MEMBERSHIPS_ALL: &str = "SELECT g.rolname::text, m.rolname::text, a.admin_option, \
+     (to_jsonb(a) ->> 'inherit_option')::boolean, (to_jsonb(a) ->> 'set_option')::boolean \
+     FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member";
+
+/// Options of a membership, for [`grant_membership`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemberOptions {
+    pub admin: bool,
+    /// PostgreSQL 16 and later only.
+    pub inherit: Option<bool>,
+    /// PostgreSQL 16 and later only.
+    pub set: Option<bool>,
+}
+
+/// `GRANT group TO members` with the options: `WITH ADMIN OPTION` alone
+/// (every version), or PostgreSQL 16's `WITH ADMIN ..., INHERIT ...,
+/// SET ...` when `inherit` or `set` is given. On an existing membership
+/// PostgreSQL 16 updates `INHERIT` and `SET`; the admin option is only ever
+/// added by a grant ([`revoke_membership_admin`] takes it away).
+pub fn grant_membership(group: &str, members: &[String], o: MemberOptions) -> String {
+    let mut with = Vec::new();
+    if o.inherit.is_some() || o.set.is_some() {
+        with.push(format!("ADMIN {}", o.admin.to_string().to_uppercase()));
+        if let Some(i) = o.inherit {
+            with.push(format!("INHERIT {}", i.to_string().to_uppercase()));
+        }
+        if let Some(s) = o.set {
+            with.push(format!("SET {}", s.to_string().to_uppercase()));
+        }
+    } else if o.admin {
+        with.push("ADMIN OPTION".into());
+    }
+    let with = if with.is_empty() {
+        String::new()
+    } else {
+        format!(" WITH {}", with.join(", "))
+    };
+    format!("GRANT {} TO {}{with}", ident(group), ident_list(members))
+}
+
+/// `REVOKE group FROM members`.
+pub fn revoke_membership(group: &str, members: &[String]) -> String {
+    format!("REVOKE {} FROM {}", ident(group), ident_list(members))
+}
+
+/// Takes the admin option (only) on `group` back from `members`.
+pub fn revoke_membership_admin(group: &str, members: &[String]) -> String {
+    format!(
+        "REVOKE ADMIN OPTION FOR {} FROM {}",
+        ident(group),
+        ident_list(members)
+    )
+}
+
 /// The names of the foreign servers.
 pub const FOREIGN_SERVERS: &str = "SELECT srvname::text FROM pg_foreign_server";
 
@@ -288,6 +345,37 @@ mod tests {
             "ALTER SYSTEM SET \"ssl_cert_file\" = '/d/it''s.crt'"
         );
         assert_eq!(alter_system("ssl", None), "ALTER SYSTEM RESET \"ssl\"");
+    }
+
+    #[test]
+    fn membership_statements_quote_every_name_and_say_each_option() {
+        let m = ["a\"b".to_string(), "c".to_string()];
+        assert_eq!(
+            grant_membership("g g", &m, MemberOptions::default()),
+            "GRANT \"g g\" TO \"a\"\"b\", \"c\""
+        );
+        let admin = MemberOptions {
+            admin: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            grant_membership("g", &m[1..], admin),
+            "GRANT \"g\" TO \"c\" WITH ADMIN OPTION"
+        );
+        let v16 = MemberOptions {
+            admin: false,
+            inherit: Some(false),
+            set: Some(true),
+        };
+        assert_eq!(
+            grant_membership("g", &m[1..], v16),
+            "GRANT \"g\" TO \"c\" WITH ADMIN FALSE, INHERIT FALSE, SET TRUE"
+        );
+        assert_eq!(revoke_membership("g", &m[1..]), "REVOKE \"g\" FROM \"c\"");
+        assert_eq!(
+            revoke_membership_admin("g", &m[1..]),
+            "REVOKE ADMIN OPTION FOR \"g\" FROM \"c\""
+        );
     }
 
     #[test]

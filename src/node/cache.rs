@@ -66,6 +66,7 @@ pub struct Snapshots {
     /// they take precedence over `roles`.
     pub role_updates: Mutex<std::collections::HashMap<String, Option<super::roles::RoleRow>>>,
     pub grants: Cached<super::grants::GrantTable>,
+    pub memberships: Cached<super::members::MembershipTable>,
     /// The names of the foreign servers (the provider never changes them).
     pub servers: Cached<std::collections::BTreeSet<String>>,
     pub session: Cached<super::SessionInfo>,
@@ -84,5 +85,6 @@ impl Snapshots {
         self.roles.invalidate().await;
         self.role_updates.lock().await.clear();
         self.grants.invalidate().await;
+        self.memberships.invalidate().await;
     }
 }

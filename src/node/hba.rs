@@ -99,7 +99,7 @@ impl Node {
 
     /// What the server says about the provider's own session (read once;
     /// only the parts that do not change are used from it).
-    async fn own_session(&self) -> Result<Arc<super::SessionInfo>, NodeError> {
+    pub(super) async fn own_session(&self) -> Result<Arc<super::SessionInfo>, NodeError> {
         self.read
             .session
             .get(|| async {

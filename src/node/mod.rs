@@ -10,6 +10,7 @@ mod error;
 mod files;
 mod grants;
 mod hba;
+mod members;
 mod passfile;
 mod pool;
 mod roles;
@@ -24,6 +25,7 @@ pub use conn::{ChannelBinding, ConnSpec, SslMode, CHANNEL_BINDINGS, SESSION_SETT
 pub use error::{ErrorKind, NodeError};
 pub use grants::GrantChange;
 pub use hba::{server_rule, HbaSnapshot};
+pub use members::{Membership, MembershipTable};
 pub use passfile::{PassSnapshot, PASSFILE_MODE};
 pub use pool::{Pool, Pooled};
 

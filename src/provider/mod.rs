@@ -36,6 +36,30 @@ pub struct FanOut {
 }
 
 impl FanOut {
+    /// Adds each failed node's diagnostic to `diags` (once per distinct
+    /// message: a failed `distributed_exec` fails every node of the call
+    /// with one message) and its name to `failed`; a fallback from
+    /// `distributed_exec` to direct connections is a warning.
+    pub fn report(
+        self,
+        diags: &mut crate::diag::Diagnostics,
+        failed: &mut std::collections::BTreeSet<String>,
+    ) {
+        if let Some(why) = self.fell_back {
+            diags.push_warning(None, "distributed_exec could not reach the data nodes", why);
+        }
+        let mut seen = Vec::new();
+        for (n, r) in self.outcomes {
+            if let Err(e) = r {
+                failed.insert(n);
+                if !seen.contains(&e.message) {
+                    seen.push(e.message.clone());
+                    diags.extend(crate::diag::Diagnostics::from(&e));
+                }
+            }
+        }
+    }
+
     fn all_failed(nodes: &[String], e: &NodeError) -> FanOut {
         FanOut {
             outcomes: nodes

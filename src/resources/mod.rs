@@ -11,6 +11,7 @@ pub mod foreign_server_grant;
 pub mod hba_rule;
 pub mod node_certificate;
 pub mod passfile_entry;
+pub mod role_membership;
 
 use std::sync::Arc;
 
@@ -460,6 +461,57 @@ pub async fn default_data_nodes(ctx: Option<&Ctx>) -> Result<Option<Vec<String>>
     }
 }
 
+/// What one node gave a read that spans the access node and data nodes.
+pub type NodeRead<T> = Result<T, crate::node::NodeError>;
+
+/// Reads `targets` (the access node and data nodes) at once with `read`. A
+/// data node that cannot be reached is an outcome, recorded for its status;
+/// the access node unreachable, or any other failure, is an error.
+pub async fn read_nodes<T, F, Fut>(
+    ctx: &Ctx,
+    targets: &[String],
+    read: F,
+) -> Result<std::collections::BTreeMap<String, NodeRead<T>>, Diagnostics>
+where
+    F: Fn(Arc<crate::node::Node>) -> Fut,
+    Fut: std::future::Future<Output = NodeRead<T>>,
+{
+    let mut nodes = Vec::new();
+    for n in targets {
+        nodes.push((n.clone(), ctx.provider.node(n).await));
+    }
+    let reads = crate::provider::fan_out(nodes.into_iter().map(|(n, node)| {
+        let r = node.map(&read);
+        async move {
+            let r = match r {
+                Ok(fut) => fut.await,
+                Err(e) => Err(e),
+            };
+            (n, r)
+        }
+    }))
+    .await;
+    let reads: std::collections::BTreeMap<String, NodeRead<T>> = reads.into_iter().collect();
+    if let Some(Err(e)) = reads.get(crate::provider::ACCESS_NODE) {
+        return Err(Diagnostics::from(e));
+    }
+    for r in reads.values() {
+        if let Err(e) = r {
+            if !is_unreachable(e) {
+                return Err(Diagnostics::from(e));
+            }
+        }
+    }
+    Ok(reads)
+}
+
+/// A node that cannot be reached, rather than one that answered with an
+/// error.
+pub fn is_unreachable(e: &crate::node::NodeError) -> bool {
+    use crate::node::ErrorKind;
+    matches!(e.kind, ErrorKind::Unreachable | ErrorKind::Authentication)
+}
+
 /// Every resource the provider offers.
 pub fn all() -> Vec<Arc<dyn DynResource>> {
     vec![
@@ -469,6 +521,7 @@ pub fn all() -> Vec<Arc<dyn DynResource>> {
         Arc::new(foreign_server_grant::ForeignServerGrant),
         Arc::new(certificate_authority::CertificateAuthority),
         Arc::new(node_certificate::NodeCertificate),
+        Arc::new(role_membership::RoleMembership),
     ]
 }
 
@@ -568,6 +621,7 @@ mod tests {
             .map(|r| r.type_name())
             .collect();
         assert_eq!(importable.len(), all().len() - 1, "{importable:?}");
+        assert!(!importable.contains(&"timescaledb_certificate_authority"));
     }
 
     /// The default and the allowed values are written into a description by

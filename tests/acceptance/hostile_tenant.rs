@@ -602,6 +602,11 @@ resource "timescaledb_passfile_entry" "app" {{
   password = "internal pass"
 }}
 
+resource "timescaledb_role_membership" "app" {{
+  group   = timescaledb_distributed_role.app.name
+  members = ["postgres"]
+}}
+
 resource "timescaledb_hba_rule" "app" {{
   for_each  = toset(data.timescaledb_data_nodes.all.nodes[*].name)
   node      = each.key
@@ -624,6 +629,7 @@ fn lifecycle(c: &Cluster, tf: &Terraform) {
 
     c.pinned("dn1", "ALTER ROLE app CONNECTION LIMIT 7");
     c.pinned("access", "REVOKE USAGE ON FOREIGN SERVER dn1 FROM app");
+    c.pinned("dn2", "REVOKE app FROM postgres");
     let hba = c.read_hba("dn2");
     let rule = hba
         .lines()
@@ -647,6 +653,7 @@ fn lifecycle(c: &Cluster, tf: &Terraform) {
     for addr in [
         "timescaledb_distributed_role.app",
         "timescaledb_foreign_server_grant.app",
+        "timescaledb_role_membership.app",
         "timescaledb_hba_rule.app[\"dn2\"]",
         "timescaledb_passfile_entry.app",
         "timescaledb_node_certificate.server[\"dn1\"]",

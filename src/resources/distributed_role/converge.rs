@@ -9,53 +9,24 @@ use super::drop::drop_everywhere;
 use super::plan::exists_error;
 use super::spec::{Role, Rotate};
 use super::*;
-use crate::node::{ErrorKind, Node, NodeError};
+use crate::node::Node;
 use crate::password::Checker;
-use crate::provider::FanOut;
 use crate::resources::Done;
 
 /// The outcome of reading one node.
-pub(super) type NodeRead = Result<Option<RoleState>, NodeError>;
+pub(super) type NodeRead = crate::resources::NodeRead<Option<RoleState>>;
 
-/// Reads the role on the access node and each data node of `m`, at once.
-/// An unreachable data node is an outcome, not an error; an unreachable
-/// access node is an error.
+/// Reads the role on the access node and each data node of `m`, at once
+/// ([`crate::resources::read_nodes`]).
 pub(super) async fn read_all(
     ctx: &Ctx,
     m: &Role,
 ) -> Result<BTreeMap<String, NodeRead>, Diagnostics> {
-    let mut nodes = Vec::new();
-    for n in m.targets() {
-        nodes.push((n.clone(), ctx.provider.node(&n).await));
-    }
-    let reads = crate::provider::fan_out(nodes.into_iter().map(|(n, node)| {
-        let valid_until = m.valid_until.clone();
-        let name = m.name.clone();
-        async move {
-            let r = match node {
-                Ok(node) => node.role_read(&name, valid_until.as_deref()).await,
-                Err(e) => Err(e),
-            };
-            (n, r)
-        }
-    }))
-    .await;
-    let reads: BTreeMap<String, NodeRead> = reads.into_iter().collect();
-    if let Some(Err(e)) = reads.get(ACCESS_NODE) {
-        return Err(Diagnostics::from(e));
-    }
-    for r in reads.values() {
-        if let Err(e) = r {
-            if !is_unreachable(e) {
-                return Err(Diagnostics::from(e));
-            }
-        }
-    }
-    Ok(reads)
-}
-
-pub(super) fn is_unreachable(e: &NodeError) -> bool {
-    matches!(e.kind, ErrorKind::Unreachable | ErrorKind::Authentication)
+    crate::resources::read_nodes(ctx, &m.targets(), |node| {
+        let (name, valid_until) = (m.name.clone(), m.valid_until.clone());
+        async move { node.role_read(&name, valid_until.as_deref()).await }
+    })
+    .await
 }
 
 /// What an apply found wrong so far: diagnostics, and the nodes they are
@@ -187,7 +158,7 @@ async fn converge_data_nodes(
                 async move { node.role_exec(&doing, &name, &statement).await }
             })
             .await;
-        collect(&mut outcome.diags, &mut outcome.failed, fan);
+        fan.report(&mut outcome.diags, &mut outcome.failed);
     }
 }
 
@@ -258,27 +229,4 @@ fn conclude(
         diags,
         partial: Some(State::from(state.value)),
     })
-}
-
-/// Adds each failed node's diagnostic (once per distinct message: a failed
-/// `distributed_exec` fails every node of the call with one message).
-/// A fallback from `distributed_exec` to direct connections is a warning.
-pub(super) fn collect(
-    diags: &mut Diagnostics,
-    failed: &mut std::collections::BTreeSet<String>,
-    fan: FanOut,
-) {
-    if let Some(why) = fan.fell_back {
-        diags.push_warning(None, "distributed_exec could not reach the data nodes", why);
-    }
-    let mut seen = Vec::new();
-    for (n, r) in fan.outcomes {
-        if let Err(e) = r {
-            failed.insert(n);
-            if !seen.contains(&e.message) {
-                seen.push(e.message.clone());
-                diags.extend(Diagnostics::from(&e));
-            }
-        }
-    }
 }

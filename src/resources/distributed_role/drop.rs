@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use super::converge::collect;
 use super::spec::Role;
 use super::*;
 use crate::node::{Node, NodeError};
@@ -46,7 +45,7 @@ pub(super) async fn drop_everywhere(ctx: &Ctx, m: &Role, targets: &[String]) -> 
         })
         .await;
     let mut d = Diagnostics::new();
-    collect(&mut d, &mut Default::default(), outcomes);
+    outcomes.report(&mut d, &mut Default::default());
     if d.has_errors() {
         return Err(d);
     }
