@@ -19,6 +19,7 @@ pub mod diag;
 pub mod docs;
 pub mod ephemeral;
 pub mod hba;
+pub mod ident;
 pub mod lines;
 pub mod log;
 #[macro_use]

@@ -227,6 +227,14 @@ pub const HBA_FILE_RULES: &str =
     "SELECT line_number, type, database, user_name, address, netmask, auth_method, \
      options, error FROM pg_hba_file_rules ORDER BY line_number";
 
+/// Every mapping of the pg_ident.conf file now on disk as the server
+/// parses it (PostgreSQL 15 and later), errors included.
+pub const IDENT_FILE_MAPPINGS: &str = "SELECT line_number, map_name, sys_name, pg_username, error \
+     FROM pg_ident_file_mappings ORDER BY line_number";
+
+/// `$1`: a regular expression; fails when the server's engine refuses it.
+pub const CHECK_REGEX: &str = "SELECT '' ~ $1::text";
+
 pub const RELOAD: &str = "SELECT pg_reload_conf()";
 
 /// Epoch seconds of the configuration load as seen by this session.

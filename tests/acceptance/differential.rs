@@ -467,3 +467,134 @@ fn passfile_entries_are_read_by_libpq_exactly_as_written() {
         "seed {seed}: the alphabet holds NUL and line breaks, some entries must be refused"
     );
 }
+
+/// A field of a mapping as a user might write it: hostile text, or a
+/// regular expression, a would-be file or group, a keyword, a long name.
+fn ident_field(g: &mut Gen, system: bool) -> String {
+    match g.below(9) {
+        0 if system => format!("/^{}$", g.text(8)),
+        0 => "\\1".to_string(),
+        1 => format!("{}{}", g.pick(&["@", "+", "/"]), g.text(6)),
+        2 => g.pick(&["all", "\"all\"", "sameuser"]).to_string(),
+        3 => "n".repeat(230 + g.below(40)),
+        _ => format!(
+            "{}{}",
+            g.pick(&["a", "Z", "\"", "\\", "#", " ", "é", ","]),
+            g.text(11)
+        ),
+    }
+}
+
+/// Mappings drawn from the hostile alphabet are refused by the provider's
+/// checks (the pure ones, then the server's regular-expression engine, as
+/// a plan checks them), or written into pg_ident.conf as the provider
+/// writes them and read by the server (`pg_ident_file_mappings`) exactly as
+/// meant, on the line the provider put them.
+#[test]
+fn ident_mappings_are_read_by_postgresql_exactly_as_the_provider_reads_them() {
+    use tsdb_provider::ident::{IdentFile, Mapping};
+    let seed = seed();
+    let n = cases(600).min(2000);
+    let c = Cluster::start(0);
+    let mut g = Gen::new(seed);
+    let rt = runtime();
+    let client = rt.block_on(connect(c.port("access")));
+    let path = c.data_dir("access").join("pg_ident.conf");
+    // Lines the provider does not manage, as an operator might write them:
+    // a comment of three words, a trailing comment, quotes, a backslash
+    // joining two lines.
+    let base = format!(
+        "{}# a b\nmymap \"quoted user\" x # trailing\nother root \\\n  postgres\n",
+        std::fs::read_to_string(&path).unwrap()
+    );
+    let mut file = IdentFile::parse(&base);
+    let mut accepted = std::collections::BTreeSet::new();
+    let mut refused: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..n {
+        let m = Mapping {
+            map: ident_field(&mut g, false),
+            system_user: ident_field(&mut g, true),
+            database_user: ident_field(&mut g, false),
+        };
+        if let Err((field, why)) = m.check() {
+            let why: String = why
+                .split([':', '"'])
+                .next()
+                .unwrap_or_default()
+                .replace(char::is_numeric, "")
+                .chars()
+                .take(40)
+                .collect();
+            *refused.entry(format!("{field:?}: {why}")).or_default() += 1;
+            continue;
+        }
+        if m.is_regex() {
+            let checked = rt.block_on(
+                client.query_one(tsdb_provider::sql::CHECK_REGEX, &[&&m.system_user[1..]]),
+            );
+            if checked.is_err() {
+                *refused
+                    .entry("SystemUser: invalid regular expression".into())
+                    .or_default() += 1;
+                continue;
+            }
+        }
+        file.add(&m);
+        accepted.insert(m);
+    }
+    let text = file.render();
+    std::fs::write(&path, &text).unwrap();
+    let rows = rt
+        .block_on(client.query(tsdb_provider::sql::IDENT_FILE_MAPPINGS, &[]))
+        .unwrap();
+    let mut divergences = Vec::new();
+    let mine: Vec<_> = file.mappings();
+    for row in &rows {
+        let line: i32 = row.get(0);
+        let error: Option<String> = row.get(4);
+        let server = (
+            row.get::<_, Option<String>>(1).unwrap_or_default(),
+            row.get::<_, Option<String>>(2).unwrap_or_default(),
+            row.get::<_, Option<String>>(3).unwrap_or_default(),
+        );
+        match mine.iter().find(|f| f.line_index as i32 + 1 == line) {
+            _ if error.is_some() => {
+                divergences.push(format!("line {line}: the server refuses it: {error:?}"))
+            }
+            Some(f)
+                if (
+                    f.mapping.map.clone(),
+                    f.mapping.system_user.clone(),
+                    f.mapping.database_user.clone(),
+                ) == server => {}
+            Some(f) => divergences.push(format!(
+                "line {line}: {:?} read by the server as {server:?}",
+                f.mapping
+            )),
+            None => divergences.push(format!("line {line}: the provider reads no mapping there")),
+        }
+    }
+    let managed = mine.iter().filter(|f| f.managed).count();
+    println!(
+        "pg_ident.conf differential: seed {seed}, {n} drawn, {} written, refused: {refused:?}",
+        accepted.len()
+    );
+    assert!(
+        divergences.is_empty(),
+        "seed {seed}: {} divergences:\n{}",
+        divergences.len(),
+        divergences.join("\n")
+    );
+    assert_eq!(
+        rows.len(),
+        mine.len(),
+        "seed {seed}: mappings the server holds"
+    );
+    assert_eq!(managed, accepted.len(), "seed {seed}");
+    assert!(
+        accepted.len() * 5 >= n,
+        "too few written: {}",
+        accepted.len()
+    );
+    assert!(refused.values().sum::<usize>() * 10 >= n, "too few refused");
+}
