@@ -12,21 +12,17 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use tokio_postgres::{GenericClient, Transaction};
 
 use super::error::{ErrorKind, NodeError};
+use super::conf::{ConfWrite, ServerChecked};
 use super::store::{FileKind, Store};
 use super::{files, Node};
 use crate::hba::verify::{self, ServerRule};
 use crate::hba::{Found, HbaFile, LockoutCheck, RuleKey};
 use crate::lines::index_preferring_managed;
 use crate::sql;
-
-/// Taken after a write, before the server checks the file.
-const SAVEPOINT: &str = "SAVEPOINT terraform_hba_check";
-const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT terraform_hba_check";
 
 /// Advisory lock key for pg_hba.conf edits ("tfhba" in ASCII).
 const HBA_LOCK_KEY: i64 = 0x0074_6668_6261;
@@ -163,99 +159,30 @@ impl Node {
                 format!("{why}; nothing was changed"),
             ));
         }
-        let old_text = before.file.render();
-        let new_text = after.render();
-        let doing = format!("writing {path}");
-        files::Replace::new(&path, new_text.as_bytes(), None)
-            .keeping_backup_in(format!("{path}.terraform-backup"))
-            .run(tx, rights)
-            .await
-            .map_err(|e| self.pg_err(&doing, &e))?;
-        // Whatever fails from here on, the previous content goes back: a
-        // failed statement aborts the transaction, so the checks run after
-        // a savepoint the restore rolls back to ([`Node::put_back`]).
-        let problems = match tx.batch_execute(SAVEPOINT).await {
-            Ok(()) => self.hba_problems(tx, &new_text).await,
-            Err(e) => vec![format!(
-                "could not validate the file: {}",
-                self.pg_err("validating", &e).message
-            )],
+        let write = ConfWrite {
+            path: &path,
+            old_text: &before.file.render(),
+            new_text: &after.render(),
+            rights,
+            loaded_before: info.conf_load_time,
         };
-        if !problems.is_empty() {
-            self.put_back(tx, &path, &old_text, rights, false).await?;
-            return Err(self.err(
-                ErrorKind::Rejected,
-                format!("validating the new {path}"),
-                format!("PostgreSQL refused the new file, or could not check it, and it was not put in force (the previous content is back): {}", problems.join("; ")),
-            ));
-        }
-        if let Err(e) = tx.query_one(sql::RELOAD, &[]).await {
-            let mut err = self.pg_err("reloading the configuration", &e);
-            self.put_back(tx, &path, &old_text, rights, false).await?;
-            err.message
-                .push_str("; the new file was not put in force (the previous content is back)");
-            return Err(err);
-        }
-        if let Err(why) = self.prove_login(info.conf_load_time).await {
-            self.put_back(tx, &path, &old_text, rights, true).await?;
-            return Err(self.err(
-                ErrorKind::Lockout,
-                doing,
-                format!("after the reload the provider could not log in again ({why}); the previous file was restored and reloaded"),
-            ));
-        }
+        self.reload_checked::<Hba>(tx, write).await?;
         Ok(HbaSnapshot::new(path, after))
     }
 
-    /// Puts the previous content back after a failed check or reload: in
-    /// the edit's own transaction, rolled back to the savepoint taken before
-    /// the checks; when that session cannot (it died, or the savepoint was
-    /// never taken), in a fresh session of its own. Only when neither can is
-    /// the failure returned, naming the backup.
-    async fn put_back(
-        &self,
-        tx: &Transaction<'_>,
-        path: &str,
-        old: &str,
-        rights: &files::Rights,
-        reload: bool,
-    ) -> Result<(), NodeError> {
-        let in_edit = match tx.batch_execute(ROLLBACK_TO_SAVEPOINT).await {
-            Ok(()) => self.restore(tx, path, old, rights, reload).await,
-            Err(e) => Err(self.pg_err(format!("restoring {path}"), &e)),
-        };
-        if in_edit.is_ok() {
-            return in_edit;
-        }
-        let fresh = async {
-            let mut client = self.spec.connect(&self.name).await?;
-            let tx = client
-                .transaction()
-                .await
-                .map_err(|e| self.pg_err("starting a transaction", &e))?;
-            self.restore(&tx, path, old, rights, reload).await?;
-            let _ = tx.rollback().await;
-            Ok::<(), NodeError>(())
-        };
-        fresh.await.map_err(|mut e| {
-            if rights.programs {
-                e.message.push_str(&format!(
-                    "; a copy of the previous content is in {path}.terraform-backup"
-                ));
-            }
-            e
-        })
-    }
+}
 
-    /// What the server finds wrong with the file on disk: its errors, or
-    /// else every way its reading differs from the provider's.
-    async fn hba_problems(&self, tx: &Transaction<'_>, new_text: &str) -> Vec<String> {
+#[tonic::async_trait]
+impl ServerChecked for Hba {
+    /// The errors `pg_hba_file_rules` reports, or else every way its
+    /// reading differs from the provider's.
+    async fn problems(node: &Node, tx: &Transaction<'_>, new_text: &str) -> Vec<String> {
         let rows = match tx.query(sql::HBA_FILE_RULES, &[]).await {
             Ok(rows) => rows,
             Err(e) => {
                 return vec![format!(
                     "could not validate the file: {}",
-                    self.pg_err("validating", &e).message
+                    node.pg_err("validating", &e).message
                 )]
             }
         };
@@ -281,51 +208,8 @@ impl Node {
             .map(|d| format!("{d} (PostgreSQL and the provider read the file differently)"))
             .collect()
     }
-
-    async fn restore<C: GenericClient>(
-        &self,
-        c: &C,
-        path: &str,
-        old: &str,
-        rights: &files::Rights,
-        reload: bool,
-    ) -> Result<(), NodeError> {
-        files::replace(c, path, old.as_bytes(), None, rights)
-            .await
-            .map_err(|e| self.pg_err(format!("restoring {path}"), &e))?;
-        if reload {
-            c.query_one(sql::RELOAD, &[])
-                .await
-                .map_err(|e| self.pg_err("reloading the restored configuration", &e))?;
-        }
-        Ok(())
-    }
-
-    /// Opens fresh sessions until one started after the reload, which
-    /// proves the new rules let the provider in.
-    async fn prove_login(&self, loaded_before: f64) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let client = self.spec.connect(&self.name).await.map_err(|e| e.message)?;
-            let row = client
-                .query_one(sql::CONF_LOAD_TIME, &[])
-                .await
-                .map_err(|e| e.to_string())?;
-            let loaded: f64 = row.get(0);
-            if loaded > loaded_before {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(
-                    "the server did not pick up the new configuration within 10 seconds".into(),
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
 }
 
-/// A row of [`sql::HBA_FILE_RULES`].
 /// pg_hba.conf as a [`Store`] holds it.
 pub struct Hba;
 

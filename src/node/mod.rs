@@ -5,6 +5,7 @@
 mod batch;
 mod cache;
 mod certs;
+mod conf;
 mod conn;
 mod error;
 mod files;
