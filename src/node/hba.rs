@@ -15,8 +15,8 @@ use std::sync::{Arc, OnceLock};
 
 use tokio_postgres::{GenericClient, Transaction};
 
-use super::error::{ErrorKind, NodeError};
 use super::conf::{ConfWrite, ServerChecked};
+use super::error::{ErrorKind, NodeError};
 use super::store::{FileKind, Store};
 use super::{files, Node};
 use crate::hba::verify::{self, ServerRule};
@@ -169,7 +169,6 @@ impl Node {
         self.reload_checked::<Hba>(tx, write).await?;
         Ok(HbaSnapshot::new(path, after))
     }
-
 }
 
 #[tonic::async_trait]

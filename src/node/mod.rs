@@ -11,6 +11,7 @@ mod error;
 mod files;
 mod grants;
 mod hba;
+mod ident;
 mod members;
 mod passfile;
 mod pool;
@@ -26,6 +27,7 @@ pub use conn::{ChannelBinding, ConnSpec, SslMode, CHANNEL_BINDINGS, SESSION_SETT
 pub use error::{ErrorKind, NodeError};
 pub use grants::GrantChange;
 pub use hba::{server_rule, HbaSnapshot};
+pub use ident::IdentSnapshot;
 pub use members::{Membership, MembershipTable};
 pub use passfile::{PassSnapshot, PASSFILE_MODE};
 pub use pool::{Pool, Pooled};
@@ -43,6 +45,7 @@ pub struct Node {
     edit_lock: tokio::sync::Mutex<()>,
     /// The files edited as a whole ([`store`]).
     hba: store::Store<hba::Hba>,
+    ident: store::Store<ident::Ident>,
     passfile: store::Store<passfile::Passfile>,
     /// Snapshots shared by reads ([`cache`]).
     read: cache::Snapshots,
@@ -71,6 +74,7 @@ impl Node {
             catalog_lock: tokio::sync::Mutex::new(()),
             grant_changes: Default::default(),
             hba: Default::default(),
+            ident: Default::default(),
             passfile: Default::default(),
             read: Default::default(),
         }

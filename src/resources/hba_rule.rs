@@ -94,6 +94,18 @@ impl Resource for HbaRule {
                 }
             })
             .await?;
+        if let Some(map) = missing_map(&node, &rule).await? {
+            plan.warnings.push_warning(
+                Some(AttrPath::attr(OPTIONS).key("map")),
+                "No such map in pg_ident.conf yet",
+                format!(
+                    "Node {:?} has no mapping of map {map:?} in pg_ident.conf now. Apply refuses the rule unless the map \
+                     exists by then: refer to the `timescaledb_ident_mapping` that makes it (`map = \
+                     timescaledb_ident_mapping.<name>.map`), so that it is made first.",
+                    m.node
+                ),
+            );
+        }
         if rule.conn_type == "hostssl" && node.setting("ssl").await?.as_deref() != Some("on") {
             plan.warnings.push_warning(
                 Some(AttrPath::attr(TYPE)),
@@ -260,6 +272,17 @@ async fn write(ctx: &Ctx, m: Model, creating: bool) -> Result<Model, Diagnostics
     ctx.check_cancelled()?;
     let rule = m.rule()?;
     let node = ctx.node(&m.node, NODE).await?;
+    if let Some(map) = missing_map(&node, &rule).await? {
+        return Err(Diagnostics::attr_error(
+            AttrPath::attr(OPTIONS).key("map"),
+            "No such map in pg_ident.conf",
+            format!(
+                "Node {:?} has no mapping of map {map:?} in pg_ident.conf, so the rule would let no one in. Nothing was \
+                 written. Make the map first (`timescaledb_ident_mapping`, referred to from the rule's `map`).",
+                m.node
+            ),
+        ));
+    }
     let (to_write, position, id) = (rule.clone(), m.position, m.id(&rule));
     let snap = node
             .hba_edit(move |f: &mut HbaFile| {
@@ -391,6 +414,16 @@ impl Model {
         self.line = Some(shown_line(rule, line));
         self
     }
+}
+
+/// The `map` a rule names, when the node's pg_ident.conf has no mapping of
+/// that map.
+async fn missing_map(node: &crate::node::Node, rule: &Rule) -> Result<Option<String>, Diagnostics> {
+    let Some(map) = rule.options.get("map") else {
+        return Ok(None);
+    };
+    let snap = node.ident_read().await?;
+    Ok((!snap.file.has_map(map)).then(|| map.clone()))
 }
 
 /// Options whose values are secrets (a bind password, RADIUS shared

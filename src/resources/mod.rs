@@ -9,6 +9,7 @@ pub mod certs;
 pub mod distributed_role;
 pub mod foreign_server_grant;
 pub mod hba_rule;
+pub mod ident_mapping;
 pub mod node_certificate;
 pub mod passfile_entry;
 pub mod role_membership;
@@ -522,6 +523,7 @@ pub fn all() -> Vec<Arc<dyn DynResource>> {
         Arc::new(certificate_authority::CertificateAuthority),
         Arc::new(node_certificate::NodeCertificate),
         Arc::new(role_membership::RoleMembership),
+        Arc::new(ident_mapping::IdentMapping),
     ]
 }
 

@@ -602,6 +602,13 @@ resource "timescaledb_passfile_entry" "app" {{
   password = "internal pass"
 }}
 
+resource "timescaledb_ident_mapping" "app" {{
+  node              = "dn1"
+  map               = "certmap"
+  system_username   = "/^(.*)@example\\.com$"
+  database_username = "\\1"
+}}
+
 resource "timescaledb_role_membership" "app" {{
   group   = timescaledb_distributed_role.app.name
   members = ["postgres"]
@@ -630,6 +637,9 @@ fn lifecycle(c: &Cluster, tf: &Terraform) {
     c.pinned("dn1", "ALTER ROLE app CONNECTION LIMIT 7");
     c.pinned("access", "REVOKE USAGE ON FOREIGN SERVER dn1 FROM app");
     c.pinned("dn2", "REVOKE app FROM postgres");
+    let ident = c.data_dir("dn1").join("pg_ident.conf");
+    let text = std::fs::read_to_string(&ident).expect("pg_ident.conf");
+    std::fs::write(&ident, text.replace("certmap /^", "othermap /^")).expect("edit pg_ident.conf");
     let hba = c.read_hba("dn2");
     let rule = hba
         .lines()
@@ -654,6 +664,7 @@ fn lifecycle(c: &Cluster, tf: &Terraform) {
         "timescaledb_distributed_role.app",
         "timescaledb_foreign_server_grant.app",
         "timescaledb_role_membership.app",
+        "timescaledb_ident_mapping.app",
         "timescaledb_hba_rule.app[\"dn2\"]",
         "timescaledb_passfile_entry.app",
         "timescaledb_node_certificate.server[\"dn1\"]",

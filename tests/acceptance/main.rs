@@ -12,6 +12,7 @@ mod generate_config;
 mod harness;
 mod hba_rule;
 mod hostile_tenant;
+mod ident;
 mod membership;
 mod password_auth;
 mod protocol;

@@ -224,6 +224,16 @@ fn fixtures() -> Vec<Fixture> {
             ],
         ),
         f(
+            "timescaledb_ident_mapping",
+            "mapping",
+            vec![
+                ("node", lit(json!("dn2"))),
+                ("map", lit(json!("certmap"))),
+                ("system_username", lit(json!("/^(.*)@example\\.com$"))),
+                ("database_username", lit(json!("\\1"))),
+            ],
+        ),
+        f(
             "timescaledb_role_membership",
             "membership",
             vec![
