@@ -1,6 +1,7 @@
 //! Data sources: read-only views of the cluster.
 
 pub mod data_nodes;
+pub mod hba_rules;
 
 use std::sync::Arc;
 
@@ -47,5 +48,8 @@ impl<D: DataSource> DynDataSource for D {
 }
 
 pub fn all() -> Vec<Arc<dyn DynDataSource>> {
-    vec![Arc::new(data_nodes::DataNodes)]
+    vec![
+        Arc::new(data_nodes::DataNodes),
+        Arc::new(hba_rules::HbaRules),
+    ]
 }

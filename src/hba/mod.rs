@@ -163,6 +163,24 @@ impl HbaFile {
         true
     }
 
+    /// The rules outside the managed block, in order.
+    pub fn unmanaged(&self) -> Vec<Found> {
+        self.rules()
+            .into_iter()
+            .filter(|f| f.position.is_none())
+            .collect()
+    }
+
+    /// Removes every rule outside the managed block that `keep` does not
+    /// keep; comments and blank lines stay. Returns the rules removed.
+    pub fn retain_unmanaged(&mut self, keep: impl Fn(&Found) -> bool) -> Vec<Found> {
+        let gone: Vec<Found> = self.unmanaged().into_iter().filter(|f| !keep(f)).collect();
+        for f in gone.iter().rev() {
+            self.text.lines.drain(f.line_index..f.line_index + f.span);
+        }
+        gone
+    }
+
     fn ensure_block(&mut self) -> (usize, usize) {
         if let Some(b) = self.block() {
             return b;
@@ -198,6 +216,40 @@ fn split_position(comment: Option<&str>) -> (Option<i64>, Option<String>) {
         }
     }
     (None, Some(c.to_string()))
+}
+
+#[cfg(test)]
+mod whole_file_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_rules_kept_and_the_managed_block_stay() {
+        let mut f = HbaFile::parse(
+            "# comment\nlocal all all trust\nhost all all 0.0.0.0/0 \\\n  trust\nhost all postgres 127.0.0.1/32 trust\n",
+        );
+        let managed = Rule::parse_line("host all app 10.0.0.1/32 scram-sha-256")
+            .unwrap()
+            .unwrap();
+        f.add(&managed, 1);
+        assert_eq!(f.unmanaged().len(), 3);
+        let keep = Rule::parse_line("host all postgres 127.0.0.1/32 trust")
+            .unwrap()
+            .unwrap()
+            .key();
+        let gone = f.retain_unmanaged(|x| x.rule.key() == keep);
+        assert_eq!(gone.len(), 2);
+        let text = f.render();
+        assert!(text.starts_with("# comment\n"), "{text}");
+        assert!(
+            !text.contains("0.0.0.0/0") && !text.contains("local all all"),
+            "{text}"
+        );
+        assert!(text.contains("host all postgres 127.0.0.1/32 trust"));
+        assert!(f
+            .find(&managed.key())
+            .is_some_and(|x| x.position == Some(1)));
+        assert_eq!(f.unmanaged().len(), 1);
+    }
 }
 
 #[cfg(test)]

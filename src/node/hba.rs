@@ -20,7 +20,7 @@ use super::error::{ErrorKind, NodeError};
 use super::store::{FileKind, Store};
 use super::{files, Node};
 use crate::hba::verify::{self, ServerRule};
-use crate::hba::{Found, HbaFile, LockoutCheck, RuleKey};
+use crate::hba::{Found, HbaFile, LockoutCheck, Rule, RuleKey};
 use crate::lines::index_preferring_managed;
 use crate::sql;
 
@@ -87,6 +87,17 @@ impl Node {
         Ok(HbaSnapshot::new(path, HbaFile::parse(&text)))
     }
 
+    /// Every record of the pg_hba.conf on disk as the server reads it.
+    pub async fn hba_file_rules(&self) -> Result<Vec<ServerRule>, NodeError> {
+        let mut s = self.session().await?;
+        let rows = s
+            .client()
+            .query(sql::HBA_FILE_RULES, &[])
+            .await
+            .map_err(|e| self.pg_err("reading pg_hba_file_rules", &e))?;
+        Ok(rows.iter().map(server_rule).collect())
+    }
+
     /// The pg_hba.conf the server uses now (shared snapshot, see
     /// [`super::cache`]).
     pub async fn hba_read(&self) -> Result<Arc<HbaSnapshot>, NodeError> {
@@ -124,6 +135,36 @@ impl Node {
                 why,
             )),
         }
+    }
+
+    /// Notes a rule a resource planned to write in this run, so that a plan
+    /// of the whole file planned after it (`depends_on`) counts it as
+    /// written: apply writes it first and checks again before removing
+    /// anything.
+    pub fn hba_plan_note(&self, rule: &Rule, position: i64) {
+        let mut planned = self.hba_planned.lock().unwrap_or_else(|p| p.into_inner());
+        planned.retain(|(r, _)| r.key() != rule.key());
+        planned.push((rule.clone(), position));
+    }
+
+    /// [`Node::hba_preview`] of a change to the whole file, made after the
+    /// rules planned in this run ([`Node::hba_plan_note`]) are written.
+    pub async fn hba_preview_whole(
+        &self,
+        edit: impl FnOnce(&mut HbaFile),
+    ) -> Result<Arc<HbaSnapshot>, NodeError> {
+        let planned = self
+            .hba_planned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.hba_preview(move |f| {
+            for (rule, position) in &planned {
+                f.upsert(rule, *position);
+            }
+            edit(f);
+        })
+        .await
     }
 
     /// Applies `edit` to pg_hba.conf as described in the module docs and

@@ -94,6 +94,7 @@ impl Resource for HbaRule {
                 }
             })
             .await?;
+        node.hba_plan_note(&rule, position);
         if let Some(map) = missing_map(&node, &rule).await? {
             plan.warnings.push_warning(
                 Some(AttrPath::attr(OPTIONS).key("map")),

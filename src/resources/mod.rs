@@ -8,6 +8,7 @@ pub mod certificate_authority;
 pub mod certs;
 pub mod distributed_role;
 pub mod foreign_server_grant;
+pub mod hba_file;
 pub mod hba_rule;
 pub mod ident_mapping;
 pub mod node_certificate;
@@ -524,6 +525,7 @@ pub fn all() -> Vec<Arc<dyn DynResource>> {
         Arc::new(node_certificate::NodeCertificate),
         Arc::new(role_membership::RoleMembership),
         Arc::new(ident_mapping::IdentMapping),
+        Arc::new(hba_file::HbaFileResource),
     ]
 }
 
@@ -614,7 +616,8 @@ mod tests {
         assert!(Value::Bool(true).conforms(&crate::value::Type::Bool));
     }
 
-    /// Every resource but the CA can be imported, and says how.
+    /// Every resource but the CA and the whole-file one can be imported, and
+    /// says how.
     #[test]
     fn import_ids_are_declared() {
         let importable: Vec<&str> = all()
@@ -622,8 +625,10 @@ mod tests {
             .filter(|r| r.import_id_format().is_some())
             .map(|r| r.type_name())
             .collect();
-        assert_eq!(importable.len(), all().len() - 1, "{importable:?}");
+        assert_eq!(importable.len(), all().len() - 2, "{importable:?}");
         assert!(!importable.contains(&"timescaledb_certificate_authority"));
+        // Nothing of a whole file to adopt: it is the node's file.
+        assert!(!importable.contains(&"timescaledb_hba_file"));
     }
 
     /// The default and the allowed values are written into a description by

@@ -623,6 +623,16 @@ resource "timescaledb_hba_rule" "app" {{
   address   = "127.0.0.1/32"
   method    = "scram-sha-256"
 }}
+
+resource "timescaledb_hba_file" "dn2" {{
+  node       = "dn2"
+  keep       = ["dn2 host all all 127.0.0.1/32"]
+  depends_on = [timescaledb_hba_rule.app]
+}}
+
+data "timescaledb_hba_rules" "dn2" {{
+  node = "dn2"
+}}
 "#
     )
 }
@@ -646,7 +656,13 @@ fn lifecycle(c: &Cluster, tf: &Terraform) {
         .find(|l| l.starts_with("host all app "))
         .expect("the rule on dn2")
         .to_string();
-    c.write_hba("dn2", &hba.replace(&format!("{rule}\n"), ""));
+    c.write_hba(
+        "dn2",
+        &format!(
+            "{}host all all 0.0.0.0/0 trust\n",
+            hba.replace(&format!("{rule}\n"), "")
+        ),
+    );
     let passfile = c.data_dir("access").join("passfile");
     let text = std::fs::read_to_string(&passfile).expect("passfile");
     std::fs::write(
@@ -666,6 +682,7 @@ fn lifecycle(c: &Cluster, tf: &Terraform) {
         "timescaledb_role_membership.app",
         "timescaledb_ident_mapping.app",
         "timescaledb_hba_rule.app[\"dn2\"]",
+        "timescaledb_hba_file.dn2",
         "timescaledb_passfile_entry.app",
         "timescaledb_node_certificate.server[\"dn1\"]",
     ] {
@@ -681,8 +698,10 @@ fn lifecycle(c: &Cluster, tf: &Terraform) {
     let ids = tf.state_ids();
     let mut imported = 0;
     for (addr, id) in &ids {
-        if addr.starts_with("timescaledb_certificate_authority") {
-            continue; // a CA cannot be imported
+        if addr.starts_with("timescaledb_certificate_authority")
+            || addr.starts_with("timescaledb_hba_file")
+        {
+            continue; // cannot be imported
         }
         tf.must(&["state", "rm", addr]);
         tf.must(&["import", "-input=false", "-no-color", addr, id]);

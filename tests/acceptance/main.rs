@@ -10,6 +10,7 @@ mod ephemeral;
 mod examples;
 mod generate_config;
 mod harness;
+mod hba_file;
 mod hba_rule;
 mod hostile_tenant;
 mod ident;

@@ -233,6 +233,15 @@ fn fixtures() -> Vec<Fixture> {
                 ("database_username", lit(json!("\\1"))),
             ],
         ),
+        // initdb's loopback line stays: it is the way in of everything else.
+        f(
+            "timescaledb_hba_file",
+            "file",
+            vec![
+                ("node", lit(json!("dn1"))),
+                ("keep", lit(json!(["dn1 host all all 127.0.0.1/32"]))),
+            ],
+        ),
         f(
             "timescaledb_role_membership",
             "membership",
