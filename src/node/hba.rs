@@ -138,18 +138,30 @@ impl Node {
     }
 
     /// Notes a rule a resource planned to write in this run, so that a plan
-    /// of the whole file planned after it (`depends_on`) counts it as
+    /// of the whole file, or of a removal, planned after it counts it as
     /// written: apply writes it first and checks again before removing
     /// anything.
     pub fn hba_plan_note(&self, rule: &Rule, position: i64) {
-        let mut planned = self.hba_planned.lock().unwrap_or_else(|p| p.into_inner());
-        planned.retain(|(r, _)| r.key() != rule.key());
-        planned.push((rule.clone(), position));
+        self.note_planned(PlannedEdit::Write(rule.clone(), position));
     }
 
-    /// [`Node::hba_preview`] of a change to the whole file, made after the
-    /// rules planned in this run ([`Node::hba_plan_note`]) are written.
-    pub async fn hba_preview_whole(
+    /// Notes a rule a resource planned to remove in this run (a destroy
+    /// plans the dependents of a rule before the rule itself), so that the
+    /// removal of the rule they depend on is judged without them: apply
+    /// removes them first and checks again before removing it.
+    pub fn hba_plan_removal(&self, key: &RuleKey) {
+        self.note_planned(PlannedEdit::Remove(key.clone()));
+    }
+
+    fn note_planned(&self, edit: PlannedEdit) {
+        let mut planned = self.hba_planned.lock().unwrap_or_else(|p| p.into_inner());
+        planned.retain(|e| e.key() != edit.key());
+        planned.push(edit);
+    }
+
+    /// [`Node::hba_preview`] of a change made after the edits planned in
+    /// this run ([`Node::hba_plan_note`], [`Node::hba_plan_removal`]).
+    pub async fn hba_preview_after_planned(
         &self,
         edit: impl FnOnce(&mut HbaFile),
     ) -> Result<Arc<HbaSnapshot>, NodeError> {
@@ -159,8 +171,13 @@ impl Node {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         self.hba_preview(move |f| {
-            for (rule, position) in &planned {
-                f.upsert(rule, *position);
+            for e in &planned {
+                match e {
+                    PlannedEdit::Write(rule, position) => f.upsert(rule, *position),
+                    PlannedEdit::Remove(key) => {
+                        f.remove(key);
+                    }
+                }
             }
             edit(f);
         })
@@ -298,5 +315,21 @@ pub fn server_rule(r: &tokio_postgres::Row) -> ServerRule {
         method: r.get(6),
         options: r.get::<_, Option<Vec<String>>>(7).unwrap_or_default(),
         error: r.get(8),
+    }
+}
+
+/// An edit of pg_hba.conf a resource planned in this run.
+#[derive(Clone, Debug)]
+pub(super) enum PlannedEdit {
+    Write(Rule, i64),
+    Remove(RuleKey),
+}
+
+impl PlannedEdit {
+    fn key(&self) -> RuleKey {
+        match self {
+            PlannedEdit::Write(rule, _) => rule.key(),
+            PlannedEdit::Remove(key) => key.clone(),
+        }
     }
 }

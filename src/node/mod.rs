@@ -49,9 +49,9 @@ pub struct Node {
     passfile: store::Store<passfile::Passfile>,
     /// Snapshots shared by reads ([`cache`]).
     read: cache::Snapshots,
-    /// pg_hba.conf rules that resources planned in this run will write
-    /// ([`Node::hba_preview_whole`]).
-    hba_planned: std::sync::Mutex<Vec<(crate::hba::Rule, i64)>>,
+    /// pg_hba.conf edits that resources planned in this run will make
+    /// ([`Node::hba_preview_after_planned`]).
+    hba_planned: std::sync::Mutex<Vec<hba::PlannedEdit>>,
     /// Serialises catalog changes (grants) within the process.
     catalog_lock: tokio::sync::Mutex<()>,
     /// Grant changes waiting to be made together ([`grants`]).

@@ -85,7 +85,7 @@ impl Resource for HbaFileResource {
         let keep = keys(&m.node, &m.keep).map_err(Diagnostics::from)?;
         let node = ctx.node(&m.node, NODE).await?;
         let preview = node
-            .hba_preview_whole(move |f| {
+            .hba_preview_after_planned(move |f| {
                 f.retain_unmanaged(|r| keep.contains(&r.rule.key()));
             })
             .await;

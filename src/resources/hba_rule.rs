@@ -161,12 +161,13 @@ impl Resource for HbaRule {
     async fn check_destroy(&self, ctx: &Ctx, m: &Model) -> Result<(), Diagnostics> {
         let key = m.rule()?.key();
         let node = ctx.node(&m.node, NODE).await?;
-        node.hba_preview(move |f| {
-            f.remove(&key);
+        let removing = key.clone();
+        node.hba_preview_after_planned(move |f| {
+            f.remove(&removing);
         })
-        .await
-        .map(|_| ())
-        .map_err(Diagnostics::from)
+        .await?;
+        node.hba_plan_removal(&key);
+        Ok(())
     }
 
     async fn read(&self, ctx: &Ctx, prior: State<Model>) -> Read<Model> {

@@ -532,6 +532,20 @@ impl Cluster {
         );
     }
 
+    /// A provider block for one fan-out: direct connections to the data
+    /// nodes it lists, or `distributed_exec` on the access node with the data
+    /// nodes discovered.
+    pub fn provider_block_for(&self, direct: bool) -> String {
+        if direct {
+            self.provider_block().replace(
+                "sslmode = \"disable\"",
+                "sslmode = \"disable\"\n  fanout = \"direct\"",
+            )
+        } else {
+            self.provider_block_discovering("")
+        }
+    }
+
     /// A provider block that lists no data nodes (they are discovered).
     pub fn provider_block_discovering(&self, extra: &str) -> String {
         format!(
@@ -655,4 +669,26 @@ pub fn drifted_nodes(plan: &str) -> Vec<(String, String)> {
             (tail.trim() == "-> \"in sync\"").then(|| (node.to_string(), was.to_string()))
         })
         .collect()
+}
+
+/// A CA whose key stays on the access node, and a certificate it issued
+/// that dn1 serves for `127.0.0.1`: TLS on dn1.
+pub fn tls_on_dn1(ca_common_name: &str) -> String {
+    format!(
+        r#"
+resource "timescaledb_certificate_authority" "ca" {{
+  subject  = {{ common_name = "{ca_common_name}" }}
+  key_node = "access"
+}}
+
+resource "timescaledb_node_certificate" "server" {{
+  kind         = "server"
+  node         = "dn1"
+  common_name  = "127.0.0.1"
+  ip_addresses = ["127.0.0.1"]
+  ca_cert_pem  = timescaledb_certificate_authority.ca.cert_pem
+  ca_key_node  = timescaledb_certificate_authority.ca.key_node
+}}
+"#
+    )
 }

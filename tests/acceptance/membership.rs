@@ -4,7 +4,7 @@
 //! revokes members nobody configured; import adopts; through
 //! `distributed_exec` (the stand-in) and over direct connections alike.
 
-use crate::harness::{drifted_nodes, Cluster, Terraform};
+use crate::harness::{drifted_nodes, terraform_bin, terraform_version, Cluster, Terraform};
 
 fn role(name: &str, login: bool) -> String {
     format!("resource \"timescaledb_distributed_role\" \"{name}\" {{\n  name  = \"{name}\"\n  login = {login}\n}}\n")
@@ -38,14 +38,7 @@ fn logs_in(c: &Cluster, node: &str, user: &str) -> bool {
 fn run(direct: bool) {
     let c = Cluster::start(2);
     c.install_distributed_exec_standin();
-    let provider = if direct {
-        c.provider_block().replace(
-            "sslmode = \"disable\"",
-            "sslmode = \"disable\"\n  fanout = \"direct\"",
-        )
-    } else {
-        c.provider_block_discovering("")
-    };
+    let provider = c.provider_block_for(direct);
     let roles = format!(
         "{}{}{}",
         role("grp", false),
@@ -162,6 +155,31 @@ fn run(direct: bool) {
     assert!(logs_in(&c, "dn1", "alice"));
     tf.assert_no_changes();
 
+    // The way in removed while the rule refusing everyone else stays: the
+    // removals planned with it do not hide that, so it is refused (at plan
+    // time where Terraform plans destroys, at apply time before that) and
+    // dn2's file is untouched.
+    let before = c.read_hba("dn2");
+    tf.config(
+        &config(true)
+            .replace(&rule("dn2", 1, "postgres", "trust"), "")
+            .replace("  depends_on = [timescaledb_hba_rule.dn2_1]\n", ""),
+    );
+    let r = tf.try_apply();
+    assert!(
+        !r.ok && r.flat().contains("lock the provider out of node \"dn2\""),
+        "{}",
+        r.all()
+    );
+    if terraform_version(&terraform_bin()) >= vec![1, 3] {
+        assert!(r.flat().contains("While planning a change"), "{}", r.all());
+    }
+    assert_eq!(c.read_hba("dn2"), before);
+    tf.config(&config(true));
+    tf.assert_no_changes();
+
+    // A whole destroy removes the way in last, after the rules that depend
+    // on it, at plan time and at apply time alike.
     tf.destroy();
     for node in ["access", "dn1", "dn2"] {
         c.psql(node, "DROP ROLE carol");
