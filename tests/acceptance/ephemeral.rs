@@ -13,20 +13,7 @@ use crate::harness::{newest_terraform, terraform_bins, terraform_version, Cluste
 fn base(c: &Cluster) -> String {
     format!(
         r#"{provider}
-resource "timescaledb_certificate_authority" "ca" {{
-  subject  = {{ common_name = "Ephemeral test CA" }}
-  key_node = "access"
-}}
-
-resource "timescaledb_node_certificate" "server" {{
-  kind         = "server"
-  node         = "dn1"
-  common_name  = "127.0.0.1"
-  ip_addresses = ["127.0.0.1"]
-  ca_cert_pem  = timescaledb_certificate_authority.ca.cert_pem
-  ca_key_node  = timescaledb_certificate_authority.ca.key_node
-}}
-
+{tls}
 resource "timescaledb_distributed_role" "app" {{
   name  = "app"
   login = true
@@ -43,7 +30,8 @@ resource "timescaledb_hba_rule" "cert" {{
   depends_on = [timescaledb_node_certificate.server]
 }}
 "#,
-        provider = c.provider_block()
+        provider = c.provider_block(),
+        tls = crate::harness::tls_on_dn1("Ephemeral test CA")
     )
 }
 

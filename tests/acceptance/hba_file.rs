@@ -64,14 +64,7 @@ fn append_and_reload(c: &Cluster, node: &str, line: &str) {
 fn run(direct: bool) {
     let c = Cluster::start(2);
     c.install_distributed_exec_standin();
-    let provider = if direct {
-        c.provider_block().replace(
-            "sslmode = \"disable\"",
-            "sslmode = \"disable\"\n  fanout = \"direct\"",
-        )
-    } else {
-        c.provider_block_discovering("")
-    };
+    let provider = c.provider_block_for(direct);
     // One run: the way in is planned and written before the file is held to
     // it, so the lines initdb wrote go in the same apply.
     let tf = Terraform::new();

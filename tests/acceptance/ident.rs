@@ -10,20 +10,7 @@ use crate::harness::{Cluster, Terraform};
 fn config(c: &Cluster, rule_map: &str, extra: &str) -> String {
     format!(
         r#"{provider}
-resource "timescaledb_certificate_authority" "ca" {{
-  subject  = {{ common_name = "Ident test CA" }}
-  key_node = "access"
-}}
-
-resource "timescaledb_node_certificate" "server" {{
-  kind         = "server"
-  node         = "dn1"
-  common_name  = "127.0.0.1"
-  ip_addresses = ["127.0.0.1"]
-  ca_cert_pem  = timescaledb_certificate_authority.ca.cert_pem
-  ca_key_node  = timescaledb_certificate_authority.ca.key_node
-}}
-
+{tls}
 # A certificate issued to a host name, not to the role.
 resource "timescaledb_node_certificate" "client" {{
   kind        = "user"
@@ -56,7 +43,8 @@ resource "timescaledb_hba_rule" "cert" {{
   depends_on = [timescaledb_node_certificate.server]
 }}
 {extra}"#,
-        provider = c.provider_block()
+        provider = c.provider_block(),
+        tls = crate::harness::tls_on_dn1("Ident test CA")
     )
 }
 

@@ -253,7 +253,7 @@ fn passwords_are_scram_everywhere_and_an_md5_verifier_is_drift() {
     let role = |extra: &str| {
         format!(
             "{}resource \"timescaledb_distributed_role\" \"r\" {{\n  name = \"app\"\n  login = true\n  password = \"app pass\"\n{extra}}}\n",
-            c.provider_block().replace("sslmode = \"disable\"", "sslmode = \"disable\"\n  fanout = \"direct\""),
+            c.provider_block_for(true),
         )
     };
     tf.config(&role(""));
