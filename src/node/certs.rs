@@ -359,9 +359,11 @@ impl Node {
         }
         let addr = format!("{}:{}", self.spec.host, self.spec.port);
         let probe = async {
-            let mut tcp = tokio::net::TcpStream::connect(&addr)
+            let mut tcp = self
+                .spec
+                .stream(&self.name)
                 .await
-                .map_err(|e| format!("connecting to {addr}: {e}"))?;
+                .map_err(|e| e.to_string())?;
             // SSLRequest: length 8, code 80877103.
             tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
                 .await

@@ -1,9 +1,14 @@
 //! How to reach one node, and opening a connection to it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use russh::client::Msg;
+use russh::ChannelStream;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::Client;
 
+use super::bastion::Bastion;
 use super::error::{ErrorKind, NodeError};
 use super::tls;
 use crate::log;
@@ -104,6 +109,8 @@ pub struct ConnSpec {
     pub clientcert: Option<(String, Secret)>,
     pub channel_binding: ChannelBinding,
     pub connect_timeout: Duration,
+    /// The SSH bastion every connection to the node goes through.
+    pub bastion: Option<Arc<Bastion>>,
 }
 
 impl ConnSpec {
@@ -140,24 +147,48 @@ impl ConnSpec {
             cfg.password(p.expose());
         }
         let mode = if unix { SslMode::Disable } else { self.sslmode };
-        let connected = if mode == SslMode::Disable {
-            cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            self.finish(node, cfg.connect(tokio_postgres::NoTls))
-                .await?
-        } else {
-            cfg.ssl_mode(if mode == SslMode::Prefer {
-                tokio_postgres::config::SslMode::Prefer
-            } else {
-                tokio_postgres::config::SslMode::Require
-            });
-            let cert = self
-                .clientcert
-                .as_ref()
-                .map(|(c, k)| (c.as_str(), k.expose()));
-            let tls_config = tls::client_config(mode, self.sslrootcert.as_deref(), cert)
-                .map_err(|m| fail(ErrorKind::Unreachable, format!("TLS set-up: {m}")))?;
-            self.finish(node, cfg.connect(tls::MakeRustls(tls_config)))
-                .await?
+        let pg_mode = match mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        };
+        cfg.ssl_mode(pg_mode);
+        let tls_config = match mode {
+            SslMode::Disable => None,
+            _ => {
+                let cert = self
+                    .clientcert
+                    .as_ref()
+                    .map(|(c, k)| (c.as_str(), k.expose()));
+                Some(
+                    tls::client_config(mode, self.sslrootcert.as_deref(), cert)
+                        .map_err(|m| fail(ErrorKind::Unreachable, format!("TLS set-up: {m}")))?,
+                )
+            }
+        };
+        let connected = match (&self.bastion, tls_config) {
+            (Some(b), tls_config) => {
+                let stream = self.tunnel(node, b).await?;
+                match tls_config {
+                    None => {
+                        self.finish(node, cfg.connect_raw(stream, tokio_postgres::NoTls))
+                            .await?
+                    }
+                    Some(c) => {
+                        let tls = <tls::MakeRustls as MakeTlsConnect<ChannelStream<Msg>>>::make_tls_connect(
+                            &mut tls::MakeRustls(c),
+                            &self.host,
+                        )
+                        .map_err(|e| fail(ErrorKind::Unreachable, format!("TLS set-up: {e}")))?;
+                        self.finish(node, cfg.connect_raw(stream, tls)).await?
+                    }
+                }
+            }
+            (None, None) => {
+                self.finish(node, cfg.connect(tokio_postgres::NoTls))
+                    .await?
+            }
+            (None, Some(c)) => self.finish(node, cfg.connect(tls::MakeRustls(c))).await?,
         };
         connected.map_err(|e| NodeError::from_pg(node, &self.address(), doing, &e))
     }
@@ -166,21 +197,16 @@ impl ConnSpec {
 impl ConnSpec {
     /// Waits for a connection attempt within the timeout and starts the
     /// task that drives the connection.
-    async fn finish<S, F>(
+    async fn finish<R, S, F>(
         &self,
         node: &str,
         connect: F,
     ) -> Result<Result<Client, tokio_postgres::Error>, NodeError>
     where
         F: std::future::Future<
-            Output = Result<
-                (
-                    Client,
-                    tokio_postgres::Connection<tokio_postgres::Socket, S>,
-                ),
-                tokio_postgres::Error,
-            >,
+            Output = Result<(Client, tokio_postgres::Connection<R, S>), tokio_postgres::Error>,
         >,
+        R: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         match tokio::time::timeout(self.connect_timeout, connect).await {
@@ -195,6 +221,53 @@ impl ConnSpec {
                 "connecting",
                 format!("timed out after {:?}", self.connect_timeout),
             )),
+        }
+    }
+}
+
+/// A byte stream to a node: TCP, or a channel through a bastion.
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+impl ConnSpec {
+    /// A TCP stream to the node, through the bastion when there is one.
+    pub async fn stream(&self, node: &str) -> Result<Box<dyn Stream>, NodeError> {
+        if let Some(b) = &self.bastion {
+            return Ok(Box::new(self.tunnel(node, b).await?));
+        }
+        let fail = |m: String| {
+            NodeError::new(
+                node,
+                &self.address(),
+                ErrorKind::Unreachable,
+                "connecting",
+                m,
+            )
+        };
+        let addr = (self.host.as_str(), self.port);
+        match tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(addr)).await
+        {
+            Ok(r) => Ok(Box::new(r.map_err(|e| fail(e.to_string()))?)),
+            Err(_) => Err(fail(format!("timed out after {:?}", self.connect_timeout))),
+        }
+    }
+
+    /// A stream to the node through `bastion`, within the connect timeout.
+    pub async fn tunnel(
+        &self,
+        node: &str,
+        bastion: &Bastion,
+    ) -> Result<ChannelStream<Msg>, NodeError> {
+        let doing = format!("connecting through the bastion {}", bastion.spec().name());
+        let fail =
+            |m: String| NodeError::new(node, &self.address(), ErrorKind::Unreachable, &doing, m);
+        if self.host.starts_with('/') {
+            return Err(fail("a Unix socket cannot be reached through a bastion; give the node's host name or address as the bastion sees it".into()));
+        }
+        match tokio::time::timeout(self.connect_timeout, bastion.open(&self.host, self.port)).await
+        {
+            Ok(r) => r.map_err(fail),
+            Err(_) => Err(fail(format!("timed out after {:?}", self.connect_timeout))),
         }
     }
 }

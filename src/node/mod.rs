@@ -2,6 +2,7 @@
 //! its own session there, files on the node read and written through SQL,
 //! and guarded edits of pg_hba.conf.
 
+mod bastion;
 mod batch;
 mod cache;
 mod certs;
@@ -22,6 +23,7 @@ pub mod tls;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub use bastion::{Bastion, BastionSpec, HostKeys};
 pub use certs::{user_cert_base, CertPaths, Install, Installed, SSL_SETTINGS};
 pub use conn::{ChannelBinding, ConnSpec, SslMode, CHANNEL_BINDINGS, SESSION_SETTINGS, SSL_MODES};
 pub use error::{ErrorKind, NodeError};

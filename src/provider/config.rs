@@ -2,11 +2,14 @@
 //! environment variables and password file as fallbacks.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::diag::{AttrPath, Diagnostics};
 use crate::model::Model as _;
-use crate::node::{ChannelBinding, ConnSpec, SslMode, CHANNEL_BINDINGS, SSL_MODES};
+use crate::node::{
+    Bastion, BastionSpec, ChannelBinding, ConnSpec, HostKeys, SslMode, CHANNEL_BINDINGS, SSL_MODES,
+};
 use crate::passfile;
 use crate::schema::Schema;
 use crate::secret::Secret;
@@ -47,6 +50,35 @@ crate::model! {
             )
             .one_of(FANOUTS),
         CLIENTCERT => clientcert: Option<ClientCert> = block("Client certificate the provider presents to the nodes."),
+        BASTION => bastion: Option<BastionBlock> = block(
+                "SSH bastion (jump host) that every connection to every node goes through, for nodes in a private network \
+                 that only the bastion reaches. One SSH connection carries them all; the PostgreSQL protocol and its TLS run \
+                 inside it unchanged, so `sslmode` and `verify-full` still check each node. Node addresses (`host`, \
+                 `data_nodes`, and the discovered ones) are resolved and connected to by the bastion.",
+            ),
+    }
+}
+
+crate::model! {
+    /// The `bastion` block.
+    pub struct BastionBlock {
+        SSH_HOST => host: String = required("Host name or address of the bastion's SSH server."),
+        SSH_PORT => port: Option<i64> = optional("Port of the bastion's SSH server. Defaults to `22`."),
+        USER => user: String = required("User the provider logs in to the bastion as (public key authentication)."),
+        PRIVATE_KEY => private_key: Secret = required(
+                "Private key of `user` (OpenSSH, PKCS#8 or PuTTY format, unencrypted), as text or a file path. \
+                 Never shown in a message.",
+            )
+            .sensitive(),
+        HOST_KEY => host_key: Option<Vec<String>> = optional(
+                "The bastion's host keys, each an OpenSSH public key line (`ssh-ed25519 AAAA...`, as in its \
+                 `/etc/ssh/ssh_host_*_key.pub`). The key the bastion presents must be one of them. Exactly one of \
+                 `host_key` and `known_hosts_file` is required: a bastion is never trusted on first use.",
+            ),
+        KNOWN_HOSTS_FILE => known_hosts_file: Option<String> = optional(
+                "A known_hosts file that records the bastion's keys under its `host` (and `[host]:port` for a port other \
+                 than 22); hashed entries are understood.",
+            ),
     }
 }
 
@@ -164,6 +196,10 @@ impl ProviderConfig {
         let channel_binding =
             parse_channel_binding(&binding_text, AttrPath::attr(CHANNEL_BINDING), &mut d);
         let clientcert = f.clientcert.map(|c| (c.cert, c.key));
+        let bastion = f
+            .bastion
+            .and_then(|b| bastion_spec(b, &mut d))
+            .map(|b| Arc::new(Bastion::new(b, Duration::from_secs(timeout.max(1) as u64))));
         let password = password.or_else(|| password_from_passfile(&host, port, &database, &user));
         let access = ConnSpec {
             host,
@@ -176,6 +212,7 @@ impl ProviderConfig {
             clientcert,
             channel_binding,
             connect_timeout: Duration::from_secs(timeout.max(1) as u64),
+            bastion,
         };
         check_binding_has_tls(&access, AttrPath::attr(CHANNEL_BINDING), &mut d);
         let data_nodes = data_node_specs(f.data_nodes.unwrap_or_default(), &access, &mut d);
@@ -186,6 +223,61 @@ impl ProviderConfig {
             fanout,
         })
     }
+}
+
+/// The `bastion` block, checked on its attributes (the key is read here,
+/// so a key that cannot be used fails the plan, not the first connection).
+fn bastion_spec(b: BastionBlock, d: &mut Diagnostics) -> Option<BastionSpec> {
+    let at = |a: &str| AttrPath::attr(BASTION).then_attr(a);
+    let before = d.has_errors();
+    let port = match b.port {
+        Some(p) => parse_port(&p.to_string(), at(SSH_PORT), d),
+        None => 22,
+    };
+    let host_keys = match (b.host_key, b.known_hosts_file) {
+        (Some(keys), None) => {
+            if keys.is_empty() {
+                d.push_error(
+                    Some(at(HOST_KEY)),
+                    "No host key",
+                    "`host_key` needs at least one key.",
+                );
+            } else if let Err(e) = BastionSpec::pinned_keys(&keys) {
+                d.push_error(Some(at(HOST_KEY)), "Invalid host key", e);
+            }
+            HostKeys::Pinned(keys)
+        }
+        (None, Some(path)) => HostKeys::KnownHosts(path),
+        (Some(_), Some(_)) => {
+            d.push_error(
+                Some(at(KNOWN_HOSTS_FILE)),
+                "Two sources of host keys",
+                "Give either `host_key` or `known_hosts_file`, not both.",
+            );
+            return None;
+        }
+        (None, None) => {
+            d.push_error(
+                Some(AttrPath::attr(BASTION)),
+                "Missing host key",
+                "The bastion's host key is required, in `host_key` or `known_hosts_file`: the provider never trusts a \
+                 bastion on first use. `ssh-keyscan -p <port> <host>` prints it; check it against the bastion's own \
+                 `/etc/ssh/ssh_host_ed25519_key.pub` before pinning it.",
+            );
+            return None;
+        }
+    };
+    let spec = BastionSpec {
+        host: b.host,
+        port,
+        user: b.user,
+        private_key: b.private_key,
+        host_keys,
+    };
+    if let Err(e) = spec.key() {
+        d.push_error(Some(at(PRIVATE_KEY)), "Unusable private key", e);
+    }
+    (d.has_errors() == before).then_some(spec)
 }
 
 /// The port, connect timeout and sslmode, from the configuration or the
@@ -394,5 +486,92 @@ mod tests {
             paths.contains(&"data_nodes[\"dn1\"][\"hots\"]".to_string()),
             "{paths:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod bastion_tests {
+    use super::*;
+    use crate::model::Model;
+    use crate::schema::object;
+
+    const KEY_LINE: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+
+    fn with_bastion(b: BastionBlock) -> Value {
+        let mut v = object(Settings::attributes().iter().map(|a| (a.name, Value::Null)));
+        v.set_attr(HOST, Value::string("10.0.0.1"));
+        v.set_attr(BASTION, crate::model::Field::encode(&Some(b)));
+        v
+    }
+
+    fn block(host_key: Option<Vec<String>>, known_hosts: Option<&str>, key: &str) -> BastionBlock {
+        BastionBlock {
+            host: "bastion.example".into(),
+            port: None,
+            user: "tf".into(),
+            private_key: Secret::new(key),
+            host_key,
+            known_hosts_file: known_hosts.map(str::to_string),
+        }
+    }
+
+    fn errors_on(v: &Value) -> Vec<(String, String)> {
+        ProviderConfig::from_value(v)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|d| {
+                (
+                    d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+                    d.summary.clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_bastion_needs_its_host_key_and_a_usable_private_key_on_the_attribute() {
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n";
+        let e = errors_on(&with_bastion(block(None, None, key)));
+        assert!(
+            e.contains(&("bastion".into(), "Missing host key".into())),
+            "{e:?}"
+        );
+        let e = errors_on(&with_bastion(block(
+            Some(vec![KEY_LINE.into()]),
+            Some("/k"),
+            key,
+        )));
+        assert!(
+            e.contains(&(
+                "bastion.known_hosts_file".into(),
+                "Two sources of host keys".into()
+            )),
+            "{e:?}"
+        );
+        let e = errors_on(&with_bastion(block(
+            Some(vec!["ssh-ed25519 nope".into()]),
+            None,
+            key,
+        )));
+        assert!(
+            e.contains(&("bastion.host_key".into(), "Invalid host key".into())),
+            "{e:?}"
+        );
+        let e = errors_on(&with_bastion(block(Some(vec![KEY_LINE.into()]), None, key)));
+        assert_eq!(
+            e,
+            vec![("bastion.private_key".into(), "Unusable private key".into())]
+        );
+        let shown = format!(
+            "{:?}",
+            ProviderConfig::from_value(&with_bastion(block(
+                Some(vec![KEY_LINE.into()]),
+                None,
+                key
+            )))
+        );
+        assert!(!shown.contains("bm90IGEga2V5"), "{shown}");
     }
 }

@@ -238,6 +238,7 @@ fn spec(port: u16, binding: ChannelBinding) -> ConnSpec {
         clientcert: None,
         channel_binding: binding,
         connect_timeout: Duration::from_secs(5),
+        bastion: None,
     }
 }
 

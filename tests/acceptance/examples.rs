@@ -16,7 +16,7 @@ fn cluster() -> Cluster {
     c
 }
 
-fn merge(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
+pub(crate) fn merge(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
     if let (Some(a), serde_json::Value::Object(b)) = (a.as_object_mut(), b) {
         a.extend(b);
     }
@@ -33,14 +33,14 @@ fn round_trip(c: &Cluster, tf: &Terraform, check: impl Fn()) {
     assert_eq!(c.leftovers(), Vec::<String>::new());
 }
 
-fn works_as_testrole(c: &Cluster) {
+pub(crate) fn works_as_testrole(c: &Cluster) {
     c.psql(
         "access",
         "SET ROLE testrole; CALL distributed_exec($$SET work_mem = '64kB'$$)",
     );
 }
 
-fn certificate_logins(c: &Cluster, role: &str) {
+pub(crate) fn certificate_logins(c: &Cluster, role: &str) {
     let cert = user_cert(c, role);
     for node in ["dn1", "dn2"] {
         let out = cert_login(c, node, role, Some(&cert));
@@ -53,7 +53,7 @@ fn certificate_logins(c: &Cluster, role: &str) {
     }
 }
 
-fn password_logins(c: &Cluster) {
+pub(crate) fn password_logins(c: &Cluster) {
     for node in ["dn1", "dn2"] {
         let out = login_with_passfile(c, node, "testrole");
         assert!(

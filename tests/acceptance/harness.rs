@@ -314,6 +314,8 @@ pub struct Terraform {
     rc: PathBuf,
     work: PathBuf,
     bin: PathBuf,
+    /// The network namespace terraform (and so the provider) runs in.
+    netns: Option<String>,
 }
 
 pub struct Run {
@@ -357,7 +359,19 @@ impl Terraform {
         .expect("write terraformrc");
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).expect("work dir");
-        Terraform { dir, rc, work, bin }
+        Terraform {
+            dir,
+            rc,
+            work,
+            bin,
+            netns: None,
+        }
+    }
+
+    /// Runs terraform, and so the provider, in the network namespace `ns`.
+    pub fn in_netns(mut self, ns: &str) -> Terraform {
+        self.netns = Some(ns.to_string());
+        self
     }
 
     /// The CLI configuration file (provider installation from the mirror).
@@ -380,7 +394,15 @@ impl Terraform {
     }
 
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = Command::new(&self.bin)
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        let out = cmd
             .args(args)
             .current_dir(self.work())
             .env("TF_CLI_CONFIG_FILE", &self.rc)

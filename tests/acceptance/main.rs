@@ -3,6 +3,7 @@
 
 // Test code: a failed expectation is a panic with the reason.
 #![allow(clippy::unwrap_used)]
+mod bastion;
 mod certificates;
 mod channel_binding;
 mod differential;
