@@ -79,20 +79,12 @@ impl BastionSpec {
     /// The private key, parsed. No message holds the value.
     pub fn key(&self) -> Result<ssh_key::PrivateKey, String> {
         let value = self.private_key.expose();
-        let text = if value.contains("-----BEGIN") || value.starts_with("PuTTY-User-Key-File-") {
+        // PuTTY keys have no `-----BEGIN` line; every other form is read as
+        // TLS keys are.
+        let text = if value.starts_with("PuTTY-User-Key-File-") {
             value.to_string()
-        } else if !value.contains(['\n', '\r', '\0'])
-            && !value.trim().is_empty()
-            && value.len() <= 4096
-        {
-            std::fs::read_to_string(value.trim()).map_err(|e| {
-                format!(
-                    "private_key is neither key text nor a file that can be read ({}; the value is not shown: it may be the key itself)",
-                    e.kind()
-                )
-            })?
         } else {
-            return Err("private_key is neither key text nor a file path (the value is not shown: it may be the key itself)".into());
+            super::tls::secret_text(value).map_err(|e| format!("private_key: {e}"))?
         };
         russh::keys::decode_secret_key(&text, None).map_err(|e| {
             let why = match e {

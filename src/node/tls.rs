@@ -39,6 +39,12 @@ pub fn load_key(pem_or_path: &str) -> Result<PrivateKeyDer<'static>, String> {
         .ok_or_else(|| "no PEM private key found".to_string())
 }
 
+/// The text of a secret given as text or as a file path (the rules of
+/// [`load_key`]); no message holds the value.
+pub fn secret_text(value: &str) -> Result<String, String> {
+    pem_text(value, Shown::Nothing)
+}
+
 /// What of a value a message may show.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Shown {
