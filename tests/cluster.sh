@@ -11,6 +11,8 @@
 #   tests/cluster.sh start-node DIR NAME   start it again on its port
 #
 # `start` prints one line per node, "NAME PORT", and writes DIR/nodes.
+# With NETNS set (as root), the nodes run in that network namespace: on its
+# loopback, which nothing outside the namespace reaches.
 set -euo pipefail
 
 pgbin() {
@@ -22,11 +24,16 @@ pgbin() {
 }
 
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then in_ns runuser -u postgres -- "$@"; else in_ns "$@"; fi
+}
+
+# Runs a command in NETNS when it is set.
+in_ns() {
+  if [ -n "${NETNS:-}" ]; then ip netns exec "$NETNS" "$@"; else "$@"; fi
 }
 
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  in_ns python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # One initdb per machine and server version; nodes are copies of it.

@@ -38,8 +38,13 @@ crate::model! {
         DATA_NODES => data_nodes: Option<BTreeMap<String, BTreeMap<String, Option<String>>>> = optional(
                 "Data nodes by name, each a map with any of `host`, `port`, `database`, `username`, `password`, `sslmode` and \
                  `channel_binding`; \
-                 keys left out take the access node's value. When not set, the data nodes are discovered from \
-                 `timescaledb_information.data_nodes` on the access node. Sensitive, since an entry may hold a password.",
+                 keys left out take the access node's value. A node behind a bastion of its own sets any of `bastion_host`, \
+                 `bastion_port`, `bastion_user`, `bastion_private_key`, `bastion_host_key` (one or more OpenSSH public key \
+                 lines) and `bastion_known_hosts_file`, over the `bastion` block's values (an entry's host key or \
+                 known_hosts file replaces both of the block's); nodes with the same bastion settings share one SSH \
+                 connection. When not set, the data nodes are discovered from \
+                 `timescaledb_information.data_nodes` on the access node. Sensitive, since an entry may hold a password \
+                 or a private key.",
             )
             .sensitive(),
         FANOUT => fanout: Option<String> = optional(
@@ -112,7 +117,41 @@ pub const DATA_NODE_KEYS: &[&str] = &[
     "password",
     "sslmode",
     "channel_binding",
+    "bastion_host",
+    "bastion_port",
+    "bastion_user",
+    "bastion_private_key",
+    "bastion_host_key",
+    "bastion_known_hosts_file",
 ];
+
+/// What a `data_nodes` entry's bastion keys start with.
+const BASTION_KEY_PREFIX: &str = "bastion_";
+
+/// A `data_nodes` entry's bastion: the `bastion` block's settings with
+/// the entry's `bastion_*` keys over them. The entry's host key (lines
+/// of one string) or known_hosts file replaces both of the block's.
+fn entry_bastion(block: Option<&BastionParts>, get: &dyn Fn(&str) -> Option<String>) -> BastionParts {
+    let mut b = block.cloned().unwrap_or_default();
+    let key = |a: &str| get(&format!("{BASTION_KEY_PREFIX}{a}"));
+    b.host = key(SSH_HOST).or(b.host);
+    b.port = key(SSH_PORT).or(b.port);
+    b.user = key(USER).or(b.user);
+    b.private_key = key(PRIVATE_KEY).map(Secret::new).or(b.private_key);
+    let lines = key(HOST_KEY).map(|k| {
+        k.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    });
+    let file = key(KNOWN_HOSTS_FILE);
+    if lines.is_some() || file.is_some() {
+        b.host_key = lines;
+        b.known_hosts_file = file;
+    }
+    b
+}
 
 pub fn schema() -> Schema {
     Settings::schema(
@@ -196,10 +235,15 @@ impl ProviderConfig {
         let channel_binding =
             parse_channel_binding(&binding_text, AttrPath::attr(CHANNEL_BINDING), &mut d);
         let clientcert = f.clientcert.map(|c| (c.cert, c.key));
-        let bastion = f
-            .bastion
-            .and_then(|b| bastion_spec(b, &mut d))
-            .map(|b| Arc::new(Bastion::new(b, Duration::from_secs(timeout.max(1) as u64))));
+        let mut bastions = Bastions {
+            timeout: Duration::from_secs(timeout.max(1) as u64),
+            made: Vec::new(),
+        };
+        let bastion_parts = f.bastion.map(BastionParts::from);
+        let bastion = bastion_parts
+            .clone()
+            .and_then(|b| bastion_spec(b, &BastionAt::Block, &mut d))
+            .map(|spec| bastions.get(spec));
         let password = password.or_else(|| password_from_passfile(&host, port, &database, &user));
         let access = ConnSpec {
             host,
@@ -215,7 +259,12 @@ impl ProviderConfig {
             bastion,
         };
         check_binding_has_tls(&access, AttrPath::attr(CHANNEL_BINDING), &mut d);
-        let data_nodes = data_node_specs(f.data_nodes.unwrap_or_default(), &access, &mut d);
+        let data_nodes = data_node_specs(
+            f.data_nodes.unwrap_or_default(),
+            &access,
+            (bastion_parts.as_ref(), &mut bastions),
+            &mut d,
+        );
         d.into_result()?;
         Ok(ProviderConfig {
             access,
@@ -225,59 +274,162 @@ impl ProviderConfig {
     }
 }
 
-/// The `bastion` block, checked on its attributes (the key is read here,
+/// A bastion's settings before they are checked: the provider's `bastion`
+/// block, or a `data_nodes` entry's `bastion_*` keys over it.
+#[derive(Clone, Default)]
+struct BastionParts {
+    host: Option<String>,
+    port: Option<String>,
+    user: Option<String>,
+    private_key: Option<Secret>,
+    host_key: Option<Vec<String>>,
+    known_hosts_file: Option<String>,
+}
+
+impl From<BastionBlock> for BastionParts {
+    fn from(b: BastionBlock) -> BastionParts {
+        BastionParts {
+            host: Some(b.host),
+            port: b.port.map(|p| p.to_string()),
+            user: Some(b.user),
+            private_key: Some(b.private_key),
+            host_key: b.host_key,
+            known_hosts_file: b.known_hosts_file,
+        }
+    }
+}
+
+/// Where a bastion's settings are written: the `bastion` block, or one
+/// `data_nodes` entry (whose keys are the block's with `bastion_` before).
+enum BastionAt {
+    Block,
+    Entry(AttrPath),
+}
+
+impl BastionAt {
+    fn attr(&self, a: &str) -> AttrPath {
+        match self {
+            BastionAt::Block => AttrPath::attr(BASTION).then_attr(a),
+            BastionAt::Entry(p) => p.clone().key(&format!("{BASTION_KEY_PREFIX}{a}")),
+        }
+    }
+
+    fn whole(&self) -> AttrPath {
+        match self {
+            BastionAt::Block => AttrPath::attr(BASTION),
+            BastionAt::Entry(p) => p.clone(),
+        }
+    }
+
+    fn name(&self, a: &str) -> String {
+        match self {
+            BastionAt::Block => a.to_string(),
+            BastionAt::Entry(_) => format!("{BASTION_KEY_PREFIX}{a}"),
+        }
+    }
+}
+
+/// A bastion's settings, checked on their attributes (the key is read here,
 /// so a key that cannot be used fails the plan, not the first connection).
-fn bastion_spec(b: BastionBlock, d: &mut Diagnostics) -> Option<BastionSpec> {
-    let at = |a: &str| AttrPath::attr(BASTION).then_attr(a);
+fn bastion_spec(b: BastionParts, at: &BastionAt, d: &mut Diagnostics) -> Option<BastionSpec> {
     let before = d.has_errors();
-    let port = match b.port {
-        Some(p) => parse_port(&p.to_string(), at(SSH_PORT), d),
+    let port = match &b.port {
+        Some(p) => parse_port(p, at.attr(SSH_PORT), d),
         None => 22,
+    };
+    let mut required = |v: Option<String>, a: &str| {
+        v.unwrap_or_else(|| {
+            d.push_error(
+                Some(at.whole()),
+                "Missing bastion setting",
+                format!(
+                    "`{}` is required: there is no `bastion` block to take it from.",
+                    at.name(a)
+                ),
+            );
+            String::new()
+        })
+    };
+    let host = required(b.host, SSH_HOST);
+    let user = required(b.user, USER);
+    let private_key = match b.private_key {
+        Some(k) => k,
+        None => Secret::new(required(None, PRIVATE_KEY)),
     };
     let host_keys = match (b.host_key, b.known_hosts_file) {
         (Some(keys), None) => {
             if keys.is_empty() {
                 d.push_error(
-                    Some(at(HOST_KEY)),
+                    Some(at.attr(HOST_KEY)),
                     "No host key",
-                    "`host_key` needs at least one key.",
+                    format!("`{}` needs at least one key.", at.name(HOST_KEY)),
                 );
             } else if let Err(e) = BastionSpec::pinned_keys(&keys) {
-                d.push_error(Some(at(HOST_KEY)), "Invalid host key", e);
+                d.push_error(Some(at.attr(HOST_KEY)), "Invalid host key", e);
             }
             HostKeys::Pinned(keys)
         }
         (None, Some(path)) => HostKeys::KnownHosts(path),
         (Some(_), Some(_)) => {
             d.push_error(
-                Some(at(KNOWN_HOSTS_FILE)),
+                Some(at.attr(KNOWN_HOSTS_FILE)),
                 "Two sources of host keys",
-                "Give either `host_key` or `known_hosts_file`, not both.",
+                format!(
+                    "Give either `{}` or `{}`, not both.",
+                    at.name(HOST_KEY),
+                    at.name(KNOWN_HOSTS_FILE)
+                ),
             );
             return None;
         }
         (None, None) => {
             d.push_error(
-                Some(AttrPath::attr(BASTION)),
+                Some(at.whole()),
                 "Missing host key",
-                "The bastion's host key is required, in `host_key` or `known_hosts_file`: the provider never trusts a \
-                 bastion on first use. `ssh-keyscan -p <port> <host>` prints it; check it against the bastion's own \
-                 `/etc/ssh/ssh_host_ed25519_key.pub` before pinning it.",
+                format!(
+                    "The bastion's host key is required, in `{}` or `{}`: the provider never trusts a \
+                     bastion on first use. `ssh-keyscan -p <port> <host>` prints it; check it against the bastion's own \
+                     `/etc/ssh/ssh_host_ed25519_key.pub` before pinning it.",
+                    at.name(HOST_KEY),
+                    at.name(KNOWN_HOSTS_FILE)
+                ),
             );
             return None;
         }
     };
+    if d.has_errors() != before {
+        return None;
+    }
     let spec = BastionSpec {
-        host: b.host,
+        host,
         port,
-        user: b.user,
-        private_key: b.private_key,
+        user,
+        private_key,
         host_keys,
     };
     if let Err(e) = spec.key() {
-        d.push_error(Some(at(PRIVATE_KEY)), "Unusable private key", e);
+        d.push_error(Some(at.attr(PRIVATE_KEY)), "Unusable private key", e);
+        return None;
     }
-    (d.has_errors() == before).then_some(spec)
+    Some(spec)
+}
+
+/// The bastions of one provider block: one per distinct set of settings,
+/// so nodes behind the same bastion share its SSH connection.
+struct Bastions {
+    timeout: Duration,
+    made: Vec<Arc<Bastion>>,
+}
+
+impl Bastions {
+    fn get(&mut self, spec: BastionSpec) -> Arc<Bastion> {
+        if let Some(b) = self.made.iter().find(|b| *b.spec() == spec) {
+            return b.clone();
+        }
+        let b = Arc::new(Bastion::new(spec, self.timeout));
+        self.made.push(b.clone());
+        b
+    }
 }
 
 /// The port, connect timeout and sslmode, from the configuration or the
@@ -351,6 +503,7 @@ fn check_binding_has_tls(spec: &ConnSpec, path: AttrPath, d: &mut Diagnostics) {
 fn data_node_specs(
     m: BTreeMap<String, BTreeMap<String, Option<String>>>,
     access: &ConnSpec,
+    (bastion, bastions): (Option<&BastionParts>, &mut Bastions),
     d: &mut Diagnostics,
 ) -> BTreeMap<String, ConnSpec> {
     let mut data_nodes = BTreeMap::new();
@@ -400,6 +553,14 @@ fn data_node_specs(
                 path.clone()
             };
             check_binding_has_tls(&spec, at, d);
+        }
+        if fields
+            .keys()
+            .any(|k| k.starts_with(BASTION_KEY_PREFIX) && DATA_NODE_KEYS.contains(&k.as_str()))
+        {
+            let parts = entry_bastion(bastion, &get);
+            spec.bastion = bastion_spec(parts, &BastionAt::Entry(path.clone()), d)
+                .map(|b| bastions.get(b));
         }
         spec.password = match get("password") {
             Some(p) => Some(Secret::new(p)),
@@ -573,5 +734,127 @@ mod bastion_tests {
             )))
         );
         assert!(!shown.contains("bm90IGEga2V5"), "{shown}");
+    }
+
+    /// An unencrypted OpenSSH private key made from `seed`.
+    fn private_key(seed: u8) -> String {
+        use russh::keys::ssh_key::{private::Ed25519Keypair, LineEnding, PrivateKey};
+        PrivateKey::from(Ed25519Keypair::from_seed(&[seed; 32]))
+            .to_openssh(LineEnding::LF)
+            .unwrap()
+            .to_string()
+    }
+
+    fn with_entries(b: Option<BastionBlock>, entries: &[(&str, Vec<(&str, String)>)]) -> Value {
+        let mut v = object(Settings::attributes().iter().map(|a| (a.name, Value::Null)));
+        v.set_attr(HOST, Value::string("10.0.0.1"));
+        if let Some(b) = b {
+            v.set_attr(BASTION, crate::model::Field::encode(&Some(b)));
+        }
+        v.set_attr(
+            DATA_NODES,
+            Value::Map(
+                entries
+                    .iter()
+                    .map(|(n, kv)| {
+                        (
+                            n.to_string(),
+                            Value::map_of_strings(kv.iter().map(|(k, v)| (*k, v.as_str()))),
+                        )
+                    })
+                    .collect(),
+            ),
+        );
+        v
+    }
+
+    #[test]
+    fn a_data_node_behind_its_own_bastion_takes_the_rest_from_the_block_and_equal_bastions_share_one() {
+        let other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBDSpcc0UbRE3G84Cgal1k26zhY+31vkXLzP0hjPUdxd";
+        let v = with_entries(
+            Some(block(Some(vec![KEY_LINE.into()]), None, &private_key(1))),
+            &[
+                ("dn1", vec![("port", "6001".into())]),
+                (
+                    "dn2",
+                    vec![
+                        ("bastion_host", "bastion-eu.example".into()),
+                        ("bastion_host_key", format!("{other}\n")),
+                    ],
+                ),
+                (
+                    "dn3",
+                    vec![
+                        ("bastion_host", "bastion-eu.example".into()),
+                        ("bastion_host_key", other.into()),
+                    ],
+                ),
+                ("dn4", vec![("bastion_port", "2222".into()), ("bastion_private_key", private_key(2))]),
+            ],
+        );
+        let c = ProviderConfig::from_value(&v).unwrap();
+        let access = c.access.bastion.clone().unwrap();
+        let at = |n: &str| c.data_nodes[n].bastion.clone().unwrap();
+        assert!(Arc::ptr_eq(&access, &at("dn1")));
+        assert!(Arc::ptr_eq(&at("dn2"), &at("dn3")), "one SSH connection per bastion");
+        assert!(!Arc::ptr_eq(&access, &at("dn2")));
+        let eu = at("dn2").spec().clone();
+        assert_eq!(
+            (eu.host.as_str(), eu.port, eu.user.as_str()),
+            ("bastion-eu.example", 22, "tf")
+        );
+        assert_eq!(eu.host_keys, HostKeys::Pinned(vec![other.into()]));
+        assert_eq!(eu.private_key, access.spec().private_key);
+        let dn4 = at("dn4").spec().clone();
+        assert_eq!((dn4.host.as_str(), dn4.port), ("bastion.example", 2222));
+        assert_eq!(dn4.host_keys, HostKeys::Pinned(vec![KEY_LINE.into()]));
+        assert_ne!(dn4.private_key, access.spec().private_key);
+    }
+
+    #[test]
+    fn a_data_node_bastion_without_a_block_needs_every_setting_and_errors_point_at_its_keys() {
+        let e = errors_on(&with_entries(
+            None,
+            &[("dn1", vec![("bastion_host", "b.example".into())])],
+        ));
+        for (path, summary) in [
+            ("data_nodes[\"dn1\"]", "Missing bastion setting"),
+            ("data_nodes[\"dn1\"]", "Missing host key"),
+        ] {
+            assert!(e.contains(&(path.into(), summary.into())), "{e:?}");
+        }
+        let e = errors_on(&with_entries(
+            Some(block(Some(vec![KEY_LINE.into()]), None, &private_key(1))),
+            &[(
+                "dn1",
+                vec![
+                    ("bastion_port", "x".into()),
+                    ("bastion_host_key", "ssh-ed25519 nope".into()),
+                    ("bastion_private_key", "-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n".into()),
+                ],
+            )],
+        ));
+        assert!(
+            e.contains(&("data_nodes[\"dn1\"][\"bastion_port\"]".into(), "Invalid port".into())),
+            "{e:?}"
+        );
+        assert!(
+            e.contains(&("data_nodes[\"dn1\"][\"bastion_host_key\"]".into(), "Invalid host key".into())),
+            "{e:?}"
+        );
+        let e = errors_on(&with_entries(
+            Some(block(Some(vec![KEY_LINE.into()]), None, &private_key(1))),
+            &[(
+                "dn1",
+                vec![("bastion_private_key", "-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n".into())],
+            )],
+        ));
+        assert_eq!(
+            e,
+            vec![(
+                "data_nodes[\"dn1\"][\"bastion_private_key\"]".into(),
+                "Unusable private key".into()
+            )]
+        );
     }
 }

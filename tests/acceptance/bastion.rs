@@ -1,198 +1,36 @@
 //! Nodes the provider cannot reach except through an SSH bastion.
 //!
-//! Terraform, and so the provider, runs in a network namespace made for the
-//! test; the nodes listen on the loopback of the test's own namespace, which
-//! nothing in that namespace can reach. The one way across is a real
-//! OpenSSH server (key-only) on a veth pair between the two. Direct
+//! The nodes run in a network namespace made for the test, on its loopback,
+//! which nothing outside the namespace reaches; Terraform, and so the
+//! provider, runs in the test's own namespace. The one way in is a real
+//! OpenSSH server (key-only) on the namespace's end of a veth pair. Direct
 //! connections fail; the runbook (trust, password, certificate, drift,
 //! destroy) passes through the bastion; a bastion whose host key is not the
-//! pinned one is refused before the provider authenticates.
+//! pinned one is refused before the provider authenticates; a data node
+//! behind a bastion of its own goes through that one; a bastion killed in
+//! the middle of a write leaves the file whole, and the next apply puts it
+//! in force.
 
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::examples::{certificate_logins, merge, password_logins, works_as_testrole};
 use crate::harness::{Cluster, Terraform};
-
-/// A network namespace joined to the test's by a veth pair, and an OpenSSH
-/// server on the test's end of it.
-pub struct Bastion {
-    dir: tempfile::TempDir,
-    pub ns: String,
-    host_veth: String,
-    /// The bastion's address, as seen from inside the namespace.
-    pub addr: String,
-    pub port: u16,
-    sshd: Child,
-    /// The bastion's host key, an OpenSSH public key line.
-    pub host_key: String,
-}
-
-fn sh(args: &[&str]) -> std::process::Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")))
-}
-
-#[track_caller]
-fn must(args: &[&str]) {
-    let out = sh(args);
-    assert!(
-        out.status.success(),
-        "{} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn keygen(path: &std::path::Path) -> String {
-    must(&[
-        "ssh-keygen",
-        "-q",
-        "-t",
-        "ed25519",
-        "-N",
-        "",
-        "-C",
-        "tsdb-test",
-        "-f",
-        path.to_str().unwrap(),
-    ]);
-    std::fs::read_to_string(path.with_extension("pub"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-impl Bastion {
-    pub fn start() -> Bastion {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = tempfile::Builder::new()
-            .prefix("tsdb-ssh-")
-            .tempdir()
-            .unwrap();
-        // A namespace, a veth pair and a /30 of their own.
-        let (ns, host_veth, addr) = loop {
-            let n = (std::process::id() * 7 + NEXT.fetch_add(1, Ordering::SeqCst)) % 16000;
-            let ns = format!("tsdbssh{n}");
-            let (h, p) = (format!("tsh{n}h"), format!("tsh{n}n"));
-            let net = format!("10.{}.{}", 100 + n / 256, n % 256);
-            if !sh(&["ip", "netns", "add", &ns]).status.success() {
-                continue;
-            }
-            if !sh(&["ip", "link", "add", &h, "type", "veth", "peer", "name", &p])
-                .status
-                .success()
-            {
-                must(&["ip", "netns", "del", &ns]);
-                continue;
-            }
-            must(&["ip", "link", "set", &p, "netns", &ns]);
-            must(&["ip", "addr", "add", &format!("{net}.1/30"), "dev", &h]);
-            must(&["ip", "link", "set", &h, "up"]);
-            for cmd in [
-                vec!["ip", "link", "set", "lo", "up"],
-                vec!["ip", "addr", "add", &format!("{net}.2/30"), "dev", &p],
-                vec!["ip", "link", "set", &p, "up"],
-            ] {
-                let mut args = vec!["ip", "netns", "exec", &ns];
-                args.extend(cmd);
-                must(&args);
-            }
-            break (ns, h, format!("{net}.1"));
-        };
-        let host_key = keygen(&dir.path().join("host_key"));
-        let client = keygen(&dir.path().join("client_key"));
-        std::fs::write(dir.path().join("authorized_keys"), format!("{client}\n")).unwrap();
-        let port = std::net::TcpListener::bind(format!("{addr}:0"))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let d = dir.path().display();
-        std::fs::write(
-            dir.path().join("sshd_config"),
-            format!(
-                "Port {port}\nListenAddress {addr}\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
-                 AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-                 AllowTcpForwarding yes\nUsePAM no\nMaxStartups 100\nLogLevel VERBOSE\n"
-            ),
-        )
-        .unwrap();
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let sshd = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-f"])
-            .arg(dir.path().join("sshd_config"))
-            .arg("-E")
-            .arg(dir.path().join("sshd.log"))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start sshd (make deps installs openssh-server)");
-        let b = Bastion {
-            dir,
-            ns,
-            host_veth,
-            addr,
-            port,
-            sshd,
-            host_key,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect((b.addr.as_str(), b.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "sshd did not start:\n{}",
-                b.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        b
-    }
-
-    pub fn key_path(&self) -> PathBuf {
-        self.dir.path().join("client_key")
-    }
-
-    /// What sshd logged.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
-    }
-
-    /// The provider's `bastion` settings as the example's variables.
-    pub fn vars(&self, host_key: &str) -> serde_json::Value {
-        json!({
-            "bastion": { "host": self.addr, "port": self.port, "user": "root", "host_keys": [host_key] },
-            "bastion_private_key": self.key_path().display().to_string(),
-        })
-    }
-}
-
-impl Drop for Bastion {
-    fn drop(&mut self) {
-        let _ = self.sshd.kill();
-        let _ = self.sshd.wait();
-        let _ = sh(&["ip", "netns", "del", &self.ns]);
-        let _ = sh(&["ip", "link", "del", &self.host_veth]);
-    }
-}
+use crate::sshd::{Netns, Sshd};
 
 /// The trust, password and certificate halves of the runbook in turn, with
 /// drift and destroy, every connection through the bastion.
 #[test]
 fn the_runbook_through_a_bastion_with_nodes_out_of_reach() {
-    let b = Bastion::start();
-    let c = Cluster::start(2);
+    let ns = Netns::new();
+    let b = Sshd::in_netns(&ns, 22);
+    let c = Cluster::start_in(2, Some(&ns.name));
     c.install_distributed_exec_standin();
 
     // From where Terraform runs, the nodes cannot be reached directly.
-    let direct = Terraform::new().in_netns(&b.ns);
+    let direct = Terraform::new();
     direct.config(&format!(
         "{}data \"timescaledb_hba_rules\" \"dn1\" {{\n  node = \"dn1\"\n}}\n",
         c.provider_block()
@@ -201,7 +39,7 @@ fn the_runbook_through_a_bastion_with_nodes_out_of_reach() {
     let r = direct.run(&["plan", "-input=false", "-no-color"]);
     assert!(!r.ok && r.flat().contains("connect"), "{}", r.all());
 
-    let tf = Terraform::example("bastion").in_netns(&b.ns);
+    let tf = Terraform::example("bastion");
     let base = merge(c.example_vars(), b.vars(&b.host_key));
     tf.vars(&base);
     tf.init();
@@ -262,10 +100,11 @@ fn the_runbook_through_a_bastion_with_nodes_out_of_reach() {
 /// saw and which it expected.
 #[test]
 fn a_bastion_with_another_host_key_is_refused_before_anything_is_sent() {
-    let b = Bastion::start();
-    let c = Cluster::start(1);
-    let other = keygen(&b.dir.path().join("other_key"));
-    let tf = Terraform::example("bastion").in_netns(&b.ns);
+    let ns = Netns::new();
+    let b = Sshd::in_netns(&ns, 22);
+    let c = Cluster::start_in(1, Some(&ns.name));
+    let other = b.other_key();
+    let tf = Terraform::example("bastion");
     tf.vars(&merge(c.example_vars(), b.vars(&other)));
     tf.init();
     let r = tf.run(&["plan", "-input=false", "-no-color"]);
@@ -282,4 +121,168 @@ fn a_bastion_with_another_host_key_is_refused_before_anything_is_sent() {
         b.log()
     );
     assert!(!r.all().contains("OPENSSH PRIVATE KEY"));
+}
+
+/// A `pg_hba.conf` rule on `node` for `user`, as a resource named `name`.
+fn rule(name: &str, node: &str, user: &str, method: &str) -> String {
+    format!(
+        "resource \"timescaledb_hba_rule\" \"{name}\" {{\n  node = \"{node}\"\n  type = \"host\"\n  databases = [\"all\"]\n  users = [\"{user}\"]\n  address = \"127.0.0.1/32\"\n  method = \"{method}\"\n  position = 0\n}}\n"
+    )
+}
+
+/// dn2 sits behind a bastion of its own (its `data_nodes` entry says so);
+/// the access node and dn1 behind the provider's. That bastion is killed
+/// while the provider, having written dn2's new pg_hba.conf, waits to
+/// check it: the file is whole (the old content or the new, never a part),
+/// the apply fails naming the node and the bastion, and once the bastion is
+/// back the next apply puts the file in force and converges.
+#[test]
+fn a_bastion_killed_in_the_middle_of_a_write_leaves_the_file_whole_and_the_next_apply_converges() {
+    let ns = Netns::new();
+    let a = Sshd::in_netns(&ns, 22);
+    let mut b = Sshd::in_netns(&ns, 2222);
+    let c = Cluster::start_in(2, Some(&ns.name));
+    c.psql("dn2", "CREATE ROLE lateuser LOGIN");
+    let provider = format!(
+        "provider \"timescaledb\" {{\n  host = \"127.0.0.1\"\n  port = {}\n  username = \"postgres\"\n  sslmode = \"disable\"\n  fanout = \"direct\"\n  data_nodes = {{\n    dn1 = {{ port = {} }}\n    dn2 = {{\n      port = {}\n      bastion_port = \"{}\"\n      bastion_host_key = \"{}\"\n      bastion_private_key = \"{}\"\n    }}\n  }}\n{}}}\n",
+        c.port("access"),
+        c.port("dn1"),
+        c.port("dn2"),
+        b.port,
+        b.host_key,
+        b.key_path().display(),
+        a.block()
+    );
+    let tf = Terraform::new();
+    let base = format!(
+        "{provider}{}{}",
+        rule("one", "dn1", "alice", "scram-sha-256"),
+        rule("two", "dn2", "bob", "scram-sha-256")
+    );
+    tf.config(&base);
+    tf.init();
+    tf.apply();
+    tf.assert_no_changes();
+    for (s, what) in [(&a, "the provider's bastion"), (&b, "dn2's bastion")] {
+        assert!(
+            s.log().contains("Accepted publickey for root"),
+            "{what} was not used:\n{}",
+            s.log()
+        );
+    }
+
+    // With dn2's bastion down, dn2 and only dn2 cannot be reached.
+    b.kill();
+    let r = tf.run(&["plan", "-input=false", "-no-color"]);
+    let flat = r.flat();
+    assert!(
+        !r.ok && flat.contains("dn2") && flat.contains(&b.name()),
+        "{}",
+        r.all()
+    );
+    assert!(
+        !flat.contains(&format!("{} ", a.name())),
+        "{}",
+        r.all()
+    );
+    b.restart();
+    tf.assert_no_changes();
+
+    // lateuser gets in until the new rule is in force.
+    assert!(c.psql_output("dn2", "lateuser", "SELECT 1").status.success());
+    let before = c.read_hba("dn2");
+    tf.config(&format!(
+        "{base}{}",
+        rule("late", "dn2", "lateuser", "reject")
+    ));
+    // The provider checks a new file with pg_hba_file_rules after writing
+    // it: a lock on that view holds it right there.
+    let mut holder = c
+        .command("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &c.port("dn2").to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-AtX",
+            "-c",
+            "BEGIN; LOCK TABLE pg_catalog.pg_hba_file_rules IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600)",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let waiting = |q: &str| {
+        c.psql(
+            "dn2",
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE {q}"),
+        ) != "0"
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !waiting("query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()") {
+        assert!(Instant::now() < deadline, "the lock was not taken");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let apply = std::thread::scope(|scope| {
+        let run = scope.spawn(|| tf.run(&["apply", "-auto-approve", "-input=false", "-no-color"]));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !(c.read_hba("dn2").contains("lateuser")
+            && waiting("wait_event_type = 'Lock' AND query LIKE '%pg_hba_file_rules%'"))
+        {
+            assert!(
+                Instant::now() < deadline && !run.is_finished(),
+                "the provider did not stop after writing dn2's pg_hba.conf:\n{}",
+                c.read_hba("dn2")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        b.kill();
+        let _ = holder.kill();
+        let _ = holder.wait();
+        run.join().unwrap()
+    });
+    let flat = apply.flat();
+    assert!(
+        !apply.ok && flat.contains("dn2") && flat.contains(&b.name()),
+        "{}\n{}\n{}",
+        apply.all(),
+        c.read_hba("dn2"),
+        b.log()
+    );
+    // The file is whole: every line of the old file, the new rule, nothing
+    // the server cannot read; and it was never put in force.
+    let now = c.read_hba("dn2");
+    assert_eq!(c.hba_errors("dn2"), "");
+    assert!(
+        now.lines()
+            .any(|l| l.contains("lateuser") && l.contains("reject")),
+        "{now}"
+    );
+    for line in before.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(now.contains(line), "lost {line:?}:\n{now}");
+    }
+    assert!(
+        c.psql_output("dn2", "lateuser", "SELECT 1").status.success(),
+        "the rule was put in force although the provider could not check it"
+    );
+
+    // The bastion back, the next apply converges: the rule is in force.
+    b.restart();
+    tf.apply();
+    let out = c.psql_output("dn2", "lateuser", "SELECT 1");
+    assert!(
+        !out.status.success(),
+        "the rule written before the bastion died is not in force"
+    );
+    assert_eq!(c.hba_errors("dn2"), "");
+    tf.assert_no_changes();
+
+    tf.destroy();
+    c.psql("dn2", "DROP ROLE lateuser");
+    assert_eq!(c.leftovers(), Vec::<String>::new());
+    assert!(!c.read_hba("dn2").contains("lateuser"));
 }

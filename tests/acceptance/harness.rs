@@ -18,11 +18,20 @@ fn script() -> PathBuf {
 pub struct Cluster {
     dir: tempfile::TempDir,
     pub ports: BTreeMap<String, u16>,
+    /// The network namespace the nodes run in, when not the test's own.
+    netns: Option<String>,
 }
 
 impl Cluster {
     /// Starts an access node and `data_nodes` data nodes.
     pub fn start(data_nodes: usize) -> Cluster {
+        Cluster::start_in(data_nodes, None)
+    }
+
+    /// As [`Cluster::start`], the nodes listening on the loopback of the
+    /// network namespace `netns` (nothing outside it reaches them); the
+    /// test's own psql runs there too.
+    pub fn start_in(data_nodes: usize, netns: Option<&str>) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("tsdb-acc-")
             .tempdir()
@@ -31,6 +40,7 @@ impl Cluster {
             .arg("start")
             .arg(dir.path())
             .arg(data_nodes.to_string())
+            .env("NETNS", netns.unwrap_or(""))
             .output()
             .expect("run cluster.sh");
         assert!(
@@ -45,7 +55,23 @@ impl Cluster {
                     .map(|(n, p)| (n.to_string(), p.trim().parse().expect("port")))
             })
             .collect();
-        Cluster { dir, ports }
+        Cluster {
+            dir,
+            ports,
+            netns: netns.map(str::to_string),
+        }
+    }
+
+    /// A command run where the nodes are reachable.
+    pub fn command(&self, program: &str) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, program]);
+                c
+            }
+            None => Command::new(program),
+        }
     }
 
     pub fn port(&self, node: &str) -> u16 {
@@ -64,7 +90,7 @@ impl Cluster {
     }
 
     pub fn psql_output(&self, node: &str, user: &str, sql: &str) -> Output {
-        Command::new("psql")
+        self.command("psql")
             .args([
                 "-h",
                 "127.0.0.1",
@@ -314,8 +340,6 @@ pub struct Terraform {
     rc: PathBuf,
     work: PathBuf,
     bin: PathBuf,
-    /// The network namespace terraform (and so the provider) runs in.
-    netns: Option<String>,
 }
 
 pub struct Run {
@@ -364,14 +388,7 @@ impl Terraform {
             rc,
             work,
             bin,
-            netns: None,
         }
-    }
-
-    /// Runs terraform, and so the provider, in the network namespace `ns`.
-    pub fn in_netns(mut self, ns: &str) -> Terraform {
-        self.netns = Some(ns.to_string());
-        self
     }
 
     /// The CLI configuration file (provider installation from the mirror).
@@ -394,15 +411,7 @@ impl Terraform {
     }
 
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&self.bin);
-                c
-            }
-            None => Command::new(&self.bin),
-        };
-        let out = cmd
+        let out = Command::new(&self.bin)
             .args(args)
             .current_dir(self.work())
             .env("TF_CLI_CONFIG_FILE", &self.rc)
@@ -503,6 +512,7 @@ impl Cluster {
             .arg(args[0])
             .arg(self.dir.path())
             .args(&args[1..])
+            .env("NETNS", self.netns.as_deref().unwrap_or(""))
             .output()
             .expect("run cluster.sh");
         assert!(
@@ -529,7 +539,7 @@ impl Cluster {
                 ));
             }
         }
-        let out = Command::new("psql")
+        let out = self.command("psql")
             .args([
                 "-h",
                 "127.0.0.1",
@@ -579,7 +589,7 @@ impl Cluster {
     /// Runs psql with a connection string and extra environment, as root
     /// would from a shell; returns the raw output.
     pub fn psql_conn(&self, conninfo: &str, sql: &str, env: &[(&str, &str)]) -> Output {
-        Command::new("psql")
+        self.command("psql")
             .args([conninfo, "-wAtX", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .env_remove("PGPASSWORD")
             .env_remove("PGPASSFILE")

@@ -24,5 +24,6 @@ mod reliability;
 mod safe_writes;
 mod secrets_in_state;
 mod soak;
+mod sshd;
 mod unknowns;
 mod untrusted;
