@@ -240,6 +240,12 @@ pub const RELOAD: &str = "SELECT pg_reload_conf()";
 /// Epoch seconds of the configuration load as seen by this session.
 pub const CONF_LOAD_TIME: &str = "SELECT extract(epoch from pg_conf_load_time())::float8";
 
+/// `$1`: path. Whether the file changed on disk after the server last read
+/// its configuration (the modification time has whole seconds: a write in
+/// the same second as the last reload but after it goes unseen).
+pub const WRITTEN_SINCE_RELOAD: &str =
+    "SELECT coalesce((pg_stat_file($1, true)).modification > pg_conf_load_time(), false)";
+
 /// `$1`: lock key. Serialises edits of one file across provider
 /// processes until the transaction ends (also when the session dies).
 pub const ADVISORY_LOCK_XACT: &str = "SELECT pg_advisory_xact_lock($1)";

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client::{self, Handle, Msg};
+use russh::keys::agent::client::AgentClient;
+use russh::keys::agent::AgentIdentity;
 use russh::keys::{known_hosts, ssh_key, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::ChannelStream;
 
@@ -28,16 +30,28 @@ pub enum HostKeys {
     KnownHosts(String),
 }
 
+/// How the provider proves itself to the bastion.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// A private key, text or a file path.
+    Key(Secret),
+    /// The keys an SSH agent holds (its socket in `SSH_AUTH_SOCK`);
+    /// `identity`, when given, picks one by its comment or public key line.
+    Agent { identity: Option<String> },
+}
+
 /// A bastion as configured.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BastionSpec {
     pub host: String,
     pub port: u16,
     pub user: String,
-    /// OpenSSH private key, text or a file path.
-    pub private_key: Secret,
+    pub auth: ClientAuth,
     pub host_keys: HostKeys,
 }
+
+/// The variable that names the SSH agent's socket.
+pub const AGENT_SOCKET_VAR: &str = "SSH_AUTH_SOCK";
 
 impl fmt::Debug for BastionSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -76,23 +90,14 @@ impl BastionSpec {
             .collect()
     }
 
-    /// The private key, parsed. No message holds the value.
-    pub fn key(&self) -> Result<ssh_key::PrivateKey, String> {
-        let value = self.private_key.expose();
-        // PuTTY keys have no `-----BEGIN` line; every other form is read as
-        // TLS keys are.
-        let text = if value.starts_with("PuTTY-User-Key-File-") {
-            value.to_string()
-        } else {
-            super::tls::secret_text(value).map_err(|e| format!("private_key: {e}"))?
-        };
-        russh::keys::decode_secret_key(&text, None).map_err(|e| {
-            let why = match e {
-                russh::keys::Error::KeyIsEncrypted => "it is encrypted with a passphrase; give an unencrypted key (held as a sensitive value) instead".to_string(),
-                _ => "it is not an OpenSSH, PKCS#8 or PuTTY private key".to_string(),
-            };
-            format!("private_key cannot be used: {why}")
-        })
+    /// Whether the provider can authenticate as configured, checked before
+    /// any connection: the private key parses, or the agent's socket is
+    /// named. No message holds the key.
+    pub fn check_auth(&self) -> Result<(), String> {
+        match &self.auth {
+            ClientAuth::Key(k) => private_key(k).map(drop),
+            ClientAuth::Agent { .. } => agent_socket().map(drop),
+        }
     }
 
     /// The keys the bastion may present.
@@ -115,6 +120,37 @@ impl BastionSpec {
             }
         }
     }
+}
+
+/// Where the SSH agent listens.
+fn agent_socket() -> Result<String, String> {
+    match std::env::var(AGENT_SOCKET_VAR) {
+        Ok(s) if !s.is_empty() => Ok(s),
+        _ => Err(format!(
+            "the SSH agent is to be used, but {AGENT_SOCKET_VAR} is not set where Terraform runs (start `ssh-agent` and `ssh-add` the key first)"
+        )),
+    }
+}
+
+/// A private key, parsed. No message holds the value.
+fn private_key(secret: &Secret) -> Result<ssh_key::PrivateKey, String> {
+    let value = secret.expose();
+    // PuTTY keys have no `-----BEGIN` line; every other form is read as
+    // TLS keys are.
+    let text = if value.starts_with("PuTTY-User-Key-File-") {
+        value.to_string()
+    } else {
+        super::tls::secret_text(value).map_err(|e| format!("private_key: {e}"))?
+    };
+    russh::keys::decode_secret_key(&text, None).map_err(|e| {
+        let why = match e {
+            russh::keys::Error::KeyIsEncrypted => {
+                "it is encrypted with a passphrase; give an unencrypted key (held as a sensitive value), or add it to an SSH agent and use `agent` instead"
+            }
+            _ => "it is not an OpenSSH, PKCS#8 or PuTTY private key",
+        };
+        format!("private_key cannot be used: {why}")
+    })
 }
 
 /// The name known_hosts records for a host and port.
@@ -240,7 +276,10 @@ impl Bastion {
 
     async fn handshake(&self) -> Result<Handle<Checker>, String> {
         let expected = self.spec.expected()?;
-        let key = self.spec.key()?;
+        let key = match &self.spec.auth {
+            ClientAuth::Key(k) => Some(private_key(k)?),
+            ClientAuth::Agent { .. } => None,
+        };
         let refused = Arc::new(Mutex::new(None));
         let checker = Checker {
             expected,
@@ -261,6 +300,13 @@ impl Bastion {
             }
         };
         let hash = h.best_supported_rsa_hash().await.ok().flatten().flatten();
+        let Some(key) = key else {
+            let ClientAuth::Agent { identity } = &self.spec.auth else {
+                unreachable!("a key was read for key authentication")
+            };
+            self.agent_auth(&mut h, identity.as_deref(), hash).await?;
+            return Ok(h);
+        };
         let auth = h
             .authenticate_publickey(
                 self.spec.user.clone(),
@@ -276,6 +322,77 @@ impl Bastion {
         }
         Ok(h)
     }
+
+    /// Authenticates with the agent's keys (those `identity` picks), one
+    /// after the other as OpenSSH does, the agent signing; the keys never
+    /// leave it.
+    async fn agent_auth(
+        &self,
+        h: &mut Handle<Checker>,
+        identity: Option<&str>,
+        rsa_hash: Option<ssh_key::HashAlg>,
+    ) -> Result<(), String> {
+        let socket = agent_socket()?;
+        let mut agent = AgentClient::connect_uds(&socket)
+            .await
+            .map_err(|e| format!("the SSH agent at {socket} cannot be reached: {e}"))?;
+        let held = agent
+            .request_identities()
+            .await
+            .map_err(|e| format!("the SSH agent at {socket} did not list its keys: {e}"))?;
+        let keys = agent_keys(held, identity);
+        if keys.is_empty() {
+            return Err(match identity {
+                None => format!("the SSH agent at {socket} holds no key"),
+                Some(i) => format!(
+                    "the SSH agent at {socket} holds no key whose comment or public key is {i:?}"
+                ),
+            });
+        }
+        for key in &keys {
+            let hash = matches!(key.algorithm(), ssh_key::Algorithm::Rsa { .. })
+                .then_some(rsa_hash)
+                .flatten();
+            let auth = h
+                .authenticate_publickey_with(self.spec.user.clone(), key.clone(), hash, &mut agent)
+                .await
+                .map_err(|e| format!("SSH authentication with the agent's key failed: {e}"))?;
+            if auth.success() {
+                return Ok(());
+            }
+        }
+        Err(format!(
+            "the bastion refused {} for user {:?}",
+            if keys.len() == 1 {
+                "the agent's key".to_string()
+            } else {
+                format!("each of the agent's {} keys", keys.len())
+            },
+            self.spec.user
+        ))
+    }
+}
+
+/// The agent's plain keys (not certificates) that `identity` picks: by
+/// comment, or by public key line.
+fn agent_keys(held: Vec<AgentIdentity>, identity: Option<&str>) -> Vec<ssh_key::PublicKey> {
+    let wanted = identity.map(|i| (i, ssh_key::PublicKey::from_openssh(i.trim()).ok()));
+    held.into_iter()
+        .filter_map(|id| match id {
+            AgentIdentity::PublicKey { key, comment } => Some((key, comment)),
+            AgentIdentity::Certificate { .. } => None,
+        })
+        .filter(|(key, comment)| match &wanted {
+            None => true,
+            Some((i, parsed)) => {
+                comment == i
+                    || parsed
+                        .as_ref()
+                        .is_some_and(|p| p.key_data() == key.key_data())
+            }
+        })
+        .map(|(key, _)| key)
+        .collect()
 }
 
 /// The message for a forward the bastion refused, when it was that.
@@ -306,7 +423,7 @@ mod tests {
             host: "bastion.example".into(),
             port: 2222,
             user: "tf".into(),
-            private_key: Secret::new(key.to_string()),
+            auth: ClientAuth::Key(Secret::new(key.to_string())),
             host_keys,
         }
     }
@@ -318,7 +435,7 @@ mod tests {
             "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA==\n-----END OPENSSH PRIVATE KEY-----\n",
             "/no/such/secret-key-file",
         ] {
-            let e = spec(key, HostKeys::Pinned(vec![])).key().unwrap_err();
+            let e = spec(key, HostKeys::Pinned(vec![])).check_auth().unwrap_err();
             assert!(!e.contains("secret"), "{e}");
             assert!(!e.contains("c2VjcmV0"), "{e}");
         }

@@ -36,6 +36,22 @@ pub(super) struct ConfWrite<'a> {
 }
 
 impl Node {
+    /// Whether the file on disk was written after the configuration in
+    /// force was loaded: a write whose check or reload never ran (the
+    /// connection dropped right after it) is not in force even though the
+    /// content is what was meant, so the next edit writes it again and
+    /// this time checks and reloads it.
+    pub(super) async fn written_since_reload(
+        &self,
+        tx: &Transaction<'_>,
+        path: &str,
+    ) -> Result<bool, NodeError> {
+        tx.query_one(sql::WRITTEN_SINCE_RELOAD, &[&path])
+            .await
+            .map(|r| r.get(0))
+            .map_err(|e| self.pg_err(format!("reading the modification time of {path}"), &e))
+    }
+
     /// Writes the new text in place of the old, has the server check it
     /// ([`ServerChecked::problems`]), reloads, and proves with a fresh
     /// session (one that started after the configuration in force was
@@ -70,7 +86,8 @@ impl Node {
             )],
         };
         if !problems.is_empty() {
-            self.put_back(tx, path, old_text, rights, false).await?;
+            self.put_back(tx, path, old_text, rights, false, &problems.join("; "))
+                .await?;
             return Err(self.err(
                 ErrorKind::Rejected,
                 format!("validating the new {path}"),
@@ -79,13 +96,15 @@ impl Node {
         }
         if let Err(e) = tx.query_one(sql::RELOAD, &[]).await {
             let mut err = self.pg_err("reloading the configuration", &e);
-            self.put_back(tx, path, old_text, rights, false).await?;
+            self.put_back(tx, path, old_text, rights, false, &err.message)
+                .await?;
             err.message
                 .push_str("; the new file was not put in force (the previous content is back)");
             return Err(err);
         }
         if let Err(why) = self.prove_login(loaded_before).await {
-            self.put_back(tx, path, old_text, rights, true).await?;
+            self.put_back(tx, path, old_text, rights, true, &why)
+                .await?;
             return Err(self.err(
                 ErrorKind::Lockout,
                 doing,
@@ -99,7 +118,9 @@ impl Node {
     /// the edit's own transaction, rolled back to the savepoint taken before
     /// the checks; when that session cannot (it died, or the savepoint was
     /// never taken), in a fresh session of its own. Only when neither can is
-    /// the failure returned, naming the backup.
+    /// the failure returned: what went wrong first (`cause`), why the old
+    /// content could not go back, whether the new file is in force, and the
+    /// backup.
     async fn put_back(
         &self,
         tx: &Transaction<'_>,
@@ -107,6 +128,7 @@ impl Node {
         old: &str,
         rights: &files::Rights,
         reload: bool,
+        cause: &str,
     ) -> Result<(), NodeError> {
         let in_edit = match tx.batch_execute(ROLLBACK_TO_SAVEPOINT).await {
             Ok(()) => self.restore(tx, path, old, rights, reload).await,
@@ -125,13 +147,27 @@ impl Node {
             let _ = tx.rollback().await;
             Ok::<(), NodeError>(())
         };
-        fresh.await.map_err(|mut e| {
+        fresh.await.map_err(|e| {
+            let mut message = format!(
+                "{cause}; then the previous content could not be put back ({}: {}), so the new file is on disk {}",
+                e.doing,
+                e.message,
+                if reload {
+                    "and in force"
+                } else {
+                    "but not in force (the next apply that edits the file checks and reloads it)"
+                }
+            );
             if rights.programs {
-                e.message.push_str(&format!(
+                message.push_str(&format!(
                     "; a copy of the previous content is in {path}.terraform-backup"
                 ));
             }
-            e
+            NodeError {
+                message,
+                doing: format!("writing {path}"),
+                ..e
+            }
         })
     }
 

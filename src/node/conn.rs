@@ -114,14 +114,19 @@ pub struct ConnSpec {
 }
 
 impl ConnSpec {
-    /// `host:port` (or the socket path) for messages.
+    /// `host:port` (or the socket path) for messages, and the bastion the
+    /// node is reached through when there is one.
     pub fn address(&self) -> String {
-        if self.host.starts_with('/') {
+        let at = if self.host.starts_with('/') {
             format!("{}/.s.PGSQL.{}", self.host, self.port)
         } else if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
+        };
+        match &self.bastion {
+            Some(b) => format!("{at} through the bastion {}", b.spec().name()),
+            None => at,
         }
     }
 
@@ -258,9 +263,15 @@ impl ConnSpec {
         node: &str,
         bastion: &Bastion,
     ) -> Result<ChannelStream<Msg>, NodeError> {
-        let doing = format!("connecting through the bastion {}", bastion.spec().name());
-        let fail =
-            |m: String| NodeError::new(node, &self.address(), ErrorKind::Unreachable, &doing, m);
+        let fail = |m: String| {
+            NodeError::new(
+                node,
+                &self.address(),
+                ErrorKind::Unreachable,
+                "connecting",
+                m,
+            )
+        };
         if self.host.starts_with('/') {
             return Err(fail("a Unix socket cannot be reached through a bastion; give the node's host name or address as the bastion sees it".into()));
         }

@@ -293,6 +293,16 @@ impl FileKind for Hba {
         node.hba_load(tx).await
     }
 
+    async fn needs_write(
+        node: &Node,
+        tx: &Transaction<'_>,
+        before: &HbaSnapshot,
+        after: &HbaFile,
+        _rights: &files::Rights,
+    ) -> Result<bool, NodeError> {
+        Ok(&before.file != after || node.written_since_reload(tx, &before.path).await?)
+    }
+
     async fn commit(
         node: &Node,
         tx: &Transaction<'_>,

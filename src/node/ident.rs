@@ -97,6 +97,16 @@ impl FileKind for Ident {
         node.ident_load(tx).await
     }
 
+    async fn needs_write(
+        node: &Node,
+        tx: &Transaction<'_>,
+        before: &IdentSnapshot,
+        after: &IdentFile,
+        _rights: &files::Rights,
+    ) -> Result<bool, NodeError> {
+        Ok(&before.file != after || node.written_since_reload(tx, &before.path).await?)
+    }
+
     async fn commit(
         node: &Node,
         tx: &Transaction<'_>,

@@ -23,7 +23,7 @@ pub mod tls;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use bastion::{Bastion, BastionSpec, HostKeys};
+pub use bastion::{Bastion, BastionSpec, ClientAuth, HostKeys};
 pub use certs::{user_cert_base, CertPaths, Install, Installed, SSL_SETTINGS};
 pub use conn::{ChannelBinding, ConnSpec, SslMode, CHANNEL_BINDINGS, SESSION_SETTINGS, SSL_MODES};
 pub use error::{ErrorKind, NodeError};

@@ -8,7 +8,8 @@ use std::time::Duration;
 use crate::diag::{AttrPath, Diagnostics};
 use crate::model::Model as _;
 use crate::node::{
-    Bastion, BastionSpec, ChannelBinding, ConnSpec, HostKeys, SslMode, CHANNEL_BINDINGS, SSL_MODES,
+    Bastion, BastionSpec, ChannelBinding, ClientAuth, ConnSpec, HostKeys, SslMode,
+    CHANNEL_BINDINGS, SSL_MODES,
 };
 use crate::passfile;
 use crate::schema::Schema;
@@ -39,10 +40,11 @@ crate::model! {
                 "Data nodes by name, each a map with any of `host`, `port`, `database`, `username`, `password`, `sslmode` and \
                  `channel_binding`; \
                  keys left out take the access node's value. A node behind a bastion of its own sets any of `bastion_host`, \
-                 `bastion_port`, `bastion_user`, `bastion_private_key`, `bastion_host_key` (one or more OpenSSH public key \
-                 lines) and `bastion_known_hosts_file`, over the `bastion` block's values (an entry's host key or \
-                 known_hosts file replaces both of the block's); nodes with the same bastion settings share one SSH \
-                 connection. When not set, the data nodes are discovered from \
+                 `bastion_port`, `bastion_user`, `bastion_private_key`, `bastion_agent` (`\"true\"`), \
+                 `bastion_agent_identity`, `bastion_host_key` (one or more OpenSSH public key lines) and \
+                 `bastion_known_hosts_file`, over the `bastion` block's values (an entry's host key or known_hosts file \
+                 replaces both of the block's, its private key or agent every way of authenticating the block had); \
+                 nodes with the same bastion settings share one SSH connection. When not set, the data nodes are discovered from \
                  `timescaledb_information.data_nodes` on the access node. Sensitive, since an entry may hold a password \
                  or a private key.",
             )
@@ -70,11 +72,20 @@ crate::model! {
         SSH_HOST => host: String = required("Host name or address of the bastion's SSH server."),
         SSH_PORT => port: Option<i64> = optional("Port of the bastion's SSH server. Defaults to `22`."),
         USER => user: String = required("User the provider logs in to the bastion as (public key authentication)."),
-        PRIVATE_KEY => private_key: Secret = required(
+        PRIVATE_KEY => private_key: Option<Secret> = optional(
                 "Private key of `user` (OpenSSH, PKCS#8 or PuTTY format, unencrypted), as text or a file path. \
-                 Never shown in a message.",
+                 Never shown in a message. Exactly one of `private_key` and `agent` is required.",
             )
             .sensitive(),
+        AGENT => agent: Option<bool> = optional(
+                "Authenticate with the keys of the SSH agent whose socket `SSH_AUTH_SOCK` names where Terraform runs, \
+                 as `ssh` does: the agent signs, the key never reaches the provider (an encrypted key, or one on a \
+                 hardware token, stays where it is).",
+            ),
+        AGENT_IDENTITY => agent_identity: Option<String> = optional(
+                "With `agent`: the one agent key to use, by its comment (as `ssh-add -l` lists it) or its OpenSSH public \
+                 key line. Left out, the agent's keys are offered one after the other.",
+            ),
         HOST_KEY => host_key: Option<Vec<String>> = optional(
                 "The bastion's host keys, each an OpenSSH public key line (`ssh-ed25519 AAAA...`, as in its \
                  `/etc/ssh/ssh_host_*_key.pub`). The key the bastion presents must be one of them. Exactly one of \
@@ -121,6 +132,8 @@ pub const DATA_NODE_KEYS: &[&str] = &[
     "bastion_port",
     "bastion_user",
     "bastion_private_key",
+    "bastion_agent",
+    "bastion_agent_identity",
     "bastion_host_key",
     "bastion_known_hosts_file",
 ];
@@ -130,14 +143,26 @@ const BASTION_KEY_PREFIX: &str = "bastion_";
 
 /// A `data_nodes` entry's bastion: the `bastion` block's settings with
 /// the entry's `bastion_*` keys over them. The entry's host key (lines
-/// of one string) or known_hosts file replaces both of the block's.
-fn entry_bastion(block: Option<&BastionParts>, get: &dyn Fn(&str) -> Option<String>) -> BastionParts {
+/// of one string) or known_hosts file replaces both of the block's, and
+/// its private key or agent every way of authenticating the block had.
+fn entry_bastion(
+    block: Option<&BastionParts>,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> BastionParts {
     let mut b = block.cloned().unwrap_or_default();
     let key = |a: &str| get(&format!("{BASTION_KEY_PREFIX}{a}"));
     b.host = key(SSH_HOST).or(b.host);
     b.port = key(SSH_PORT).or(b.port);
     b.user = key(USER).or(b.user);
-    b.private_key = key(PRIVATE_KEY).map(Secret::new).or(b.private_key);
+    let private_key = key(PRIVATE_KEY).map(Secret::new);
+    let agent = key(AGENT);
+    if private_key.is_some() || agent.is_some() {
+        b.private_key = private_key;
+        b.agent = agent;
+        b.agent_identity = key(AGENT_IDENTITY);
+    } else if let Some(i) = key(AGENT_IDENTITY) {
+        b.agent_identity = Some(i);
+    }
     let lines = key(HOST_KEY).map(|k| {
         k.lines()
             .map(str::trim)
@@ -282,6 +307,9 @@ struct BastionParts {
     port: Option<String>,
     user: Option<String>,
     private_key: Option<Secret>,
+    /// `true` or `false` as written (an entry's values are strings).
+    agent: Option<String>,
+    agent_identity: Option<String>,
     host_key: Option<Vec<String>>,
     known_hosts_file: Option<String>,
 }
@@ -292,7 +320,9 @@ impl From<BastionBlock> for BastionParts {
             host: Some(b.host),
             port: b.port.map(|p| p.to_string()),
             user: Some(b.user),
-            private_key: Some(b.private_key),
+            private_key: b.private_key,
+            agent: b.agent.map(|a| a.to_string()),
+            agent_identity: b.agent_identity,
             host_key: b.host_key,
             known_hosts_file: b.known_hosts_file,
         }
@@ -337,6 +367,7 @@ fn bastion_spec(b: BastionParts, at: &BastionAt, d: &mut Diagnostics) -> Option<
         Some(p) => parse_port(p, at.attr(SSH_PORT), d),
         None => 22,
     };
+    let auth = client_auth(&b, at, d);
     let mut required = |v: Option<String>, a: &str| {
         v.unwrap_or_else(|| {
             d.push_error(
@@ -352,10 +383,6 @@ fn bastion_spec(b: BastionParts, at: &BastionAt, d: &mut Diagnostics) -> Option<
     };
     let host = required(b.host, SSH_HOST);
     let user = required(b.user, USER);
-    let private_key = match b.private_key {
-        Some(k) => k,
-        None => Secret::new(required(None, PRIVATE_KEY)),
-    };
     let host_keys = match (b.host_key, b.known_hosts_file) {
         (Some(keys), None) => {
             if keys.is_empty() {
@@ -397,6 +424,7 @@ fn bastion_spec(b: BastionParts, at: &BastionAt, d: &mut Diagnostics) -> Option<
             return None;
         }
     };
+    let auth = auth?;
     if d.has_errors() != before {
         return None;
     }
@@ -404,14 +432,79 @@ fn bastion_spec(b: BastionParts, at: &BastionAt, d: &mut Diagnostics) -> Option<
         host,
         port,
         user,
-        private_key,
+        auth,
         host_keys,
     };
-    if let Err(e) = spec.key() {
-        d.push_error(Some(at.attr(PRIVATE_KEY)), "Unusable private key", e);
+    if let Err(e) = spec.check_auth() {
+        let (a, summary) = match spec.auth {
+            ClientAuth::Key(_) => (PRIVATE_KEY, "Unusable private key"),
+            ClientAuth::Agent { .. } => (AGENT, "No SSH agent"),
+        };
+        d.push_error(Some(at.attr(a)), summary, e);
         return None;
     }
     Some(spec)
+}
+
+/// How the provider authenticates to a bastion: exactly one of a private
+/// key and the agent.
+fn client_auth(b: &BastionParts, at: &BastionAt, d: &mut Diagnostics) -> Option<ClientAuth> {
+    let agent = match b.agent.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            d.push_error(
+                Some(at.attr(AGENT)),
+                "Invalid value",
+                format!("`{}` is `true` or `false`, not {other:?}.", at.name(AGENT)),
+            );
+            return None;
+        }
+    };
+    match (&b.private_key, agent) {
+        (Some(k), false) => {
+            if b.agent_identity.is_some() {
+                d.push_error(
+                    Some(at.attr(AGENT_IDENTITY)),
+                    "Agent identity without the agent",
+                    format!(
+                        "`{}` picks one of the SSH agent's keys; set `{} = true` or leave it out.",
+                        at.name(AGENT_IDENTITY),
+                        at.name(AGENT)
+                    ),
+                );
+                return None;
+            }
+            Some(ClientAuth::Key(k.clone()))
+        }
+        (None, true) => Some(ClientAuth::Agent {
+            identity: b.agent_identity.clone(),
+        }),
+        (Some(_), true) => {
+            d.push_error(
+                Some(at.attr(AGENT)),
+                "Two ways to authenticate",
+                format!(
+                    "Give either `{}` or `{} = true`, not both.",
+                    at.name(PRIVATE_KEY),
+                    at.name(AGENT)
+                ),
+            );
+            None
+        }
+        (None, false) => {
+            d.push_error(
+                Some(at.whole()),
+                "Missing bastion setting",
+                format!(
+                    "`{}` or `{} = true` is required: the provider authenticates to the bastion with a key.",
+                    at.name(PRIVATE_KEY),
+                    at.name(AGENT)
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// The bastions of one provider block: one per distinct set of settings,
@@ -559,8 +652,8 @@ fn data_node_specs(
             .any(|k| k.starts_with(BASTION_KEY_PREFIX) && DATA_NODE_KEYS.contains(&k.as_str()))
         {
             let parts = entry_bastion(bastion, &get);
-            spec.bastion = bastion_spec(parts, &BastionAt::Entry(path.clone()), d)
-                .map(|b| bastions.get(b));
+            spec.bastion =
+                bastion_spec(parts, &BastionAt::Entry(path.clone()), d).map(|b| bastions.get(b));
         }
         spec.password = match get("password") {
             Some(p) => Some(Secret::new(p)),
@@ -671,7 +764,9 @@ mod bastion_tests {
             host: "bastion.example".into(),
             port: None,
             user: "tf".into(),
-            private_key: Secret::new(key),
+            private_key: Some(Secret::new(key)),
+            agent: None,
+            agent_identity: None,
             host_key,
             known_hosts_file: known_hosts.map(str::to_string),
         }
@@ -769,8 +864,10 @@ mod bastion_tests {
     }
 
     #[test]
-    fn a_data_node_behind_its_own_bastion_takes_the_rest_from_the_block_and_equal_bastions_share_one() {
-        let other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBDSpcc0UbRE3G84Cgal1k26zhY+31vkXLzP0hjPUdxd";
+    fn a_data_node_behind_its_own_bastion_takes_the_rest_from_the_block_and_equal_bastions_share_one(
+    ) {
+        let other =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBDSpcc0UbRE3G84Cgal1k26zhY+31vkXLzP0hjPUdxd";
         let v = with_entries(
             Some(block(Some(vec![KEY_LINE.into()]), None, &private_key(1))),
             &[
@@ -789,14 +886,23 @@ mod bastion_tests {
                         ("bastion_host_key", other.into()),
                     ],
                 ),
-                ("dn4", vec![("bastion_port", "2222".into()), ("bastion_private_key", private_key(2))]),
+                (
+                    "dn4",
+                    vec![
+                        ("bastion_port", "2222".into()),
+                        ("bastion_private_key", private_key(2)),
+                    ],
+                ),
             ],
         );
         let c = ProviderConfig::from_value(&v).unwrap();
         let access = c.access.bastion.clone().unwrap();
         let at = |n: &str| c.data_nodes[n].bastion.clone().unwrap();
         assert!(Arc::ptr_eq(&access, &at("dn1")));
-        assert!(Arc::ptr_eq(&at("dn2"), &at("dn3")), "one SSH connection per bastion");
+        assert!(
+            Arc::ptr_eq(&at("dn2"), &at("dn3")),
+            "one SSH connection per bastion"
+        );
         assert!(!Arc::ptr_eq(&access, &at("dn2")));
         let eu = at("dn2").spec().clone();
         assert_eq!(
@@ -804,11 +910,74 @@ mod bastion_tests {
             ("bastion-eu.example", 22, "tf")
         );
         assert_eq!(eu.host_keys, HostKeys::Pinned(vec![other.into()]));
-        assert_eq!(eu.private_key, access.spec().private_key);
+        assert!(eu.auth == access.spec().auth);
         let dn4 = at("dn4").spec().clone();
         assert_eq!((dn4.host.as_str(), dn4.port), ("bastion.example", 2222));
         assert_eq!(dn4.host_keys, HostKeys::Pinned(vec![KEY_LINE.into()]));
-        assert_ne!(dn4.private_key, access.spec().private_key);
+        assert!(dn4.auth != access.spec().auth);
+    }
+
+    #[test]
+    fn the_agent_or_a_key_exactly_one_and_an_entry_replaces_the_blocks_way() {
+        let agent = |b: &mut BastionBlock| {
+            b.agent = Some(true);
+        };
+        let mut both = block(Some(vec![KEY_LINE.into()]), None, &private_key(1));
+        agent(&mut both);
+        assert_eq!(
+            errors_on(&with_bastion(both)),
+            vec![("bastion.agent".into(), "Two ways to authenticate".into())]
+        );
+        let mut neither = block(Some(vec![KEY_LINE.into()]), None, "");
+        neither.private_key = None;
+        assert_eq!(
+            errors_on(&with_bastion(neither.clone())),
+            vec![("bastion".into(), "Missing bastion setting".into())]
+        );
+        neither.agent_identity = Some("ci@runner".into());
+        let mut keyed = neither.clone();
+        keyed.private_key = Some(Secret::new(private_key(1)));
+        assert_eq!(
+            errors_on(&with_bastion(keyed)),
+            vec![(
+                "bastion.agent_identity".into(),
+                "Agent identity without the agent".into()
+            )]
+        );
+        let e = errors_on(&with_entries(
+            Some(block(Some(vec![KEY_LINE.into()]), None, &private_key(1))),
+            &[("dn1", vec![("bastion_agent", "yes".into())])],
+        ));
+        assert_eq!(
+            e,
+            vec![(
+                "data_nodes[\"dn1\"][\"bastion_agent\"]".into(),
+                "Invalid value".into()
+            )]
+        );
+
+        // An entry's agent replaces the block's key; its key replaces the
+        // block's agent and the identity that went with it.
+        let keyed = BastionParts::from(block(Some(vec![KEY_LINE.into()]), None, &private_key(1)));
+        let entry = |kv: &'static [(&'static str, &'static str)]| {
+            move |k: &str| kv.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        let p = entry_bastion(Some(&keyed), &entry(&[("bastion_agent", "true")]));
+        assert!(p.private_key.is_none() && p.agent.as_deref() == Some("true"));
+        let mut agented = keyed.clone();
+        agented.private_key = None;
+        agented.agent = Some("true".into());
+        agented.agent_identity = Some("ci@runner".into());
+        let p = entry_bastion(Some(&agented), &entry(&[("bastion_private_key", "/k")]));
+        assert!(p.private_key.is_some() && p.agent.is_none() && p.agent_identity.is_none());
+        let p = entry_bastion(
+            Some(&agented),
+            &entry(&[("bastion_agent_identity", "eu@runner")]),
+        );
+        assert_eq!(
+            (p.agent.as_deref(), p.agent_identity.as_deref()),
+            (Some("true"), Some("eu@runner"))
+        );
     }
 
     #[test]
@@ -835,11 +1004,17 @@ mod bastion_tests {
             )],
         ));
         assert!(
-            e.contains(&("data_nodes[\"dn1\"][\"bastion_port\"]".into(), "Invalid port".into())),
+            e.contains(&(
+                "data_nodes[\"dn1\"][\"bastion_port\"]".into(),
+                "Invalid port".into()
+            )),
             "{e:?}"
         );
         assert!(
-            e.contains(&("data_nodes[\"dn1\"][\"bastion_host_key\"]".into(), "Invalid host key".into())),
+            e.contains(&(
+                "data_nodes[\"dn1\"][\"bastion_host_key\"]".into(),
+                "Invalid host key".into()
+            )),
             "{e:?}"
         );
         let e = errors_on(&with_entries(

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::examples::{certificate_logins, merge, password_logins, works_as_testrole};
 use crate::harness::{Cluster, Terraform};
-use crate::sshd::{Netns, Sshd};
+use crate::sshd::{Agent, Netns, Sshd};
 
 /// The trust, password and certificate halves of the runbook in turn, with
 /// drift and destroy, every connection through the bastion.
@@ -123,6 +123,86 @@ fn a_bastion_with_another_host_key_is_refused_before_anything_is_sent() {
     assert!(!r.all().contains("OPENSSH PRIVATE KEY"));
 }
 
+/// The bastion's key may stay in an SSH agent, which signs for the
+/// provider: an agent without the key, or without the one named, fails the
+/// plan naming the agent, and the bastion saw no login; with the key (among
+/// others, or picked by its public key) the plan reads through the bastion;
+/// with no agent named where Terraform runs, the plan fails on `agent`.
+#[test]
+fn the_bastion_key_can_stay_in_an_ssh_agent() {
+    let ns = Netns::new();
+    let b = Sshd::in_netns(&ns, 22);
+    let c = Cluster::start_in(1, Some(&ns.name));
+    let agent = Agent::start();
+    let sock = agent.socket();
+    let tf = Terraform::new();
+    let config = |auth: &str| {
+        let provider = c.provider_block();
+        let provider = provider.trim_end().strip_suffix('}').unwrap();
+        tf.config(&format!(
+            "{provider}{}}}\ndata \"timescaledb_hba_rules\" \"dn1\" {{\n  node = \"dn1\"\n}}\n",
+            b.block_with(auth)
+        ));
+    };
+    let plan = || {
+        tf.run_env(
+            &["plan", "-input=false", "-no-color"],
+            &[("SSH_AUTH_SOCK", &sock)],
+        )
+    };
+    config("agent = true");
+    tf.init();
+
+    let r = plan();
+    assert!(
+        !r.ok
+            && r.flat()
+                .contains(&format!("the SSH agent at {sock} holds no key"))
+            && r.flat().contains(&b.name()),
+        "{}",
+        r.all()
+    );
+    assert!(!b.log().contains("Accepted"), "{}", b.log());
+
+    // The agent's first key is not the one the bastion knows: the next is.
+    b.other_key();
+    agent.add(&b.key_path().with_file_name("other_key"));
+    agent.add(&b.key_path());
+    let r = plan();
+    assert!(r.ok, "{}", r.all());
+    assert!(
+        b.log().contains("Accepted publickey for root"),
+        "{}",
+        b.log()
+    );
+
+    config("agent = true\n    agent_identity = \"nobody@nowhere\"");
+    let r = plan();
+    assert!(
+        !r.ok
+            && r.flat()
+                .contains("holds no key whose comment or public key is \"nobody@nowhere\""),
+        "{}",
+        r.all()
+    );
+    let public = std::fs::read_to_string(b.key_path().with_extension("pub")).unwrap();
+    config(&format!(
+        "agent = true\n    agent_identity = \"{}\"",
+        public.trim()
+    ));
+    assert!(plan().ok);
+
+    let r = tf.run_env(
+        &["plan", "-input=false", "-no-color"],
+        &[("SSH_AUTH_SOCK", "")],
+    );
+    assert!(
+        !r.ok && r.flat().contains("No SSH agent") && r.flat().contains("SSH_AUTH_SOCK is not set"),
+        "{}",
+        r.all()
+    );
+}
+
 /// A `pg_hba.conf` rule on `node` for `user`, as a resource named `name`.
 fn rule(name: &str, node: &str, user: &str, method: &str) -> String {
     format!(
@@ -180,16 +260,15 @@ fn a_bastion_killed_in_the_middle_of_a_write_leaves_the_file_whole_and_the_next_
         "{}",
         r.all()
     );
-    assert!(
-        !flat.contains(&format!("{} ", a.name())),
-        "{}",
-        r.all()
-    );
+    assert!(!flat.contains(&format!("{} ", a.name())), "{}", r.all());
     b.restart();
     tf.assert_no_changes();
 
     // lateuser gets in until the new rule is in force.
-    assert!(c.psql_output("dn2", "lateuser", "SELECT 1").status.success());
+    assert!(c
+        .psql_output("dn2", "lateuser", "SELECT 1")
+        .status
+        .success());
     let before = c.read_hba("dn2");
     tf.config(&format!(
         "{base}{}",
@@ -241,7 +320,12 @@ fn a_bastion_killed_in_the_middle_of_a_write_leaves_the_file_whole_and_the_next_
             std::thread::sleep(Duration::from_millis(20));
         }
         b.kill();
-        let _ = holder.kill();
+        // The backend, not just its client: a backend asleep holds its
+        // lock until it wakes.
+        c.psql(
+            "dn2",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()",
+        );
         let _ = holder.wait();
         run.join().unwrap()
     });
@@ -260,13 +344,17 @@ fn a_bastion_killed_in_the_middle_of_a_write_leaves_the_file_whole_and_the_next_
     assert!(
         now.lines()
             .any(|l| l.contains("lateuser") && l.contains("reject")),
-        "{now}"
+        "{now}\n{}\n{}",
+        apply.all(),
+        b.log()
     );
     for line in before.lines().filter(|l| !l.trim().is_empty()) {
         assert!(now.contains(line), "lost {line:?}:\n{now}");
     }
     assert!(
-        c.psql_output("dn2", "lateuser", "SELECT 1").status.success(),
+        c.psql_output("dn2", "lateuser", "SELECT 1")
+            .status
+            .success(),
         "the rule was put in force although the provider could not check it"
     );
 

@@ -383,12 +383,7 @@ impl Terraform {
         .expect("write terraformrc");
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).expect("work dir");
-        Terraform {
-            dir,
-            rc,
-            work,
-            bin,
-        }
+        Terraform { dir, rc, work, bin }
     }
 
     /// The CLI configuration file (provider installation from the mirror).
@@ -539,7 +534,8 @@ impl Cluster {
                 ));
             }
         }
-        let out = self.command("psql")
+        let out = self
+            .command("psql")
             .args([
                 "-h",
                 "127.0.0.1",

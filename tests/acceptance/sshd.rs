@@ -116,7 +116,9 @@ pub struct Sshd {
 }
 
 impl Sshd {
-    /// On the test's loopback, on a free port.
+    /// On the test's loopback, on a free port (`make bench` plans through
+    /// it).
+    #[allow(dead_code)]
     pub fn on_loopback() -> Sshd {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -206,9 +208,12 @@ impl Sshd {
             pids.extend(children_of(pids[i]));
             i += 1;
         }
-        for pid in pids.iter().rev() {
-            let _ = sh(&["kill", "-KILL", &pid.to_string()]);
-        }
+        // One signal for all, the listener first: a client whose session
+        // drops must not find the listener still accepting.
+        let pids: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+        let mut args = vec!["kill", "-KILL"];
+        args.extend(pids.iter().map(String::as_str));
+        let _ = sh(&args);
         let _ = child.wait();
     }
 
@@ -241,13 +246,67 @@ impl Sshd {
 
     /// A provider `bastion` block for this server.
     pub fn block(&self) -> String {
+        self.block_with(&format!("private_key = \"{}\"", self.key_path().display()))
+    }
+
+    /// A `bastion` block that authenticates as `auth` says.
+    pub fn block_with(&self, auth: &str) -> String {
         format!(
-            "  bastion {{\n    host        = \"{}\"\n    port        = {}\n    user        = \"root\"\n    private_key = \"{}\"\n    host_key    = [\"{}\"]\n  }}\n",
-            self.addr,
-            self.port,
-            self.key_path().display(),
-            self.host_key
+            "  bastion {{\n    host        = \"{}\"\n    port        = {}\n    user        = \"root\"\n    {auth}\n    host_key    = [\"{}\"]\n  }}\n",
+            self.addr, self.port, self.host_key
         )
+    }
+}
+
+/// An SSH agent of the test's own, on a socket in a temporary directory.
+pub struct Agent {
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Agent {
+    pub fn start() -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start ssh-agent (make deps installs openssh-client)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "ssh-agent did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Agent { dir, child }
+    }
+
+    pub fn socket(&self) -> String {
+        self.dir.path().join("agent.sock").display().to_string()
+    }
+
+    /// Adds the private key in `path` (its public half next to it).
+    pub fn add(&self, path: &Path) {
+        let out = Command::new("ssh-add")
+            .arg(path)
+            .env("SSH_AUTH_SOCK", self.socket())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ssh-add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

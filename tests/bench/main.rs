@@ -6,7 +6,8 @@
 //! distributed role with client and internal passwords on every node, its
 //! foreign server grant, the access node's passfile line and a scram
 //! pg_hba.conf rule on a data node) it runs the real terraform binary: apply from empty, plan
-//! with no changes, plan after 1% drift, destroy. The floor no provider can
+//! with no changes, the same plan with every connection through an SSH
+//! bastion (an OpenSSH server on loopback), plan after 1% drift, destroy. The floor no provider can
 //! go under is measured beside it in the same run, with the same terraform:
 //! as many built-in `terraform_data` resources holding the same fields, with
 //! the same dependencies (Terraform 1.4 and later), each of its steps right
@@ -42,6 +43,9 @@
 #[path = "../acceptance/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[path = "../acceptance/sshd.rs"]
+#[allow(dead_code)]
+mod sshd;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -617,6 +621,14 @@ impl Fleet {
 /// The state file's size; with `TSDB_BENCH_KEEP=<dir>` a copy of the
 /// first one of each `who` (the apply's) is kept there too, as
 /// `<who>.tfstate`, for a look at what a resource holds.
+/// `config` with `bastion` (a `bastion` block) in its provider block.
+fn with_bastion(config: &str, bastion: &str) -> String {
+    let (provider, rest) = config
+        .split_once("\n}\n")
+        .expect("the configuration opens with the provider block");
+    format!("{provider}\n{bastion}}}\n{rest}")
+}
+
 fn state_bytes(tf: &Terraform, who: &str) -> u64 {
     let path = tf.work().join("terraform.tfstate");
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -928,6 +940,21 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         0,
         plan_runs(),
     ));
+    // The same plan with every connection through an SSH bastion (an
+    // OpenSSH server on loopback): what the tunnel costs.
+    let bastion = sshd::Sshd::on_loopback();
+    let direct = fleet.config(n);
+    tf.config(&with_bastion(&direct, &bastion.block()));
+    let through_bastion = step(
+        &mut Vec::new(),
+        "plan (no changes, bastion)",
+        &plan,
+        0,
+        0,
+        plan_runs(),
+    );
+    tf.config(&direct);
+    drop(bastion);
     // 1% drift, half of it on roles of one data node, half revoked grants.
     let drift = (n / 100).max(2);
     let users = fleet.users(n);
@@ -954,6 +981,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         plan_runs(),
     ));
     steps.push(step(&mut floors, "destroy", &destroy, 0, 0, 1));
+    steps.push(through_bastion);
 
     // The baseline: the same end state by psql, read back, removed.
     let originals: BTreeMap<String, Vec<u8>> = fleet
@@ -1071,6 +1099,12 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
                     data_nodes, n, ratio(&steps[0], &b[0]), ratio(&steps[1], &b[1]), ratio(&steps[3], &b[2]), access_per_resource
                 );
     }
+    println!(
+        "{:>3} {:>5} through a bastion: plan {:.2}x the direct plan",
+        data_nodes,
+        n,
+        ratio(&steps[4], &steps[1])
+    );
     for f in &floors {
         let floor = &f.steps;
         println!(
