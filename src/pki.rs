@@ -316,6 +316,46 @@ pub fn fingerprint(der: &[u8]) -> String {
 /// Whether `s` is a SHA-256 fingerprint as [`fingerprint`] writes it (64
 /// lower-case hex digits): what a state holds is checked before it names
 /// anything on a node.
+/// The subject of a certificate as `subject` keys ([`SUBJECT_KEYS`]); an
+/// error names a field those keys cannot say, or one given twice.
+pub fn subject(pem: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    use x509_parser::oid_registry as oids;
+    let der = first_der(pem)?;
+    let (_, cert) =
+        X509Certificate::from_der(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let names = [
+        (oids::OID_X509_COMMON_NAME, "common_name"),
+        (oids::OID_X509_ORGANIZATION_NAME, "organization"),
+        (oids::OID_X509_ORGANIZATIONAL_UNIT, "organizational_unit"),
+        (oids::OID_X509_COUNTRY_NAME, "country"),
+        (oids::OID_X509_STATE_OR_PROVINCE_NAME, "province"),
+        (oids::OID_X509_LOCALITY_NAME, "locality"),
+    ];
+    let mut out = std::collections::BTreeMap::new();
+    for attr in cert.subject().iter_attributes() {
+        let oid = attr.attr_type();
+        let Some((_, key)) = names.iter().find(|(o, _)| o == oid) else {
+            return Err(format!(
+                "its subject has a field ({oid}) that `subject` cannot hold ({})",
+                SUBJECT_KEYS.join(", ")
+            ));
+        };
+        let value = attr
+            .as_str()
+            .map_err(|_| format!("its subject's {key} is not a text string"))?;
+        if out.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(format!("its subject has {key} more than once"));
+        }
+    }
+    Ok(out)
+}
+
+/// A fingerprint as people write it (`AB:CD:...` from openssl, any case)
+/// in the form the provider keeps: lower-case hex without colons.
+pub fn normalize_fingerprint(s: &str) -> String {
+    s.trim().replace(':', "").to_ascii_lowercase()
+}
+
 pub fn is_fingerprint(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
@@ -387,6 +427,43 @@ pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subject_reads_back_as_the_keys_that_made_it() {
+        let subject: std::collections::BTreeMap<String, String> = SUBJECT_KEYS
+            .iter()
+            .map(|k| {
+                (
+                    k.to_string(),
+                    if *k == "country" {
+                        "NL".into()
+                    } else {
+                        format!("the {k}")
+                    },
+                )
+            })
+            .collect();
+        let dn = distinguished_name(subject.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+        let ca = new_ca(dn, "ecdsa_p256", 30).unwrap();
+        assert_eq!(super::subject(&ca.cert_pem).unwrap(), subject);
+        let dn = distinguished_name([("common_name", "only a name")]).unwrap();
+        let ca = new_ca(dn, "ed25519", 30).unwrap();
+        assert_eq!(
+            super::subject(&ca.cert_pem)
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![("common_name".to_string(), "only a name".to_string())]
+        );
+        let fp = inspect(&ca.cert_pem).unwrap().fingerprint_sha256;
+        let openssl: Vec<String> = fp
+            .to_uppercase()
+            .as_bytes()
+            .chunks(2)
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        assert_eq!(normalize_fingerprint(&openssl.join(":")), fp);
+    }
 
     #[test]
     fn a_ca_issues_server_and_client_certificates() {

@@ -41,6 +41,7 @@ pub struct CertificateAuthority;
 impl Resource for CertificateAuthority {
     type Model = Model;
     const TYPE_NAME: &'static str = "timescaledb_certificate_authority";
+    const IMPORT_ID: Option<&'static str> = Some("<key node> <fingerprint_sha256>");
 
     const DESCRIPTION: &'static str = "Generates a root certificate authority: a private key and a self-signed CA certificate, made by the provider \
          (rcgen). With `key_node` the key is kept on that node only (the runbook keeps it on the access node) and node \
@@ -197,6 +198,78 @@ impl Resource for CertificateAuthority {
                 .await?;
         }
         Ok(m.into())
+    }
+
+    /// A CA whose key a node keeps, by the node and the certificate's
+    /// fingerprint. A key kept in state exists nowhere else, so such a CA
+    /// cannot be imported.
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {
+        let bad = || {
+            Diagnostics::error(
+                "Invalid import ID",
+                format!(
+                    "{id:?} is not `<key node> <fingerprint>`, e.g. `access 3f1a...`: the node that keeps the CA's key and \
+                     the CA certificate's SHA-256 fingerprint (64 hex digits; colons as `openssl x509 -noout -fingerprint \
+                     -sha256` prints them are fine). Only a CA whose key a node keeps can be imported."
+                ),
+            )
+        };
+        let (name, fingerprint) = id.trim().split_once(' ').ok_or_else(bad)?;
+        let fingerprint = pki::normalize_fingerprint(fingerprint);
+        if !pki::is_fingerprint(&fingerprint) {
+            return Err(bad());
+        }
+        let (node, paths) = ca_key_home(ctx, name, &fingerprint, KEY_NODE).await?;
+        let installed = node.read_installed(&paths).await?;
+        let (Some(cert_pem), Some(key)) = (installed.cert, installed.key) else {
+            return Err(Diagnostics::error(
+                "CA not found",
+                format!(
+                    "Node {name:?} keeps no CA certificate and key at {} and {}.",
+                    paths.cert, paths.key
+                ),
+            ));
+        };
+        let unusable = |why: String| {
+            Diagnostics::error(
+                "The CA cannot be imported",
+                format!("{}: {why}.", paths.cert),
+            )
+        };
+        let info = pki::inspect(&cert_pem).map_err(unusable)?;
+        if info.fingerprint_sha256 != fingerprint {
+            return Err(unusable(format!(
+                "it holds the CA with fingerprint {}, not {fingerprint}",
+                info.fingerprint_sha256
+            )));
+        }
+        if !pki::key_matches(&info, &key) {
+            return Err(unusable(format!(
+                "the key beside it, {}, is not its certificate's",
+                paths.key
+            )));
+        }
+        let subject = pki::subject(&cert_pem).map_err(|e| {
+            unusable(format!(
+                "{e}; give its certificate to node certificates as `ca_cert_pem` with `ca_key_node` instead"
+            ))
+        })?;
+        let not_after = pki::rfc3339(info.not_after);
+        let early_renewal_days = super::certs::DEFAULT_EARLY_RENEWAL_DAYS;
+        Ok(Model {
+            subject,
+            key_algorithm: pki::key_algorithm(&key).unwrap_or_default().to_string(),
+            validity_days: (info.not_after - info.not_before).whole_days(),
+            early_renewal_days,
+            key_node: Some(name.to_string()),
+            cert_pem: Some(cert_pem),
+            private_key_pem: None,
+            key_path: Some(paths.key),
+            ready_for_renewal: ready_for_renewal(Some(&not_after), early_renewal_days),
+            not_after: Some(not_after),
+            fingerprint: Some(fingerprint.clone()),
+            id: Some(fingerprint),
+        })
     }
 
     async fn delete(&self, ctx: &Ctx, prior: Model) -> Deleted {

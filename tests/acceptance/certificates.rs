@@ -400,6 +400,93 @@ resource "timescaledb_node_certificate" "dn1" {{
     tf.destroy();
 }
 
+/// A CA whose key the access node keeps is adopted by `terraform import`
+/// with the node and its fingerprint (as openssl prints it, too): the plan
+/// after it has no changes, and the certificates it signed keep working
+/// with it; an ID naming another fingerprint, or a node without the CA, is
+/// refused with what was found.
+#[test]
+fn a_ca_kept_on_a_node_is_imported_by_node_and_fingerprint() {
+    let c = Cluster::start(1);
+    let tf = Terraform::new();
+    tf.config(&format!(
+        r#"{}
+resource "timescaledb_certificate_authority" "ca" {{
+  subject  = {{ common_name = "Imported CA", organization = "Example Org", country = "NL" }}
+  key_node = "access"
+}}
+resource "timescaledb_node_certificate" "dn1" {{
+  kind         = "server"
+  node         = "dn1"
+  common_name  = "localhost"
+  ip_addresses = ["127.0.0.1"]
+  ca_cert_pem  = timescaledb_certificate_authority.ca.cert_pem
+  ca_key_node  = timescaledb_certificate_authority.ca.key_node
+}}
+"#,
+        c.provider_block()
+    ));
+    tf.init();
+    tf.apply();
+    let fp = fingerprint_in_state(&tf, "timescaledb_certificate_authority.ca");
+    tf.must(&["state", "rm", "timescaledb_certificate_authority.ca"]);
+
+    let other = format!("access {}", "0".repeat(64));
+    let r = tf.run(&[
+        "import",
+        "-input=false",
+        "-no-color",
+        "timescaledb_certificate_authority.ca",
+        &other,
+    ]);
+    assert!(
+        !r.ok && r.flat().contains("keeps no CA certificate and key"),
+        "{}",
+        r.all()
+    );
+    let r = tf.run(&[
+        "import",
+        "-input=false",
+        "-no-color",
+        "timescaledb_certificate_authority.ca",
+        &format!("dn1 {fp}"),
+    ]);
+    assert!(
+        !r.ok && r.flat().contains("keeps no CA certificate and key"),
+        "{}",
+        r.all()
+    );
+
+    // As `openssl x509 -noout -fingerprint -sha256` writes it.
+    let openssl: Vec<String> = fp
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    tf.must(&[
+        "import",
+        "-input=false",
+        "-no-color",
+        "timescaledb_certificate_authority.ca",
+        &format!("access {}", openssl.join(":")),
+    ]);
+    assert_eq!(
+        fingerprint_in_state(&tf, "timescaledb_certificate_authority.ca"),
+        fp
+    );
+    tf.assert_no_changes();
+    tf.destroy();
+    assert!(
+        !exists(
+            &c.data_dir("access")
+                .join("timescaledb/ca")
+                .join(format!("{}.key", &fp[..16]))
+        ),
+        "the imported CA's key stayed after destroy"
+    );
+}
+
 /// A certificate installed already is found at plan time, before the CA or
 /// anything else of the apply is made, with the import command.
 #[test]

@@ -81,6 +81,11 @@ resource "timescaledb_node_certificate" "dn1" {{
   ip_addresses       = ["127.0.0.1"]
 }}
 
+resource "timescaledb_certificate_authority" "kept" {{
+  subject  = {{ common_name = "generated test CA kept on a node", organizational_unit = "ops" }}
+  key_node = "access"
+}}
+
 output "ca_key" {{
   value     = timescaledb_certificate_authority.ca.private_key_pem
   sensitive = true
@@ -98,12 +103,16 @@ output "ca_key" {{
     let tf = Terraform::with_binary(bin);
     let mut imports = String::new();
     for (address, id) in &ids {
-        if address.starts_with("timescaledb_certificate_authority.") {
-            continue; // its private key exists nowhere but in the state
-        }
+        let id = match address.as_str() {
+            // Its private key exists nowhere but in the state.
+            "timescaledb_certificate_authority.ca" => continue,
+            // Its key is on the access node: by the node and fingerprint.
+            "timescaledb_certificate_authority.kept" => format!("access {id}"),
+            _ => id.clone(),
+        };
         imports.push_str(&format!(
             "import {{\n  to = {address}\n  id = {}\n}}\n",
-            serde_json::to_string(id).unwrap()
+            serde_json::to_string(&id).unwrap()
         ));
     }
     tf.config(&format!("{}{imports}", c.provider_block()));
