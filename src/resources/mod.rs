@@ -616,8 +616,7 @@ mod tests {
         assert!(Value::Bool(true).conforms(&crate::value::Type::Bool));
     }
 
-    /// Every resource but the CA and the whole-file one can be imported, and
-    /// says how.
+    /// Every resource but the whole-file one can be imported, and says how.
     #[test]
     fn import_ids_are_declared() {
         let importable: Vec<&str> = all()
@@ -625,8 +624,8 @@ mod tests {
             .filter(|r| r.import_id_format().is_some())
             .map(|r| r.type_name())
             .collect();
-        assert_eq!(importable.len(), all().len() - 2, "{importable:?}");
-        assert!(!importable.contains(&"timescaledb_certificate_authority"));
+        assert_eq!(importable.len(), all().len() - 1, "{importable:?}");
+        assert!(importable.contains(&"timescaledb_certificate_authority"));
         // Nothing of a whole file to adopt: it is the node's file.
         assert!(!importable.contains(&"timescaledb_hba_file"));
     }
