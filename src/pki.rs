@@ -194,7 +194,39 @@ impl Ca {
         algorithm: &str,
         lifetime: Lifetime,
     ) -> Result<Issued, String> {
-        let key = generate_key(algorithm)?;
+        self.sign(
+            common_name,
+            usage,
+            generate_key(algorithm)?,
+            algorithm,
+            lifetime,
+        )
+    }
+
+    /// Issues a certificate for `common_name` with a key that exists
+    /// already (the key comes back unchanged in [`Issued::key_pem`]).
+    pub fn issue_for_key(
+        &self,
+        common_name: &str,
+        usage: &Usage,
+        key_pem: &Secret,
+        lifetime: Lifetime,
+    ) -> Result<Issued, String> {
+        let algorithm =
+            key_algorithm(key_pem).ok_or("the key's algorithm is not one the provider uses")?;
+        let key = KeyPair::from_pem(key_pem.expose())
+            .map_err(|_| "the key cannot be read".to_string())?;
+        self.sign(common_name, usage, key, algorithm, lifetime)
+    }
+
+    fn sign(
+        &self,
+        common_name: &str,
+        usage: &Usage,
+        key: KeyPair,
+        algorithm: &str,
+        lifetime: Lifetime,
+    ) -> Result<Issued, String> {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, common_name);
@@ -350,6 +382,17 @@ pub fn subject(pem: &str) -> Result<std::collections::BTreeMap<String, String>, 
     Ok(out)
 }
 
+/// The PEM certificates in a text (a CA file, a chain), each with its
+/// trailing newline, in their order.
+pub fn pem_certificates(text: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    text.split_inclusive(END)
+        .filter_map(|b| b.find("-----BEGIN CERTIFICATE-----").map(|i| &b[i..]))
+        .filter(|b| b.ends_with(END))
+        .map(|b| format!("{b}\n"))
+        .collect()
+}
+
 /// A fingerprint as people write it (`AB:CD:...` from openssl, any case)
 /// in the form the provider keeps: lower-case hex without colons.
 pub fn normalize_fingerprint(s: &str) -> String {
@@ -427,6 +470,35 @@ pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_certificates_of_a_bundle_come_out_whole_and_in_order() {
+        let ca = |cn: &str| {
+            new_ca(
+                distinguished_name([("common_name", cn)]).unwrap(),
+                "ed25519",
+                30,
+            )
+            .unwrap()
+            .cert_pem
+        };
+        let (a, b) = (ca("a"), ca("b"));
+        let text = format!(
+            "# trusted\n{}\nBag Attributes: x\n{}  \n",
+            a.trim(),
+            b.trim()
+        );
+        let blocks = pem_certificates(&text);
+        assert_eq!(
+            blocks,
+            vec![format!("{}\n", a.trim()), format!("{}\n", b.trim())]
+        );
+        assert_eq!(
+            inspect(&blocks[1]).unwrap().common_name.as_deref(),
+            Some("b")
+        );
+        assert!(pem_certificates("no certificate here").is_empty());
+    }
 
     #[test]
     fn a_subject_reads_back_as_the_keys_that_made_it() {

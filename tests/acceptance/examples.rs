@@ -199,7 +199,7 @@ fn environment_staging_moves_from_password_to_certificate() {
     let (changes, plan) = tf.plan();
     assert!(changes);
     for expected in [
-        "module.auth.timescaledb_certificate_authority.ca[0] will be created",
+        "module.auth.timescaledb_certificate_authority.ca[\"1\"] will be created",
         "module.auth.timescaledb_node_certificate.server[\"dn1\"] will be created",
         "module.auth.timescaledb_node_certificate.user[\"testrole\"] will be created",
         "+/- create replacement and then destroy",

@@ -21,6 +21,7 @@ mod protocol;
 mod real_cluster;
 mod release;
 mod reliability;
+mod rotation;
 mod safe_writes;
 mod secrets_in_state;
 mod soak;

@@ -848,7 +848,7 @@ fn main() {
             bin.display()
         );
         println!(
-            "{:>3} {:>5} {:<24} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9} {:>9}  statements per node",
+            "{:>3} {:>5} {:<30} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9} {:>9}  statements per node",
             "DN", "N", "step", "wall s", "prov s", "tf s", "pg s", "RSS MB", "state KB", "max stmt", "max conn"
         );
         for data_nodes in fleets() {
@@ -1057,7 +1057,7 @@ fn run(bin: &Path, version: &[u32], data_nodes: usize, n: usize) -> serde_json::
         .chain(b.iter().map(|s| ("psql", s)))
     {
         println!(
-            "{:>3} {:>5} {:<24} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.1} {:>8.0} {:>9} {:>9}  {}",
+            "{:>3} {:>5} {:<30} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.1} {:>8.0} {:>9} {:>9}  {}",
             data_nodes,
             n,
             format!("{who} {}", s.name),

@@ -20,6 +20,7 @@ module "auth" {
   access_address            = var.access_address
   nodes                     = merge({ access = var.access_host }, { for name, n in var.data_nodes : name => n.host })
   certificate_validity_days = 90
+  ca_generations            = var.ca_generations
   roles = {
     testrole = {}
     reporter = {}

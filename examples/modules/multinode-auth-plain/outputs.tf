@@ -14,8 +14,13 @@ output "passfile" {
 }
 
 output "ca_cert_pem" {
-  description = "The cluster CA certificate (certificate authentication), for clients' sslrootcert."
-  value       = local.certificates ? timescaledb_certificate_authority.ca[0].cert_pem : null
+  description = "The CA certificate that signs the nodes' certificates now (certificate authentication)."
+  value       = local.certificates ? local.signing_ca.cert_pem : null
+}
+
+output "ca_bundle_pem" {
+  description = "Every CA certificate the nodes trust, one after the other (certificate authentication): clients' sslrootcert, which keeps verify-full working through a CA rotation."
+  value       = local.certificates ? join("", [for g in var.ca_generations : "${trimspace(timescaledb_certificate_authority.ca[g].cert_pem)}\n"]) : null
 }
 
 output "user_certificates" {

@@ -52,3 +52,14 @@ variable "certificate_validity_days" {
     error_message = "The certificate_validity_days must be between 1 and 3650."
   }
 }
+
+variable "ca_generations" {
+  type        = list(string)
+  default     = ["1"]
+  description = "The cluster's CAs by generation name (certificate authentication). The first one listed signs every server and user certificate; every one listed is trusted by every node. To replace the CA without refusing a single connection, apply three changes, each safe to stop and run again: add the new generation after the old (`[\"1\", \"2\"]`: every node trusts both, nothing is reissued), move it first (`[\"2\", \"1\"]`: every certificate is reissued by the new CA, each new one in place before the old goes, while both are trusted), then drop the old one (`[\"2\"]`: only the new CA is trusted, and the old CA's key is removed)."
+
+  validation {
+    condition     = length(var.ca_generations) >= 1 && length(distinct(var.ca_generations)) == length(var.ca_generations) && alltrue([for g in var.ca_generations : length(g) > 0])
+    error_message = "The ca_generations must list at least one generation, each named once and none empty."
+  }
+}

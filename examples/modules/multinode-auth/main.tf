@@ -57,26 +57,44 @@ resource "timescaledb_passfile_entry" "this" {
   password_wo_version = var.roles[each.key].password_version
 }
 
-# The CA keeps its key on the access node, as the runbook does.
+# The cluster's CAs by generation, each keeping its key on the access node
+# as the runbook does. The first generation listed signs every certificate;
+# every one listed is trusted by every node (see `ca_generations`).
 resource "timescaledb_certificate_authority" "ca" {
-  count = local.certificates ? 1 : 0
+  for_each = local.certificates ? toset(var.ca_generations) : toset([])
 
-  subject  = { common_name = "TimescaleDB cluster CA" }
+  # Generation "1" keeps the name the cluster CA always had.
+  subject  = { common_name = each.key == "1" ? "TimescaleDB cluster CA" : "TimescaleDB cluster CA ${each.key}" }
   key_node = "access"
+}
+
+locals {
+  signing_ca  = local.certificates ? timescaledb_certificate_authority.ca[var.ca_generations[0]] : null
+  trusted_cas = local.certificates ? [for g in slice(var.ca_generations, 1, length(var.ca_generations)) : timescaledb_certificate_authority.ca[g].cert_pem] : []
+}
+
+moved {
+  from = timescaledb_certificate_authority.ca[0]
+  to   = timescaledb_certificate_authority.ca["1"]
 }
 
 # TLS on every data node.
 resource "timescaledb_node_certificate" "server" {
   for_each = local.certificates ? local.data_nodes : {}
 
-  kind          = "server"
-  node          = each.key
-  common_name   = each.value
-  ip_addresses  = can(cidrhost("${each.value}/32", 0)) ? [each.value] : []
-  dns_names     = can(cidrhost("${each.value}/32", 0)) ? [] : [each.value]
-  validity_days = var.certificate_validity_days
-  ca_cert_pem   = timescaledb_certificate_authority.ca[0].cert_pem
-  ca_key_node   = timescaledb_certificate_authority.ca[0].key_node
+  kind            = "server"
+  node            = each.key
+  common_name     = each.value
+  ip_addresses    = can(cidrhost("${each.value}/32", 0)) ? [each.value] : []
+  dns_names       = can(cidrhost("${each.value}/32", 0)) ? [] : [each.value]
+  validity_days   = var.certificate_validity_days
+  ca_cert_pem     = local.signing_ca.cert_pem
+  ca_key_node     = local.signing_ca.key_node
+  trusted_ca_pems = local.trusted_cas
+
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 # TLS on the access node. While the access node's ssl is on, TimescaleDB
@@ -85,14 +103,19 @@ resource "timescaledb_node_certificate" "server" {
 resource "timescaledb_node_certificate" "access_server" {
   count = local.certificates ? 1 : 0
 
-  kind          = "server"
-  node          = "access"
-  common_name   = var.nodes["access"]
-  ip_addresses  = can(cidrhost("${var.nodes["access"]}/32", 0)) ? [var.nodes["access"]] : []
-  dns_names     = can(cidrhost("${var.nodes["access"]}/32", 0)) ? [] : [var.nodes["access"]]
-  validity_days = var.certificate_validity_days
-  ca_cert_pem   = timescaledb_certificate_authority.ca[0].cert_pem
-  ca_key_node   = timescaledb_certificate_authority.ca[0].key_node
+  kind            = "server"
+  node            = "access"
+  common_name     = var.nodes["access"]
+  ip_addresses    = can(cidrhost("${var.nodes["access"]}/32", 0)) ? [var.nodes["access"]] : []
+  dns_names       = can(cidrhost("${var.nodes["access"]}/32", 0)) ? [] : [var.nodes["access"]]
+  validity_days   = var.certificate_validity_days
+  ca_cert_pem     = local.signing_ca.cert_pem
+  ca_key_node     = local.signing_ca.key_node
+  trusted_ca_pems = local.trusted_cas
+
+  lifecycle {
+    create_before_destroy = true
+  }
 
   depends_on = [timescaledb_node_certificate.server]
 }
@@ -104,8 +127,12 @@ resource "timescaledb_node_certificate" "user" {
   kind          = "user"
   role          = timescaledb_distributed_role.this[each.key].name
   validity_days = var.certificate_validity_days
-  ca_cert_pem   = timescaledb_certificate_authority.ca[0].cert_pem
-  ca_key_node   = timescaledb_certificate_authority.ca[0].key_node
+  ca_cert_pem   = local.signing_ca.cert_pem
+  ca_key_node   = local.signing_ca.key_node
+
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 # Each data node lets the access node in for the roles. A change of method

@@ -28,14 +28,18 @@ pub(super) async fn import(ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {
         Diagnostics::error("Unreadable certificate", format!("{}: {m}", paths.cert))
     })?;
     let leaf = first_pem_block(cert_file);
-    let ca_pem = match kind {
-        Kind::Server => installed.ca.clone(),
-        _ => cert_file
-            .strip_prefix(&leaf)
-            .map(|rest| rest.trim_start().to_string())
-            .filter(|s| !s.is_empty()),
-    }
-    .unwrap_or_default();
+    // A server's CA file holds every CA the node trusts: the one that
+    // issued the certificate is `ca_cert_pem`, the others are trusted too.
+    let (ca_pem, trusted) = match kind {
+        Kind::Server => split_ca_file(installed.ca.as_deref().unwrap_or_default(), &leaf),
+        _ => (
+            cert_file
+                .strip_prefix(&leaf)
+                .map(|rest| rest.trim_start().to_string())
+                .unwrap_or_default(),
+            None,
+        ),
+    };
     let ssl = node.ssl_settings().await?;
     let configure_ssl = kind == Kind::Server && ssl[1] == paths.cert;
     let days = (info.not_after - info.not_before).whole_days();
@@ -48,6 +52,7 @@ pub(super) async fn import(ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {
         dns_names: info.dns_names.clone(),
         ip_addresses: info.ip_addresses.clone(),
         ca_cert_pem: ca_pem,
+        trusted_ca_pems: trusted,
         ca_key_node: None,
         ca_private_key_pem_wo: None,
         ca_private_key_pem: None,
@@ -71,6 +76,22 @@ pub(super) async fn import(ctx: &Ctx, id: &str) -> Result<Model, Diagnostics> {
     state.ready_for_renewal =
         ready_for_renewal(state.not_after.as_deref(), state.early_renewal_days);
     Ok(state)
+}
+
+/// A CA file as `ca_cert_pem` (the CA that issued `leaf`, or the whole
+/// file when none did) and the other CAs in it, in their order.
+fn split_ca_file(text: &str, leaf: &str) -> (String, Option<Vec<String>>) {
+    let blocks = pki::pem_certificates(text);
+    match blocks.iter().position(|b| pki::issued_by(leaf, b)) {
+        Some(i) => {
+            let others: Vec<String> = (blocks.iter().enumerate())
+                .filter(|(j, _)| *j != i)
+                .map(|(_, b)| b.clone())
+                .collect();
+            (blocks[i].clone(), Some(others).filter(|o| !o.is_empty()))
+        }
+        None => (text.to_string(), None),
+    }
 }
 
 /// `<node> server` or `<node> user <role>`.

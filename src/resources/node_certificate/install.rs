@@ -59,7 +59,7 @@ pub(super) async fn check_installed(
     if m.kind == Kind::Server {
         match &installed.ca {
             None => problems.push("CA file missing".into()),
-            Some(ca) if ca.trim() != m.ca_cert_pem.trim() => {
+            Some(ca) if ca.trim() != m.ca_bundle().trim() => {
                 problems.push("CA file replaced".into())
             }
             _ => {}
@@ -90,9 +90,41 @@ pub(super) async fn check_installed(
     })
 }
 
-/// A new key and a certificate for it, signed by the CA. The key never
-/// leaves the provider's memory but to the node.
-pub(super) async fn issue(ctx: &Ctx, m: &Model) -> Result<(String, Secret), Diagnostics> {
+/// The key a new user certificate keeps: the one on the node, when the
+/// certificate there is the same role's from another CA (a CA rotation),
+/// and the key is that certificate's and of the configured algorithm. Then
+/// the new certificate replaces the old in one file replacement, and no
+/// connection the access node opens meanwhile reads a certificate with the
+/// other one's key (TimescaleDB reads both files at every connection).
+/// Otherwise (a first certificate, a renewal by the same CA, a key gone or
+/// not matching) a new key.
+pub(super) async fn key_to_keep(ctx: &Ctx, m: &Model) -> Result<Option<Secret>, Diagnostics> {
+    if m.kind != Kind::User {
+        return Ok(None);
+    }
+    let node = ctx.node(&m.node, NODE).await?;
+    let installed = node.read_installed(&m.paths_on(&node).await?).await?;
+    let (Some(cert), Some(key)) = (installed.cert, installed.key) else {
+        return Ok(None);
+    };
+    let Ok(info) = pki::inspect(&cert) else {
+        return Ok(None);
+    };
+    let keep = info.common_name.as_deref() == Some(m.subject_name())
+        && pki::key_matches(&info, &key)
+        && pki::key_algorithm(&key) == Some(m.key_algorithm.as_str())
+        && !pki::issued_by(&cert, &m.ca_cert_pem);
+    Ok(keep.then_some(key))
+}
+
+/// A certificate signed by the CA, for `keep` (a key on the node already)
+/// or a new key. A new key never leaves the provider's memory but to the
+/// node.
+pub(super) async fn issue(
+    ctx: &Ctx,
+    m: &Model,
+    keep: Option<&Secret>,
+) -> Result<(String, Secret), Diagnostics> {
     let ca = load_ca(ctx, m).await?;
     let usage = match m.kind {
         Kind::Server => Usage::Server {
@@ -105,14 +137,12 @@ pub(super) async fn issue(ctx: &Ctx, m: &Model) -> Result<(String, Secret), Diag
         },
         _ => Usage::Client,
     };
-    let issued = ca
-        .issue(
-            m.subject_name(),
-            &usage,
-            &m.key_algorithm,
-            Lifetime::Days(m.validity_days),
-        )
-        .map_err(|msg| Diagnostics::error("Could not issue the certificate", msg))?;
+    let lifetime = Lifetime::Days(m.validity_days);
+    let issued = match keep {
+        Some(key) => ca.issue_for_key(m.subject_name(), &usage, key, lifetime),
+        None => ca.issue(m.subject_name(), &usage, &m.key_algorithm, lifetime),
+    }
+    .map_err(|msg| Diagnostics::error("Could not issue the certificate", msg))?;
     Ok((issued.cert_pem, issued.key_pem))
 }
 
@@ -152,7 +182,12 @@ pub(super) async fn install(
         Install {
             cert_pem: cert_pem.clone(),
             key_pem,
-            ca_pem: Some(state.ca_cert_pem.clone()),
+            // A user certificate's file carries its CA; a server's CA file
+            // holds every CA the node trusts.
+            ca_pem: Some(match state.kind {
+                Kind::Server => state.ca_bundle(),
+                Kind::User => state.ca_cert_pem.clone(),
+            }),
             configure_ssl: state.configures_ssl(),
             fingerprint: info.fingerprint_sha256.clone(),
         },

@@ -25,7 +25,7 @@ use super::certs::{
     early_renewal_attr, key_algorithm_attr, ready_for_renewal, ready_for_renewal_attr,
 };
 use super::{Applied, Checked, Completion, Ctx, Deleted, PlanInput, Read, Resource, State};
-use install::{check_installed, install, issue};
+use install::{check_installed, install, issue, key_to_keep};
 
 crate::model! {
     /// A node certificate, as configured and as kept.
@@ -37,6 +37,7 @@ crate::model! {
         DNS_NAMES => dns_names: Vec<String> = optional_computed("For `server` certificates: DNS names clients may use for the node (checked by `sslmode=verify-full`).").force_new(),
         IP_ADDRESSES => ip_addresses: Vec<String> = optional_computed("For `server` certificates: IP addresses clients may use for the node.").force_new(),
         CA_CERT_PEM => ca_cert_pem: String = required("The CA certificate (PEM) that signs this certificate, e.g. `timescaledb_certificate_authority.ca.cert_pem` or the hashicorp/tls provider's. It is installed as the node's `root.crt` (server) or appended to the certificate file (user). Another CA replaces the certificate.").force_new(),
+        TRUSTED_CA_PEMS => trusted_ca_pems: Option<Vec<String>> = optional("For `server` certificates: more CA certificates (PEM) the node trusts besides `ca_cert_pem`, installed with it in `root.crt` (its `ssl_ca_file`): the overlap of a CA rotation, when every node must trust the old CA and the new one while certificates are reissued. A change rewrites `root.crt` in place and reloads the node; the certificate stays."),
         CA_KEY_NODE => ca_key_node: Option<String> = optional("Node that keeps the CA's private key (`timescaledb_certificate_authority.<name>.key_node`): the key is read there, through SQL, whenever a certificate is signed, and is never in the plan or the state. One of `ca_key_node`, `ca_private_key_pem_wo` and `ca_private_key_pem` is required."),
         CA_PRIVATE_KEY_PEM_WO => ca_private_key_pem_wo: Option<Secret> = optional("The CA's private key (PEM, PKCS#8; PKCS#1 and SEC1 are read too), for a CA kept elsewhere.").write_only(),
         CA_PRIVATE_KEY_PEM => ca_private_key_pem: Option<Secret> = optional("The CA's private key (PEM, PKCS#8; PKCS#1 and SEC1 are read too), kept in state (marked sensitive); prefer `ca_key_node` or `ca_private_key_pem_wo`.").sensitive(),
@@ -68,7 +69,8 @@ const DESCRIPTION: &str = "Issues a certificate with the cluster's CA and instal
          itself runs TLS (a `server` certificate on the access node). `terraform plan` shows a file deleted or replaced by \
          hand, settings changed, or a certificate the node no longer serves in `installed`, and apply puts the same \
          certificate back; inside the renewal window it proposes a new certificate. The private key never enters the plan \
-         or the state: it is made in the provider's memory and written to the node only.";
+         or the state: it is made in the provider's memory and written to the node only. A user certificate reissued by \
+         another CA (a CA rotation, see `trusted_ca_pems`) keeps the node's key, so only the certificate file changes.";
 
 /// What a certificate is for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -200,7 +202,8 @@ impl Resource for NodeCertificate {
 
     async fn create(&self, ctx: &Ctx, planned: Model) -> Applied<Model> {
         ctx.check_cancelled()?;
-        let (cert_pem, key_pem) = issue(ctx, &planned).await?;
+        let keep = key_to_keep(ctx, &planned).await?;
+        let (cert_pem, key_pem) = issue(ctx, &planned, keep.as_ref()).await?;
         let mut state = planned;
         state.cert_pem = Some(cert_pem);
         Ok(install(ctx, state, key_pem).await?.into())
@@ -222,7 +225,7 @@ impl Resource for NodeCertificate {
         let key = match installed.key.filter(|k| pki::key_matches(&cert, k)) {
             Some(key) if !renew => key,
             _ if renew => {
-                let (cert_pem, key_pem) = issue(ctx, &state).await?;
+                let (cert_pem, key_pem) = issue(ctx, &state, None).await?;
                 state.cert_pem = Some(cert_pem);
                 key_pem
             }
@@ -265,6 +268,26 @@ impl Resource for NodeCertificate {
 }
 
 impl Model {
+    /// What a server certificate's `root.crt` holds: `ca_cert_pem`, then
+    /// each CA of `trusted_ca_pems` that is not the same certificate, one
+    /// after the other, each ending in a newline.
+    fn ca_bundle(&self) -> String {
+        let mut seen = Vec::new();
+        let mut out = String::new();
+        for pem in std::iter::once(&self.ca_cert_pem).chain(self.trusted_ca_pems.iter().flatten()) {
+            let pem = pem.trim();
+            let id = pki::inspect(pem)
+                .map(|i| i.fingerprint_sha256)
+                .unwrap_or_else(|_| pem.to_string());
+            if !seen.contains(&id) {
+                seen.push(id);
+                out.push_str(pem);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     /// The subject's common name: a user certificate's is its role.
     fn subject_name(&self) -> &str {
         (self.common_name.as_deref())

@@ -15,6 +15,17 @@ pub(super) fn validate(config: &CertPlan) -> Diagnostics {
         Some(Kind::User) => check_user(config, &mut d),
         None => {}
     }
+    if let Some(items) = config.trusted_ca_pems.known().and_then(Option::as_ref) {
+        for (i, pem) in items.iter().enumerate() {
+            if let Err(m) = pki::inspect(pem) {
+                d.push_error(
+                    Some(AttrPath::attr(TRUSTED_CA_PEMS).index(i)),
+                    "Invalid CA certificate",
+                    m,
+                );
+            }
+        }
+    }
     if let Some(items) = config.ip_addresses.known() {
         for (i, s) in items.iter().enumerate() {
             if s.parse::<std::net::IpAddr>().is_err() {
@@ -80,6 +91,17 @@ fn check_server(config: &CertPlan, d: &mut Diagnostics) {
 }
 
 fn check_user(config: &CertPlan, d: &mut Diagnostics) {
+    if config
+        .trusted_ca_pems
+        .known()
+        .is_some_and(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    {
+        d.push_error(
+            Some(AttrPath::attr(TRUSTED_CA_PEMS)),
+            "Not for user certificates",
+            "`trusted_ca_pems` are the CAs a node trusts, set on its `kind = \"server\"` certificate.",
+        );
+    }
     if config.role.is_null() {
         d.push_error(
             Some(AttrPath::attr(ROLE)),
@@ -175,7 +197,9 @@ pub(super) fn complete(config: &CertPlan, planned: &mut CertPlan) {
 /// command: the new one would silently take its place. One from the
 /// configured CA is the certificate being renewed or replaced (Terraform
 /// plans the new half of a replacement as a create), or one an interrupted
-/// apply installed, and is replaced.
+/// apply installed, and is replaced; so is one from a CA the node trusts
+/// (`trusted_ca_pems`, or its `root.crt` now): the certificate a CA
+/// rotation replaces.
 pub(super) async fn check(ctx: &Ctx, plan: &mut PlanInput<'_, Model>) -> Result<(), Diagnostics> {
     // Only a new certificate is signed: an imported one needs its CA's key
     // only once it is renewed or replaced.
@@ -202,7 +226,21 @@ pub(super) async fn check(ctx: &Ctx, plan: &mut PlanInput<'_, Model>) -> Result<
     let Some(cert) = installed.cert else {
         return Ok(());
     };
-    if pki::issued_by(&cert, &m.ca_cert_pem) {
+    let ours = |ca: &String| pki::issued_by(&cert, ca);
+    if ours(&m.ca_cert_pem) || m.trusted_ca_pems.iter().flatten().any(ours) {
+        return Ok(());
+    }
+    // A CA rotation: the certificate there was issued by a CA the node
+    // trusts now (its `root.crt`), and the new one from the next CA takes
+    // its place.
+    let trusted = node
+        .read_installed(&node.server_cert_paths().await?)
+        .await?
+        .ca;
+    if pki::pem_certificates(trusted.as_deref().unwrap_or_default())
+        .iter()
+        .any(ours)
+    {
         return Ok(());
     }
     let who = pki::inspect(&cert)

@@ -1,0 +1,227 @@
+//! Replacing the cluster CA of a running three-node cluster with no
+//! connection refused, through the production environment's one input
+//! (`ca_generations`): trust both, sign with the new one, trust only the
+//! new one. TLS is on every node; the access node reaches each data node
+//! through the stand-in's TLS-only path with each role's certificate, and a
+//! client reaches every node with `verify-full`, both opening new
+//! connections the whole time. Then the overlap is skipped on purpose, and
+//! the same load counts the connections that fail: it can see them.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::examples::merge;
+use crate::harness::{Cluster, Terraform};
+
+const ROLES: [&str; 2] = ["testrole", "reporter"];
+const DATA_NODES: [&str; 2] = ["dn1", "dn2"];
+
+/// On the access node: connects to `node` as `as_user` the way
+/// TimescaleDB does (the stand-in's options: TLS required, the access
+/// node's `ssl_ca_file` trusted, the user's certificate presented) and
+/// says `ok` or why not.
+const PROBE: &str = "CREATE FUNCTION public.rotation_probe(node name, as_user name) RETURNS text \
+     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $p$ BEGIN \
+     PERFORM public.standin_run(public.standin_connect(node, as_user), ARRAY['SET work_mem = ''64kB''']); RETURN 'ok'; \
+     EXCEPTION WHEN OTHERS THEN RETURN SQLERRM; END $p$";
+
+/// Connections opened and refused while the load runs.
+#[derive(Default)]
+struct Load {
+    stop: AtomicBool,
+    rounds: AtomicUsize,
+    opened: AtomicUsize,
+    failures: Mutex<Vec<String>>,
+}
+
+impl Load {
+    /// One round: every data node from the access node as every role, and
+    /// every node from a client with `verify-full` against `bundle`.
+    fn round(&self, c: &Cluster, bundle: &Path) {
+        let probes = c.psql_output(
+            "access",
+            "postgres",
+            &format!(
+                "SELECT n || ' as ' || r || ': ' || public.rotation_probe(n, r) FROM unnest(ARRAY['{}']) n, unnest(ARRAY['{}']) r",
+                DATA_NODES.join("','"),
+                ROLES.join("','")
+            ),
+        );
+        let mut failed = Vec::new();
+        let text = String::from_utf8_lossy(&probes.stdout).to_string();
+        if !probes.status.success() {
+            failed.push(format!(
+                "the probe itself: {}",
+                String::from_utf8_lossy(&probes.stderr)
+            ));
+        }
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            self.opened.fetch_add(1, Ordering::SeqCst);
+            if !line.ends_with(": ok") {
+                failed.push(format!("access node to {line}"));
+            }
+        }
+        for node in ["access", "dn1", "dn2"] {
+            let out = c.psql_conn(
+                &format!(
+                    "host=127.0.0.1 port={} dbname=postgres user=postgres sslmode=verify-full sslrootcert={}",
+                    c.port(node),
+                    bundle.display()
+                ),
+                "SELECT 1",
+                &[],
+            );
+            self.opened.fetch_add(1, Ordering::SeqCst);
+            if !out.status.success() {
+                failed.push(format!(
+                    "client to {node}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        self.failures.lock().unwrap().extend(failed);
+        self.rounds.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Waits for a round that starts after now to end.
+    fn one_more_round(&self) {
+        let start = self.rounds.load(Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.rounds.load(Ordering::SeqCst) < start + 2 {
+            assert!(Instant::now() < deadline, "the load stopped");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Connections opened and the failures since the last call.
+    fn take(&self) -> (usize, Vec<String>) {
+        (
+            self.opened.swap(0, Ordering::SeqCst),
+            std::mem::take(&mut *self.failures.lock().unwrap()),
+        )
+    }
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The CAs the nodes trust now, from the environment's output, as the
+/// client's `sslrootcert` (written beside and renamed over, so the client
+/// never reads half a file).
+fn write_bundle(tf: &Terraform, bundle: &Path) {
+    let out: serde_json::Value =
+        serde_json::from_str(&tf.must(&["output", "-json", "auth"]).stdout).unwrap();
+    let pem = out["ca_bundle_pem"]
+        .as_str()
+        .expect("ca_bundle_pem")
+        .to_string();
+    assert!(pem.contains("BEGIN CERTIFICATE"), "{out}");
+    let next = bundle.with_extension("next");
+    std::fs::write(&next, pem).unwrap();
+    std::fs::rename(&next, bundle).unwrap();
+}
+
+#[test]
+fn the_ca_is_replaced_with_no_connection_refused_and_skipping_the_overlap_is_seen() {
+    let c = Cluster::start(2);
+    c.install_distributed_exec_standin();
+    c.psql("access", PROBE);
+    let tf = Terraform::example("environments/prod");
+    let vars =
+        |generations: &[&str]| merge(c.example_vars(), json!({ "ca_generations": generations }));
+    tf.vars(&vars(&["1"]));
+    tf.init();
+    tf.apply();
+    // A state from the module's releases that counted its one CA (`ca[0]`)
+    // is moved, not replaced.
+    tf.must(&[
+        "state",
+        "mv",
+        "module.auth.timescaledb_certificate_authority.ca[\"1\"]",
+        "module.auth.timescaledb_certificate_authority.ca[0]",
+    ]);
+    let (_, plan) = tf.plan();
+    assert!(
+        plan.stdout
+            .contains("ca[0] has moved to module.auth.timescaledb_certificate_authority.ca[\"1\"]")
+            && plan
+                .stdout
+                .contains("Plan: 0 to add, 0 to change, 0 to destroy."),
+        "{}",
+        plan.stdout
+    );
+    tf.apply();
+    tf.assert_no_changes();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("clients-root.crt");
+    write_bundle(&tf, &bundle);
+
+    let load = Load::default();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !load.stop.load(Ordering::SeqCst) {
+                load.round(&c, &bundle);
+            }
+        });
+        // However the steps end (a failed assertion too), the load stops.
+        let _stop = StopOnDrop(&load.stop);
+        load.one_more_round();
+        let (opened, failed) = load.take();
+        assert!(failed.is_empty(), "before the rotation: {failed:#?}");
+        println!("before the rotation: {opened} connections, none refused");
+
+        // The module's sequence: each step one change of `ca_generations`.
+        for (step, generations) in [
+            ("trust both CAs", &["1", "2"][..]),
+            ("sign with the new CA", &["2", "1"][..]),
+            ("trust only the new CA", &["2"][..]),
+        ] {
+            tf.vars(&vars(generations));
+            tf.apply();
+            load.one_more_round();
+            write_bundle(&tf, &bundle);
+            load.one_more_round();
+            let (opened, failed) = load.take();
+            println!(
+                "{step} ({generations:?}): {opened} connections, {} refused",
+                failed.len()
+            );
+            assert!(failed.is_empty(), "{step}: {failed:#?}");
+        }
+        tf.assert_no_changes();
+
+        // The overlap skipped: a new CA that signs and alone is trusted, in
+        // one apply. The same load sees the refusals.
+        tf.vars(&vars(&["3"]));
+        tf.apply();
+        load.one_more_round();
+        let (opened, failed) = load.take();
+        println!(
+            "without the overlap ([\"3\"]): {opened} connections, {} refused",
+            failed.len()
+        );
+        assert!(
+            !failed.is_empty(),
+            "no connection was refused although nodes stopped trusting each other's CA: the load does not see refusals"
+        );
+        write_bundle(&tf, &bundle);
+        // A round under way read the old bundle: the next ones count.
+        load.one_more_round();
+        load.take();
+        load.one_more_round();
+        let (_, failed) = load.take();
+        assert!(failed.is_empty(), "after the jump settled: {failed:#?}");
+    });
+    tf.destroy();
+    assert_eq!(c.leftovers(), Vec::<String>::new());
+}
