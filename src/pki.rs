@@ -382,6 +382,14 @@ pub fn subject(pem: &str) -> Result<std::collections::BTreeMap<String, String>, 
     Ok(out)
 }
 
+/// The common name of a certificate's issuer.
+pub fn issuer_name(pem: &str) -> Option<String> {
+    let der = first_der(pem).ok()?;
+    let (_, cert) = X509Certificate::from_der(&der).ok()?;
+    let cn = cert.issuer().iter_common_name().next()?.as_str().ok()?;
+    Some(cn.to_string())
+}
+
 /// The PEM certificates in a text (a CA file, a chain), each with its
 /// trailing newline, in their order.
 pub fn pem_certificates(text: &str) -> Vec<String> {

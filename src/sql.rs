@@ -36,6 +36,16 @@ pub const SESSION_INFO: &str = "SELECT current_user::text, current_database()::t
 /// `$1`: a setting name. Its value, or NULL when unset or unknown.
 pub const SHOW_SETTING: &str = "SELECT current_setting($1, true)";
 
+/// The certificate files a node uses now: its data directory, the
+/// certificate it serves and the CA file it trusts (as in force).
+pub const SSL_FILES: &str = "SELECT current_setting('data_directory'), current_setting('ssl'), \
+     current_setting('ssl_cert_file'), current_setting('ssl_ca_file')";
+
+/// `$1`: a directory. The `.crt` files in it (none when it is missing), by
+/// name.
+pub const CRT_FILES: &str = "SELECT name FROM pg_catalog.pg_ls_dir($1, true, false) AS name \
+     WHERE name LIKE '%.crt' ORDER BY name";
+
 /// `$1`: path. The file's bytes, or NULL when it does not exist.
 pub const READ_FILE: &str = "SELECT CASE WHEN (pg_stat_file($1, true)).size IS NULL THEN NULL ELSE pg_read_binary_file($1) END";
 

@@ -1,5 +1,6 @@
 //! Data sources: read-only views of the cluster.
 
+pub mod certificates;
 pub mod data_nodes;
 pub mod hba_rules;
 
@@ -49,6 +50,7 @@ impl<D: DataSource> DynDataSource for D {
 
 pub fn all() -> Vec<Arc<dyn DynDataSource>> {
     vec![
+        Arc::new(certificates::Certificates),
         Arc::new(data_nodes::DataNodes),
         Arc::new(hba_rules::HbaRules),
     ]

@@ -26,6 +26,38 @@ pub struct CertPaths {
     pub dir: Option<String>,
 }
 
+/// What a certificate file on a node is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertFileKind {
+    /// The certificate the node serves (`ssl_cert_file`).
+    Server,
+    /// The CAs the node trusts (`ssl_ca_file`).
+    TrustedCa,
+    /// A role's certificate TimescaleDB presents from this node.
+    User,
+    /// A CA whose key the node keeps.
+    KeptCa,
+}
+
+impl CertFileKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CertFileKind::Server => "server",
+            CertFileKind::TrustedCa => "trusted_ca",
+            CertFileKind::User => "user",
+            CertFileKind::KeptCa => "ca",
+        }
+    }
+}
+
+/// A certificate file on a node and its text.
+#[derive(Clone, Debug)]
+pub struct CertFile {
+    pub kind: CertFileKind,
+    pub path: String,
+    pub text: String,
+}
+
 /// The contents of the installed files (`None` when missing).
 #[derive(Clone, Debug, Default)]
 pub struct Installed {
@@ -101,6 +133,60 @@ impl Node {
             ca: None,
             dir: Some(dir),
         })
+    }
+
+    /// Every certificate file the node holds for the cluster, with its
+    /// text: the certificate it serves and the CAs it trusts (as its `ssl`
+    /// settings in force name them), the role certificates TimescaleDB
+    /// presents from it, and the CAs whose keys it keeps. Listing the
+    /// directories needs `pg_ls_dir` (a superuser, or a grant).
+    pub async fn certificate_files(&self) -> Result<Vec<CertFile>, NodeError> {
+        let users = self.user_cert_paths("").await?;
+        let cas = self.ca_key_paths("").await?;
+        let mut s = self.session().await?;
+        let tx = self.begin(&mut s).await?;
+        let row = tx
+            .query_one(sql::SSL_FILES, &[])
+            .await
+            .map_err(|e| self.pg_err("reading the ssl settings", &e))?;
+        let data: String = row.get(0);
+        let absolute = |p: String| {
+            if p.is_empty() || p.starts_with('/') {
+                p
+            } else {
+                format!("{data}/{p}")
+            }
+        };
+        let ssl_on = row.get::<_, String>(1) == "on";
+        let mut wanted: Vec<(CertFileKind, String)> = Vec::new();
+        if ssl_on {
+            wanted.push((CertFileKind::Server, absolute(row.get(2))));
+        }
+        let ca_file = absolute(row.get(3));
+        if ssl_on && !ca_file.is_empty() {
+            wanted.push((CertFileKind::TrustedCa, ca_file));
+        }
+        for (kind, dir) in [
+            (CertFileKind::User, users.dir.unwrap_or_default()),
+            (CertFileKind::KeptCa, cas.dir.unwrap_or_default()),
+        ] {
+            let rows = tx
+                .query(sql::CRT_FILES, &[&dir])
+                .await
+                .map_err(|e| self.pg_err(format!("listing {dir}"), &e))?;
+            wanted.extend(
+                rows.iter()
+                    .map(|r| (kind, format!("{dir}/{}", r.get::<_, String>(0)))),
+            );
+        }
+        let mut out = Vec::new();
+        for (kind, path) in wanted {
+            if let Some(text) = self.read_text(&tx, &path).await? {
+                out.push(CertFile { kind, path, text });
+            }
+        }
+        let _ = tx.rollback().await;
+        Ok(out)
     }
 
     /// Paths of a role's client certificate where TimescaleDB (2.13) looks:

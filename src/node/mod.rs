@@ -24,7 +24,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use bastion::{Bastion, BastionSpec, ClientAuth, HostKeys};
-pub use certs::{user_cert_base, CertPaths, Install, Installed, SSL_SETTINGS};
+pub use certs::{
+    user_cert_base, CertFile, CertFileKind, CertPaths, Install, Installed, SSL_SETTINGS,
+};
 pub use conn::{ChannelBinding, ConnSpec, SslMode, CHANNEL_BINDINGS, SESSION_SETTINGS, SSL_MODES};
 pub use error::{ErrorKind, NodeError};
 pub use grants::GrantChange;

@@ -115,12 +115,24 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+/// The environment's `auth` output.
+fn auth_output(tf: &Terraform) -> serde_json::Value {
+    serde_json::from_str(&tf.must(&["output", "-json", "auth"]).stdout).unwrap()
+}
+
+/// The fingerprint of the CA certificate in the `auth` output `key`.
+fn ca_fingerprint(tf: &Terraform, key: &str) -> String {
+    let pem = auth_output(tf)[key].as_str().unwrap().to_string();
+    tsdb_provider::pki::inspect(&pem)
+        .unwrap()
+        .fingerprint_sha256
+}
+
 /// The CAs the nodes trust now, from the environment's output, as the
 /// client's `sslrootcert` (written beside and renamed over, so the client
 /// never reads half a file).
 fn write_bundle(tf: &Terraform, bundle: &Path) {
-    let out: serde_json::Value =
-        serde_json::from_str(&tf.must(&["output", "-json", "auth"]).stdout).unwrap();
+    let out = auth_output(tf);
     let pem = out["ca_bundle_pem"]
         .as_str()
         .expect("ca_bundle_pem")
@@ -129,6 +141,67 @@ fn write_bundle(tf: &Terraform, bundle: &Path) {
     let next = bundle.with_extension("next");
     std::fs::write(&next, pem).unwrap();
     std::fs::rename(&next, bundle).unwrap();
+}
+
+/// What `timescaledb_certificates` lists now, read by its own
+/// configuration.
+fn listed(ds: &Terraform) -> Vec<serde_json::Value> {
+    ds.apply();
+    let out: serde_json::Value =
+        serde_json::from_str(&ds.must(&["output", "-json", "certificates"]).stdout).unwrap();
+    out.as_array().cloned().unwrap_or_default()
+}
+
+/// Checks the list in the overlap: every node serves a certificate from
+/// `signing` and trusts both CAs; the access node presents a certificate
+/// for each role and keeps both CAs; every certificate has its expiry.
+fn check_listed_in_overlap(list: &[serde_json::Value], signing: &str, next: &str) {
+    let of = |node: &str, kind: &str| -> Vec<&serde_json::Value> {
+        list.iter()
+            .filter(|c| c["node"] == node && c["kind"] == kind)
+            .collect()
+    };
+    for node in ["access", "dn1", "dn2"] {
+        let served = of(node, "server");
+        assert_eq!(served.len(), 1, "{node}: {list:#?}");
+        assert_eq!(served[0]["signed_by"], signing, "{node}: {list:#?}");
+        assert_eq!(
+            served[0]["trusted_by"],
+            json!(["access", "dn1", "dn2"]),
+            "{list:#?}"
+        );
+        assert_eq!(served[0]["issuer"], "TimescaleDB cluster CA", "{list:#?}");
+        let days = served[0]["days_left"].as_i64().unwrap();
+        assert!((88..=90).contains(&days), "{days}: {list:#?}");
+        let mut trusted: Vec<&str> = of(node, "trusted_ca")
+            .iter()
+            .map(|c| c["fingerprint_sha256"].as_str().unwrap())
+            .collect();
+        trusted.sort();
+        let mut want = vec![signing, next];
+        want.sort();
+        assert_eq!(trusted, want, "{node}: {list:#?}");
+    }
+    let mut users: Vec<&str> = of("access", "user")
+        .iter()
+        .map(|c| {
+            assert_eq!(c["signed_by"], signing, "{list:#?}");
+            assert_eq!(
+                c["trusted_by"],
+                json!(["access", "dn1", "dn2"]),
+                "{list:#?}"
+            );
+            c["subject"].as_str().unwrap()
+        })
+        .collect();
+    users.sort();
+    assert_eq!(users, ["reporter", "testrole"], "{list:#?}");
+    assert_eq!(of("access", "ca").len(), 2, "{list:#?}");
+    assert!(
+        list.iter()
+            .all(|c| c["not_after"].as_str().is_some_and(|t| t.len() >= 20)),
+        "{list:#?}"
+    );
 }
 
 #[test]
@@ -166,6 +239,14 @@ fn the_ca_is_replaced_with_no_connection_refused_and_skipping_the_overlap_is_see
     let bundle = dir.path().join("clients-root.crt");
     write_bundle(&tf, &bundle);
 
+    // The certificates data source, in a configuration of its own.
+    let ds = Terraform::new();
+    ds.config(&format!(
+        "{}data \"timescaledb_certificates\" \"all\" {{}}\noutput \"certificates\" {{\n  value = data.timescaledb_certificates.all.certificates\n}}\n",
+        c.provider_block()
+    ));
+    ds.init();
+
     let load = Load::default();
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -188,6 +269,19 @@ fn the_ca_is_replaced_with_no_connection_refused_and_skipping_the_overlap_is_see
         ] {
             tf.vars(&vars(generations));
             tf.apply();
+            if generations == ["1", "2"] {
+                let signing = ca_fingerprint(&tf, "ca_cert_pem");
+                let bundle_text = auth_output(&tf)["ca_bundle_pem"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                let next = tsdb_provider::pki::pem_certificates(&bundle_text)
+                    .iter()
+                    .map(|p| tsdb_provider::pki::inspect(p).unwrap().fingerprint_sha256)
+                    .find(|f| *f != signing)
+                    .unwrap();
+                check_listed_in_overlap(&listed(&ds), &signing, &next);
+            }
             load.one_more_round();
             write_bundle(&tf, &bundle);
             load.one_more_round();
