@@ -205,6 +205,10 @@ fn fixtures() -> Vec<Fixture> {
                 ("validity_days", lit(json!(30))),
                 ("early_renewal_days", lit(json!(5))),
                 ("configure_ssl", lit(json!(true))),
+                (
+                    "trusted_ca_pems",
+                    V::Expr("[timescaledb_certificate_authority.ca_in_state.cert_pem]"),
+                ),
             ],
         ),
         f(
@@ -292,6 +296,7 @@ const VOLATILE: &[&str] = &[
     "key_path",
     "ca_cert_pem",
     "ca_private_key_pem",
+    "trusted_ca_pems",
 ];
 
 /// The unknown source, and the local every unknown value is made from.
