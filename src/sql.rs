@@ -41,6 +41,12 @@ pub const SHOW_SETTING: &str = "SELECT current_setting($1, true)";
 pub const SSL_FILES: &str = "SELECT current_setting('data_directory'), current_setting('ssl'), \
      current_setting('ssl_cert_file'), current_setting('ssl_ca_file')";
 
+/// The revocation list file and the CA file in force, and the data
+/// directory they are relative to.
+pub const CRL_FILES: &str =
+    "SELECT current_setting('data_directory'), current_setting('ssl_crl_file'), \
+     current_setting('ssl_ca_file')";
+
 /// `$1`: a directory. The `.crt` files in it (none when it is missing), by
 /// name.
 pub const CRT_FILES: &str = "SELECT name FROM pg_catalog.pg_ls_dir($1, true, false) AS name \

@@ -189,6 +189,134 @@ impl Node {
         Ok(out)
     }
 
+    /// The revocation list file the provider installs (`root.crl` in the
+    /// data directory), and the files in force: `ssl_crl_file` and
+    /// `ssl_ca_file`, absolute.
+    async fn crl_files(&self) -> Result<(String, String, String), NodeError> {
+        let mut s = self.session().await?;
+        let row = s
+            .client()
+            .query_one(sql::CRL_FILES, &[])
+            .await
+            .map_err(|e| self.pg_err("reading the ssl settings", &e))?;
+        let data: String = row.get(0);
+        let absolute = |p: String| {
+            if p.is_empty() || p.starts_with('/') {
+                p
+            } else {
+                format!("{data}/{p}")
+            }
+        };
+        Ok((
+            format!("{data}/root.crl"),
+            absolute(row.get(1)),
+            absolute(row.get(2)),
+        ))
+    }
+
+    /// Installs `crl_pem` (signed by the CA `ca_pem`) as the node's
+    /// `ssl_crl_file`, reloads, and waits until the setting is in force.
+    /// Refused while the node trusts another CA as well: with a revocation
+    /// list set, PostgreSQL refuses every client certificate whose CA has
+    /// no list in the file.
+    pub async fn install_crl(&self, crl_pem: &str, ca_pem: &str) -> Result<(), NodeError> {
+        let (path, in_force, ca_file) = self.crl_files().await?;
+        let ca = pki::inspect(ca_pem)
+            .map(|i| i.fingerprint_sha256)
+            .unwrap_or_default();
+        let mut s = self.session().await?;
+        let tx = self.begin(&mut s).await?;
+        let others: Vec<String> = match self.read_text(&tx, &ca_file).await {
+            Ok(Some(text)) if !ca_file.is_empty() => pki::pem_certificates(&text)
+                .iter()
+                .filter_map(|p| pki::inspect(p).ok())
+                .filter(|i| i.fingerprint_sha256 != ca)
+                .map(|i| i.common_name.unwrap_or(i.fingerprint_sha256))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if !others.is_empty() {
+            return Err(self.err(
+                ErrorKind::Rejected,
+                format!("installing a revocation list as {path}"),
+                format!(
+                    "the node trusts other CAs besides the list's ({}); once ssl_crl_file is set PostgreSQL refuses every \
+                     client certificate whose CA has no list in it, so their certificates would be refused. Revoke once a \
+                     CA rotation has dropped them from every node's trust; nothing was changed",
+                    others.join(", ")
+                ),
+            ));
+        }
+        let rights = self.file_rights(&tx).await?;
+        files::replace(&tx, &path, crl_pem.as_bytes(), Some(0o644), &rights)
+            .await
+            .map_err(|e| self.pg_err(format!("writing {path}"), &e))?;
+        let _ = tx.rollback().await;
+        drop(s);
+        if in_force != path {
+            self.alter_system("ssl_crl_file", Some(&path)).await?;
+        }
+        self.reload().await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.crl_files().await?.1 == path {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(self.err(
+                    ErrorKind::Sql,
+                    format!("installing a revocation list as {path}"),
+                    "the server did not take ssl_crl_file within 10 seconds of the reload; the list is not known to be in force",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How the node's revocation list compares with `crl_pem`: the problems
+    /// found, none when it is in force.
+    pub async fn crl_problems(&self, crl_pem: &str) -> Result<Vec<String>, NodeError> {
+        let (path, in_force, _) = self.crl_files().await?;
+        let mut s = self.session().await?;
+        let text = self.read_text(s.client(), &path).await?;
+        let mut problems = Vec::new();
+        match text {
+            None => problems.push("revocation list missing".to_string()),
+            Some(t) if t.trim() != crl_pem.trim() => {
+                problems.push("revocation list replaced".to_string())
+            }
+            _ => {}
+        }
+        if in_force != path {
+            problems.push("ssl_crl_file not set to it".to_string());
+        }
+        Ok(problems)
+    }
+
+    /// Takes the revocation list out of force and removes the file, while
+    /// they are `crl_pem`'s: a list another one replaced stays.
+    pub async fn uninstall_crl(&self, crl_pem: &str) -> Result<(), NodeError> {
+        let (path, in_force, _) = self.crl_files().await?;
+        let mut s = self.session().await?;
+        let tx = self.begin(&mut s).await?;
+        let ours = self
+            .read_text(&tx, &path)
+            .await?
+            .is_some_and(|t| t.trim() == crl_pem.trim());
+        if !ours {
+            return Ok(());
+        }
+        if in_force == path {
+            self.alter_system("ssl_crl_file", None).await?;
+            self.reload().await?;
+        }
+        files::remove(&tx, &path)
+            .await
+            .map_err(|e| self.pg_err(format!("removing {path}"), &e))?;
+        let _ = tx.rollback().await;
+        Ok(())
+    }
+
     /// Paths of a role's client certificate where TimescaleDB (2.13) looks:
     /// `<timescaledb.ssl_dir>/<md5>.crt` when that is set, else
     /// `<data_directory>/timescaledb/certs/<md5>.crt`.

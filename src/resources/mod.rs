@@ -13,6 +13,7 @@ pub mod hba_rule;
 pub mod ident_mapping;
 pub mod node_certificate;
 pub mod passfile_entry;
+pub mod revocation_list;
 pub mod role_membership;
 
 use std::sync::Arc;
@@ -526,6 +527,7 @@ pub fn all() -> Vec<Arc<dyn DynResource>> {
         Arc::new(role_membership::RoleMembership),
         Arc::new(ident_mapping::IdentMapping),
         Arc::new(hba_file::HbaFileResource),
+        Arc::new(revocation_list::RevocationList),
     ]
 }
 
@@ -616,7 +618,8 @@ mod tests {
         assert!(Value::Bool(true).conforms(&crate::value::Type::Bool));
     }
 
-    /// Every resource but the whole-file one can be imported, and says how.
+    /// Every resource but the whole-file one and the revocation list can
+    /// be imported, and says how.
     #[test]
     fn import_ids_are_declared() {
         let importable: Vec<&str> = all()
@@ -624,7 +627,10 @@ mod tests {
             .filter(|r| r.import_id_format().is_some())
             .map(|r| r.type_name())
             .collect();
-        assert_eq!(importable.len(), all().len() - 1, "{importable:?}");
+        assert_eq!(importable.len(), all().len() - 2, "{importable:?}");
+        // A list is signed, not found: there is nothing on a node to adopt
+        // that the configuration would not sign again.
+        assert!(!importable.contains(&"timescaledb_certificate_revocation_list"));
         assert!(importable.contains(&"timescaledb_certificate_authority"));
         // Nothing of a whole file to adopt: it is the node's file.
         assert!(!importable.contains(&"timescaledb_hba_file"));

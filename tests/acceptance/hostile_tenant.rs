@@ -583,6 +583,18 @@ resource "timescaledb_node_certificate" "user" {{
   ca_key_node = timescaledb_certificate_authority.ca.key_node
 }}
 
+resource "timescaledb_certificate_revocation_list" "ca" {{
+  ca_cert_pem              = timescaledb_certificate_authority.ca.cert_pem
+  ca_key_node              = timescaledb_certificate_authority.ca.key_node
+  nodes                    = data.timescaledb_data_nodes.all.nodes[*].name
+  revoked_certificate_pems = []
+  depends_on               = [timescaledb_node_certificate.server]
+}}
+
+data "timescaledb_certificates" "all" {{
+  depends_on = [timescaledb_node_certificate.user, timescaledb_node_certificate.access_server]
+}}
+
 resource "timescaledb_distributed_role" "app" {{
   name               = "app"
   login              = true
@@ -698,13 +710,19 @@ fn lifecycle(c: &Cluster, tf: &Terraform) {
     let ids = tf.state_ids();
     let mut imported = 0;
     for (addr, id) in &ids {
-        if addr.starts_with("timescaledb_certificate_authority")
-            || addr.starts_with("timescaledb_hba_file")
+        if addr.starts_with("timescaledb_hba_file")
+            || addr.starts_with("timescaledb_certificate_revocation_list")
         {
             continue; // cannot be imported
         }
+        // A CA by the node that keeps its key and its fingerprint.
+        let id = if addr.starts_with("timescaledb_certificate_authority") {
+            format!("access {id}")
+        } else {
+            id.clone()
+        };
         tf.must(&["state", "rm", addr]);
-        tf.must(&["import", "-input=false", "-no-color", addr, id]);
+        tf.must(&["import", "-input=false", "-no-color", addr, &id]);
         imported += 1;
     }
     assert!(imported >= 9, "{ids:?}");

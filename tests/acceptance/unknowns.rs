@@ -228,6 +228,27 @@ fn fixtures() -> Vec<Fixture> {
             ],
         ),
         f(
+            "timescaledb_certificate_revocation_list",
+            "crl",
+            vec![
+                (
+                    "ca_cert_pem",
+                    V::Expr("timescaledb_certificate_authority.ca.cert_pem"),
+                ),
+                (
+                    "ca_key_node",
+                    V::Expr("timescaledb_certificate_authority.ca.key_node"),
+                ),
+                ("nodes", lit(json!(["dn2"]))),
+                (
+                    "revoked_certificate_pems",
+                    V::Expr("[timescaledb_node_certificate.server.cert_pem]"),
+                ),
+                ("validity_days", lit(json!(20))),
+                ("early_renewal_days", lit(json!(3))),
+            ],
+        ),
+        f(
             "timescaledb_ident_mapping",
             "mapping",
             vec![
@@ -274,6 +295,22 @@ fn fixtures() -> Vec<Fixture> {
             ],
             write_only: true,
         },
+        Fixture {
+            ty: "timescaledb_certificate_revocation_list",
+            name: "crl_wo",
+            attrs: vec![
+                (
+                    "ca_cert_pem",
+                    V::Expr("timescaledb_certificate_authority.ca_in_state.cert_pem"),
+                ),
+                (
+                    "ca_private_key_pem_wo",
+                    V::Expr("timescaledb_certificate_authority.ca_in_state.private_key_pem"),
+                ),
+                ("nodes", lit(json!(["access"]))),
+            ],
+            write_only: true,
+        },
     ]
 }
 
@@ -297,6 +334,10 @@ const VOLATILE: &[&str] = &[
     "ca_cert_pem",
     "ca_private_key_pem",
     "trusted_ca_pems",
+    "crl_pem",
+    "revoked_serials",
+    "next_update",
+    "revoked_certificate_pems",
 ];
 
 /// The unknown source, and the local every unknown value is made from.
@@ -376,8 +417,10 @@ fn fixture_states(tf: &Terraform) -> BTreeMap<String, Json> {
             for v in VOLATILE {
                 m.remove(*v);
             }
-            if address.starts_with("timescaledb_certificate_authority") {
-                m.remove("id"); // the fingerprint
+            if address.starts_with("timescaledb_certificate_authority")
+                || address.starts_with("timescaledb_certificate_revocation_list")
+            {
+                m.remove("id"); // the CA's fingerprint
             }
         }
         out.insert(address, values);
