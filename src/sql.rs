@@ -36,16 +36,11 @@ pub const SESSION_INFO: &str = "SELECT current_user::text, current_database()::t
 /// `$1`: a setting name. Its value, or NULL when unset or unknown.
 pub const SHOW_SETTING: &str = "SELECT current_setting($1, true)";
 
-/// The certificate files a node uses now: its data directory, the
-/// certificate it serves and the CA file it trusts (as in force).
+/// The certificate files a node uses now, as in force: its data directory
+/// (what relative paths are relative to), `ssl`, and the server
+/// certificate, CA and revocation list files.
 pub const SSL_FILES: &str = "SELECT current_setting('data_directory'), current_setting('ssl'), \
-     current_setting('ssl_cert_file'), current_setting('ssl_ca_file')";
-
-/// The revocation list file and the CA file in force, and the data
-/// directory they are relative to.
-pub const CRL_FILES: &str =
-    "SELECT current_setting('data_directory'), current_setting('ssl_crl_file'), \
-     current_setting('ssl_ca_file')";
+     current_setting('ssl_cert_file'), current_setting('ssl_ca_file'), current_setting('ssl_crl_file')";
 
 /// `$1`: a directory. The `.crt` files in it (none when it is missing), by
 /// name.

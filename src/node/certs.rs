@@ -50,6 +50,18 @@ impl CertFileKind {
     }
 }
 
+/// The certificate files a node uses, as in force, absolute.
+struct SslFiles {
+    on: bool,
+    cert_file: String,
+    ca_file: String,
+    /// `ssl_crl_file` as in force.
+    crl_file: String,
+    /// Where the provider installs a revocation list: `root.crl` in the
+    /// data directory.
+    crl_path: String,
+}
+
 /// A certificate file on a node and its text.
 #[derive(Clone, Debug)]
 pub struct CertFile {
@@ -143,28 +155,15 @@ impl Node {
     pub async fn certificate_files(&self) -> Result<Vec<CertFile>, NodeError> {
         let users = self.user_cert_paths("").await?;
         let cas = self.ca_key_paths("").await?;
+        let ssl = self.ssl_files().await?;
         let mut s = self.session().await?;
         let tx = self.begin(&mut s).await?;
-        let row = tx
-            .query_one(sql::SSL_FILES, &[])
-            .await
-            .map_err(|e| self.pg_err("reading the ssl settings", &e))?;
-        let data: String = row.get(0);
-        let absolute = |p: String| {
-            if p.is_empty() || p.starts_with('/') {
-                p
-            } else {
-                format!("{data}/{p}")
-            }
-        };
-        let ssl_on = row.get::<_, String>(1) == "on";
         let mut wanted: Vec<(CertFileKind, String)> = Vec::new();
-        if ssl_on {
-            wanted.push((CertFileKind::Server, absolute(row.get(2))));
-        }
-        let ca_file = absolute(row.get(3));
-        if ssl_on && !ca_file.is_empty() {
-            wanted.push((CertFileKind::TrustedCa, ca_file));
+        if ssl.on {
+            wanted.push((CertFileKind::Server, ssl.cert_file));
+            if !ssl.ca_file.is_empty() {
+                wanted.push((CertFileKind::TrustedCa, ssl.ca_file));
+            }
         }
         for (kind, dir) in [
             (CertFileKind::User, users.dir.unwrap_or_default()),
@@ -189,29 +188,30 @@ impl Node {
         Ok(out)
     }
 
-    /// The revocation list file the provider installs (`root.crl` in the
-    /// data directory), and the files in force: `ssl_crl_file` and
-    /// `ssl_ca_file`, absolute.
-    async fn crl_files(&self) -> Result<(String, String, String), NodeError> {
+    /// The certificate files in force, as absolute paths.
+    async fn ssl_files(&self) -> Result<SslFiles, NodeError> {
         let mut s = self.session().await?;
         let row = s
             .client()
-            .query_one(sql::CRL_FILES, &[])
+            .query_one(sql::SSL_FILES, &[])
             .await
             .map_err(|e| self.pg_err("reading the ssl settings", &e))?;
         let data: String = row.get(0);
-        let absolute = |p: String| {
+        let absolute = |i: usize| {
+            let p: String = row.get(i);
             if p.is_empty() || p.starts_with('/') {
                 p
             } else {
                 format!("{data}/{p}")
             }
         };
-        Ok((
-            format!("{data}/root.crl"),
-            absolute(row.get(1)),
-            absolute(row.get(2)),
-        ))
+        Ok(SslFiles {
+            on: row.get::<_, String>(1) == "on",
+            cert_file: absolute(2),
+            ca_file: absolute(3),
+            crl_file: absolute(4),
+            crl_path: format!("{data}/root.crl"),
+        })
     }
 
     /// Installs `crl_pem` (signed by the CA `ca_pem`) as the node's
@@ -220,7 +220,12 @@ impl Node {
     /// list set, PostgreSQL refuses every client certificate whose CA has
     /// no list in the file.
     pub async fn install_crl(&self, crl_pem: &str, ca_pem: &str) -> Result<(), NodeError> {
-        let (path, in_force, ca_file) = self.crl_files().await?;
+        let SslFiles {
+            crl_path: path,
+            crl_file: in_force,
+            ca_file,
+            ..
+        } = self.ssl_files().await?;
         let ca = pki::inspect(ca_pem)
             .map(|i| i.fingerprint_sha256)
             .unwrap_or_default();
@@ -259,7 +264,7 @@ impl Node {
         self.reload().await?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if self.crl_files().await?.1 == path {
+            if self.ssl_files().await?.crl_file == path {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
@@ -276,7 +281,11 @@ impl Node {
     /// How the node's revocation list compares with `crl_pem`: the problems
     /// found, none when it is in force.
     pub async fn crl_problems(&self, crl_pem: &str) -> Result<Vec<String>, NodeError> {
-        let (path, in_force, _) = self.crl_files().await?;
+        let SslFiles {
+            crl_path: path,
+            crl_file: in_force,
+            ..
+        } = self.ssl_files().await?;
         let mut s = self.session().await?;
         let text = self.read_text(s.client(), &path).await?;
         let mut problems = Vec::new();
@@ -296,7 +305,11 @@ impl Node {
     /// Takes the revocation list out of force and removes the file, while
     /// they are `crl_pem`'s: a list another one replaced stays.
     pub async fn uninstall_crl(&self, crl_pem: &str) -> Result<(), NodeError> {
-        let (path, in_force, _) = self.crl_files().await?;
+        let SslFiles {
+            crl_path: path,
+            crl_file: in_force,
+            ..
+        } = self.ssl_files().await?;
         let mut s = self.session().await?;
         let tx = self.begin(&mut s).await?;
         let ours = self

@@ -240,15 +240,7 @@ impl ConnSpec {
         if let Some(b) = &self.bastion {
             return Ok(Box::new(self.tunnel(node, b).await?));
         }
-        let fail = |m: String| {
-            NodeError::new(
-                node,
-                &self.address(),
-                ErrorKind::Unreachable,
-                "connecting",
-                m,
-            )
-        };
+        let fail = |m: String| self.unreachable(node, m);
         let addr = (self.host.as_str(), self.port);
         match tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(addr)).await
         {
@@ -257,21 +249,24 @@ impl ConnSpec {
         }
     }
 
+    /// The node could not be reached: `m` says why.
+    fn unreachable(&self, node: &str, m: String) -> NodeError {
+        NodeError::new(
+            node,
+            &self.address(),
+            ErrorKind::Unreachable,
+            "connecting",
+            m,
+        )
+    }
+
     /// A stream to the node through `bastion`, within the connect timeout.
     pub async fn tunnel(
         &self,
         node: &str,
         bastion: &Bastion,
     ) -> Result<ChannelStream<Msg>, NodeError> {
-        let fail = |m: String| {
-            NodeError::new(
-                node,
-                &self.address(),
-                ErrorKind::Unreachable,
-                "connecting",
-                m,
-            )
-        };
+        let fail = |m: String| self.unreachable(node, m);
         if self.host.starts_with('/') {
             return Err(fail("a Unix socket cannot be reached through a bastion; give the node's host name or address as the bastion sees it".into()));
         }

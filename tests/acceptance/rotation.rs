@@ -331,7 +331,7 @@ fn a_revoked_certificate_is_refused_at_its_next_login_and_the_others_still_get_i
     c.install_distributed_exec_standin();
     c.psql("access", PROBE);
     let env = Terraform::example("environments/prod");
-    env.vars(&merge(c.example_vars(), json!({})));
+    env.vars(&c.example_vars());
     env.init();
     env.apply();
     let (crt, _) = crate::certificates::user_cert(&c, "testrole");
