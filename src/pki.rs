@@ -400,10 +400,6 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
-/// Whether `cert_pem` was signed by the CA in `ca_pem`.
-/// Whether `s` is a SHA-256 fingerprint as [`fingerprint`] writes it (64
-/// lower-case hex digits): what a state holds is checked before it names
-/// anything on a node.
 /// The subject of a certificate as `subject` keys ([`SUBJECT_KEYS`]); an
 /// error names a field those keys cannot say, or one given twice.
 pub fn subject(pem: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
@@ -463,12 +459,28 @@ pub fn normalize_fingerprint(s: &str) -> String {
     s.trim().replace(':', "").to_ascii_lowercase()
 }
 
+/// Whether `s` is a SHA-256 fingerprint as [`fingerprint`] writes it (64
+/// lower-case hex digits): what a state holds is checked before it names
+/// anything on a node.
 pub fn is_fingerprint(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// Whether a certificate is made for a server to present (extended key
+/// usage `serverAuth`), as node certificates of `kind = "server"` are.
+pub fn serves_tls(pem: &str) -> bool {
+    let Ok(der) = first_der(pem) else {
+        return false;
+    };
+    let Ok((_, cert)) = X509Certificate::from_der(&der) else {
+        return false;
+    };
+    matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.server_auth)
+}
+
+/// Whether `cert_pem` was signed by the CA in `ca_pem`.
 pub fn issued_by(cert_pem: &str, ca_pem: &str) -> bool {
     let (Ok(der), Ok(ca_der)) = (first_der(cert_pem), first_der(ca_pem)) else {
         return false;
@@ -629,6 +641,8 @@ mod tests {
             assert_eq!(info.dns_names, ["localhost"]);
             assert_eq!(info.ip_addresses, ["127.0.0.1", "::1"]);
             assert!(issued_by(&server.cert_pem, &ca.cert_pem), "{alg}");
+            assert!(serves_tls(&server.cert_pem));
+            assert!(!serves_tls(&ca.cert_pem));
             let key_print = info.public_key_fingerprint();
             assert_eq!(key_print.len(), 64);
             assert!(key_print.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -648,6 +662,7 @@ mod tests {
                 inspect(&client.cert_pem).unwrap().common_name.as_deref(),
                 Some("Test \"Rôle\"")
             );
+            assert!(!serves_tls(&client.cert_pem));
             let other = new_ca(
                 distinguished_name([("common_name", "Other")]).unwrap(),
                 alg,

@@ -17,7 +17,7 @@ crate::model! {
         CA_CERT_PEM => ca_cert_pem: String = required("The CA certificate (PEM) whose certificates the list revokes, e.g. `timescaledb_certificate_authority.ca.cert_pem`. Another CA replaces the list.").force_new(),
         CA_KEY_NODE => ca_key_node: Option<String> = optional("Node that keeps the CA's key (`timescaledb_certificate_authority.<name>.key_node`): the list is signed with it there, and the key is never in the plan or the state. Exactly one of `ca_key_node` and `ca_private_key_pem_wo` is required."),
         CA_PRIVATE_KEY_PEM_WO => ca_private_key_pem_wo: Option<Secret> = optional("The CA's private key (PEM), for a CA kept elsewhere.").write_only(),
-        REVOKED_CERTIFICATE_PEMS => revoked_certificate_pems: Option<Vec<String>> = optional("The certificates (PEM) revoked: each must be issued by the CA. A change signs a new list and installs it in place; a revoked certificate is refused at its next login."),
+        REVOKED_CERTIFICATE_PEMS => revoked_certificate_pems: Option<Vec<String>> = optional("The certificates (PEM) revoked: each must be issued by the CA. A change signs a new list and installs it in place; a revoked certificate is refused at its next login. A server certificate listed here is refused only by clients that check `crl_pem` themselves (`sslcrl`), not by a TimescaleDB access node: the plan warns."),
         NODES => nodes: Vec<String> = required("Nodes that check this CA's certificates and so install the list as their `ssl_crl_file`: the data nodes for the role certificates the access node presents, every node whose clients present certificates."),
         VALIDITY_DAYS => validity_days: i64 = optional("Days the list is valid (its next update). OpenSSL refuses every certificate of the CA once the list has expired, so the plan signs a new one inside `early_renewal_days`.").default(Value::int(30)),
         EARLY_RENEWAL_DAYS => early_renewal_days: i64 = optional("Days before the list's next update from which `terraform plan` signs a new one.").default(Value::int(7)),
@@ -40,6 +40,15 @@ const DESCRIPTION: &str = "Revokes certificates of one CA without replacing it: 
      and removes it. Use `create_before_destroy` so that a list replaced (another CA) is never out of force.";
 
 const IN_SYNC: &str = "in sync";
+
+/// Why revoking a certificate a node serves does not shut it out of the
+/// cluster.
+const SERVER_CERTIFICATE: &str = "A node's `ssl_crl_file` checks only the certificates clients present to it. A \
+     server certificate is refused by the clients that check this list themselves (libpq's `sslcrl`, given \
+     `crl_pem`), but not by a TimescaleDB access node: its connections to data nodes give libpq a root \
+     certificate and no `sslcrl`, so it keeps reaching a data node that serves this certificate. To shut a \
+     server certificate out of the cluster, replace it: `terraform apply -replace` on its \
+     `timescaledb_node_certificate`.";
 
 pub struct RevocationList;
 
@@ -80,7 +89,16 @@ impl Resource for RevocationList {
                 let at = Some(AttrPath::attr(REVOKED_CERTIFICATE_PEMS).index(i));
                 if let Err(m) = pki::serial(pem) {
                     d.push_error(at, "Invalid certificate", m);
-                } else if let Some(ca) = ca {
+                    continue;
+                }
+                if pki::serves_tls(pem) {
+                    d.push_warning(
+                        at.clone(),
+                        "A server certificate: only clients that check the list refuse it",
+                        SERVER_CERTIFICATE,
+                    );
+                }
+                if let Some(ca) = ca {
                     if !pki::issued_by(pem, ca) {
                         d.push_error(
                             at,

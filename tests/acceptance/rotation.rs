@@ -354,12 +354,15 @@ fn a_revoked_certificate_is_refused_at_its_next_login_and_the_others_still_get_i
     }
 
     let tf = Terraform::new();
-    tf.config(&format!(
-        "{}resource \"timescaledb_certificate_revocation_list\" \"l\" {{\n  ca_cert_pem = {}\n  ca_key_node = \"access\"\n  nodes = [\"dn1\", \"dn2\"]\n  revoked_certificate_pems = [{}]\n}}\n",
-        c.provider_block(),
-        hcl(&json!(ca)),
-        hcl(&json!(revoked))
-    ));
+    let list = |revoked: &[&str]| {
+        format!(
+            "{}resource \"timescaledb_certificate_revocation_list\" \"l\" {{\n  ca_cert_pem = {}\n  ca_key_node = \"access\"\n  nodes = [\"dn1\", \"dn2\"]\n  revoked_certificate_pems = {}\n}}\noutput \"crl\" {{\n  value = timescaledb_certificate_revocation_list.l.crl_pem\n}}\n",
+            c.provider_block(),
+            hcl(&json!(ca)),
+            hcl(&json!(revoked))
+        )
+    };
+    tf.config(&list(&[&revoked]));
     tf.init();
     tf.apply();
     tf.assert_no_changes();
@@ -412,6 +415,59 @@ fn a_revoked_certificate_is_refused_at_its_next_login_and_the_others_still_get_i
     );
     tf.apply();
     refused("dn1");
+    tf.assert_no_changes();
+
+    // dn2's server certificate listed too: the plan says who refuses it. A
+    // client that checks the list (`sslcrl`) no longer reaches dn2 and still
+    // reaches dn1; the access node, given no `sslcrl` by TimescaleDB, still
+    // reaches dn2, as the warning says.
+    let served = std::fs::read_to_string(c.data_dir("dn2").join("server.crt")).unwrap();
+    tf.config(&list(&[&revoked, &served]));
+    let (changes, plan) = tf.plan();
+    assert!(
+        changes
+            && plan
+                .stdout
+                .contains("A server certificate: only clients that check the list refuse it"),
+        "{}",
+        plan.stdout
+    );
+    tf.apply();
+    let dir = tempfile::tempdir().unwrap();
+    let (root, crl) = (dir.path().join("root.crt"), dir.path().join("root.crl"));
+    std::fs::write(&root, &ca).unwrap();
+    let output: serde_json::Value =
+        serde_json::from_str(&tf.must(&["output", "-json", "crl"]).stdout).unwrap();
+    std::fs::write(&crl, output.as_str().unwrap()).unwrap();
+    let client = |node: &str, sslcrl: bool| {
+        let mut conninfo = format!(
+            "host=127.0.0.1 port={} dbname=postgres user=postgres sslmode=verify-full sslrootcert={}",
+            c.port(node),
+            root.display()
+        );
+        if sslcrl {
+            conninfo.push_str(&format!(" sslcrl={}", crl.display()));
+        }
+        c.psql_conn(&conninfo, "SELECT 1", &[])
+    };
+    let to_dn2 = client("dn2", true);
+    assert!(
+        !to_dn2.status.success(),
+        "a client checking the list reached dn2 with its revoked certificate"
+    );
+    println!(
+        "dn2's server certificate, to a client with sslcrl: {}",
+        String::from_utf8_lossy(&to_dn2.stderr).trim()
+    );
+    for (node, sslcrl) in [("dn1", true), ("dn2", false)] {
+        let out = client(node, sslcrl);
+        assert!(
+            out.status.success(),
+            "{node}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(probe("dn2", "reporter"), "ok");
     tf.assert_no_changes();
 
     tf.destroy();
