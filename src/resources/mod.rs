@@ -82,6 +82,8 @@ pub struct PlanInput<'a, M: HasPlan> {
     /// The object exists and is being replaced: what it installed is still
     /// there when the plan is made.
     pub replacing: bool,
+    /// The state of the object being replaced, when `replacing`.
+    pub replaced: Option<&'a M>,
     pub config: &'a M::Plan,
     /// The planned state; the resource may set computed attributes.
     pub planned: &'a mut M::Plan,
@@ -396,10 +398,15 @@ impl<R: Resource> DynResource for R {
         ctx: &Ctx,
         req: PlanRequest<'_>,
     ) -> Result<Diagnostics, Diagnostics> {
-        let prior = if req.prior.is_null() || req.replacing {
+        let state = if req.prior.is_null() {
             None
         } else {
             Some(R::Model::from_value(req.prior)?)
+        };
+        let (prior, replaced) = if req.replacing {
+            (None, state)
+        } else {
+            (state, None)
         };
         let config = Plan::<R>::decode_plan(req.config)?;
         let before = Plan::<R>::decode_plan(req.planned)?;
@@ -407,6 +414,7 @@ impl<R: Resource> DynResource for R {
         let mut input = PlanInput {
             prior: prior.as_ref(),
             replacing: req.replacing,
+            replaced: replaced.as_ref(),
             config: &config,
             planned: &mut after,
             warnings: Diagnostics::new(),

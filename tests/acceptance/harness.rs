@@ -386,11 +386,6 @@ impl Terraform {
         Terraform { dir, rc, work, bin }
     }
 
-    /// The CLI configuration file (provider installation from the mirror).
-    pub fn rc(&self) -> &Path {
-        &self.rc
-    }
-
     pub fn work(&self) -> PathBuf {
         self.work.clone()
     }
@@ -405,13 +400,20 @@ impl Terraform {
         self.run_env(args, &[])
     }
 
-    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = Command::new(&self.bin)
-            .args(args)
+    /// A terraform command in the working directory, not started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
             .current_dir(self.work())
             .env("TF_CLI_CONFIG_FILE", &self.rc)
             .env("TF_IN_AUTOMATION", "1")
-            .env("CHECKPOINT_DISABLE", "1")
+            .env("CHECKPOINT_DISABLE", "1");
+        cmd
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = self
+            .command(args)
             .envs(env.iter().copied())
             .output()
             .expect("run terraform");

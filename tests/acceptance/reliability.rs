@@ -55,7 +55,7 @@ fn signal(pid: u32, sig: &str) {
 }
 
 /// Signals a whole process group.
-fn signal_group(pgid: u32, sig: &str) {
+pub(crate) fn signal_group(pgid: u32, sig: &str) {
     let _ = Command::new("kill")
         .args([sig, "--", &format!("-{pgid}")])
         .status();
@@ -67,14 +67,8 @@ fn spawn(tf: &Terraform, args: &[&str]) -> Child {
 }
 
 fn spawn_command(tf: &Terraform, args: &[&str]) -> Command {
-    let mut cmd = Command::new(crate::harness::terraform_bin());
-    cmd.args(args)
-        .current_dir(tf.work())
-        .env("TF_CLI_CONFIG_FILE", tf.rc())
-        .env("TF_IN_AUTOMATION", "1")
-        .env("CHECKPOINT_DISABLE", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = tf.command(args);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd
 }
 

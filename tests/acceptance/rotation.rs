@@ -29,6 +29,10 @@ const PROBE: &str = "CREATE FUNCTION public.rotation_probe(node name, as_user na
      PERFORM public.standin_run(public.standin_connect(node, as_user), ARRAY['SET work_mem = ''64kB''']); RETURN 'ok'; \
      EXCEPTION WHEN OTHERS THEN RETURN SQLERRM; END $p$";
 
+/// The plan's warning for a certificate reissued by a CA the nodes that
+/// check it do not trust.
+const UNTRUSTED: &str = "Nodes that do not trust the new CA will refuse this certificate";
+
 /// Connections opened and refused while the load runs.
 #[derive(Default)]
 struct Load {
@@ -141,6 +145,87 @@ fn write_bundle(tf: &Terraform, bundle: &Path) {
     let next = bundle.with_extension("next");
     std::fs::write(&next, pem).unwrap();
     std::fs::rename(&next, bundle).unwrap();
+}
+
+/// The CAs in the environment's `ca_bundle_pem`.
+fn ca_pems(tf: &Terraform) -> Vec<String> {
+    let bundle = auth_output(tf)["ca_bundle_pem"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tsdb_provider::pki::pem_certificates(&bundle)
+}
+
+/// The certificates the cluster serves and presents: each node's server
+/// certificate and each role's on the access node.
+fn cluster_certificates(c: &Cluster) -> Vec<String> {
+    let mut files: Vec<std::path::PathBuf> = ["access", "dn1", "dn2"]
+        .iter()
+        .map(|n| c.data_dir(n).join("server.crt"))
+        .collect();
+    files.extend(ROLES.iter().map(|r| crate::certificates::user_cert(c, r).0));
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect()
+}
+
+/// Applies as a terminal's Ctrl-C stops it: SIGINT to terraform's process
+/// group once the first certificate from `ca` is in place, one change at a
+/// time. Asserts the stop came half way: some certificates reissued, not
+/// all, and that nothing was left unreadable.
+fn interrupt_when_reissued(c: &Cluster, tf: &Terraform, ca: &str) {
+    let reissued = || {
+        cluster_certificates(c)
+            .iter()
+            .filter(|pem| tsdb_provider::pki::issued_by(pem, ca))
+            .count()
+    };
+    let all = cluster_certificates(c).len();
+    let mut cmd = tf.command(&[
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+        "-parallelism=1",
+    ]);
+    // The plan shows whole certificates: more than a pipe holds unread.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    cmd.stdout(log.reopen().unwrap())
+        .stderr(log.reopen().unwrap());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().unwrap();
+    let text = || std::fs::read_to_string(log.path()).unwrap_or_default();
+    let start = Instant::now();
+    while reissued() == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the apply ended before it reissued a certificate:\n{}",
+            text()
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "no certificate was reissued within three minutes:\n{}",
+            text()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    crate::reliability::signal_group(child.id(), "-INT");
+    child.wait().unwrap();
+    let text = text();
+    assert!(text.contains("Interrupt received"), "{text}");
+    let done = reissued();
+    println!("stopped with {done} of {all} certificates reissued");
+    assert!(
+        done < all,
+        "the interrupt came too late to test anything:\n{text}"
+    );
+    assert!(
+        cluster_certificates(c)
+            .iter()
+            .all(|pem| tsdb_provider::pki::inspect(pem).is_ok()),
+        "a certificate file is not whole"
+    );
 }
 
 /// What `timescaledb_certificates` lists now, read by its own
@@ -268,14 +353,28 @@ fn the_ca_is_replaced_with_no_connection_refused_and_skipping_the_overlap_is_see
             ("trust only the new CA", &["2"][..]),
         ] {
             tf.vars(&vars(generations));
+            let (_, plan) = tf.plan();
+            assert!(!plan.stdout.contains(UNTRUSTED), "{step}: {}", plan.stdout);
+            if generations == ["2", "1"] {
+                // Stopped half way (Ctrl-C), then run again.
+                let signing = ca_fingerprint(&tf, "ca_cert_pem");
+                let next = ca_pems(&tf)
+                    .into_iter()
+                    .find(|p| tsdb_provider::pki::inspect(p).unwrap().fingerprint_sha256 != signing)
+                    .unwrap();
+                interrupt_when_reissued(&c, &tf, &next);
+                load.one_more_round();
+                let (opened, failed) = load.take();
+                println!(
+                    "{step}, stopped half way: {opened} connections, {} refused",
+                    failed.len()
+                );
+                assert!(failed.is_empty(), "{step}, stopped: {failed:#?}");
+            }
             tf.apply();
             if generations == ["1", "2"] {
                 let signing = ca_fingerprint(&tf, "ca_cert_pem");
-                let bundle_text = auth_output(&tf)["ca_bundle_pem"]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-                let next = tsdb_provider::pki::pem_certificates(&bundle_text)
+                let next = ca_pems(&tf)
                     .iter()
                     .map(|p| tsdb_provider::pki::inspect(p).unwrap().fingerprint_sha256)
                     .find(|f| *f != signing)
@@ -297,6 +396,8 @@ fn the_ca_is_replaced_with_no_connection_refused_and_skipping_the_overlap_is_see
         // The overlap skipped: a new CA that signs and alone is trusted, in
         // one apply. The same load sees the refusals.
         tf.vars(&vars(&["3"]));
+        let (_, plan) = tf.plan();
+        assert!(plan.stdout.contains(UNTRUSTED), "{}", plan.stdout);
         tf.apply();
         load.one_more_round();
         let (opened, failed) = load.take();

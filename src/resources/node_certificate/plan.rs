@@ -214,6 +214,9 @@ pub(super) async fn check(ctx: &Ctx, plan: &mut PlanInput<'_, Model>) -> Result<
             ONE_CA_KEY_SOURCE,
         ));
     }
+    if let Some(replaced) = plan.replaced {
+        warn_untrusted_ca(ctx, replaced, plan.planned, &mut plan.warnings).await;
+    }
     if plan.prior.is_some() || plan.replacing {
         return Ok(());
     }
@@ -261,4 +264,81 @@ pub(super) async fn check(ctx: &Ctx, plan: &mut PlanInput<'_, Model>) -> Result<
             make_id(&m.node, m.kind, m.role.as_deref())
         ),
     ))
+}
+
+/// A certificate reissued by another CA is refused by every node that
+/// checks it and does not trust that CA yet, from the moment it is
+/// installed: a data node checks the user certificates the access node
+/// presents, and the access node checks the data nodes' server
+/// certificates against its `ssl_ca_file`. The plan names them, and the
+/// overlap that avoids it. A node that cannot be read is left out: the
+/// warning is advice, and the apply reports the node itself.
+async fn warn_untrusted_ca(
+    ctx: &Ctx,
+    replaced: &Model,
+    planned: &CertPlan,
+    warnings: &mut Diagnostics,
+) {
+    let Some(old) = replaced.cert_pem.as_deref() else {
+        return;
+    };
+    let new_ca = planned.ca_cert_pem.known().map(String::as_str);
+    if new_ca.is_some_and(|ca| pki::issued_by(old, ca)) {
+        return; // the same CA: a renewal
+    }
+    let checkers: Vec<String> = match replaced.kind {
+        Kind::User => match ctx.provider.data_nodes().await {
+            Ok(nodes) => nodes.into_keys().collect(),
+            Err(_) => return,
+        },
+        Kind::Server if replaced.node != ACCESS_NODE => vec![ACCESS_NODE.to_string()],
+        Kind::Server => Vec::new(),
+    };
+    let new_print = new_ca.and_then(|ca| pki::inspect(ca).ok().map(|i| i.fingerprint_sha256));
+    let mut refusing = Vec::new();
+    for name in checkers {
+        let Ok(node) = ctx.node(&name, NODE).await else {
+            continue;
+        };
+        let Ok(paths) = node.server_cert_paths().await else {
+            continue;
+        };
+        let Ok(Some(trusted)) = node.read_installed(&paths).await.map(|i| i.ca) else {
+            continue; // no `ssl_ca_file`: the node checks no certificate
+        };
+        let trusts = new_print.as_ref().is_some_and(|print| {
+            pki::pem_certificates(&trusted)
+                .iter()
+                .any(|t| pki::inspect(t).is_ok_and(|i| i.fingerprint_sha256 == *print))
+        });
+        if !trusts {
+            refusing.push(name);
+        }
+    }
+    if refusing.is_empty() {
+        return;
+    }
+    let which = match replaced.kind {
+        Kind::User => format!(
+            "The certificate of role {:?}",
+            replaced.role.as_deref().unwrap_or_default()
+        ),
+        Kind::Server => format!("The server certificate of node {:?}", replaced.node),
+    };
+    let ca = if new_ca.is_some() {
+        "its new CA"
+    } else {
+        "its new CA, made in this same apply"
+    };
+    warnings.push_warning(
+        Some(AttrPath::attr(CA_CERT_PEM)),
+        "Nodes that do not trust the new CA will refuse this certificate",
+        format!(
+            "{which} is reissued by another CA, and {} do not trust {ca}: from the moment the new certificate is \
+             installed until they do, they refuse it. Rotate with an overlap instead: first make every node trust both \
+             CAs (`trusted_ca_pems` on their server certificates, or the module's `ca_generations = [old, new]`) and \
+             apply, then sign with the new CA. Clients that verify the nodes need the new CA first too.",
+            refusing.join(", ")
+        ),
+    );
 }
