@@ -48,7 +48,10 @@ impl Resource for CertificateAuthority {
          certificates (`timescaledb_node_certificate`) take its `cert_pem` and `key_node`; without it the key is kept in \
          Terraform state (`private_key_pem`), which must then be stored encrypted. A CA from elsewhere (the hashicorp/tls \
          provider, a file) is passed to node certificates as `ca_private_key_pem_wo`. Inside the renewal window `terraform plan` proposes a new CA; certificates it \
-         signed are replaced with it, because their `ca_cert_pem` changes.";
+         signed are replaced with it, because their `ca_cert_pem` changes, and their plans warn that the nodes checking \
+         them do not trust the new CA yet. Replace a CA through an overlap instead, before its window opens: trust the \
+         old and the new one on every node, sign with the new one, then trust only the new one (the guide \
+         \"Replacing the cluster CA without refusing a connection\").";
 
     fn validate(&self, config: &CaPlan) -> Diagnostics {
         let mut d = Diagnostics::new();

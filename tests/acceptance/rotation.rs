@@ -132,28 +132,57 @@ fn ca_fingerprint(tf: &Terraform, key: &str) -> String {
         .fingerprint_sha256
 }
 
-/// The CAs the nodes trust now, from the environment's output, as the
-/// client's `sslrootcert` (written beside and renamed over, so the client
-/// never reads half a file).
-fn write_bundle(tf: &Terraform, bundle: &Path) {
-    let out = auth_output(tf);
-    let pem = out["ca_bundle_pem"]
-        .as_str()
-        .expect("ca_bundle_pem")
-        .to_string();
-    assert!(pem.contains("BEGIN CERTIFICATE"), "{out}");
+/// The CAs the nodes trust now (`pem`, from a configuration's output) as
+/// the client's `sslrootcert`, written beside and renamed over, so the
+/// client never reads half a file.
+fn write_bundle(pem: &str, bundle: &Path) {
+    assert!(pem.contains("BEGIN CERTIFICATE"), "{pem}");
     let next = bundle.with_extension("next");
     std::fs::write(&next, pem).unwrap();
     std::fs::rename(&next, bundle).unwrap();
 }
 
+/// The environment's `ca_bundle_pem`.
+fn module_bundle(tf: &Terraform) -> String {
+    auth_output(tf)["ca_bundle_pem"]
+        .as_str()
+        .expect("ca_bundle_pem")
+        .to_string()
+}
+
+/// Runs `steps` while the load runs, once a first round saw nothing
+/// refused; the load stops however the steps end (a failed assertion too).
+fn under_load(c: &Cluster, bundle: &Path, steps: impl FnOnce(&Load)) {
+    let load = Load::default();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !load.stop.load(Ordering::SeqCst) {
+                load.round(c, bundle);
+            }
+        });
+        let _stop = StopOnDrop(&load.stop);
+        load.one_more_round();
+        let (opened, failed) = load.take();
+        assert!(failed.is_empty(), "before the rotation: {failed:#?}");
+        println!("before the rotation: {opened} connections, none refused");
+        steps(&load);
+    });
+}
+
+/// After a step's apply: a round on the old bundle, the clients given the
+/// new one (`pem`), a round on it; nothing refused.
+fn nothing_refused(load: &Load, step: &str, bundle: &Path, pem: &str) {
+    load.one_more_round();
+    write_bundle(pem, bundle);
+    load.one_more_round();
+    let (opened, failed) = load.take();
+    println!("{step}: {opened} connections, {} refused", failed.len());
+    assert!(failed.is_empty(), "{step}: {failed:#?}");
+}
+
 /// The CAs in the environment's `ca_bundle_pem`.
 fn ca_pems(tf: &Terraform) -> Vec<String> {
-    let bundle = auth_output(tf)["ca_bundle_pem"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    tsdb_provider::pki::pem_certificates(&bundle)
+    tsdb_provider::pki::pem_certificates(&module_bundle(tf))
 }
 
 /// The certificates the cluster serves and presents: each node's server
@@ -322,7 +351,7 @@ fn the_ca_is_replaced_with_no_connection_refused_and_skipping_the_overlap_is_see
     tf.assert_no_changes();
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("clients-root.crt");
-    write_bundle(&tf, &bundle);
+    write_bundle(&module_bundle(&tf), &bundle);
 
     // The certificates data source, in a configuration of its own.
     let ds = Terraform::new();
@@ -332,20 +361,7 @@ fn the_ca_is_replaced_with_no_connection_refused_and_skipping_the_overlap_is_see
     ));
     ds.init();
 
-    let load = Load::default();
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            while !load.stop.load(Ordering::SeqCst) {
-                load.round(&c, &bundle);
-            }
-        });
-        // However the steps end (a failed assertion too), the load stops.
-        let _stop = StopOnDrop(&load.stop);
-        load.one_more_round();
-        let (opened, failed) = load.take();
-        assert!(failed.is_empty(), "before the rotation: {failed:#?}");
-        println!("before the rotation: {opened} connections, none refused");
-
+    under_load(&c, &bundle, |load| {
         // The module's sequence: each step one change of `ca_generations`.
         for (step, generations) in [
             ("trust both CAs", &["1", "2"][..]),
@@ -381,15 +397,12 @@ fn the_ca_is_replaced_with_no_connection_refused_and_skipping_the_overlap_is_see
                     .unwrap();
                 check_listed_in_overlap(&listed(&ds), &signing, &next);
             }
-            load.one_more_round();
-            write_bundle(&tf, &bundle);
-            load.one_more_round();
-            let (opened, failed) = load.take();
-            println!(
-                "{step} ({generations:?}): {opened} connections, {} refused",
-                failed.len()
+            nothing_refused(
+                load,
+                &format!("{step} ({generations:?})"),
+                &bundle,
+                &module_bundle(&tf),
             );
-            assert!(failed.is_empty(), "{step}: {failed:#?}");
         }
         tf.assert_no_changes();
 
@@ -409,7 +422,7 @@ fn the_ca_is_replaced_with_no_connection_refused_and_skipping_the_overlap_is_see
             !failed.is_empty(),
             "no connection was refused although nodes stopped trusting each other's CA: the load does not see refusals"
         );
-        write_bundle(&tf, &bundle);
+        write_bundle(&module_bundle(&tf), &bundle);
         // A round under way read the old bundle: the next ones count.
         load.one_more_round();
         load.take();
@@ -417,6 +430,70 @@ fn the_ca_is_replaced_with_no_connection_refused_and_skipping_the_overlap_is_see
         let (_, failed) = load.take();
         assert!(failed.is_empty(), "after the jump settled: {failed:#?}");
     });
+    tf.destroy();
+    assert_eq!(c.leftovers(), Vec::<String>::new());
+}
+
+/// The guide's sequence with the resources themselves
+/// (`examples/ca-rotation`, one value of `step` each: trust both, sign
+/// with the new CA, trust only the new CA) under the same load: nothing
+/// refused, and no step draws the warning for an untrusted CA.
+#[test]
+fn the_guides_resource_steps_replace_the_ca_with_no_connection_refused() {
+    let c = Cluster::start(2);
+    c.install_distributed_exec_standin();
+    c.psql("access", PROBE);
+    let tf = Terraform::example("ca-rotation");
+    let vars = |step: u32| merge(c.example_vars(), json!({ "step": step }));
+    let bundle_pem = || -> String {
+        serde_json::from_str(&tf.must(&["output", "-json", "ca_bundle_pem"]).stdout).unwrap()
+    };
+    tf.vars(&vars(0));
+    tf.init();
+    tf.apply();
+    tf.assert_no_changes();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("clients-root.crt");
+    write_bundle(&bundle_pem(), &bundle);
+    let first = cluster_certificates(&c);
+    under_load(&c, &bundle, |load| {
+        for (step, name) in [
+            (1, "trust both CAs"),
+            (2, "sign with the new CA"),
+            (3, "trust only the new CA"),
+        ] {
+            tf.vars(&vars(step));
+            let (changes, plan) = tf.plan();
+            assert!(
+                changes && !plan.stdout.contains(UNTRUSTED),
+                "{name}: {}",
+                plan.stdout
+            );
+            // One change at a time: each mix of old and new the step goes
+            // through lasts long enough for the load to meet it.
+            tf.must(&[
+                "apply",
+                "-auto-approve",
+                "-input=false",
+                "-no-color",
+                "-parallelism=1",
+            ]);
+            nothing_refused(
+                load,
+                &format!("step {step}, {name}"),
+                &bundle,
+                &bundle_pem(),
+            );
+        }
+    });
+    tf.assert_no_changes();
+    // Every certificate was reissued, by the one CA left.
+    let pems = tsdb_provider::pki::pem_certificates(&bundle_pem());
+    assert_eq!(pems.len(), 1);
+    for (before, now) in first.iter().zip(cluster_certificates(&c)) {
+        assert_ne!(*before, now);
+        assert!(tsdb_provider::pki::issued_by(&now, &pems[0]));
+    }
     tf.destroy();
     assert_eq!(c.leftovers(), Vec::<String>::new());
 }
