@@ -214,6 +214,19 @@ impl Node {
         })
     }
 
+    /// The CA certificates the node trusts for the certificates clients
+    /// present: its `ssl_ca_file` in force, and nothing else read. `None`
+    /// when none is set (the node checks no client certificate).
+    pub async fn trusted_cas(&self) -> Result<Option<Vec<String>>, NodeError> {
+        let ca_file = self.ssl_files().await?.ca_file;
+        if ca_file.is_empty() {
+            return Ok(None);
+        }
+        let mut s = self.session().await?;
+        let text = self.read_text(s.client(), &ca_file).await?;
+        Ok(Some(pki::pem_certificates(&text.unwrap_or_default())))
+    }
+
     /// Installs `crl_pem` (signed by the CA `ca_pem`) as the node's
     /// `ssl_crl_file`, reloads, and waits until the setting is in force.
     /// Refused while the node trusts another CA as well: with a revocation

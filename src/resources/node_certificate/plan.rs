@@ -236,14 +236,7 @@ pub(super) async fn check(ctx: &Ctx, plan: &mut PlanInput<'_, Model>) -> Result<
     // A CA rotation: the certificate there was issued by a CA the node
     // trusts now (its `root.crt`), and the new one from the next CA takes
     // its place.
-    let trusted = node
-        .read_installed(&node.server_cert_paths().await?)
-        .await?
-        .ca;
-    if pki::pem_certificates(trusted.as_deref().unwrap_or_default())
-        .iter()
-        .any(ours)
-    {
+    if node.trusted_cas().await?.iter().flatten().any(ours) {
         return Ok(());
     }
     let who = pki::inspect(&cert)
@@ -300,14 +293,11 @@ async fn warn_untrusted_ca(
         let Ok(node) = ctx.node(&name, NODE).await else {
             continue;
         };
-        let Ok(paths) = node.server_cert_paths().await else {
-            continue;
-        };
-        let Ok(Some(trusted)) = node.read_installed(&paths).await.map(|i| i.ca) else {
+        let Ok(Some(trusted)) = node.trusted_cas().await else {
             continue; // no `ssl_ca_file`: the node checks no certificate
         };
         let trusts = new_print.as_ref().is_some_and(|print| {
-            pki::pem_certificates(&trusted)
+            trusted
                 .iter()
                 .any(|t| pki::inspect(t).is_ok_and(|i| i.fingerprint_sha256 == *print))
         });
