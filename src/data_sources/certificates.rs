@@ -6,7 +6,6 @@ use time::OffsetDateTime;
 use crate::diag::{AttrPath, Diagnostics};
 use crate::node::{CertFileKind, ErrorKind};
 use crate::pki;
-use crate::provider::ACCESS_NODE;
 
 use super::{Ctx, DataSource};
 
@@ -53,17 +52,7 @@ impl DataSource for Certificates {
     async fn read(&self, ctx: &Ctx, config: Model) -> Result<Model, Diagnostics> {
         let names = match &config.nodes {
             Some(n) => n.clone(),
-            None => {
-                let mut all = vec![ACCESS_NODE.to_string()];
-                all.extend(
-                    ctx.provider
-                        .data_node_infos()
-                        .await?
-                        .into_iter()
-                        .map(|i| i.name),
-                );
-                all
-            }
+            None => crate::resources::certs::cluster_nodes(ctx).await?,
         };
         // Every certificate of every node, then what it says.
         let mut found = Vec::new();

@@ -11,6 +11,7 @@ use crate::pki;
 use crate::secret::Secret;
 use crate::value::Value;
 
+use super::ca_overlap::{self, OVERLAP};
 use super::certs::{
     ca_key_home, check_days, early_renewal_attr, key_algorithm_attr, planned_readiness,
     ready_for_renewal, ready_for_renewal_attr, renewal_due,
@@ -24,12 +25,16 @@ crate::model! {
         KEY_ALGORITHM => key_algorithm: String = key_algorithm_attr(),
         VALIDITY_DAYS => validity_days(super::certs::VALIDITY_DAYS): i64 = optional("Days the CA certificate is valid.").default(Value::int(3650)).force_new(),
         EARLY_RENEWAL_DAYS => early_renewal_days(super::certs::EARLY_RENEWAL_DAYS): i64 = early_renewal_attr(),
+        RENEWAL => renewal: Option<String> = optional("How the CA is renewed inside its renewal window. `replace` (the default): the plan replaces the CA, and every certificate it signed with it, in one apply; nodes refuse each other until every certificate is reissued. `overlap` (needs `key_node`): one step per apply, each checked on the nodes first. (1) The next CA is made and kept beside this one (`next_cert_pem`); `trusted_cert_pems` holds both. (2) Once every node that trusts this CA trusts the next one too, the next one signs: `cert_pem` becomes it, and certificates with `create_before_destroy` are reissued by it, while the old one is still trusted (`retiring_cert_pem`). (3) Once no node serves or presents a certificate of the old CA, it is trusted no longer and its key is removed. Give `trusted_cert_pems` to the server certificates' `trusted_ca_pems`; a step the nodes are not ready for waits, and the plan says what it waits for.").one_of(&["replace", "overlap"]),
         KEY_NODE => key_node: Option<String> = optional("Node that keeps the CA's private key, usually `access` (as the runbook keeps it on the access node): the key is written there, through SQL, as `timescaledb/ca/<fingerprint>.key` in the data directory (mode 0600, beside the certificate as `.crt`; the first 16 hex digits of `fingerprint_sha256`), and never enters the plan or the state; node certificates sign with it there (`ca_key_node`). When the key is gone from the node, the next plan makes a new CA. Without `key_node` the key is kept in state (`private_key_pem`). Setting `key_node` on a CA that kept its key in state moves the same key to the node, in place (nothing is re-issued), and removes it from the state."),
         CERT_PEM => cert_pem: Option<String> = computed("The CA certificate, PEM.").stable(),
         PRIVATE_KEY_PEM => private_key_pem: Option<Secret> = computed("The CA private key, PEM (PKCS#8), only without `key_node`. Sensitive: it is then in state only.").sensitive().stable(),
         KEY_PATH => key_path: Option<String> = computed("With `key_node`: the path of the key on that node.").stable(),
         NOT_AFTER => not_after: Option<String> = computed("Expiry of the certificate, RFC 3339.").stable(),
         FINGERPRINT => fingerprint("fingerprint_sha256"): Option<String> = computed("SHA-256 fingerprint of the certificate (DER), lower-case hex.").stable(),
+        NEXT_CERT_PEM => next_cert_pem: Option<String> = computed("With `renewal = \"overlap\"`, inside the renewal window: the CA that will sign next, trusted before it signs (its key kept on `key_node` too). Null otherwise.").stable(),
+        RETIRING_CERT_PEM => retiring_cert_pem: Option<String> = computed("With `renewal = \"overlap\"`: the CA this one replaced, still trusted until no node serves or presents a certificate it signed. Null otherwise.").stable(),
+        TRUSTED_CERT_PEMS => trusted_cert_pems: Option<Vec<String>> = computed("Every CA certificate the nodes must trust now: `cert_pem`, and through an overlap renewal `next_cert_pem` or `retiring_cert_pem`. Give it to the server certificates' `trusted_ca_pems`.").stable(),
         READY_FOR_RENEWAL => ready_for_renewal(super::certs::READY_FOR_RENEWAL): Option<bool> = ready_for_renewal_attr(),
         ID => id: Option<String> = computed("The certificate's SHA-256 fingerprint.").stable(),
     }
@@ -84,10 +89,21 @@ impl Resource for CertificateAuthority {
             }
         }
         check_days(&config.validity_days, &config.early_renewal_days, &mut d);
+        if config.renewal.as_str() == Some(OVERLAP) && config.key_node.is_null() {
+            d.push_error(
+                Some(AttrPath::attr(RENEWAL)),
+                "An overlap renewal needs `key_node`",
+                "`renewal = \"overlap\"` keeps the next CA's key beside this one's on `key_node`; set it.",
+            );
+        }
         d
     }
 
     fn must_replace(&self, prior: &Model, planned: &CaPlan) -> Option<AttrPath> {
+        let renewal = planned.renewal.as_str().or(prior.renewal.as_deref());
+        if renewal == Some(OVERLAP) {
+            return None; // renewed in place, step by step
+        }
         renewal_due(
             &prior.not_after,
             prior.early_renewal_days,
@@ -97,6 +113,14 @@ impl Resource for CertificateAuthority {
 
     async fn complete_plan(&self, plan: &mut Completion<'_, Model>) -> Checked {
         let planned = &mut *plan.planned;
+        if planned.id.is_unknown() {
+            // Made in this apply: nothing to renew yet.
+            planned.next_cert_pem = Planned::Null;
+            planned.retiring_cert_pem = Planned::Null;
+        } else if let (Some(OVERLAP), Some(ctx)) = (planned.renewal.as_str(), plan.ctx) {
+            ca_overlap::plan_step(ctx, planned, &mut plan.warnings).await?;
+        }
+        planned.trusted_cert_pems = ca_overlap::trusted(planned);
         planned.ready_for_renewal =
             planned_readiness(&planned.not_after, &planned.early_renewal_days);
         // `key_node` set on a CA that kept its key in state (or taken away):
@@ -133,7 +157,14 @@ impl Resource for CertificateAuthority {
             if !ours {
                 return Ok(None);
             }
+            // The next CA's key gone: the next plan makes another.
+            if let Some(next) = m.next_cert_pem.clone() {
+                if !kept_on(ctx, name, &next).await? {
+                    m.next_cert_pem = None;
+                }
+            }
         }
+        m.trusted_cert_pems = Some(m.trusted());
         m.ready_for_renewal =
             Some(ready_for_renewal(m.not_after.as_deref(), m.early_renewal_days).unwrap_or(true));
         Ok(Some(m.into()))
@@ -155,6 +186,9 @@ impl Resource for CertificateAuthority {
         m.fingerprint = Some(info.fingerprint_sha256.clone());
         m.id = Some(info.fingerprint_sha256);
         m.ready_for_renewal = ready_for_renewal(m.not_after.as_deref(), m.early_renewal_days);
+        m.next_cert_pem = None;
+        m.retiring_cert_pem = None;
+        m.trusted_cert_pems = Some(m.trusted());
         Ok(m.into())
     }
 
@@ -166,8 +200,20 @@ impl Resource for CertificateAuthority {
         m.ready_for_renewal = ready_for_renewal(m.not_after.as_deref(), m.early_renewal_days);
         let (from, to) = (prior.key_node.as_deref(), m.key_node.clone());
         if from == to.as_deref() {
+            m.overlap_step(ctx, &prior).await?;
+            m.trusted_cert_pems = Some(m.trusted());
             return Ok(m.into());
         }
+        if prior.next_cert_pem.is_some() || prior.retiring_cert_pem.is_some() {
+            return Err(Diagnostics::attr_error(
+                AttrPath::attr(KEY_NODE),
+                "A renewal is under way",
+                "The CA is between two steps of an overlap renewal; finish it (apply until `next_cert_pem` and \
+                 `retiring_cert_pem` are null) before moving its key. Nothing was moved.",
+            )
+            .into());
+        }
+        m.trusted_cert_pems = Some(m.trusted());
         ctx.check_cancelled()?;
         let cert_pem = prior.cert_pem.clone().unwrap_or_default();
         let info = pki::inspect(&cert_pem)
@@ -264,6 +310,10 @@ impl Resource for CertificateAuthority {
             key_algorithm: pki::key_algorithm(&key).unwrap_or_default().to_string(),
             validity_days: (info.not_after - info.not_before).whole_days(),
             early_renewal_days,
+            renewal: None,
+            next_cert_pem: None,
+            retiring_cert_pem: None,
+            trusted_cert_pems: Some(vec![cert_pem.clone()]),
             key_node: Some(name.to_string()),
             cert_pem: Some(cert_pem),
             private_key_pem: None,
@@ -283,11 +333,64 @@ impl Resource for CertificateAuthority {
         let fingerprint = prior.fingerprint.as_deref().unwrap_or_default();
         let (node, paths) = ca_key_home(ctx, name, fingerprint, KEY_NODE).await?;
         node.uninstall_cert(&paths, fingerprint, false).await?;
+        for other in [&prior.next_cert_pem, &prior.retiring_cert_pem]
+            .into_iter()
+            .flatten()
+        {
+            remove_kept(ctx, name, other).await?;
+        }
         Ok(Diagnostics::new())
     }
 }
 
 impl Model {
+    /// Every CA the nodes must trust now.
+    fn trusted(&self) -> Vec<String> {
+        [&self.cert_pem, &self.next_cert_pem, &self.retiring_cert_pem]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// The step of an overlap renewal the plan holds: the next CA made (its
+    /// key kept beside this one's), or the old one's key removed once it is
+    /// trusted no longer. The next CA's signing is all in the plan.
+    async fn overlap_step(&mut self, ctx: &Ctx, prior: &Model) -> Result<(), Diagnostics> {
+        if self.renewal.as_deref() != Some(OVERLAP) {
+            return Ok(());
+        }
+        let Some(name) = self.key_node.clone() else {
+            return Ok(());
+        };
+        if let Some(old) = &prior.retiring_cert_pem {
+            if self.retiring_cert_pem.is_none() {
+                ctx.check_cancelled()?;
+                remove_kept(ctx, &name, old).await?;
+            }
+            return Ok(());
+        }
+        let making = prior.next_cert_pem.is_none()
+            && self.cert_pem == prior.cert_pem
+            && ready_for_renewal(prior.not_after.as_deref(), self.early_renewal_days) == Some(true);
+        if !making {
+            return Ok(());
+        }
+        ctx.check_cancelled()?;
+        let dn =
+            pki::distinguished_name(self.subject.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .map_err(|e| {
+                    Diagnostics::attr_error(AttrPath::attr(SUBJECT), "Invalid subject", e)
+                })?;
+        let next = pki::new_ca(dn, &self.key_algorithm, self.validity_days)
+            .map_err(|e| Diagnostics::error("Could not make the next CA", e))?;
+        let info = pki::inspect(&next.cert_pem)
+            .map_err(|e| Diagnostics::error("Could not read the next CA", e))?;
+        keep_on_node(ctx, &name, &next.cert_pem, &next.key_pem, &info).await?;
+        self.next_cert_pem = Some(next.cert_pem);
+        Ok(())
+    }
+
     /// Keeps the key where `key_node` says: on that node (its path in
     /// state) or in state.
     async fn keep_key(
@@ -334,4 +437,29 @@ async fn keep_on_node(
     )
     .await?;
     Ok(paths.key)
+}
+
+/// Whether `name` keeps the key of the CA `cert_pem` (its certificate and
+/// a key that is its own).
+async fn kept_on(ctx: &Ctx, name: &str, cert_pem: &str) -> Result<bool, Diagnostics> {
+    let Ok(info) = pki::inspect(cert_pem) else {
+        return Ok(false);
+    };
+    let (node, paths) = ca_key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
+    let installed = node.read_installed(&paths).await?;
+    Ok(matches!(
+        (&installed.cert, &installed.key),
+        (Some(c), Some(k)) if pki::inspect(c).is_ok_and(|i| i.fingerprint_sha256 == info.fingerprint_sha256) && pki::key_matches(&info, k)
+    ))
+}
+
+/// Removes the certificate and key of the CA `cert_pem` from `name`.
+async fn remove_kept(ctx: &Ctx, name: &str, cert_pem: &str) -> Result<(), Diagnostics> {
+    let Ok(info) = pki::inspect(cert_pem) else {
+        return Ok(());
+    };
+    let (node, paths) = ca_key_home(ctx, name, &info.fingerprint_sha256, KEY_NODE).await?;
+    node.uninstall_cert(&paths, &info.fingerprint_sha256, false)
+        .await?;
+    Ok(())
 }

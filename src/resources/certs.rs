@@ -163,6 +163,20 @@ pub fn load_ca(
     })
 }
 
+/// Every node of the cluster by name: the access node, then the data
+/// nodes the provider knows.
+pub async fn cluster_nodes(ctx: &Ctx) -> Result<Vec<String>, Diagnostics> {
+    let mut all = vec![crate::provider::ACCESS_NODE.to_string()];
+    all.extend(
+        ctx.provider
+            .data_node_infos()
+            .await?
+            .into_iter()
+            .map(|i| i.name),
+    );
+    Ok(all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! plan hooks, import) as methods with defaults, so that a capability a
 //! resource implements is the one the server calls; nothing else lists it.
 
+mod ca_overlap;
 pub mod certificate_authority;
 pub mod certs;
 pub mod distributed_role;
@@ -71,6 +72,8 @@ pub struct Completion<'a, M: HasPlan> {
     pub config: &'a M::Plan,
     /// The planned state; the resource sets computed attributes.
     pub planned: &'a mut M::Plan,
+    /// Warnings to show with the plan, whether or not it changes anything.
+    pub warnings: Diagnostics,
 }
 
 /// A create or update plan, for the resource to check against live nodes
@@ -327,7 +330,7 @@ pub trait DynResource: Send + Sync {
         ctx: Option<&Ctx>,
         config: &Value,
         planned: &mut Value,
-    ) -> Result<(), Diagnostics>;
+    ) -> Result<Diagnostics, Diagnostics>;
     /// The checks of a create or update plan; `Ok` holds warnings.
     async fn check_plan(&self, ctx: &Ctx, req: PlanRequest<'_>)
         -> Result<Diagnostics, Diagnostics>;
@@ -380,7 +383,7 @@ impl<R: Resource> DynResource for R {
         ctx: Option<&Ctx>,
         config: &Value,
         planned: &mut Value,
-    ) -> Result<(), Diagnostics> {
+    ) -> Result<Diagnostics, Diagnostics> {
         let config = Plan::<R>::decode_plan(config)?;
         let before = Plan::<R>::decode_plan(planned)?;
         let mut after = before.clone();
@@ -388,10 +391,12 @@ impl<R: Resource> DynResource for R {
             ctx,
             config: &config,
             planned: &mut after,
+            warnings: Diagnostics::new(),
         };
         Resource::complete_plan(self, &mut input).await?;
+        let warnings = input.warnings;
         after.write_changes(&before, planned);
-        Ok(())
+        Ok(warnings)
     }
     async fn check_plan(
         &self,

@@ -164,7 +164,7 @@ pub(super) async fn handle(
         );
         let mut planned = schema.with_write_only(&planned, &config);
         refine_replace(modifier, schema, &prior, &mut planned, &mut replace);
-        match &ctx {
+        let mut warnings = match &ctx {
             Some(c) => {
                 ProviderServer::cancellable(
                     c,
@@ -173,9 +173,9 @@ pub(super) async fn handle(
                 .await?
             }
             None => modifier.complete_plan(None, &config, &mut planned).await?,
-        }
+        };
         must_replace(modifier, schema, &prior, &mut planned, &mut replace);
-        let warnings = match &ctx {
+        let checked = match &ctx {
             Some(ctx) => {
                 check_against_nodes(
                     ctx,
@@ -190,6 +190,7 @@ pub(super) async fn handle(
             }
             None => Diagnostics::new(),
         };
+        warnings.extend(checked);
         Ok((schema.without_write_only(&planned), replace, warnings))
     }
     .await;

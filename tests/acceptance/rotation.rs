@@ -498,6 +498,180 @@ fn the_guides_resource_steps_replace_the_ca_with_no_connection_refused() {
     assert_eq!(c.leftovers(), Vec::<String>::new());
 }
 
+/// A CA that renews itself through the overlap (`renewal = "overlap"`),
+/// with the server certificates trusting `trusted_cert_pems` when `wired`.
+fn renewing_config(c: &Cluster, early: u32, wired: bool) -> String {
+    let trusted = if wired {
+        "timescaledb_certificate_authority.ca.trusted_cert_pems"
+    } else {
+        "[]"
+    };
+    let server = |name: &str, node: &str, after: &str| {
+        format!(
+            r#"resource "timescaledb_node_certificate" "{name}" {{
+  kind            = "server"
+  node            = "{node}"
+  common_name     = "127.0.0.1"
+  ip_addresses    = ["127.0.0.1"]
+  ca_cert_pem     = timescaledb_certificate_authority.ca.cert_pem
+  ca_key_node     = timescaledb_certificate_authority.ca.key_node
+  trusted_ca_pems = {trusted}
+  lifecycle {{
+    create_before_destroy = true
+  }}
+  depends_on = [{after}]
+}}
+"#
+        )
+    };
+    let mut hcl = format!(
+        r#"{}
+resource "timescaledb_certificate_authority" "ca" {{
+  subject            = {{ common_name = "Renewing cluster CA" }}
+  key_node           = "access"
+  validity_days      = 30
+  early_renewal_days = {early}
+  renewal            = "overlap"
+}}
+output "ca_bundle_pem" {{
+  value = join("", timescaledb_certificate_authority.ca.trusted_cert_pems)
+}}
+output "next_cert_pem" {{
+  value = timescaledb_certificate_authority.ca.next_cert_pem
+}}
+"#,
+        c.provider_block()
+    );
+    hcl += &server("dn1", "dn1", "");
+    hcl += &server("dn2", "dn2", "");
+    hcl += &server(
+        "access",
+        "access",
+        "timescaledb_node_certificate.dn1, timescaledb_node_certificate.dn2",
+    );
+    for role in ROLES {
+        hcl += &format!(
+            r#"resource "timescaledb_distributed_role" "{role}" {{
+  name  = "{role}"
+  login = true
+}}
+resource "timescaledb_foreign_server_grant" "{role}" {{
+  role = timescaledb_distributed_role.{role}.name
+}}
+resource "timescaledb_node_certificate" "{role}" {{
+  kind        = "user"
+  role        = timescaledb_distributed_role.{role}.name
+  ca_cert_pem = timescaledb_certificate_authority.ca.cert_pem
+  ca_key_node = timescaledb_certificate_authority.ca.key_node
+  lifecycle {{
+    create_before_destroy = true
+  }}
+}}
+"#
+        );
+    }
+    for node in DATA_NODES {
+        hcl += &format!(
+            r#"resource "timescaledb_hba_rule" "{node}" {{
+  node      = "{node}"
+  type      = "hostssl"
+  databases = ["all"]
+  users     = ["{}"]
+  address   = "127.0.0.1"
+  method    = "cert"
+  options   = {{ clientcert = "verify-full" }}
+  depends_on = [timescaledb_node_certificate.access]
+}}
+"#,
+            ROLES.join("\", \"")
+        );
+    }
+    hcl
+}
+
+/// A CA inside its renewal window renews itself through the overlap, one
+/// step per apply, under the connection load: nothing refused. The step
+/// that needs the nodes to trust the next CA waits, and says so, while the
+/// server certificates do not take `trusted_cert_pems`.
+#[test]
+fn a_ca_inside_its_renewal_window_renews_through_the_overlap_with_no_connection_refused() {
+    let c = Cluster::start(2);
+    c.install_distributed_exec_standin();
+    c.psql("access", PROBE);
+    let tf = Terraform::new();
+    let output = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&tf.must(&["output", "-json", name]).stdout).unwrap()
+    };
+    let bundle_pem = || output("ca_bundle_pem").as_str().unwrap().to_string();
+    tf.config(&renewing_config(&c, 5, false));
+    tf.init();
+    tf.apply();
+    tf.assert_no_changes();
+    let first = cluster_certificates(&c);
+    let first_ca = bundle_pem();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("clients-root.crt");
+    write_bundle(&first_ca, &bundle);
+    under_load(&c, &bundle, |load| {
+        // The window opens: the next CA is made, in place (nothing is
+        // replaced), and kept on the access node.
+        tf.config(&renewing_config(&c, 40, false));
+        let (changes, plan) = tf.plan();
+        assert!(
+            changes
+                && plan
+                    .stdout
+                    .contains("Plan: 0 to add, 1 to change, 0 to destroy."),
+            "{}",
+            plan.stdout
+        );
+        tf.apply();
+        assert!(output("next_cert_pem").as_str().is_some());
+        nothing_refused(load, "the next CA made", &bundle, &bundle_pem());
+        // Not trusted by the nodes yet: the next CA does not sign, and the
+        // plan says why.
+        let (changes, plan) = tf.plan();
+        assert!(
+            !changes && plan.stdout.contains("The next CA waits to sign"),
+            "{}",
+            plan.stdout
+        );
+        tf.config(&renewing_config(&c, 40, true));
+        tf.apply();
+        nothing_refused(load, "both CAs trusted", &bundle, &bundle_pem());
+        // Every node trusts both: the next CA signs, and every certificate
+        // is reissued by it while the old one is still trusted.
+        let (changes, plan) = tf.plan();
+        assert!(
+            changes && !plan.stdout.contains(UNTRUSTED),
+            "{}",
+            plan.stdout
+        );
+        tf.apply();
+        nothing_refused(load, "signed by the next CA", &bundle, &bundle_pem());
+        // Nothing of the old CA in use: it is trusted no longer.
+        tf.config(&renewing_config(&c, 5, true));
+        tf.apply();
+        nothing_refused(load, "the old CA let go", &bundle, &bundle_pem());
+    });
+    tf.assert_no_changes();
+    let pems = tsdb_provider::pki::pem_certificates(&bundle_pem());
+    assert_eq!(pems.len(), 1);
+    assert_ne!(pems[0], first_ca);
+    for (before, now) in first.iter().zip(cluster_certificates(&c)) {
+        assert_ne!(*before, now);
+        assert!(tsdb_provider::pki::issued_by(&now, &pems[0]));
+    }
+    // Only the renewed CA's key is left on the access node.
+    let kept: Vec<_> = std::fs::read_dir(c.data_dir("access").join("timescaledb/ca"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    tf.destroy();
+    assert_eq!(c.leftovers(), Vec::<String>::new());
+}
+
 /// One role's certificate revoked without replacing the CA: the data
 /// nodes refuse it at its next login (from the access node, and from a
 /// client presenting it), every other certificate still logs in; the list
