@@ -75,6 +75,7 @@ fn fixtures() -> Vec<Fixture> {
                 ("validity_days", lit(json!(3650))),
                 ("early_renewal_days", lit(json!(30))),
                 ("key_node", lit(json!("access"))),
+                ("renewal", lit(json!("overlap"))),
             ],
         ),
         f(
@@ -334,6 +335,7 @@ const VOLATILE: &[&str] = &[
     "ca_cert_pem",
     "ca_private_key_pem",
     "trusted_ca_pems",
+    "trusted_cert_pems",
     "crl_pem",
     "revoked_serials",
     "next_update",
